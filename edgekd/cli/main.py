@@ -1,0 +1,49 @@
+"""Entry point: builds the parser from each command module's ``register`` and maps errors to exit codes.
+
+Exit codes: 0 success; 1 a check failed (e.g. `gate`, parity); 2 bad input or usage (clean message, no
+traceback); 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from edgekd import __version__
+from edgekd.errors import EdgekdError
+
+# Each module defines register(subparsers); handlers import their heavy dependencies lazily.
+COMMAND_MODULES = (
+    "edgekd.cli.data",
+    "edgekd.cli.models",
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="edgekd",
+        description="Distil PPG heart-rate ResNets into wearable-sized students; export, benchmark, rank, gate.",
+    )
+    parser.add_argument("--version", action="version", version=f"edgekd {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name in COMMAND_MODULES:
+        importlib.import_module(name).register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except EdgekdError as exc:
+        print(f"edgekd: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("edgekd: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,167 @@
+"""WindowSet: the one in-memory and on-disk form of windowed PPG that every loader returns.
+
+On disk: ``NAME.npz`` (arrays, no pickles; provenance embedded as a JSON string so the file stands alone)
+plus ``NAME.json``, a human-readable copy of the provenance and counts. Both are written atomically.
+"""
+
+from __future__ import annotations
+
+import json
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgekd import __version__
+from edgekd.atomic import atomic_path, write_json
+from edgekd.bpm import BPM_MAX, BPM_MIN
+from edgekd.errors import DataError
+from edgekd.model import WINDOW
+
+FS = 25.0  # Hz, after resampling
+CHANNEL_NAMES_PPG_ACC = ("ppg", "acc_x", "acc_y", "acc_z")
+
+
+@dataclass
+class WindowSet:
+    """``x`` [N, C, 200] float32 (channel 0 = green PPG at 25 Hz, z-scored per window; optional ACC),
+    ``hr`` [N] BPM, ``subject`` / ``recording`` [N] str ids, optional ``activity`` [N] str."""
+
+    x: np.ndarray
+    hr: np.ndarray
+    subject: np.ndarray
+    recording: np.ndarray
+    activity: np.ndarray | None = None
+    channels: tuple[str, ...] = ("ppg",)
+    provenance: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.x = np.ascontiguousarray(self.x, dtype=np.float32)
+        self.hr = np.asarray(self.hr, dtype=np.float32)
+        self.subject = np.asarray(self.subject).astype(str)
+        self.recording = np.asarray(self.recording).astype(str)
+        if self.activity is not None:
+            self.activity = np.asarray(self.activity).astype(str)
+        self.channels = tuple(self.channels)
+        self.validate()
+
+    def __len__(self) -> int:
+        return int(self.x.shape[0])
+
+    @property
+    def n_channels(self) -> int:
+        return int(self.x.shape[1])
+
+    def validate(self, source: str = "WindowSet") -> None:
+        n = self.x.shape[0]
+        if self.x.ndim != 3 or self.x.shape[2] != WINDOW:
+            raise DataError(f"{source}: x must be [N, C, {WINDOW}], got {list(self.x.shape)}")
+        if len(self.channels) != self.x.shape[1]:
+            raise DataError(f"{source}: {self.x.shape[1]} channels but {len(self.channels)} channel names")
+        for name in ("hr", "subject", "recording") + (("activity",) if self.activity is not None else ()):
+            arr = getattr(self, name)
+            if arr.shape != (n,):
+                raise DataError(f"{source}: '{name}' has shape {list(arr.shape)}, expected [{n}]")
+        if not np.isfinite(self.x).all():
+            raise DataError(f"{source}: x contains NaN or infinite values")
+        if n and (not np.isfinite(self.hr).all() or self.hr.min() <= 0):
+            raise DataError(f"{source}: hr contains NaN, infinite or non-positive values")
+
+    def subset(self, idx: np.ndarray) -> WindowSet:
+        return WindowSet(
+            x=self.x[idx], hr=self.hr[idx], subject=self.subject[idx], recording=self.recording[idx],
+            activity=None if self.activity is None else self.activity[idx],
+            channels=self.channels, provenance=self.provenance,
+        )
+
+    def ppg_only(self) -> WindowSet:
+        """The same windows with only the PPG channel (what a PPG-only student sees)."""
+        ws = self.subset(np.arange(len(self)))
+        ws.x, ws.channels = ws.x[:, :1].copy(), ws.channels[:1]
+        return ws
+
+    def subjects(self) -> list[str]:
+        return sorted(set(self.subject.tolist()))
+
+    def summary(self) -> dict[str, Any]:
+        """Counts, HR statistics and histogram: what `edgekd data info` prints."""
+        hist, edges = np.histogram(self.hr, bins=np.arange(BPM_MIN, BPM_MAX + 11, 10))
+        per_subject = {s: int(c) for s, c in zip(*np.unique(self.subject, return_counts=True))}
+        out: dict[str, Any] = {
+            "windows": len(self),
+            "channels": list(self.channels),
+            "subjects": len(per_subject),
+            "recordings": len(set(self.recording.tolist())),
+            "windows_per_subject": per_subject,
+            "hr_mean": float(self.hr.mean()) if len(self) else None,
+            "hr_std": float(self.hr.std()) if len(self) else None,
+            "hr_min": float(self.hr.min()) if len(self) else None,
+            "hr_max": float(self.hr.max()) if len(self) else None,
+            "hr_histogram": {f"{int(a)}-{int(b) - 1}": int(c) for a, b, c in zip(edges[:-1], edges[1:], hist)},
+        }
+        if self.activity is not None:
+            out["activities"] = {a: int(c) for a, c in zip(*np.unique(self.activity, return_counts=True))}
+        return out
+
+    def save(self, path: str | Path) -> Path:
+        """Write ``path`` (.npz) and its ``.json`` sidecar atomically; returns the .npz path."""
+        path = Path(path)
+        if path.suffix != ".npz":
+            raise DataError(f"{path}: a WindowSet file must end in .npz")
+        prov = {**self.provenance, "edgekd_version": __version__}
+        arrays: dict[str, np.ndarray] = {
+            "x": self.x, "hr": self.hr, "subject": self.subject, "recording": self.recording,
+            "channels": np.asarray(self.channels, dtype=str),
+            "provenance_json": np.asarray(json.dumps(prov, default=str)),
+        }
+        if self.activity is not None:
+            arrays["activity"] = self.activity
+        with atomic_path(path, suffix=".npz") as tmp:
+            np.savez_compressed(tmp, **arrays)
+        write_json(path.with_suffix(".json"), {"provenance": prov, "summary": self.summary()})
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path) -> WindowSet:
+        path = Path(path)
+        if not path.exists():
+            raise DataError(f"{path}: no such WindowSet file")
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                missing = {"x", "hr", "subject", "recording"} - set(z.files)
+                if missing:
+                    raise DataError(f"{path}: not a WindowSet (missing arrays: {', '.join(sorted(missing))})")
+                arrays = {k: z[k] for k in z.files}
+        except DataError:
+            raise
+        except (zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:
+            raise DataError(f"{path}: cannot read WindowSet ({exc})") from None
+        prov = json.loads(str(arrays["provenance_json"])) if "provenance_json" in arrays else {}
+        channels = tuple(arrays["channels"].tolist()) if "channels" in arrays else tuple(
+            f"ch{i}" for i in range(arrays["x"].shape[1]))
+        try:
+            return cls(
+                x=arrays["x"], hr=arrays["hr"], subject=arrays["subject"], recording=arrays["recording"],
+                activity=arrays.get("activity"), channels=channels, provenance=prov,
+            )
+        except DataError as exc:
+            raise DataError(f"{path}: {exc}") from None
+
+
+def concat(sets: list[WindowSet], provenance: dict[str, Any] | None = None) -> WindowSet:
+    """Join WindowSets with the same channels (e.g. several recordings of one dataset)."""
+    if not sets:
+        raise DataError("no windows to concatenate")
+    chans = sets[0].channels
+    for s in sets[1:]:
+        if s.channels != chans:
+            raise DataError(f"cannot join WindowSets with channels {chans} and {s.channels}")
+    has_act = all(s.activity is not None for s in sets)
+    return WindowSet(
+        x=np.concatenate([s.x for s in sets]), hr=np.concatenate([s.hr for s in sets]),
+        subject=np.concatenate([s.subject for s in sets]), recording=np.concatenate([s.recording for s in sets]),
+        activity=np.concatenate([s.activity for s in sets]) if has_act else None,  # type: ignore[misc]
+        channels=chans, provenance=provenance if provenance is not None else sets[0].provenance,
+    )
