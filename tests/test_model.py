@@ -62,3 +62,22 @@ def test_decoding_argmax_and_expectation_agree_on_peaked_logits():
     two = np.full((1, N_CLASSES), -50.0)
     two[0, [40, 60]] = 10.0
     assert decode_expectation(two)[0] == pytest.approx(80.0, abs=1e-3)
+
+
+def test_checkpoint_round_trip_and_mismatch(tmp_path):
+    from edgekd.checkpoint import load_model, save_weights
+    from edgekd.errors import EdgekdError
+
+    m = ResNet1D(2, in_channels=4).eval()
+    save_weights(m, tmp_path / "run" / "model.safetensors")
+    back = load_model(tmp_path / "run")  # architecture from the safetensors metadata
+    x = torch.randn(2, 4, 200)
+    torch.testing.assert_close(back(x), m(x))
+    # config.json naming another architecture: refused with a message naming the file
+    (tmp_path / "run" / "config.json").write_text('{"model": {"blocks": 3, "in_channels": 4, "n_classes": 180}}')
+    with pytest.raises(EdgekdError, match="do not fit"):
+        load_model(tmp_path / "run")
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / "model.safetensors").write_bytes(b"garbage")
+    with pytest.raises(EdgekdError):
+        load_model(tmp_path / "bad")

@@ -15,7 +15,6 @@ from edgekd.errors import EdgekdError
 
 # Each module defines register(subparsers); handlers import their heavy dependencies lazily.
 COMMAND_MODULES = (
-    "edgekd.cli.data",
     "edgekd.cli.models",
 )
 
