@@ -11,6 +11,12 @@ from edgekd.windowset import WindowSet
 
 # dataset name -> "module:function"; each function takes (root: Path, **options) -> WindowSet.
 LOADERS: dict[str, str] = {
+    "ieee-spc2015": "edgekd.data.ieee_spc:load",
+    "bidmc": "edgekd.data.bidmc:load",
+    "ppg-dalia": "edgekd.data.dalia:load",
+    "wildppg": "edgekd.data.wildppg:load",
+    "galaxyppg": "edgekd.data.galaxyppg:load",
+    "csv": "edgekd.data.csv_loader:load",
 }
 
 DEFAULT_SYNTH = {"subjects": 12, "minutes": 6.0, "seed": 0}

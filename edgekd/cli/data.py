@@ -1,0 +1,163 @@
+"""`edgekd data prepare|info|synth`: turn recordings into a WindowSet file, describe one, or make a synthetic one."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import inspect
+import json
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from edgekd.cli.output import print_json, print_table
+from edgekd.errors import EdgekdError
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("data", help="prepare, inspect or synthesise WindowSet files (.npz)",
+                       description="Turn recordings into 8 s / 25 Hz windows (prepare), describe a WindowSet "
+                                   "file (info), or generate the synthetic PPG + ACC corpus (synth).")
+    dsub = p.add_subparsers(dest="data_command", metavar="ACTION", required=True)
+
+    from edgekd.data import LOADERS
+
+    pr = dsub.add_parser("prepare", help="load a dataset's recordings and write a WindowSet .npz",
+                         description="Read one dataset's recordings, preprocess them (band-pass 0.5-4 Hz, 25 Hz, "
+                                     "8 s windows / 2 s stride, z-scored PPG) and write FILE.npz + FILE.json.",
+                         epilog="Loader options (--option KEY=VALUE): ieee-spc2015, bidmc, ppg-dalia, galaxyppg: "
+                                "none; wildppg: location=wrist|head|sternum|ankle; csv: ppg_column, fs, "
+                                "acc_columns=x,y,z, acc_scale, hr_column or labels_file [labels_column], "
+                                "time_column.")
+    pr.add_argument("--dataset", required=True, choices=sorted(LOADERS), help="which source layout to read")
+    pr.add_argument("--root", required=True, type=Path, help="dataset folder (csv: a file or folder)")
+    pr.add_argument("--out", required=True, type=Path, help="output WindowSet file (.npz)")
+    pr.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
+                    help="loader option (repeatable); see below")
+    pr.add_argument("--json", action="store_true", help="print a JSON summary instead of a table")
+    pr.set_defaults(func=run_prepare)
+
+    inf = dsub.add_parser("info", help="describe a WindowSet file", description="Counts, HR histogram, subjects "
+                          "and provenance (source files, preprocessing, dropped windows) of a WindowSet .npz.")
+    inf.add_argument("file", type=Path, help="WindowSet .npz")
+    inf.add_argument("--json", action="store_true", help="print JSON instead of tables")
+    inf.set_defaults(func=run_info)
+
+    sy = dsub.add_parser("synth", help="write the deterministic synthetic PPG + ACC corpus",
+                         description="Generate N subjects x M minutes of synthetic wrist PPG + 3-axis ACC (the "
+                                     "embedded default corpus) and write it as a WindowSet .npz.")
+    sy.add_argument("--subjects", type=int, default=12, help="number of subjects (default 12)")
+    sy.add_argument("--minutes", type=float, default=6.0, help="minutes per subject (default 6)")
+    sy.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    sy.add_argument("--out", required=True, type=Path, help="output WindowSet file (.npz)")
+    sy.add_argument("--json", action="store_true", help="print a JSON summary instead of a table")
+    sy.set_defaults(func=run_synth)
+
+
+def parse_options(pairs: list[str], loader: Callable[..., Any], dataset: str) -> dict[str, Any]:
+    """KEY=VALUE strings -> keyword arguments, checked against the loader's signature."""
+    allowed = [n for n in inspect.signature(loader).parameters if n not in ("root", "progress")]
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep:
+            raise EdgekdError(f"--option '{pair}' must look like KEY=VALUE")
+        if key not in allowed:
+            raise EdgekdError(f"dataset '{dataset}' has no option '{key}'"
+                              + (f"; options: {', '.join(allowed)}" if allowed else " (it takes none)"))
+        try:
+            out[key] = json.loads(value)  # numbers stay numbers
+        except json.JSONDecodeError:
+            out[key] = value
+        if isinstance(out[key], (dict, list)) or out[key] is None:
+            out[key] = value
+    return out
+
+
+def _loader(dataset: str) -> Callable[..., Any]:
+    from edgekd.data import LOADERS
+
+    module, func = LOADERS[dataset].split(":")
+    return getattr(importlib.import_module(module), func)
+
+
+def _summary_row(ws: Any, out: Path, seconds: float | None = None) -> dict[str, Any]:
+    dropped = ws.provenance.get("dropped_windows", {})
+    row = {"file": str(out), "dataset": ws.provenance.get("dataset"), "windows": len(ws),
+           "subjects": len(ws.subjects()), "recordings": len(set(ws.recording.tolist())),
+           "channels": ",".join(ws.channels), "dropped": int(sum(dropped.values()))}
+    if seconds is not None:
+        row["seconds"] = round(seconds, 2)
+    return row
+
+
+def run_prepare(args: argparse.Namespace) -> int:
+    from edgekd.data import load_dataset
+
+    options = parse_options(args.option, _loader(args.dataset), args.dataset)
+    t0 = time.perf_counter()
+    ws = load_dataset(args.dataset, args.root, progress=not args.json, **options)
+    ws.save(args.out)
+    row = _summary_row(ws, args.out, time.perf_counter() - t0)
+    prov = ws.provenance
+    if args.json:
+        print_json({**row, "dropped_windows": prov.get("dropped_windows", {}),
+                    "skipped_recordings": prov.get("skipped_recordings", {})})
+        return 0
+    print_table([row], ["file", "dataset", "windows", "subjects", "recordings", "channels", "dropped", "seconds"])
+    drops = [{"reason": k, "windows": v} for k, v in prov.get("dropped_windows", {}).items() if v]
+    if drops:
+        print()
+        print_table(drops, title="dropped windows")
+    for src, why in prov.get("skipped_recordings", {}).items():
+        print(f"skipped {src}: {why}")
+    return 0
+
+
+def run_info(args: argparse.Namespace) -> int:
+    from edgekd.windowset import WindowSet
+
+    ws = WindowSet.load(args.file)
+    summary = ws.summary()
+    if args.json:
+        print_json({"file": str(args.file), "summary": summary, "provenance": ws.provenance})
+        return 0
+    print_table([_summary_row(ws, args.file)], ["file", "dataset", "windows", "subjects", "recordings", "channels",
+                                                "dropped"])
+    print(f"\nHR: mean {summary['hr_mean']:.1f}, std {summary['hr_std']:.1f}, range {summary['hr_min']:.1f}-"
+          f"{summary['hr_max']:.1f} BPM" if len(ws) else "\nHR: no windows")
+    hist = [{"bpm": k, "windows": v, "bar": "#" * round(40 * v / max(1, max(summary["hr_histogram"].values())))}
+            for k, v in summary["hr_histogram"].items() if v]
+    print()
+    print_table(hist, title="HR histogram")
+    print()
+    print_table([{"subject": s, "windows": c} for s, c in summary["windows_per_subject"].items()], title="subjects")
+    if summary.get("activities"):
+        print()
+        print_table([{"activity": a, "windows": c} for a, c in summary["activities"].items()], title="activities")
+    prov = ws.provenance
+    print("\nprovenance:")
+    for key in ("dataset", "root", "options", "preprocessing", "dropped_windows", "skipped_recordings",
+                "parameters", "edgekd_version"):
+        if prov.get(key) not in (None, {}, []):
+            print(f"  {key}: {json.dumps(prov[key])}")
+    if prov.get("source_files"):
+        print(f"  source_files: {len(prov['source_files'])} (sha256 in {args.file.with_suffix('.json')})")
+    return 0
+
+
+def run_synth(args: argparse.Namespace) -> int:
+    from edgekd.data.synthetic import generate
+
+    if args.subjects < 1 or args.minutes * 60 < 8:
+        raise EdgekdError("synth needs --subjects >= 1 and --minutes long enough for one 8 s window")
+    t0 = time.perf_counter()
+    ws = generate(subjects=args.subjects, minutes=args.minutes, seed=args.seed)
+    ws.save(args.out)
+    row = _summary_row(ws, args.out, time.perf_counter() - t0)
+    if args.json:
+        print_json(row)
+    else:
+        print_table([row], ["file", "dataset", "windows", "subjects", "channels", "seconds"])
+    return 0
