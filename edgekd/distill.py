@@ -1,0 +1,87 @@
+"""Distillation orchestration: teacher -> (intermediate ->) student, next to a student trained from scratch.
+
+Folder layout under ``out``: ``teacher/`` (when trained here), ``intermediate/`` (progressive
+distillation), ``scratch/`` and ``student/``, each a run folder (:mod:`edgekd.runs`). A complete run whose
+config matches what is asked is reused, so rerunning ``edgekd distill`` only trains what is missing.
+Teachers given as folders may be several (an ensemble: averaged logits) and may read more channels than
+the student (cross-modal: teacher PPG + ACC, student PPG).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from edgekd.checkpoint import model_spec
+from edgekd.errors import EdgekdError
+from edgekd.model import deployed_param_count, macs
+from edgekd.runs import RunConfig, is_complete, read_config, read_metrics
+from edgekd.train import resolved_config, train_run
+from edgekd.windowset import WindowSet
+
+
+@dataclass
+class DistillPlan:
+    """What ``distill`` trains. ``teachers`` empty = train a ``teacher_blocks`` teacher on the same fold."""
+
+    student: RunConfig
+    teachers: list[str] = field(default_factory=list)
+    teacher_blocks: int = 12
+    teacher_in_channels: int = 1
+    teacher_epochs: int | None = None  # None = the student's epochs
+    intermediate_blocks: int | None = None
+    scratch: bool = True
+
+
+def _run(ws: WindowSet, cfg: RunConfig, folder: Path, progress: bool) -> dict[str, Any]:
+    """Reuse ``folder`` when it holds a complete run of exactly ``cfg`` (resolved); else train it."""
+    if is_complete(folder):
+        try:
+            if read_config(folder) == resolved_config(cfg):
+                return read_metrics(folder)
+        except EdgekdError:
+            pass  # unreadable config or metrics: retrain
+    return train_run(ws, cfg, folder, progress=progress)
+
+
+def distill(ws: WindowSet, plan: DistillPlan, out: str | Path, progress: bool = True) -> list[dict[str, Any]]:
+    """Train (or reuse) teacher, optional intermediate, scratch and distilled student; one row per model."""
+    out = Path(out)
+    s = plan.student
+    rows: list[dict[str, Any]] = []
+    if plan.teachers:
+        teachers = [str(t) for t in plan.teachers]
+        for t in teachers:
+            spec = model_spec(t)
+            rows.append(_row("teacher", t, spec["blocks"], spec["in_channels"], None))
+    else:
+        tcfg = replace(s, blocks=plan.teacher_blocks, in_channels=plan.teacher_in_channels, strategy="scratch",
+                       params={}, teachers=[], epochs=plan.teacher_epochs or s.epochs)
+        metrics = _run(ws, tcfg, out / "teacher", progress)
+        teachers = [str(out / "teacher")]
+        rows.append(_row("teacher", teachers[0], tcfg.blocks, tcfg.in_channels, metrics))
+    if plan.intermediate_blocks is not None:
+        icfg = replace(s, blocks=plan.intermediate_blocks, teachers=teachers)
+        rows.append(_row("intermediate", out / "intermediate", icfg.blocks, icfg.in_channels,
+                         _run(ws, icfg, out / "intermediate", progress)))
+        teachers = [str(out / "intermediate")]
+    if plan.scratch:
+        ccfg = replace(s, strategy="scratch", params={}, teachers=[])
+        rows.append(_row("scratch student", out / "scratch", s.blocks, s.in_channels,
+                         _run(ws, ccfg, out / "scratch", progress)))
+    dcfg = replace(s, teachers=teachers)
+    rows.append(_row(f"{dcfg.strategy_label()} student", out / "student", s.blocks, s.in_channels,
+                     _run(ws, dcfg, out / "student", progress)))
+    return rows
+
+
+def _row(role: str, path: str | Path, blocks: int, in_channels: int, metrics: dict[str, Any] | None) -> dict[str, Any]:
+    return {
+        "model": role, "blocks": blocks, "in_channels": in_channels,
+        "mae_argmax": None if metrics is None else metrics["mae_argmax"],
+        "mae_expectation": None if metrics is None else metrics["mae_expectation"],
+        "params": deployed_param_count(blocks, in_channels), "macs": macs(blocks, in_channels),
+        "train_s": None if metrics is None else metrics["train_time_s"],
+        "run": str(path),
+    }

@@ -1,0 +1,302 @@
+"""Distillation strategies (REFERENCE.md section 2), each a small loss module, composable by weights.
+
+Total loss for a batch = label cross-entropy (dropped when a strategy replaces the labels: ``hard``)
++ sum over the strategy composition of ``weight * term``. Every term reads the student's outputs and
+the cached teacher outputs for the same windows (:mod:`edgekd.teacher`), never the teacher model.
+
+Defaults (``DEFAULTS``; override through ``RunConfig.params``):
+
+- ``soft`` (Hinton): T^2 * KL(softmax(t/T) || softmax(s/T)), T = 4.
+- ``dkd`` (Zhao 2022): warm-up * (alpha * TCKD + beta * NCKD), alpha 1, beta 8, T 4; the warm-up factor
+  ramps linearly to 1 over ``warmup`` epochs (20, capped at a quarter of the run so short runs reach 1).
+- ``feature`` (FitNets): 1x1-conv adapter from the student's stage to the teacher's width, student map
+  average-pooled (or interpolated) to the teacher's length; MSE divided by the teacher map's mean square
+  so the term does not depend on the teacher's feature scale.
+- ``ppg-distill`` (Ni et al. 2025): soft KD + global feature term (linear adapter on the pooled embedding,
+  normalised MSE) + patch morphology InfoNCE (tau 0.1) + patch rhythm smooth-L1 on pairwise patch-distance
+  matrices each divided by its mean non-zero distance; 1 s patches (8 per 8 s window).
+
+Stages: ``student_stage`` -1 = the student's last block; ``teacher_stage`` None = the deepest teacher block
+whose output still has at least one step per patch (12 blocks: block index 8, 128 channels, 13 steps).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from edgekd.errors import EdgekdError
+from edgekd.model import WINDOW, block_specs, lengths
+from edgekd.windowset import FS
+
+DEFAULTS: dict[str, Any] = {
+    "T": 4.0, "alpha": 1.0, "beta": 8.0, "warmup": 20,
+    "student_stage": -1, "teacher_stage": None,
+    "tau": 0.1, "patch_seconds": 1.0,
+}
+STRATEGIES = ("scratch", "hard", "soft", "dkd", "feature", "ppg-distill")
+
+
+@dataclass
+class StudentOut:
+    """What ``ResNet1D.forward_features`` returns for a batch."""
+
+    logits: torch.Tensor
+    feats: list[torch.Tensor]
+    pooled: torch.Tensor
+
+
+@dataclass
+class TeacherBatch:
+    """Cached teacher outputs for the batch's windows; ``stage``/``pooled`` only when a term needs them."""
+
+    logits: torch.Tensor
+    stage: torch.Tensor | None = None
+    pooled: torch.Tensor | None = None
+
+
+# ---- pure loss functions (what the tests re-derive) ----------------------------------------------------
+
+def soft_kd(s_logits: torch.Tensor, t_logits: torch.Tensor, T: float) -> torch.Tensor:
+    """Hinton KD: T^2 * KL(teacher_T || student_T), mean over the batch."""
+    log_ps = F.log_softmax(s_logits.float() / T, dim=-1)
+    log_pt = F.log_softmax(t_logits.float() / T, dim=-1)
+    return F.kl_div(log_ps, log_pt, reduction="batchmean", log_target=True) * T * T
+
+
+def dkd_parts(s_logits: torch.Tensor, t_logits: torch.Tensor, target: torch.Tensor,
+              T: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """(TCKD, NCKD) of Decoupled KD, each scaled by T^2 and averaged over the batch.
+
+    TCKD: KL between the binary distributions [p_target, 1 - p_target] of teacher and student.
+    NCKD: KL between the softmaxes over the non-target classes only (target logit masked by -1000,
+    as the reference code does).
+    """
+    if s_logits.shape[-1] < 3:
+        raise EdgekdError("DKD needs at least 3 classes")
+    s, t = s_logits.float() / T, t_logits.float() / T
+    mask = F.one_hot(target, s.shape[-1]).bool()
+    ps, pt = F.softmax(s, dim=-1), F.softmax(t, dim=-1)
+    bs = torch.stack([ps[mask], (ps * ~mask).sum(-1)], dim=-1).clamp_min(1e-12)
+    bt = torch.stack([pt[mask], (pt * ~mask).sum(-1)], dim=-1).clamp_min(1e-12)
+    tckd = (bt * (bt.log() - bs.log())).sum(-1).mean() * T * T
+    log_qs = F.log_softmax(s - 1000.0 * mask, dim=-1)
+    log_qt = F.log_softmax(t - 1000.0 * mask, dim=-1)
+    nckd = F.kl_div(log_qs, log_qt, reduction="batchmean", log_target=True) * T * T
+    return tckd, nckd
+
+
+def normalised_mse(student: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor:
+    """MSE divided by the teacher's mean square: a feature-matching loss that ignores the teacher's scale."""
+    teacher = teacher.float()
+    return F.mse_loss(student.float(), teacher) / teacher.pow(2).mean().clamp_min(1e-8)
+
+
+def align_length(x: torch.Tensor, length: int) -> torch.Tensor:
+    """[B, C, L] -> [B, C, length]: average-pool when shorter, linear interpolation when longer."""
+    if x.shape[-1] == length:
+        return x
+    if x.shape[-1] > length:
+        return F.adaptive_avg_pool1d(x, length)
+    return F.interpolate(x, size=length, mode="linear", align_corners=False)
+
+
+def patches(x: torch.Tensor, n_patches: int) -> torch.Tensor:
+    """[B, C, L] feature map -> [B, P, C] per-patch features (mean over each patch's time span)."""
+    return align_length(x.float(), n_patches).transpose(1, 2)
+
+
+def morphology_infonce(s_patch: torch.Tensor, t_patch: torch.Tensor, tau: float) -> torch.Tensor:
+    """InfoNCE: student patch i should match teacher patch i of the same window; other patches are negatives.
+
+    Inputs [B, P, D] (already in a common space); both are L2-normalised here.
+    """
+    s, t = F.normalize(s_patch.float(), dim=-1), F.normalize(t_patch.float(), dim=-1)
+    sim = s @ t.transpose(1, 2) / tau  # [B, P, P]
+    target = torch.arange(sim.shape[1], device=sim.device).expand(sim.shape[0], -1)
+    return F.cross_entropy(sim.reshape(-1, sim.shape[-1]), target.reshape(-1))
+
+
+def distance_matrix(p: torch.Tensor) -> torch.Tensor:
+    """Pairwise patch distances [B, P, P], each window's matrix divided by its mean non-zero distance."""
+    d = torch.cdist(p.float(), p.float())
+    off = ~torch.eye(d.shape[-1], dtype=torch.bool, device=d.device)
+    nonzero = (d > 0) & off
+    mean = (d * nonzero).sum((-1, -2)) / nonzero.sum((-1, -2)).clamp_min(1)
+    return d / mean.clamp_min(1e-8)[:, None, None]
+
+
+def rhythm_loss(s_patch: torch.Tensor, t_patch: torch.Tensor) -> torch.Tensor:
+    """Relational KD over patches: smooth-L1 between normalised distance matrices (widths may differ)."""
+    return F.smooth_l1_loss(distance_matrix(s_patch), distance_matrix(t_patch))
+
+
+# ---- strategy modules -----------------------------------------------------------------------------------
+
+class Term(nn.Module):
+    """One distillation term. ``stage``/``pooled``: which cached teacher features it reads."""
+
+    replaces_labels = False
+    uses_stage = False
+    uses_pooled = False
+
+    def forward(self, s: StudentOut, t: TeacherBatch, target: torch.Tensor, epoch: int) -> torch.Tensor:
+        raise NotImplementedError
+
+
+class Hard(Term):
+    """Cross-entropy on the teacher's argmax class instead of the label."""
+
+    replaces_labels = True
+
+    def forward(self, s, t, target, epoch):
+        return F.cross_entropy(s.logits.float(), t.logits.argmax(-1))
+
+
+class Soft(Term):
+    def __init__(self, T: float):
+        super().__init__()
+        self.T = T
+
+    def forward(self, s, t, target, epoch):
+        return soft_kd(s.logits, t.logits, self.T)
+
+
+class DKD(Term):
+    def __init__(self, T: float, alpha: float, beta: float, warmup: int):
+        super().__init__()
+        self.T, self.alpha, self.beta, self.warmup = T, alpha, beta, max(1, warmup)
+
+    def forward(self, s, t, target, epoch):
+        tckd, nckd = dkd_parts(s.logits, t.logits, target, self.T)
+        return min(1.0, (epoch + 1) / self.warmup) * (self.alpha * tckd + self.beta * nckd)
+
+
+class Feature(Term):
+    """FitNets hint: adapter(student stage) ~ teacher stage, lengths aligned to the teacher's."""
+
+    uses_stage = True
+
+    def __init__(self, student_stage: int, s_width: int, t_width: int):
+        super().__init__()
+        self.stage = student_stage
+        self.adapter = nn.Conv1d(s_width, t_width, 1)
+
+    def forward(self, s, t, target, epoch):
+        assert t.stage is not None
+        hint = self.adapter(align_length(s.feats[self.stage].float(), t.stage.shape[-1]))
+        return normalised_mse(hint, t.stage)
+
+
+class PPGDistill(Term):
+    """Prediction + global-feature + patch morphology (InfoNCE) + patch rhythm (relational) terms, summed."""
+
+    uses_stage = True
+    uses_pooled = True
+
+    def __init__(self, student_stage: int, s_width: int, t_width: int, s_pooled: int, t_pooled: int,
+                 T: float, tau: float, n_patches: int):
+        super().__init__()
+        self.stage, self.T, self.tau, self.n_patches = student_stage, T, tau, n_patches
+        self.patch_adapter = nn.Linear(s_width, t_width)
+        self.global_adapter = nn.Linear(s_pooled, t_pooled)
+
+    def forward(self, s, t, target, epoch):
+        assert t.stage is not None and t.pooled is not None
+        sp = patches(s.feats[self.stage], self.n_patches)
+        tp = patches(t.stage, self.n_patches)
+        return (soft_kd(s.logits, t.logits, self.T)
+                + normalised_mse(self.global_adapter(s.pooled.float()), t.pooled)
+                + morphology_infonce(self.patch_adapter(sp), tp, self.tau)
+                + rhythm_loss(sp, tp))
+
+
+# ---- composition ----------------------------------------------------------------------------------------
+
+def resolve_params(params: dict[str, Any], epochs: int) -> dict[str, Any]:
+    """Defaults filled in; unknown names rejected; the DKD warm-up capped at a quarter of the run."""
+    unknown = set(params) - set(DEFAULTS)
+    if unknown:
+        raise EdgekdError(f"unknown strategy parameter(s) {', '.join(sorted(unknown))}; "
+                          f"known: {', '.join(DEFAULTS)}")
+    out = {**DEFAULTS, **params}
+    out["warmup"] = int(min(int(out["warmup"]), max(1, epochs // 4)))
+    return out
+
+
+def teacher_stage_for(teacher_blocks: int, stage: int | None, n_patches: int) -> int:
+    """Teacher block index whose output the stage terms read (see module docstring for the default)."""
+    if stage is None:
+        lens = lengths(teacher_blocks)[1:]
+        return max(i for i, n in enumerate(lens) if n >= n_patches) if lens[0] >= n_patches else 0
+    if not -teacher_blocks <= stage < teacher_blocks:
+        raise EdgekdError(f"teacher_stage {stage} is out of range for a {teacher_blocks}-block teacher")
+    return stage % teacher_blocks
+
+
+def n_patches(params: dict[str, Any]) -> int:
+    return max(2, round(WINDOW / FS / float(params["patch_seconds"])))
+
+
+class DistillLoss(nn.Module):
+    """Label CE + weighted terms. Learnable adapters live here: optimise ``parameters()`` with the student."""
+
+    def __init__(self, weights: dict[str, float], params: dict[str, Any], student_blocks: int,
+                 teacher_blocks: int | None):
+        super().__init__()
+        unknown = [k for k in weights if k not in STRATEGIES]
+        if unknown:
+            raise EdgekdError(f"unknown strategy '{unknown[0]}'; known: {', '.join(STRATEGIES)}")
+        self.weights = {k: float(w) for k, w in weights.items() if k != "scratch" and w != 0}
+        if self.weights and teacher_blocks is None:
+            raise EdgekdError(f"strategy {'+'.join(self.weights)} needs a teacher (none given)")
+        p = params
+        self.terms = nn.ModuleDict()
+        self.teacher_stage: int | None = None
+        s_specs = block_specs(student_blocks)
+        s_stage = int(p["student_stage"])
+        if not -student_blocks <= s_stage < student_blocks:
+            raise EdgekdError(f"student_stage {s_stage} is out of range for a {student_blocks}-block student")
+        for name in self.weights:
+            assert teacher_blocks is not None
+            t_specs = block_specs(teacher_blocks)
+            if name in ("feature", "ppg-distill"):
+                self.teacher_stage = teacher_stage_for(teacher_blocks, p["teacher_stage"], n_patches(p))
+            if name == "hard":
+                self.terms[name] = Hard()
+            elif name == "soft":
+                self.terms[name] = Soft(float(p["T"]))
+            elif name == "dkd":
+                self.terms[name] = DKD(float(p["T"]), float(p["alpha"]), float(p["beta"]), int(p["warmup"]))
+            elif name == "feature":
+                self.terms[name] = Feature(s_stage, s_specs[s_stage].out_ch, t_specs[self.teacher_stage].out_ch)
+            else:
+                self.terms[name] = PPGDistill(s_stage, s_specs[s_stage].out_ch, t_specs[self.teacher_stage].out_ch,
+                                              s_specs[-1].out_ch, t_specs[-1].out_ch, float(p["T"]),
+                                              float(p["tau"]), n_patches(p))
+        self.label_ce = not any(t.replaces_labels for t in self.terms.values())
+
+    @property
+    def needs_teacher(self) -> bool:
+        return bool(self.terms)
+
+    @property
+    def needs_pooled(self) -> bool:
+        return any(t.uses_pooled for t in self.terms.values())
+
+    def forward(self, s: StudentOut, t: TeacherBatch | None, target: torch.Tensor,
+                epoch: int) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """(total loss, {part: detached value}) for one batch (tensors: no device sync per step)."""
+        zero = s.logits.new_zeros((), dtype=torch.float32)
+        total = F.cross_entropy(s.logits.float(), target) if self.label_ce else zero
+        parts = {"ce": total.detach()} if self.label_ce else {}
+        for name, term in self.terms.items():
+            assert t is not None
+            value = term(s, t, target, epoch)
+            parts[name] = value.detach()
+            total = total + self.weights[name] * value
+        return total, parts

@@ -1,0 +1,235 @@
+"""Train one ResNet1D on one fold and write its run folder (layout: :mod:`edgekd.runs`).
+
+Design (DESIGN.md "Performance design"): the whole WindowSet is one tensor on the training device and
+batches are indexed from it (no DataLoader); teacher outputs come precomputed from :mod:`edgekd.teacher`.
+Adam + cosine schedule (per step), label cross-entropy plus the strategy's terms (:mod:`edgekd.losses`),
+optional augmentation (:mod:`edgekd.augment`), best checkpoint and early stopping by validation loss (or
+validation MAE, ``RunConfig.select_on``) on a validation split of the *training* subjects, bf16 autocast on CUDA. On CPU a seed gives identical weights.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from edgekd import __version__
+from edgekd.atomic import write_json, write_text
+from edgekd.augment import augment
+from edgekd.bpm import bpm_to_class, decode_argmax
+from edgekd.checkpoint import CONFIG, WEIGHTS, model_spec, save_weights
+from edgekd.errors import EdgekdError
+from edgekd.evaluate import mae_report, predict_logits
+from edgekd.losses import DistillLoss, StudentOut, resolve_params
+from edgekd.model import ResNet1D, deployed_param_count, macs
+from edgekd.runs import LOG, METRICS, RunConfig, model_entry, resolve_fold
+from edgekd.splits import validation_split
+from edgekd.teacher import TeacherOutputs, data_hash, load_teachers
+from edgekd.windowset import WindowSet
+
+
+SELECT_ON = ("val_loss", "val_mae")
+
+
+def resolve_device(device: str) -> torch.device:
+    """'auto' = CUDA when available, else CPU."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise EdgekdError(f"device '{device}' requested but CUDA is not available")
+    return torch.device(device)
+
+
+def build_loss(cfg: RunConfig, teacher_blocks: int | None) -> DistillLoss:
+    """The strategy's loss module for ``cfg`` (validates strategy names and parameters)."""
+    return DistillLoss(cfg.strategy_weights(), resolve_params(cfg.params, cfg.epochs), cfg.blocks, teacher_blocks)
+
+
+def teacher_requirements(cfg: RunConfig, teacher_blocks: int) -> tuple[int | None, bool]:
+    """(stage_index, pooled): what ``teacher_outputs`` must compute for ``cfg``'s strategy.
+
+    Sweeps call this to compute one TeacherOutputs per teacher and pass it to ``train_run``.
+    """
+    loss = build_loss(cfg, teacher_blocks)
+    return loss.teacher_stage, loss.needs_pooled
+
+
+def resolved_config(cfg: RunConfig) -> RunConfig:
+    """``cfg`` with strategy defaults filled in and the device resolved: what config.json records."""
+    return replace(cfg, params=resolve_params(cfg.params, cfg.epochs), device=resolve_device(cfg.device).type)
+
+
+def train_run(ws: WindowSet, cfg: RunConfig, out_dir: str | Path, teacher: TeacherOutputs | None = None,
+              progress: bool = True, teacher_cache: str | Path | None = None) -> dict[str, Any]:
+    """Train ``cfg`` on ``ws`` and write ``out_dir`` (config.json, model.safetensors, log.jsonl, metrics.json).
+
+    ``teacher``: precomputed outputs over all of ``ws`` (row i = window i); when None and the strategy
+    needs one, they are computed from ``cfg.teachers`` (cached in memory, and in ``teacher_cache`` on disk).
+    Returns the metrics written to metrics.json. Raises EdgekdError on bad input or a NaN loss; then no
+    metrics.json is written and model.safetensors holds the last good (best-so-far) weights, if any.
+    """
+    out_dir = Path(out_dir)
+    device = resolve_device(cfg.device)
+    if cfg.in_channels > ws.n_channels:
+        raise EdgekdError(f"the student reads {cfg.in_channels} channels but the data have {ws.n_channels} "
+                          f"({', '.join(ws.channels)})")
+    teacher_blocks = teacher.blocks if teacher is not None else (
+        model_spec(cfg.teachers[0])["blocks"] if cfg.teachers else None)
+    loss_fn = build_loss(cfg, teacher_blocks)
+    if loss_fn.needs_teacher:
+        if teacher is None:
+            _check_teacher_folds(cfg, ws)
+            teacher = load_teachers(cfg.teachers, ws, device, stage_index=loss_fn.teacher_stage,
+                                    pooled=loss_fn.needs_pooled, cache_dir=teacher_cache)
+        _check_teacher(teacher, loss_fn, len(ws))
+        teacher = teacher.to(device)
+    if cfg.select_on not in SELECT_ON:
+        raise EdgekdError(f"select_on must be one of {', '.join(SELECT_ON)}, got '{cfg.select_on}'")
+    fold = resolve_fold(ws, cfg.fold, cfg.split_seed)
+    train_idx, val_idx = validation_split(ws, fold.train, cfg.val_fraction, seed=cfg.split_seed)
+    if len(train_idx) < 2 or len(val_idx) == 0:
+        raise EdgekdError(f"fold {cfg.fold}: too few training windows for a validation split "
+                          f"({len(train_idx)} train / {len(val_idx)} validation)")
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for stale in (METRICS, LOG):  # a rerun is incomplete until it finishes
+        (out_dir / stale).unlink(missing_ok=True)
+    write_json(out_dir / CONFIG, {
+        **resolved_config(cfg).to_dict(), "model": model_entry(cfg),
+        "data": {"dataset": ws.provenance.get("dataset"), "hash": data_hash(ws), "windows": len(ws),
+                 "channels": list(ws.channels)},
+        "teacher": None if not loss_fn.needs_teacher else {
+            "blocks": teacher.blocks, "in_channels": teacher.in_channels, "members": teacher.members,
+            "stage_index": teacher.stage_index},
+        "edgekd_version": __version__,
+    })
+
+    torch.manual_seed(cfg.seed)
+    gen = torch.Generator(device=device).manual_seed(cfg.seed)
+    model = ResNet1D(cfg.blocks, cfg.in_channels).to(device)
+    loss_fn = loss_fn.to(device)
+    x_all = torch.from_numpy(ws.x[:, :cfg.in_channels]).to(device)
+    hr_all = torch.from_numpy(ws.hr).to(device)
+    y_all = bpm_to_class(hr_all)
+    train_t = torch.from_numpy(train_idx).to(device)
+    val_t = torch.from_numpy(val_idx).to(device)
+    opt = torch.optim.Adam([*model.parameters(), *loss_fn.parameters()], lr=cfg.lr, weight_decay=cfg.weight_decay)
+    steps = max(1, len(train_idx) // cfg.batch_size + (len(train_idx) % cfg.batch_size >= 2))
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg.epochs * steps)
+    autocast = dict(device_type=device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
+
+    best = {"score": math.inf, "val_loss": math.inf, "epoch": -1, "state": None}
+    log: list[str] = []
+    step_time, seen, epochs_run = 0.0, 0, 0
+    t_start = time.perf_counter()
+    bar = tqdm(range(cfg.epochs), desc=f"{cfg.blocks}b {cfg.strategy_label()}", disable=not progress,
+               leave=False, dynamic_ncols=True)
+    for epoch in bar:
+        model.train()
+        loss_fn.train()
+        t0 = time.perf_counter()
+        perm = train_t[torch.randperm(len(train_t), generator=gen, device=device)]
+        total = torch.zeros((), device=device)
+        parts_sum: dict[str, torch.Tensor] = {}
+        n_batches = 0
+        for start in range(0, len(perm), cfg.batch_size):
+            idx = perm[start:start + cfg.batch_size]
+            if len(idx) < 2:  # BatchNorm cannot train on one window
+                continue
+            xb, hrb = x_all[idx], hr_all[idx]
+            if cfg.augment:
+                xb, hrb = augment(xb, hrb, gen, label_preserving=loss_fn.needs_teacher)
+            with torch.autocast(**autocast):
+                logits, feats, pooled = model.forward_features(xb)
+            loss, parts = loss_fn(StudentOut(logits, feats, pooled),
+                                  teacher.batch(idx) if loss_fn.needs_teacher else None,
+                                  bpm_to_class(hrb), epoch)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+            total += loss.detach()
+            for k, v in parts.items():
+                parts_sum[k] = parts_sum.get(k, 0) + v
+            n_batches += 1
+            seen += len(idx)
+        train_loss = float(total) / max(1, n_batches)  # one device sync per epoch
+        step_time += time.perf_counter() - t0
+        epochs_run = epoch + 1
+        if not math.isfinite(train_loss):
+            bar.close()
+            kept = f"; {out_dir / WEIGHTS} keeps the weights of epoch {best['epoch'] + 1}" if best["state"] else ""
+            raise EdgekdError(f"{out_dir}: loss became {train_loss} in epoch {epoch + 1} "
+                              f"(try a lower --lr){kept}")
+        val_logits = torch.from_numpy(predict_logits(model, x_all[val_t], device))
+        val_loss = float(F.cross_entropy(val_logits, y_all[val_t].cpu()))
+        val_mae = float((decode_argmax(val_logits) - hr_all[val_t].cpu()).abs().mean())
+        score = val_loss if cfg.select_on == "val_loss" else val_mae
+        improved = score < best["score"]
+        if improved:
+            best = {"score": score, "val_loss": val_loss, "epoch": epoch,
+                    "state": {k: v.detach().clone() for k, v in model.state_dict().items()}}
+            save_weights(model, out_dir / WEIGHTS)
+        log.append(json.dumps({"epoch": epoch + 1, "train_loss": train_loss,
+                               **{k: float(v) / max(1, n_batches) for k, v in parts_sum.items()},
+                               "val_loss": val_loss, "val_mae_argmax": val_mae,
+                               "lr": sched.get_last_lr()[0], "best": improved}))
+        write_text(out_dir / LOG, "\n".join(log) + "\n")
+        bar.set_postfix(loss=f"{train_loss:.3f}", val_mae=f"{val_mae:.2f}")
+        if epoch - best["epoch"] >= cfg.patience:
+            break
+    bar.close()
+    train_time = time.perf_counter() - t_start
+
+    model.load_state_dict(best["state"])
+    test_ws = ws.subset(fold.test)
+    report = mae_report(predict_logits(model, x_all[torch.from_numpy(fold.test).to(device)], device), test_ws)
+    metrics = {
+        "strategy": cfg.strategy_label(), "blocks": cfg.blocks, "in_channels": cfg.in_channels,
+        "params": deployed_param_count(cfg.blocks, cfg.in_channels), "macs": macs(cfg.blocks, cfg.in_channels),
+        "fold": cfg.fold, "seed": cfg.seed, "test_subjects": list(fold.test_subjects),
+        **report,
+        "best_epoch": best["epoch"] + 1, "epochs_run": epochs_run, "select_on": cfg.select_on,
+        "val_score_best": best["score"], "val_loss_at_best": best["val_loss"],
+        "train_windows": int(len(train_idx)), "val_windows": int(len(val_idx)),
+        "train_time_s": train_time, "windows_per_s": seen / step_time if step_time > 0 else None,
+        "device": device.type,
+    }
+    write_json(out_dir / METRICS, metrics)
+    return metrics
+
+
+def _check_teacher_folds(cfg: RunConfig, ws: WindowSet) -> None:
+    """A teacher run trained on these windows must have used the same split, or it saw the test subjects."""
+    digest = None
+    for path in cfg.teachers:
+        cfg_path = Path(path) / CONFIG
+        if not cfg_path.exists():
+            continue
+        stored = json.loads(cfg_path.read_text())
+        if "fold" not in stored or not isinstance(stored.get("data"), dict):
+            continue  # an exported artifact: no training split recorded
+        digest = digest or data_hash(ws)
+        same_data = stored["data"].get("hash") == digest
+        if same_data and (stored["fold"], stored.get("split_seed", 0)) != (cfg.fold, cfg.split_seed):
+            raise EdgekdError(f"{path}: teacher was trained on fold {stored['fold']} (split seed "
+                              f"{stored.get('split_seed', 0)}) of these data, the student uses fold {cfg.fold} "
+                              f"(split seed {cfg.split_seed}): the teacher has seen the student's test subjects")
+
+
+def _check_teacher(teacher: TeacherOutputs, loss_fn: DistillLoss, n: int) -> None:
+    if teacher.logits.shape[0] != n:
+        raise EdgekdError(f"teacher outputs cover {teacher.logits.shape[0]} windows, the data have {n}")
+    if loss_fn.teacher_stage is not None and (teacher.stage is None or teacher.stage_index != loss_fn.teacher_stage):
+        raise EdgekdError(f"the strategy needs the teacher's block {loss_fn.teacher_stage} features; compute "
+                          f"teacher_outputs(..., stage_index={loss_fn.teacher_stage}) (see teacher_requirements)")
+    if loss_fn.needs_pooled and teacher.pooled is None:
+        raise EdgekdError("the strategy needs the teacher's pooled embedding; "
+                          "compute teacher_outputs(..., pooled=True)")

@@ -1,0 +1,136 @@
+"""Teacher outputs cache, teacher checks, and the distill orchestration (cross-modal, ensemble, progressive)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import edgekd.teacher as teacher_mod
+from edgekd.atomic import write_json
+from edgekd.checkpoint import save_weights
+from edgekd.cli.main import main
+from edgekd.distill import DistillPlan, distill
+from edgekd.errors import EdgekdError
+from edgekd.model import ResNet1D
+from edgekd.runs import RunConfig, read_config
+from edgekd.train import teacher_requirements, train_run
+
+FAST = dict(epochs=2, batch_size=64, device="cpu")
+
+
+@pytest.fixture(scope="module")
+def teacher_run(tmp_path_factory, small_synth_module):
+    out = tmp_path_factory.mktemp("t") / "teacher"
+    train_run(small_synth_module, RunConfig(blocks=2, **FAST), out, progress=False)
+    return out
+
+
+@pytest.fixture(scope="module")
+def small_synth_module():
+    from edgekd.data.synthetic import generate
+
+    return generate(subjects=4, minutes=2.0, seed=1)
+
+
+def test_teacher_outputs_are_computed_once_and_cached_on_disk(small_synth_module, tmp_path, monkeypatch):
+    ws = small_synth_module
+    model = ResNet1D(2).eval()
+    calls = {"n": 0}
+    real = model.forward_features
+
+    def counting(x):
+        calls["n"] += 1
+        return real(x)
+
+    monkeypatch.setattr(model, "forward_features", counting)
+    a = teacher_mod.teacher_outputs(model, ws, "cpu", stage_index=1, pooled=True, cache_dir=tmp_path)
+    n_first = calls["n"]
+    b = teacher_mod.teacher_outputs(model, ws, "cpu", stage_index=1, pooled=True, cache_dir=tmp_path)
+    assert calls["n"] == n_first > 0  # second call: memory cache, no forward pass
+    assert torch.equal(a.logits, b.logits) and a.stage.shape == (len(ws), 32, 100)
+    teacher_mod._MEMORY.clear()
+    c = teacher_mod.teacher_outputs(model, ws, "cpu", stage_index=1, pooled=True, cache_dir=tmp_path)
+    assert calls["n"] == n_first  # disk cache
+    assert torch.equal(c.stage, a.stage) and torch.equal(c.pooled, a.pooled)
+    assert len(list(tmp_path.glob("teacher-*.safetensors"))) == 1
+    with torch.no_grad():
+        direct = real(torch.from_numpy(ws.x[:5, :1]))[0]
+    torch.testing.assert_close(a.logits[:5], direct, rtol=1e-4, atol=1e-4)
+
+
+def test_teachers_that_do_not_fit_the_data_are_rejected(small_synth_module, tmp_path):
+    ws = small_synth_module
+    four = tmp_path / "four"
+    train_run(ws, RunConfig(blocks=1, in_channels=4, **FAST), four, progress=False)
+    with pytest.raises(EdgekdError, match=r"four: teacher expects 4 input channels but the data have 1"):
+        train_run(ws.ppg_only(), RunConfig(blocks=1, strategy="soft", teachers=[str(four)], **FAST),
+                  tmp_path / "s", progress=False)
+    ten = tmp_path / "ten"
+    model = ResNet1D(1, 1, n_classes=10)
+    save_weights(model, ten / "model.safetensors")
+    write_json(ten / "config.json", {"model": model.config()})
+    with pytest.raises(EdgekdError, match=r"ten: teacher predicts 10 classes, expected 180"):
+        train_run(ws, RunConfig(blocks=1, strategy="dkd", teachers=[str(ten)], **FAST), tmp_path / "s",
+                  progress=False)
+
+
+def test_teacher_from_another_fold_is_rejected(small_synth_module, teacher_run, tmp_path):
+    with pytest.raises(EdgekdError, match="has seen the student's test subjects"):
+        train_run(small_synth_module, RunConfig(blocks=1, strategy="soft", teachers=[str(teacher_run)],
+                                                fold="2/2", **FAST), tmp_path / "s", progress=False)
+
+
+@pytest.mark.parametrize("strategy", ["hard", "soft", "dkd", "feature", "ppg-distill", {"dkd": 1.0, "feature": 0.5}])
+def test_every_strategy_trains_a_student(small_synth_module, teacher_run, tmp_path, strategy):
+    cfg = RunConfig(blocks=1, strategy=strategy, teachers=[str(teacher_run)], **FAST)
+    metrics = train_run(small_synth_module, cfg, tmp_path / "s", progress=False)
+    assert metrics["mae_argmax"] >= 0 and metrics["strategy"] == cfg.strategy_label()
+    stage, pooled = teacher_requirements(cfg, 2)
+    assert (stage is not None) == (cfg.strategy_label() in ("feature", "ppg-distill", "dkd+feature"))
+
+
+def test_precomputed_teacher_outputs_must_match_the_strategy(small_synth_module, teacher_run, tmp_path):
+    from edgekd.checkpoint import load_model
+
+    logits_only = teacher_mod.teacher_outputs(load_model(teacher_run), small_synth_module, "cpu")
+    cfg = RunConfig(blocks=1, strategy="feature", teachers=[str(teacher_run)], **FAST)
+    with pytest.raises(EdgekdError, match="needs the teacher's block 1 features"):
+        train_run(small_synth_module, cfg, tmp_path / "s", teacher=logits_only, progress=False)
+
+
+def test_distill_cross_modal_progressive_and_reuse(small_synth_module, tmp_path):
+    plan = DistillPlan(student=RunConfig(blocks=1, strategy="dkd", **FAST), teacher_blocks=2, teacher_in_channels=4,
+                       intermediate_blocks=1)
+    rows = distill(small_synth_module, plan, tmp_path, progress=False)
+    assert [r["model"] for r in rows] == ["teacher", "intermediate", "scratch student", "dkd student"]
+    assert rows[0]["in_channels"] == 4 and rows[-1]["in_channels"] == 1
+    assert read_config(tmp_path / "student").teachers == [str(tmp_path / "intermediate")]
+    stamp = (tmp_path / "teacher" / "metrics.json").stat().st_mtime_ns
+    again = distill(small_synth_module, plan, tmp_path, progress=False)
+    assert (tmp_path / "teacher" / "metrics.json").stat().st_mtime_ns == stamp  # reused, not retrained
+    assert again[0]["mae_argmax"] == rows[0]["mae_argmax"]
+
+
+def test_ensemble_of_teachers(small_synth_module, teacher_run, tmp_path):
+    second = tmp_path / "t2"
+    train_run(small_synth_module, RunConfig(blocks=1, seed=5, **FAST), second, progress=False)
+    plan = DistillPlan(student=RunConfig(blocks=1, strategy="soft", **FAST), teachers=[str(teacher_run), str(second)],
+                       scratch=False)
+    rows = distill(small_synth_module, plan, tmp_path / "d", progress=False)
+    assert [r["model"] for r in rows] == ["teacher", "teacher", "soft student"]
+    stored = (tmp_path / "d" / "student" / "config.json").read_text()
+    assert '"members": 2' in stored
+    with pytest.raises(EdgekdError, match="need a single teacher"):
+        train_run(small_synth_module, RunConfig(blocks=1, strategy="feature", teachers=[str(teacher_run), str(second)],
+                                                **FAST), tmp_path / "f", progress=False)
+
+
+def test_cli_distill_and_bad_strategy(small_synth_module, tmp_path, capsys):
+    data = small_synth_module.save(tmp_path / "ws.npz")
+    args = ["distill", "--data", str(data), "--teacher-blocks", "1", "--student-blocks", "1", "--epochs", "1",
+            "--quiet", "--out", str(tmp_path / "o")]
+    assert main(args + ["--strategy", "soft"]) == 0
+    out = capsys.readouterr().out
+    assert "teacher" in out and "scratch student" in out and "soft student" in out
+    assert main(args + ["--strategy", "dkd+magic"]) == 2
+    assert "unknown strategy 'magic'" in capsys.readouterr().err

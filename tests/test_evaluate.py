@@ -1,0 +1,67 @@
+"""MAE reports and `edgekd evaluate` / `edgekd train` on run folders."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from edgekd.cli.main import main
+from edgekd.errors import EdgekdError
+from edgekd.evaluate import mae_report
+from edgekd.windowset import WindowSet
+
+
+def _ws(hr, subjects, recordings):
+    n = len(hr)
+    return WindowSet(x=np.zeros((n, 1, 200), np.float32), hr=np.asarray(hr, np.float32), subject=subjects,
+                     recording=recordings, activity=np.array(["rest"] * (n - 1) + ["run"]))
+
+
+def test_mae_report_by_hand():
+    ws = _ws([60, 80, 100, 120], ["a", "a", "b", "b"], ["a1", "a2", "b1", "b1"])
+    logits = np.full((4, 180), -50.0, np.float32)
+    for i, bpm in enumerate([62, 80, 90, 125]):  # argmax errors 2, 0, 10, 5
+        logits[i, bpm - 30] = 50.0
+    r = mae_report(logits, ws)
+    assert r["mae_argmax"] == pytest.approx(17 / 4)
+    assert r["mae_expectation"] == pytest.approx(17 / 4, abs=1e-3)  # one-hot: expectation = argmax
+    assert r["per_subject"]["a"]["mae_argmax"] == pytest.approx(1.0)
+    assert r["per_subject"]["b"]["mae_argmax"] == pytest.approx(7.5)
+    assert r["per_recording"]["a2"]["mae_argmax"] == 0.0 and r["per_recording"]["b1"]["windows"] == 2
+    assert r["per_activity"]["run"]["mae_argmax"] == pytest.approx(5.0)
+    # Expectation decoding differs from argmax on a two-peaked distribution: halfway between the peaks.
+    two = np.full((1, 180), -50.0, np.float32)
+    two[0, [60 - 30, 80 - 30]] = 50.0
+    r2 = mae_report(two, _ws([70], ["a"], ["a1"]))
+    assert r2["mae_expectation"] == pytest.approx(0.0, abs=1e-3) and r2["mae_argmax"] == pytest.approx(10.0)
+    with pytest.raises(EdgekdError, match="2 predictions for 4 windows"):
+        mae_report(logits[:2], ws)
+
+
+def test_cli_train_then_evaluate(small_synth, tmp_path, capsys):
+    data = small_synth.save(tmp_path / "ws.npz")
+    run = tmp_path / "run"
+    assert main(["train", "--data", str(data), "--blocks", "1", "--epochs", "1", "--quiet", "--json",
+                 "--out", str(run)]) == 0
+    trained = json.loads(capsys.readouterr().out)
+    assert (run / "metrics.json").exists() and trained["epochs_run"] == 1
+    assert main(["evaluate", str(run), "--data", str(data), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["windows"] == len(small_synth)
+    assert set(report["per_subject"]) == set(small_synth.subjects())
+    assert set(report["per_recording"]) == set(small_synth.recording.tolist())
+    assert main(["evaluate", str(run), "--data", str(data)]) == 0
+    text = capsys.readouterr().out
+    assert "per subject" in text and "per recording" in text
+    # A 4-channel model on PPG-only data, and a folder that is no run: clean errors, exit 2.
+    four = tmp_path / "four"
+    assert main(["train", "--data", str(data), "--blocks", "1", "--in-channels", "4", "--epochs", "1", "--quiet",
+                 "--out", str(four)]) == 0
+    ppg = small_synth.ppg_only().save(tmp_path / "ppg.npz")
+    capsys.readouterr()
+    assert main(["evaluate", str(four), "--data", str(ppg)]) == 2
+    assert "expects 4 input channels" in capsys.readouterr().err
+    assert main(["evaluate", str(tmp_path), "--data", str(data)]) == 2
+    assert "no such checkpoint" in capsys.readouterr().err

@@ -1,0 +1,164 @@
+"""Each distillation loss against an independent NumPy re-derivation from its definition."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from edgekd.errors import EdgekdError
+from edgekd.losses import (DistillLoss, StudentOut, TeacherBatch, distance_matrix, dkd_parts, morphology_infonce,
+                           normalised_mse, resolve_params, rhythm_loss, soft_kd, teacher_stage_for)
+
+
+def _softmax(z: np.ndarray) -> np.ndarray:
+    z = z - z.max(-1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(-1, keepdims=True)
+
+
+def _kl(p: np.ndarray, q: np.ndarray) -> np.ndarray:
+    return (p * (np.log(p) - np.log(q))).sum(-1)
+
+
+@pytest.fixture
+def logits(rng):
+    s = rng.normal(size=(6, 180)) * 3
+    t = rng.normal(size=(6, 180)) * 3
+    y = rng.integers(0, 180, size=6)
+    return s, t, y
+
+
+def test_soft_kd_matches_definition_and_vanishes_for_identical_logits(logits):
+    s, t, _ = logits
+    T = 4.0
+    expected = (_kl(_softmax(t / T), _softmax(s / T))).mean() * T * T
+    got = float(soft_kd(torch.tensor(s), torch.tensor(t), T))
+    assert got == pytest.approx(expected, rel=1e-5)
+    assert float(soft_kd(torch.tensor(t), torch.tensor(t), T)) == pytest.approx(0.0, abs=1e-6)
+
+
+def test_dkd_equals_tckd_plus_nckd_from_definitions(logits):
+    s, t, y = logits
+    T = 4.0
+    ps, pt = _softmax(s / T), _softmax(t / T)
+    rows = np.arange(len(y))
+    bs = np.stack([ps[rows, y], 1 - ps[rows, y]], -1)
+    bt = np.stack([pt[rows, y], 1 - pt[rows, y]], -1)
+    tckd = _kl(bt, bs).mean() * T * T
+    # Non-target distributions: delete the target column, then softmax over what is left.
+    keep = np.ones_like(s, dtype=bool)
+    keep[rows, y] = False
+    qs = _softmax(s[keep].reshape(len(y), -1) / T)
+    qt = _softmax(t[keep].reshape(len(y), -1) / T)
+    nckd = _kl(qt, qs).mean() * T * T
+    got_t, got_n = dkd_parts(torch.tensor(s), torch.tensor(t), torch.tensor(y), T)
+    assert float(got_t) == pytest.approx(tckd, rel=1e-4)
+    assert float(got_n) == pytest.approx(nckd, rel=1e-4)
+    # Composed with alpha 1, beta 8 after warm-up, through the module the trainer uses.
+    loss = DistillLoss({"dkd": 1.0}, resolve_params({}, epochs=100), 1, 2)
+    total, parts = loss(StudentOut(torch.tensor(s), [], torch.zeros(6, 32)), TeacherBatch(torch.tensor(t)),
+                        torch.tensor(y), epoch=99)
+    assert float(parts["dkd"]) == pytest.approx(tckd + 8 * nckd, rel=1e-4)
+    assert float(total) == pytest.approx(float(parts["ce"]) + tckd + 8 * nckd, rel=1e-4)
+
+
+def test_nckd_ignores_the_target_class(logits):
+    s, t, y = logits
+    rows = np.arange(len(y))
+    s2, t2 = s.copy(), t.copy()
+    s2[rows, y] += 5.0
+    t2[rows, y] -= 3.0
+    tckd1, nckd1 = dkd_parts(torch.tensor(s), torch.tensor(t), torch.tensor(y), 4.0)
+    tckd2, nckd2 = dkd_parts(torch.tensor(s2), torch.tensor(t2), torch.tensor(y), 4.0)
+    assert float(nckd2) == pytest.approx(float(nckd1), rel=1e-5)
+    assert abs(float(tckd2) - float(tckd1)) > 1e-3
+
+
+def test_dkd_warmup_ramps_linearly():
+    params = resolve_params({"warmup": 20}, epochs=200)
+    loss = DistillLoss({"dkd": 1.0}, params, 1, 2)
+    s, t, y = torch.randn(4, 180), torch.randn(4, 180), torch.randint(0, 180, (4,))
+    out = StudentOut(s, [], torch.zeros(4, 32))
+    full = float(loss(out, TeacherBatch(t), y, epoch=50)[1]["dkd"])
+    assert float(loss(out, TeacherBatch(t), y, epoch=4)[1]["dkd"]) == pytest.approx(full * 5 / 20, rel=1e-5)
+    assert resolve_params({"warmup": 20}, epochs=8)["warmup"] == 2  # short runs still reach full weight
+
+
+def test_infonce_matches_definition_and_is_minimal_when_patches_match(rng):
+    s = rng.normal(size=(3, 8, 16))
+    t = rng.normal(size=(3, 8, 16))
+    tau = 0.1
+    sn = s / np.linalg.norm(s, axis=-1, keepdims=True)
+    tn = t / np.linalg.norm(t, axis=-1, keepdims=True)
+    sim = np.einsum("bid,bjd->bij", sn, tn) / tau
+    expected = -np.log(_softmax(sim)[:, np.arange(8), np.arange(8)]).mean()  # float32 inside the loss
+    assert float(morphology_infonce(torch.tensor(s), torch.tensor(t), tau)) == pytest.approx(expected, rel=1e-5)
+    matched = float(morphology_infonce(torch.tensor(t), torch.tensor(t), tau))
+    shuffled = float(morphology_infonce(torch.tensor(t[:, ::-1].copy()), torch.tensor(t), tau))
+    assert matched < shuffled
+    assert matched < expected
+
+
+def test_rhythm_loss_is_scale_invariant_and_zero_for_equal_geometry(rng):
+    s = torch.tensor(rng.normal(size=(4, 8, 32)))
+    t = torch.tensor(rng.normal(size=(4, 8, 64)))
+    base = float(rhythm_loss(s, t))
+    assert float(rhythm_loss(7.5 * s, t)) == pytest.approx(base, rel=1e-6)
+    assert float(rhythm_loss(s, 0.01 * t)) == pytest.approx(base, rel=1e-6)
+    # Same pairwise geometry in a wider space (orthogonal embedding): no rhythm loss.
+    q, _ = np.linalg.qr(rng.normal(size=(64, 64)))
+    wide = torch.tensor(np.concatenate([s.numpy(), np.zeros((4, 8, 32))], -1) @ q)
+    assert float(rhythm_loss(s, 3.0 * wide)) == pytest.approx(0.0, abs=1e-6)
+    assert base > 1e-3
+
+
+def test_distance_matrix_normalised_by_mean_nonzero_distance(rng):
+    p = rng.normal(size=(1, 5, 3))
+    d = np.linalg.norm(p[:, :, None] - p[:, None], axis=-1)
+    expected = d / d[0][~np.eye(5, dtype=bool)].mean()
+    np.testing.assert_allclose(distance_matrix(torch.tensor(p)).numpy(), expected, rtol=1e-6)
+
+
+def test_normalised_mse_ignores_teacher_scale(rng):
+    s = torch.tensor(rng.normal(size=(4, 8, 10)))
+    t = torch.tensor(rng.normal(size=(4, 8, 10)))
+    assert float(normalised_mse(5 * s, 5 * t)) == pytest.approx(float(normalised_mse(s, t)), rel=1e-6)
+
+
+def test_feature_and_ppg_distill_terms_run_and_have_gradients():
+    from edgekd.model import ResNet1D
+
+    student, teacher = ResNet1D(1), ResNet1D(4)
+    x = torch.randn(4, 1, 200)
+    params = resolve_params({}, epochs=10)
+    loss = DistillLoss({"feature": 1.0, "ppg-distill": 0.5}, params, 1, 4)
+    stage = teacher_stage_for(4, None, 8)
+    assert loss.teacher_stage == stage == 3  # deepest 4-block stage with >= 8 steps (length 50)
+    with torch.no_grad():
+        tz, tf, tp = teacher.forward_features(x)
+    total, parts = loss(StudentOut(*student.forward_features(x)), TeacherBatch(tz, tf[stage], tp),
+                        torch.randint(0, 180, (4,)), 0)
+    total.backward()
+    assert set(parts) == {"ce", "feature", "ppg-distill"}
+    assert all(p.grad is not None for p in loss.parameters())
+    assert teacher_stage_for(12, None, 8) == 8  # 12 blocks: block 8, 13 steps
+
+
+def test_hard_replaces_labels_with_teacher_argmax():
+    loss = DistillLoss({"hard": 1.0}, resolve_params({}, 10), 1, 2)
+    s, t = torch.randn(5, 180), torch.randn(5, 180)
+    total, parts = loss(StudentOut(s, [], torch.zeros(5, 32)), TeacherBatch(t), torch.zeros(5, dtype=torch.long), 0)
+    assert "ce" not in parts
+    assert float(total) == pytest.approx(float(torch.nn.functional.cross_entropy(s, t.argmax(-1))), rel=1e-6)
+
+
+def test_bad_strategies_and_parameters_are_rejected():
+    params = resolve_params({}, 10)
+    with pytest.raises(EdgekdError, match="unknown strategy 'fitnet'"):
+        DistillLoss({"fitnet": 1.0}, params, 1, 2)
+    with pytest.raises(EdgekdError, match="needs a teacher"):
+        DistillLoss({"dkd": 1.0}, params, 1, None)
+    with pytest.raises(EdgekdError, match="unknown strategy parameter"):
+        resolve_params({"temperature": 3}, 10)
+    assert not DistillLoss({"scratch": 1.0}, params, 1, None).needs_teacher
