@@ -1,0 +1,189 @@
+"""`edgekd export`: build a verified artifact folder models/<name>/ from a run or checkpoint.
+
+Everything is built in a hidden temporary folder beside the target and renamed into place at the end, so a
+failure at any step (a check, a converter error, a full disk) leaves no partial artifact and an existing
+artifact replaced with --force stays intact until the new one is complete.
+"""
+
+from __future__ import annotations
+
+import errno
+import shutil
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from edgekd import __version__
+from edgekd.atomic import write_bytes, write_json, write_text
+from edgekd.bpm import BPM_MIN, decode_argmax
+from edgekd.checkpoint import CONFIG, WEIGHTS, load_model, save_weights
+from edgekd.errors import EdgekdError
+from edgekd.model import ResNet1D, deployed_param_count, final_width, macs, paper_param_count
+
+ONNX_TOLERANCE = 1e-4  # max abs logit difference PyTorch vs ONNX Runtime (FP32)
+TRACKER_DIR = Path(__file__).resolve().parent / "tracker"
+TRACKER_FILES = ("hr_tracker.c", "hr_tracker.h")
+DEBUG_WINDOWS = 32  # windows for the per-layer quantisation debugger (it runs float and int8 side by side)
+
+
+def export_artifact(source: Path, out: Path, *, int8: bool = True, data: Path | None = None,
+                    calib: Path | None = None, evaluate: Path | None = None, name: str | None = None,
+                    force: bool = False, dynamic_batch: bool = True, progress: bool = True) -> dict[str, Any]:
+    """Export the model in ``source`` (run/artifact folder or .safetensors) to ``out``; returns the card."""
+    source, out = Path(source), Path(out)
+    if out.exists() and not force:
+        raise EdgekdError(f"{out}: already exists (use --force to replace it)")
+    model = load_model(source)
+    folder = source.parent if source.suffix == ".safetensors" else source
+    name = name or out.name
+    out.parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".partial", dir=out.parent))
+    try:
+        card = _build(model, folder, work, name, int8, data, calib, evaluate, dynamic_batch, progress)
+        _replace(work, out)
+    except OSError as exc:
+        shutil.rmtree(work, ignore_errors=True)
+        if exc.errno == errno.ENOSPC:
+            raise EdgekdError(f"{out}: disk full while exporting; nothing was written") from None
+        raise
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True)
+        raise
+    return card
+
+
+def _replace(work: Path, out: Path) -> None:
+    """Move the finished folder into place; an old artifact is removed only after the new one is there."""
+    old = None
+    if out.exists():
+        old = out.with_name(f".{out.name}.old-{time.time_ns()}")
+        out.rename(old)
+    work.rename(out)
+    if old is not None:
+        shutil.rmtree(old)
+
+
+def _build(model: ResNet1D, folder: Path, work: Path, name: str, int8: bool, data: Path | None,
+           calib: Path | None, evaluate: Path | None, dynamic_batch: bool, progress: bool) -> dict[str, Any]:
+    from export import windows
+    from export.onnx_export import export_onnx, onnx_max_abs_diff, run_onnx
+
+    t0 = time.perf_counter()
+    steps = ["windows", "onnx"] + (["onnx-int8", "tflite", "arena", "firmware", "evaluate", "per-layer"]
+                                   if int8 else ["evaluate"])
+    bar = tqdm(total=len(steps), desc=f"export {name}", disable=not progress, leave=False, dynamic_ncols=True)
+
+    def step(label: str) -> None:
+        bar.set_postfix_str(label)
+        bar.update(1)
+
+    cal, ev = windows.select(folder, model.in_channels, data, calib, evaluate)
+    step("windows")
+    save_weights(model, work / WEIGHTS)
+    config = windows.source_config(folder) or {"model": model.config()}
+    write_json(work / CONFIG, config)
+    batch = None if dynamic_batch else 1
+    export_onnx(model, work / "model.onnx", dynamic_batch)
+    onnx_diff = onnx_max_abs_diff(model, work / "model.onnx", ev.x[:256], batch)
+    if not onnx_diff < ONNX_TOLERANCE:
+        raise EdgekdError(f"ONNX FP32 differs from PyTorch by {onnx_diff:.2e} (> {ONNX_TOLERANCE:g})")
+    step("onnx")
+    with torch.no_grad():
+        fp32 = model(torch.from_numpy(ev.x)).numpy()
+    logits = {"fp32": fp32, "onnx_fp32": run_onnx(work / "model.onnx", ev.x, batch)}
+    card: dict[str, Any] = {
+        "name": name, "edgekd_version": __version__,
+        "created_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "source": {"path": str(folder), "config": config},
+        "data": {"calibration": cal.description, "evaluation": ev.description},
+        "architecture": {"family": "ResNet1D (WildPPG)", **model.config(), "final_width": final_width(model.blocks),
+                         "params": deployed_param_count(model.blocks, model.in_channels),
+                         "paper_params": paper_param_count(model.blocks, model.in_channels),
+                         "macs": macs(model.blocks, model.in_channels)},
+        "bpm_min": BPM_MIN,
+        "onnx": {"dynamic_batch": dynamic_batch, "max_abs_diff_vs_torch": onnx_diff},
+    }
+    if int8:
+        card.update(_build_int8(model, work, name, cal, ev, batch, logits, step))
+    card["accuracy"] = _accuracy(logits, ev.hr)
+    if int8:
+        from export.tflite_int8 import layer_errors
+
+        card["per_layer_quantization_error"] = layer_errors(model, cal.x, ev.x[:DEBUG_WINDOWS])
+        step("per-layer")
+    else:
+        step("evaluate")
+    card["files"] = {p.name: p.stat().st_size for p in sorted(work.iterdir())}  # card.json/.md come next
+    card["export_seconds"] = round(time.perf_counter() - t0, 2)
+    write_json(work / "card.json", card)
+    from export.card import card_md
+
+    write_text(work / "card.md", card_md(card))
+    bar.close()
+    return card
+
+
+def _build_int8(model: ResNet1D, work: Path, name: str, cal, ev, batch: int | None,
+                logits: dict[str, np.ndarray], step) -> dict[str, Any]:
+    from export.c_arrays import QuantParams, c_identifier, model_data_cc, model_data_h, ops_h
+    from export.checks import check_tflm_ops, op_list
+    from export.infer import dequantize, int8_io, run_int8
+    from export.onnx_export import run_onnx
+    from export.onnx_int8 import quantize_onnx
+    from export.tflite_int8 import convert_int8
+    from export.tflm_arena import arena_bytes
+
+    quantize_onnx(work / "model.onnx", work / "model_int8.onnx", cal.x, batch)
+    logits["onnx_int8"] = run_onnx(work / "model_int8.onnx", ev.x, batch)
+    step("onnx-int8")
+    flatbuffer, mirror_diff = convert_int8(model, cal.x, ev.x[:64])
+    ops = check_tflm_ops(op_list(flatbuffer), f"{name}/model_int8.tflite")
+    write_bytes(work / "model_int8.tflite", flatbuffer)
+    step("tflite")
+    arena_min, arena = arena_bytes(flatbuffer)
+    step("arena")
+    (in_s, in_z), (out_s, out_z) = int8_io(flatbuffer)
+    ident = c_identifier(name)
+    write_text(work / "model_data.h", model_data_h(ident, len(flatbuffer), arena, arena_min, model.in_channels,
+                                                   QuantParams(in_s, in_z, out_s, out_z)))
+    write_text(work / "model_data.cc", model_data_cc(ident, flatbuffer))
+    write_text(work / "ops.h", ops_h(ident, ops))
+    extras = [f for f in TRACKER_FILES if (TRACKER_DIR / f).exists()]
+    if len(extras) == len(TRACKER_FILES):
+        for f in extras:
+            write_bytes(work / f, (TRACKER_DIR / f).read_bytes())
+    step("firmware")
+    q_lite = run_int8(flatbuffer, "tflite", ev.x)
+    q_tflm = run_int8(flatbuffer, "tflm", ev.x, arena)
+    logits["tflite_int8_litert"] = dequantize(q_lite, out_s, out_z)
+    logits["tflite_int8_tflm"] = dequantize(q_tflm, out_s, out_z)
+    step("evaluate")
+    return {
+        "tflite": {"keras_mirror_max_abs_diff": mirror_diff, "ops": ops,
+                   "input": {"shape": [1, 200, model.in_channels], "dtype": "int8", "scale": in_s,
+                             "zero_point": in_z},
+                   "output": {"shape": [1, model.n_classes], "dtype": "int8", "scale": out_s, "zero_point": out_z}},
+        "tflm": {"arena_bytes": arena, "arena_min_bytes": arena_min, "ops": ops, "c_identifier": ident,
+                 "litert_tflm_identical_values": float((q_lite == q_tflm).mean()),
+                 "litert_tflm_identical_windows": float((q_lite == q_tflm).all(axis=1).mean()),
+                 "litert_tflm_argmax_agreement": float((q_lite.argmax(1) == q_tflm.argmax(1)).mean()),
+                 "litert_tflm_max_abs_int8_diff": int(np.abs(q_lite.astype(int) - q_tflm.astype(int)).max())},
+        "firmware_extras": extras if len(extras) == len(TRACKER_FILES) else [],
+    }
+
+
+def _accuracy(logits: dict[str, np.ndarray], hr: np.ndarray) -> dict[str, Any]:
+    """MAE (argmax decoding) per runtime on the same held-out windows, and argmax agreement with FP32."""
+    ref = logits["fp32"].argmax(axis=1)
+    acc: dict[str, Any] = {
+        "decoding": "argmax", "windows": int(len(hr)),
+        "mae_bpm": {k: float(np.abs(decode_argmax(v) - hr).mean()) for k, v in logits.items()},
+        "argmax_agreement_vs_fp32": {k: float((v.argmax(axis=1) == ref).mean()) for k, v in logits.items()
+                                     if k != "fp32"},
+    }
+    return acc

@@ -1,0 +1,54 @@
+"""The model card: everything a firmware engineer or reviewer needs about one artifact, as JSON and Markdown."""
+
+from __future__ import annotations
+
+from typing import Any
+
+WORST_LAYERS = 5
+
+
+def card_md(card: dict[str, Any]) -> str:
+    """A short human summary of card.json (which stays the complete record)."""
+    arch, acc, files = card["architecture"], card.get("accuracy", {}), card["files"]
+    lines = [f"# {card['name']}", "",
+             f"ResNet1D, {arch['blocks']} blocks, {arch['in_channels']} input channel(s), "
+             f"{arch['params']:,} parameters, {arch['macs']:,} MACs per 8 s window.",
+             f"Source: `{card['source']['path']}`. Exported with edgekd {card['edgekd_version']} "
+             f"in {card['export_seconds']:.1f} s.", "", "## Files", "", "| file | bytes |", "|---|---:|"]
+    lines += [f"| `{name}` | {size:,} |" for name, size in files.items()]
+    if "tflm" in card:
+        t, q = card["tflm"], card["tflite"]
+        lines += ["", "## Firmware", "",
+                  f"- Flash (flatbuffer): {files['model_int8.tflite']:,} bytes; TFLM tensor arena: "
+                  f"{t['arena_bytes']:,} bytes (measured minimum {t['arena_min_bytes']:,} + 10%).",
+                  f"- Ops (`ops.h`): {', '.join(t['ops'])}.",
+                  f"- Input int8 {q['input']['shape']}: q = round(x / {q['input']['scale']:.6g}) "
+                  f"{'-' if q['input']['zero_point'] < 0 else '+'} {abs(q['input']['zero_point'])}; "
+                  f"output int8 [1, 180]: BPM = {card['bpm_min']} + argmax."]
+        if card.get("firmware_extras"):
+            lines.append(f"- Causal HR tracker for post-processing the per-window outputs: "
+                         f"{', '.join(f'`{f}`' for f in card['firmware_extras'])} (portable C).")
+    if acc:
+        ev = card["data"]["evaluation"]
+        lines += ["", "## Accuracy (argmax decoding, MAE in BPM)", "",
+                  f"{acc['windows']} held-out windows ({ev['source']}; subjects {', '.join(ev['subjects'][:8])}"
+                  f"{' ...' if len(ev['subjects']) > 8 else ''}).", "",
+                  "| runtime | MAE | argmax agrees with FP32 |", "|---|---:|---:|"]
+        for key, mae in acc["mae_bpm"].items():
+            agree = acc["argmax_agreement_vs_fp32"].get(key)
+            lines.append(f"| {key} | {mae:.3f} | {'-' if agree is None else f'{100 * agree:.1f}%'} |")
+        if "tflm" in card:
+            t = card["tflm"]
+            lines += ["", f"LiteRT vs TFLM: {100 * t['litert_tflm_identical_values']:.2f}% of int8 outputs "
+                          f"identical, {100 * t['litert_tflm_identical_windows']:.1f}% of windows identical, argmax "
+                          f"equal on {100 * t['litert_tflm_argmax_agreement']:.1f}% (largest difference "
+                          f"{t['litert_tflm_max_abs_int8_diff']} LSB; TFLM's reference kernels round differently)."]
+    layers = card.get("per_layer_quantization_error")
+    if layers:
+        worst = sorted(layers, key=lambda r: -r["rmse_over_scale"])[:WORST_LAYERS]
+        lines += ["", "## Where INT8 loses accuracy", "",
+                  "Per-op output error vs float (TF QuantizationDebugger); RMSE/scale = 0.29 is pure rounding.",
+                  "", "| op | layer | RMSE/scale | max abs error |", "|---|---|---:|---:|"]
+        lines += [f"| {r['op']} | {r['layer']} | {r['rmse_over_scale']:.3f} | {r['max_abs_error']:.4g} |"
+                  for r in worst]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,92 @@
+"""One entry point to run an exported artifact on windows with any runtime: what evaluation, parity tests
+and benchmarks call, so every runtime is fed and read the same way."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from edgekd.checkpoint import load_model
+from edgekd.errors import EdgekdError
+
+RUNTIMES = ("torch", "onnx", "onnx-int8", "tflite", "tflm")
+FILES = {"onnx": "model.onnx", "onnx-int8": "model_int8.onnx", "tflite": "model_int8.tflite",
+         "tflm": "model_int8.tflite"}
+CARD = "card.json"
+
+
+def quantize(x: np.ndarray, scale: float, zero_point: int) -> np.ndarray:
+    """float -> int8 with the tensor's scale and zero point (what firmware does before invoking)."""
+    return np.clip(np.round(x / scale) + zero_point, -128, 127).astype(np.int8)
+
+
+def dequantize(q: np.ndarray, scale: float, zero_point: int) -> np.ndarray:
+    return (q.astype(np.float32) - zero_point) * np.float32(scale)
+
+
+def predict_logits(artifact_dir: Path, runtime: str, x: np.ndarray) -> np.ndarray:
+    """Float logits [N, 180] for windows x [N, C, 200] (float32, as in a WindowSet).
+
+    INT8 runtimes ("tflite" = LiteRT, "tflm" = TFLM host interpreter) get x quantised with the model's
+    input scale/zero point (channels-last, one window per invoke) and return dequantised outputs.
+    """
+    artifact_dir = Path(artifact_dir)
+    if runtime not in RUNTIMES:
+        raise EdgekdError(f"unknown runtime '{runtime}'; known: {', '.join(RUNTIMES)}")
+    x = np.ascontiguousarray(x, dtype=np.float32)
+    if runtime == "torch":
+        model = load_model(artifact_dir)
+        with torch.no_grad():
+            return model(torch.from_numpy(x)).numpy()
+    path = artifact_dir / FILES[runtime]
+    if not path.exists():
+        raise EdgekdError(f"{path}: missing (export with --int8 to get INT8 files)")
+    if runtime in ("onnx", "onnx-int8"):
+        from export.onnx_export import run_onnx
+
+        return run_onnx(path, x)
+    q_out = run_int8(path.read_bytes(), runtime, x, _arena(artifact_dir) if runtime == "tflm" else 0)
+    scale, zp = int8_io(path.read_bytes())[1]
+    return dequantize(q_out, scale, zp)
+
+
+def run_int8(model: bytes, runtime: str, x: np.ndarray, arena_size: int = 0) -> np.ndarray:
+    """Raw int8 outputs [N, 180] of the INT8 flatbuffer on LiteRT ("tflite") or TFLM ("tflm")."""
+    (in_scale, in_zp), _ = int8_io(model)
+    x_q = quantize(x.transpose(0, 2, 1), in_scale, in_zp)
+    if runtime == "tflm":
+        from export.tflm_arena import run_tflm
+
+        return run_tflm(model, x_q, arena_size)
+    from ai_edge_litert.interpreter import Interpreter
+
+    interp = Interpreter(model_content=model, num_threads=1)
+    interp.allocate_tensors()
+    inp, out = interp.get_input_details()[0]["index"], interp.get_output_details()[0]["index"]
+    rows = []
+    for window in x_q:
+        interp.set_tensor(inp, window[None])
+        interp.invoke()
+        rows.append(interp.get_tensor(out)[0].copy())
+    return np.stack(rows)
+
+
+def int8_io(model: bytes) -> tuple[tuple[float, int], tuple[float, int]]:
+    """((input scale, zero point), (output scale, zero point)) of a full-integer flatbuffer."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    interp = Interpreter(model_content=model)
+    (i_s, i_z), (o_s, o_z) = (interp.get_input_details()[0]["quantization"],
+                              interp.get_output_details()[0]["quantization"])
+    return (float(i_s), int(i_z)), (float(o_s), int(o_z))
+
+
+def _arena(artifact_dir: Path) -> int:
+    card = artifact_dir / CARD
+    try:
+        return int(json.loads(card.read_text())["tflm"]["arena_bytes"])
+    except (OSError, KeyError, ValueError, TypeError) as exc:
+        raise EdgekdError(f"{card}: cannot read the TFLM arena size ({exc})") from None

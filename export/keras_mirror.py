@@ -1,0 +1,81 @@
+"""A Keras copy of ResNet1D with the PyTorch weights, the path to a TFLM-only INT8 flatbuffer.
+
+Built from ``edgekd.model.block_specs`` so the two never disagree on shapes. Layout is channels-last
+([N, 200, C]) because that is what TFLite's Conv1D lowering (EXPAND_DIMS -> CONV_2D -> RESHAPE) wants and
+what firmware fills sample by sample. Facts that make the float outputs match (REFERENCE.md section 5):
+BatchNorm epsilon 1e-5; the convolutions' "same" padding puts the smaller half on the left like TF SAME;
+the shortcut max-pool pads a zero on the right, so it is an explicit pad and a 'valid' pool.
+"""
+
+from __future__ import annotations
+
+import keras  # this module is imported only when exporting: TensorFlow takes seconds to load
+import numpy as np
+import torch
+
+from edgekd.model import BN_EPS, KERNEL, STEM_WIDTH, WINDOW, ResNet1D, block_specs
+
+
+class ChannelPad(keras.layers.Layer):
+    """Zero channels on both sides: the weightless widening shortcut (lowers to one PAD op)."""
+
+    def __init__(self, left: int, right: int, **kwargs):
+        super().__init__(**kwargs)
+        self.left, self.right = left, right
+
+    def call(self, x):
+        return keras.ops.pad(x, [[0, 0], [0, 0], [self.left, self.right]])
+
+
+def build_keras(model: ResNet1D):
+    """A keras.Model computing the same logits as ``model`` (eval mode) on [N, 200, C] input."""
+    L = keras.layers
+    sd = {k: v.detach().cpu().numpy() for k, v in model.state_dict().items()}
+
+    def conv(x, prefix: str, cout: int, stride: int, name: str):
+        layer = L.Conv1D(cout, KERNEL, strides=stride, padding="same", name=name)
+        y = layer(x)
+        # PyTorch Conv1d weight is [out, in, k]; Keras wants [k, in, out].
+        layer.set_weights([sd[f"{prefix}.weight"].transpose(2, 1, 0), sd[f"{prefix}.bias"]])
+        return y
+
+    def bn(x, prefix: str, name: str):
+        layer = L.BatchNormalization(epsilon=BN_EPS, name=name)
+        y = layer(x)
+        layer.set_weights([sd[f"{prefix}.weight"], sd[f"{prefix}.bias"], sd[f"{prefix}.running_mean"],
+                           sd[f"{prefix}.running_var"]])
+        return y
+
+    inp = keras.Input((WINDOW, model.in_channels), batch_size=None, name="window")
+    h = conv(inp, "stem.conv", STEM_WIDTH, 1, "stem_conv")
+    h = L.ReLU(name="stem_relu")(bn(h, "stem_bn", "stem_bn"))
+    for spec in block_specs(model.blocks):
+        p = f"layers.{spec.index}"
+        out = h
+        if not spec.first:
+            out = L.ReLU(name=f"b{spec.index}_relu1")(bn(out, f"{p}.bn1", f"b{spec.index}_bn1"))
+        out = conv(out, f"{p}.conv1.conv", spec.out_ch, spec.stride, f"b{spec.index}_conv1")
+        out = L.ReLU(name=f"b{spec.index}_relu2")(bn(out, f"{p}.bn2", f"b{spec.index}_bn2"))
+        out = conv(out, f"{p}.conv2.conv", spec.out_ch, 1, f"b{spec.index}_conv2")
+        identity = h
+        if spec.downsample:
+            identity = L.ZeroPadding1D((0, 1), name=f"b{spec.index}_pool_pad")(identity)
+            identity = L.MaxPooling1D(2, 2, padding="valid", name=f"b{spec.index}_pool")(identity)
+        extra = spec.out_ch - spec.in_ch
+        if extra:
+            identity = ChannelPad(extra // 2, extra - extra // 2, name=f"b{spec.index}_chpad")(identity)
+        h = L.Add(name=f"b{spec.index}_add")([out, identity])
+    h = L.ReLU(name="final_relu")(bn(h, "final_bn", "final_bn"))
+    h = L.GlobalAveragePooling1D(name="mean")(h)
+    fc = L.Dense(model.n_classes, name="fc")
+    logits = fc(h)
+    fc.set_weights([sd["fc.weight"].T, sd["fc.bias"]])
+    return keras.Model(inp, logits, name=f"resnet1d_{model.blocks}")
+
+
+def mirror_max_abs_diff(model: ResNet1D, kmodel, x: np.ndarray) -> float:
+    """Max abs logit difference between PyTorch ([N, C, 200]) and the Keras mirror in float32."""
+    with torch.no_grad():
+        ref = model.eval()(torch.from_numpy(x)).numpy()
+    got = np.asarray(kmodel(np.ascontiguousarray(x.transpose(0, 2, 1)), training=False))
+    return float(np.abs(ref - got).max())

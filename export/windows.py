@@ -1,0 +1,90 @@
+"""Which windows calibrate the INT8 models and which measure their accuracy.
+
+Rule (documented in the README): ``--calib FILE.npz`` / ``--eval FILE.npz`` are used whole when given.
+Otherwise the run's own data is split with the run's own fold (``fold``, ``split_seed`` in its config.json;
+RunConfig defaults when absent): its training subjects calibrate and its held-out subjects evaluate, so INT8
+is never calibrated on the windows it is scored on. The run's data is ``--data FILE.npz`` when given, else the
+embedded synthetic default; when the run's config.json records a data hash, the windows must match it (a run
+trained on IEEE SPC cannot silently be calibrated on synthetic windows).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgekd.checkpoint import CONFIG
+from edgekd.data import load_windows
+from edgekd.errors import DataError, EdgekdError
+from edgekd.model import WINDOW
+from edgekd.runs import RunConfig, resolve_fold
+from edgekd.teacher import data_hash
+from edgekd.windowset import WindowSet
+
+MIN_CALIB_WINDOWS = 32  # fewer gives activation ranges from too few beats/motion states to trust
+MAX_CALIB_WINDOWS = 500  # more changes the ranges little and slows the converter; a seeded subset is used
+
+
+@dataclass
+class Windows:
+    x: np.ndarray  # [N, in_channels, 200] float32
+    hr: np.ndarray  # [N] BPM
+    description: dict[str, Any]
+
+
+def source_config(folder: Path) -> dict[str, Any]:
+    path = folder / CONFIG
+    if not path.exists():
+        return {}
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise EdgekdError(f"{path}: not valid JSON ({exc})") from None
+
+
+def select(folder: Path, in_channels: int, data: Path | None, calib: Path | None,
+           evaluate: Path | None) -> tuple[Windows, Windows]:
+    """(calibration windows, evaluation windows) for the model in ``folder``; see the module docstring."""
+    cfg = source_config(folder)
+    fold_sets: tuple[WindowSet, WindowSet] | None = None
+    fold_desc: dict[str, Any] = {}
+    if calib is None or evaluate is None:
+        ws = load_windows(data)
+        recorded = cfg.get("data", {}).get("hash") if isinstance(cfg.get("data"), dict) else None
+        if recorded and recorded != data_hash(ws):
+            raise DataError(f"{data or 'the synthetic default'}: not the data the run in {folder} was trained "
+                            f"on (hash {data_hash(ws)} != {recorded}, dataset "
+                            f"'{cfg['data'].get('dataset')}'); pass --data with the run's WindowSet, "
+                            f"or --calib and --eval")
+        run = RunConfig.from_dict(cfg)
+        fold = resolve_fold(ws, run.fold, run.split_seed)
+        fold_sets = ws.subset(fold.train), ws.subset(fold.test)
+        fold_desc = {"data": str(data) if data else "synthetic default", "fold": run.fold,
+                     "split_seed": run.split_seed}
+    cal_ws = WindowSet.load(calib) if calib is not None else fold_sets[0]  # type: ignore[index]
+    ev_ws = WindowSet.load(evaluate) if evaluate is not None else fold_sets[1]  # type: ignore[index]
+    cal = _prepare(cal_ws, in_channels, str(calib) if calib else "training side of the run's fold", fold_desc)
+    if len(cal.x) < MIN_CALIB_WINDOWS:
+        raise DataError(f"{calib or 'calibration windows'}: {len(cal.x)} windows; INT8 calibration needs at "
+                        f"least {MIN_CALIB_WINDOWS}")
+    if len(cal.x) > MAX_CALIB_WINDOWS:
+        idx = np.sort(np.random.default_rng(0).choice(len(cal.x), MAX_CALIB_WINDOWS, replace=False))
+        cal = Windows(cal.x[idx], cal.hr[idx], {**cal.description, "windows_used": MAX_CALIB_WINDOWS})
+    ev = _prepare(ev_ws, in_channels, str(evaluate) if evaluate else "held-out side of the run's fold", fold_desc)
+    if len(ev.x) == 0:
+        raise DataError(f"{evaluate or 'evaluation windows'}: no windows")
+    return cal, ev
+
+
+def _prepare(ws: WindowSet, in_channels: int, source: str, fold_desc: dict[str, Any]) -> Windows:
+    if ws.x.shape[1] < in_channels or ws.x.shape[2] != WINDOW:
+        raise DataError(f"{source}: windows are {list(ws.x.shape[1:])} (channels, samples); the model needs "
+                        f"at least {in_channels} channel(s) of {WINDOW} samples")
+    desc = {"source": source, **({} if source.endswith(".npz") else fold_desc), "windows": len(ws),
+            "subjects": ws.subjects(), "dataset": ws.provenance.get("dataset"),
+            "channels_used": list(ws.channels[:in_channels])}
+    return Windows(np.ascontiguousarray(ws.x[:, :in_channels]), ws.hr, desc)
