@@ -1,0 +1,128 @@
+"""Deployment budgets (TOML) and the MCU latency estimate they are checked with.
+
+A budget file::
+
+    name = "wearable"                # optional; defaults to the file stem
+    description = "..."              # optional
+    mcu = "m4-120-xcubeai"           # a target in models/mcu_targets.toml; needed by latency_ms
+    [limits]                         # every limit is an upper bound (value <= limit passes)
+    flash_kb = 500                   # INT8 .tflite flatbuffer size, KB = 1024 bytes
+    arena_kb = 256                   # TFLM tensor arena, KB = 1024 bytes
+    latency_ms = 50                  # estimated per-window latency on `mcu` (MACs x cycles/MAC / clock)
+    mae_bpm = 8.0                    # FP32 test MAE
+    int8_mae_drop_bpm = 0.5          # INT8 MAE - FP32 MAE
+
+Unknown keys are errors, not warnings: a typo in a CI budget must not silently disable a limit.
+"""
+
+from __future__ import annotations
+
+import math
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from edgekd.errors import EdgekdError
+
+KB = 1024
+LIMITS: dict[str, str] = {
+    "flash_kb": "flash (KB)",
+    "arena_kb": "arena (KB)",
+    "latency_ms": "MCU latency (ms, est.)",
+    "mae_bpm": "MAE FP32 (BPM)",
+    "int8_mae_drop_bpm": "INT8 MAE drop (BPM)",
+}
+TOP_KEYS = {"name", "description", "mcu", "limits"}
+REPO_MODELS = Path(__file__).resolve().parent.parent / "models"
+DEFAULT_MCU_TARGETS = REPO_MODELS / "mcu_targets.toml"
+
+
+@dataclass(frozen=True)
+class Budget:
+    name: str
+    limits: dict[str, float]
+    mcu: str | None = None
+    description: str = ""
+    path: Path | None = field(default=None, compare=False)
+
+
+@dataclass(frozen=True)
+class McuTarget:
+    name: str
+    clock_hz: float
+    cycles_per_mac: float
+
+    def latency_ms(self, macs: float) -> float:
+        """Per-window latency estimated from MACs (REFERENCE.md section 5: treat as +-2x)."""
+        return macs * self.cycles_per_mac / self.clock_hz * 1e3
+
+
+def _read_toml(path: Path, what: str) -> dict[str, Any]:
+    if not path.is_file():
+        raise EdgekdError(f"{path}: {what} file does not exist")
+    try:
+        with open(path, "rb") as fh:
+            return tomllib.load(fh)
+    except tomllib.TOMLDecodeError as exc:
+        raise EdgekdError(f"{path}: malformed TOML ({exc})") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise EdgekdError(f"{path}: cannot read {what} ({exc})") from None
+
+
+def load_budget(path: str | Path) -> Budget:
+    """Parse and validate a budget file; every problem is an EdgekdError naming the file and key."""
+    path = Path(path)
+    doc = _read_toml(path, "budget")
+    unknown = set(doc) - TOP_KEYS
+    if unknown:
+        raise EdgekdError(f"{path}: unknown key(s) {', '.join(sorted(unknown))}; allowed: {', '.join(sorted(TOP_KEYS))}")
+    limits_doc = doc.get("limits")
+    if not isinstance(limits_doc, dict) or not limits_doc:
+        raise EdgekdError(f"{path}: needs a non-empty [limits] table with any of {', '.join(LIMITS)}")
+    limits: dict[str, float] = {}
+    for key, value in limits_doc.items():
+        if key not in LIMITS:
+            raise EdgekdError(f"{path}: unknown limit '{key}'; known limits: {', '.join(LIMITS)}")
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+            raise EdgekdError(f"{path}: limit '{key}' must be a non-negative number, got {value!r}")
+        limits[key] = float(value)
+    mcu = doc.get("mcu")
+    if mcu is not None and not isinstance(mcu, str):
+        raise EdgekdError(f"{path}: 'mcu' must be a string naming a target in mcu_targets.toml")
+    if "latency_ms" in limits and not mcu:
+        raise EdgekdError(f"{path}: limit 'latency_ms' needs 'mcu = \"<target>\"' (see models/mcu_targets.toml)")
+    for key in ("name", "description"):
+        if key in doc and not isinstance(doc[key], str):
+            raise EdgekdError(f"{path}: '{key}' must be a string")
+    return Budget(name=doc.get("name", path.stem), limits=limits, mcu=mcu,
+                  description=doc.get("description", ""), path=path)
+
+
+def load_mcu_targets(path: str | Path = DEFAULT_MCU_TARGETS) -> dict[str, McuTarget]:
+    """Read the MCU table firmware_bench owns: ``[targets.<name>]`` with ``clock_mhz`` and ``cycles_per_mac``."""
+    path = Path(path)
+    doc = _read_toml(path, "MCU targets")
+    table = doc.get("targets", doc)
+    out: dict[str, McuTarget] = {}
+    for name, entry in table.items():
+        if not isinstance(entry, dict):
+            continue
+        try:
+            clock = float(entry["clock_mhz"]) * 1e6
+            cpm = float(entry["cycles_per_mac"])
+        except (KeyError, TypeError, ValueError):
+            raise EdgekdError(f"{path}: target '{name}' needs numeric clock_mhz and cycles_per_mac") from None
+        if clock <= 0 or cpm <= 0:
+            raise EdgekdError(f"{path}: target '{name}' has a non-positive clock or cycles/MAC")
+        out[name] = McuTarget(name, clock, cpm)
+    if not out:
+        raise EdgekdError(f"{path}: no MCU targets found")
+    return out
+
+
+def mcu_target(name: str, path: str | Path = DEFAULT_MCU_TARGETS) -> McuTarget:
+    targets = load_mcu_targets(path)
+    if name not in targets:
+        raise EdgekdError(f"{path}: unknown MCU '{name}'; known: {', '.join(sorted(targets))}")
+    return targets[name]

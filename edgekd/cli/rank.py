@@ -1,0 +1,53 @@
+"""`edgekd rank`: Pareto front of MAE against a deployment cost; --budget marks what fits."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from edgekd.budget import DEFAULT_MCU_TARGETS, load_budget
+from edgekd.cli.output import print_json, print_table
+from edgekd.rank import COSTS, LIMIT_COLUMNS, rank
+from edgekd.sweep import read_results
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("rank", help="Pareto front of student MAE against flash/arena/latency",
+                       description="Averages each (teacher, student, strategy) over folds and seeds and ranks "
+                                   "them by a deployment cost: flash (card.json, else the INT8 weight estimate), "
+                                   "arena (card.json), mcu-latency (MACs x cycles/MAC / clock) or latency "
+                                   "(benchmark records). With --out, writes OUT/rank.json and OUT/pareto_<cost>.png.")
+    p.add_argument("results", metavar="RESULTS", help="results.csv / results.json, or a sweep folder")
+    p.add_argument("--bench", metavar="DIR", help="folder of artifacts (card.json) and benchmark records")
+    p.add_argument("--cost", choices=list(COSTS), default="flash", help="the x axis (default flash)")
+    p.add_argument("--budget", metavar="FILE", help="budget TOML: adds 'fits' (and its MCU for mcu-latency)")
+    p.add_argument("--mcu", metavar="NAME", help="MCU of models/mcu_targets.toml for mcu-latency")
+    p.add_argument("--runtime", default="tflm", help="benchmark runtime for --cost latency (default tflm)")
+    p.add_argument("--metric", default="mae_argmax", choices=["mae_argmax", "mae_expectation"],
+                   help="MAE decoding to rank by (default mae_argmax, WildPPG's)")
+    p.add_argument("--out", metavar="DIR", help="write rank.json and pareto_<cost>.png here")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    budget = load_budget(args.budget) if args.budget else None
+    rows = rank(read_results(args.results), args.cost, args.metric, args.bench, budget, args.mcu, args.runtime,
+                DEFAULT_MCU_TARGETS)
+    col, label = COSTS[args.cost]
+    if args.out:
+        from edgekd.atomic import write_json
+        from edgekd.plots import plot_pareto
+
+        out = Path(args.out)
+        write_json(out / "rank.json", rows)
+        limit = next((budget.limits[k] for k, c in LIMIT_COLUMNS.items() if c == col and k in budget.limits),
+                     None) if budget else None
+        plot_pareto([{**r, "cost": r[col]} for r in rows if r[col] is not None], args.metric, label,
+                    out / f"pareto_{args.cost}.png", limit)
+    if args.json:
+        print_json(rows)
+        return 0
+    columns = ["name", args.metric, f"{args.metric}_std", "runs", col, "pareto"] + (["fits", "unchecked"] if budget else [])
+    print_table(rows, columns, None, title=f"ranked by {label}" + (f"; budget {budget.name}" if budget else ""))
+    return 0

@@ -1,0 +1,57 @@
+"""`edgekd scaling`: fit MAE = a exp(-b x) + c per teacher and strategy (x = student blocks); plots."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from edgekd.cli.output import print_json, print_table
+from edgekd.scaling import fit_groups, public_rows
+from edgekd.sweep import read_results
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("scaling", help="fit the MAE scaling law over student size; heat map of teacher x student",
+                       description="Fits MAE = a*exp(-b*x) + c (x = student blocks) per teacher and strategy over "
+                                   "every run (folds and seeds are points), with R^2 and standard errors; "
+                                   "--predict X gives the predicted MAE of an X-block student with a 95% "
+                                   "prediction interval. With --out, writes scaling.png (curves over the points), "
+                                   "heatmap.png (the paper's Figure 1) and scaling.json.")
+    p.add_argument("results", metavar="RESULTS", help="results.csv / results.json, or a sweep folder")
+    p.add_argument("--predict", type=float, metavar="X", help="student size (blocks) to predict the MAE of")
+    p.add_argument("--metric", default="mae_argmax", choices=["mae_argmax", "mae_expectation"],
+                   help="MAE decoding (default mae_argmax, WildPPG's)")
+    p.add_argument("--heatmap-strategy", default=None, metavar="NAME",
+                   help="strategy shown in the heat map (default: soft if present, else the first KD one)")
+    p.add_argument("--out", metavar="DIR", help="write scaling.json, scaling.png and heatmap.png here")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    rows = read_results(args.results)
+    fits = fit_groups(rows, args.metric, args.predict)
+    if args.out:
+        from edgekd.atomic import write_json
+        from edgekd.plots import plot_heatmap, plot_scaling
+
+        out = Path(args.out)
+        write_json(out / "scaling.json", public_rows(fits))
+        plot_scaling(rows, fits, args.metric, out / "scaling.png")
+        kd = sorted({r["strategy"] for r in rows if r.get("teacher") is not None})
+        strategy = args.heatmap_strategy or ("soft" if "soft" in kd else (kd[0] if kd else None))
+        if strategy:
+            plot_heatmap(rows, args.metric, strategy, out / "heatmap.png")
+    if args.json:
+        print_json(public_rows(fits))
+        return 0
+    columns = ["teacher", "strategy", "points", "a", "a_se", "b", "b_se", "c", "c_se", "r2"]
+    headers = ["teacher", "strategy", "runs", "a", "±a", "b", "±b", "c", "±c", "R²"]
+    if args.predict is not None:
+        columns += ["predicted_mae", "pi_low", "pi_high"]
+        headers += [f"MAE@{args.predict:g}", "95% low", "95% high"]
+    print_table(public_rows(fits), columns, headers, title="MAE = a*exp(-b*x) + c, x = student blocks")
+    for f in fits:
+        if "error" in f:
+            print(f"teacher {f['teacher']} {f['strategy']}: not fitted: {f['error']}")
+    return 0

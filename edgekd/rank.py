@@ -1,0 +1,152 @@
+"""Rank students by MAE against deployment cost: the Pareto front, and what fits a budget.
+
+Candidates are the sweep's (teacher, student, strategy) groups with MAE averaged over folds and seeds.
+A student's cost depends only on its architecture (blocks, input channels), so costs are looked up by
+blocks:
+
+- ``flash``: the INT8 flatbuffer bytes from an artifact's card.json (``--bench DIR``), else the size
+  table's INT8 weight-bytes estimate (edgekd.model.size_table: the flatbuffer adds a few KB of graph).
+- ``arena``: the TFLM arena bytes from card.json (needs ``--bench DIR``).
+- ``mcu-latency``: MACs x cycles/MAC / clock on an MCU from models/mcu_targets.toml (``--mcu`` or the budget's).
+- ``latency``: measured median per-window latency from benchmark records (``--bench DIR``; runtime tflm by default).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections import defaultdict
+from pathlib import Path
+from statistics import mean, stdev
+from typing import Any
+
+from edgekd.budget import DEFAULT_MCU_TARGETS, KB, Budget, mcu_target
+from edgekd.errors import EdgekdError
+from edgekd.gate import CARD_FILE, card_value, read_card
+from edgekd.model import macs, size_table
+
+COSTS: dict[str, tuple[str, str]] = {  # cost name -> (row column, axis label)
+    "flash": ("flash_kb", "flash (KB)"),
+    "arena": ("arena_kb", "TFLM arena (KB)"),
+    "mcu-latency": ("mcu_latency_ms", "MCU latency per window (ms, est.)"),
+    "latency": ("latency_ms", "measured latency per window (ms)"),
+}
+# Benchmark records (firmware_bench/records.py): schema tag, and where the per-window latency sits.
+BENCH_SCHEMA = "edgekd.bench/1"
+BENCH_LATENCY = ("figures", "batch_1", "median_ms")
+BENCH_BLOCKS = ("artifact", "blocks")
+# Budget limit -> the candidate column it bounds (mae_bpm bounds the ranked metric; INT8 drop needs cards).
+LIMIT_COLUMNS = {"flash_kb": "flash_kb", "arena_kb": "arena_kb", "latency_ms": "mcu_latency_ms"}
+
+
+def candidates(rows: list[dict[str, Any]], metric: str = "mae_argmax") -> list[dict[str, Any]]:
+    """Mean (and spread) of ``metric`` per (teacher, student, strategy, in_channels) over folds and seeds."""
+    groups: dict[tuple[Any, ...], list[float]] = defaultdict(list)
+    for r in rows:
+        if r.get(metric) is not None:
+            groups[(r.get("teacher"), int(r["student"]), str(r["strategy"]), int(r.get("in_channels") or 1))].append(
+                float(r[metric]))
+    if not groups:
+        raise EdgekdError(f"no runs with '{metric}' in the results")
+    out = []
+    for (teacher, student, strategy, chans), vals in groups.items():
+        name = f"{student}b {strategy}" + ("" if teacher is None else f" <- {teacher}b")
+        out.append({"name": name, "teacher": teacher, "student": student, "strategy": strategy, "in_channels": chans,
+                    metric: mean(vals), f"{metric}_std": stdev(vals) if len(vals) > 1 else None, "runs": len(vals)})
+    return out
+
+
+def _dig(doc: Any, path: tuple[str, ...]) -> Any:
+    for part in path:
+        if not isinstance(doc, dict) or part not in doc:
+            return None
+        doc = doc[part]
+    return doc
+
+
+def bench_costs(bench_dir: str | Path, runtime: str = "tflm") -> dict[int, dict[str, float]]:
+    """blocks -> {flash_kb, arena_kb, latency_ms} from card.json files and benchmark records under ``bench_dir``."""
+    root = Path(bench_dir)
+    if not root.is_dir():
+        raise EdgekdError(f"{root}: no such folder of artifacts / benchmark records")
+    found: dict[int, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
+    for card_path in sorted(root.rglob(CARD_FILE)):
+        card = read_card(card_path)
+        blocks = card_value(card, "blocks")
+        if blocks is None:
+            raise EdgekdError(f"{card_path}: card lacks architecture/blocks")
+        for field, col in (("flash_bytes", "flash_kb"), ("arena_bytes", "arena_kb")):
+            v = card_value(card, field)
+            if v is not None:
+                found[int(blocks)][col].append(v / KB)
+    for path in sorted(root.rglob("*.json")):
+        if path.name == CARD_FILE:
+            continue
+        try:
+            rec = json.loads(path.read_text())
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise EdgekdError(f"{path}: unreadable JSON ({exc})") from None
+        if not isinstance(rec, dict) or rec.get("schema") != BENCH_SCHEMA or rec.get("runtime") != runtime:
+            continue
+        blocks, ms = _dig(rec, BENCH_BLOCKS), _dig(rec, BENCH_LATENCY)
+        if isinstance(blocks, int) and isinstance(ms, (int, float)):
+            found[blocks]["latency_ms"].append(float(ms))
+    if not found:
+        raise EdgekdError(f"{root}: no card.json or '{runtime}' benchmark records found")
+    return {b: {k: mean(v) for k, v in cols.items()} for b, cols in found.items()}
+
+
+def add_costs(cands: list[dict[str, Any]], bench: dict[int, dict[str, float]] | None, mcu: str | None,
+              mcu_targets: str | Path = DEFAULT_MCU_TARGETS) -> None:
+    """Fill flash_kb, arena_kb, mcu_latency_ms, latency_ms (None where unknown) and flash_source in place."""
+    target = mcu_target(mcu, mcu_targets) if mcu else None
+    sizes: dict[tuple[int, int], int] = {}
+    for c in cands:
+        key = (c["student"], c["in_channels"])
+        if key not in sizes:
+            sizes[key] = size_table((key[0],), key[1])[0]["int8_weight_bytes"]
+        measured = (bench or {}).get(c["student"], {})
+        c["flash_kb"] = measured.get("flash_kb", sizes[key] / KB)
+        c["flash_source"] = "card" if "flash_kb" in measured else "estimate"
+        c["arena_kb"] = measured.get("arena_kb")
+        c["latency_ms"] = measured.get("latency_ms")
+        c["mcu_latency_ms"] = target.latency_ms(macs(c["student"], c["in_channels"])) if target else None
+
+
+def pareto(cands: list[dict[str, Any]], cost_col: str, metric: str) -> None:
+    """Mark ``pareto`` = no other candidate is at most as costly and as wrong, and strictly better in one."""
+    for c in cands:
+        c["pareto"] = c[cost_col] is not None and not any(
+            o is not c and o[cost_col] is not None and o[cost_col] <= c[cost_col] and o[metric] <= c[metric]
+            and (o[cost_col] < c[cost_col] or o[metric] < c[metric]) for o in cands)
+
+
+def mark_budget(cands: list[dict[str, Any]], budget: Budget, metric: str) -> None:
+    """``fits``: every limit that can be checked from the sweep passes; ``unchecked``: limits without data."""
+    columns = {**LIMIT_COLUMNS, "mae_bpm": metric}
+    for c in cands:
+        unchecked = [k for k in budget.limits if k not in columns or c.get(columns[k]) is None]
+        c["fits"] = all(c[columns[k]] <= v for k, v in budget.limits.items() if k not in unchecked)
+        c["unchecked"] = ",".join(unchecked)
+
+
+def rank(rows: list[dict[str, Any]], cost: str, metric: str = "mae_argmax", bench_dir: str | Path | None = None,
+         budget: Budget | None = None, mcu: str | None = None, runtime: str = "tflm",
+         mcu_targets: str | Path = DEFAULT_MCU_TARGETS) -> list[dict[str, Any]]:
+    """Candidates with costs, Pareto flags and (with a budget) fits, sorted by cost then MAE."""
+    if cost not in COSTS:
+        raise EdgekdError(f"unknown cost '{cost}'; choose from {', '.join(COSTS)}")
+    col = COSTS[cost][0]
+    if cost in ("arena", "latency") and bench_dir is None:
+        raise EdgekdError(f"--cost {cost} needs --bench DIR (artifacts with card.json / benchmark records)")
+    mcu = mcu or (budget.mcu if budget else None)
+    if cost == "mcu-latency" and not mcu:
+        raise EdgekdError("--cost mcu-latency needs --mcu NAME (or a --budget that names one)")
+    cands = candidates(rows, metric)
+    add_costs(cands, bench_costs(bench_dir, runtime) if bench_dir is not None else None, mcu, mcu_targets)
+    if all(c[col] is None for c in cands):
+        raise EdgekdError(f"no candidate has a '{cost}' cost (which student sizes do the artifacts cover?)")
+    pareto(cands, col, metric)
+    if budget is not None:
+        mark_budget(cands, budget, metric)
+    return sorted(cands, key=lambda c: (math.inf if c[col] is None else c[col], c[metric]))

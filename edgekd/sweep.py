@@ -1,0 +1,314 @@
+"""Sweeps: a grid of teachers x students x strategies x folds x seeds, resumable, with one results table.
+
+Config (TOML; see models/sweeps/)::
+
+    data = "path/to/windows.npz"     # optional, relative to the config file; --data overrides; none = synthetic
+    teachers = [4, 8, 12]            # teacher blocks
+    students = [1, 2, 4]             # student blocks
+    strategies = ["scratch", "soft", "dkd", "feature"]
+    folds = 2                        # K of a K-fold subject split; every fold runs
+    seeds = [0]
+    [train]                          # any other RunConfig field, shared by every run (epochs, lr, ...)
+    epochs = 30
+    [params]                         # strategy hyper-parameters (RunConfig.params), e.g. T = 4
+
+The plan: per fold and seed, each teacher is a from-scratch run of its size (trained once, reused by every
+student), each student is trained from scratch once and distilled from every teacher with every other
+strategy. A from-scratch run is one run whatever its role, so a student size equal to a teacher size is
+trained once. Each run's folder name is a function of its resolved config, its teacher's run name and the
+data's content hash; a run is complete iff its metrics.json exists (edgekd.runs), so re-running a killed
+sweep skips finished runs and loses only the runs that were in flight.
+
+Results table (``results.csv`` + ``results.json``, rewritten atomically after every run) has one row per
+complete run: ``RESULT_KEYS`` then every other scalar entry of its metrics.json.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import tomllib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from edgekd.atomic import write_json, write_text
+from edgekd.errors import EdgekdError
+from edgekd.runs import RunConfig, is_complete, read_metrics
+from edgekd.windowset import WindowSet
+
+RESULTS_CSV = "results.csv"
+RESULTS_JSON = "results.json"
+RUNS_DIR = "runs"
+TEACHER_CACHE = "teacher_cache"
+# The columns every consumer (scaling, rank, plots) reads; teacher is empty for from-scratch runs.
+RESULT_KEYS = ("run", "student", "teacher", "strategy", "fold", "seed", "epochs", "in_channels",
+               "mae_argmax", "mae_expectation")
+GRID_KEYS = {"data", "teachers", "students", "strategies", "folds", "seeds", "train", "params"}
+SCRATCH = "scratch"
+
+
+@dataclass
+class SweepConfig:
+    teachers: list[int]
+    students: list[int]
+    strategies: list[str]
+    folds: int = 2
+    seeds: list[int] = field(default_factory=lambda: [0])
+    train: dict[str, Any] = field(default_factory=dict)
+    params: dict[str, Any] = field(default_factory=dict)
+    data: Path | None = None
+
+
+@dataclass(frozen=True)
+class PlannedRun:
+    name: str
+    config: RunConfig
+    teacher: str | None  # name of the teacher's run, or None when trained from scratch
+    teacher_blocks: int | None = None
+
+
+def load_sweep_config(path: str | Path) -> SweepConfig:
+    """Parse and validate a sweep TOML; EdgekdError naming the file and the key on any problem."""
+    path = Path(path)
+    if not path.is_file():
+        raise EdgekdError(f"{path}: sweep config does not exist")
+    try:
+        doc = tomllib.loads(path.read_text())
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise EdgekdError(f"{path}: malformed TOML ({exc})") from None
+    unknown = set(doc) - GRID_KEYS
+    if unknown:
+        raise EdgekdError(f"{path}: unknown key(s) {', '.join(sorted(unknown))}; allowed: {', '.join(sorted(GRID_KEYS))}")
+
+    def int_list(key: str, default: list[int] | None = None) -> list[int]:
+        value = doc.get(key, default)
+        if not isinstance(value, list) or not all(isinstance(v, int) and not isinstance(v, bool) for v in value):
+            raise EdgekdError(f"{path}: '{key}' must be a list of integers")
+        return value
+
+    strategies = doc.get("strategies", [SCRATCH])
+    if not isinstance(strategies, list) or not strategies or not all(isinstance(s, str) for s in strategies):
+        raise EdgekdError(f"{path}: 'strategies' must be a non-empty list of strategy names")
+    train, params = doc.get("train", {}), doc.get("params", {})
+    if not isinstance(train, dict) or not isinstance(params, dict):
+        raise EdgekdError(f"{path}: [train] and [params] must be tables")
+    fixed = {"blocks", "strategy", "teachers", "fold", "seed", "params"}
+    known = set(RunConfig().to_dict())
+    bad = sorted((set(train) - known) | (set(train) & fixed))
+    if bad:
+        raise EdgekdError(f"{path}: [train] cannot set {', '.join(bad)} (the grid sets blocks, strategy, teachers, "
+                          f"fold, seed; allowed: {', '.join(sorted(known - fixed))})")
+    folds = doc.get("folds", 2)
+    if not isinstance(folds, int) or folds < 2:
+        raise EdgekdError(f"{path}: 'folds' must be an integer >= 2")
+    students = int_list("students")
+    teachers = int_list("teachers", [])
+    if not students:
+        raise EdgekdError(f"{path}: 'students' must list at least one student size")
+    if any(s != SCRATCH for s in strategies) and not teachers:
+        raise EdgekdError(f"{path}: distillation strategies need 'teachers'")
+    data = doc.get("data")
+    if data is not None and not isinstance(data, str):
+        raise EdgekdError(f"{path}: 'data' must be a path to a WindowSet .npz")
+    return SweepConfig(teachers=teachers, students=students, strategies=strategies, folds=folds,
+                       seeds=int_list("seeds", [0]), train=train, params=params,
+                       data=None if data is None else path.parent / data)
+
+
+def run_name(cfg: RunConfig, teacher: str | None, data_key: str) -> str:
+    """Deterministic folder name: readable prefix + hash of (config without teacher paths, teacher run, data)."""
+    d = cfg.to_dict()
+    d.pop("teachers")
+    d.pop("device")  # where a run trains does not change what it is
+    blob = json.dumps({"config": d, "teacher": teacher, "data": data_key}, sort_keys=True)
+    digest = hashlib.sha256(blob.encode()).hexdigest()[:10]
+    k, n = cfg.fold.split("/")
+    t = teacher.split("-")[0][1:] if teacher else "none"  # teacher names start with b<blocks>
+    return f"b{cfg.blocks}-{cfg.strategy_label()}-t{t}-f{k}of{n}-s{cfg.seed}-{digest}"
+
+
+def plan(sweep: SweepConfig, runs_root: Path, data_key: str) -> list[PlannedRun]:
+    """Every run of the grid, teachers before the students that need them, duplicates removed."""
+    out: dict[str, PlannedRun] = {}
+    for seed in sweep.seeds:
+        for k in range(1, sweep.folds + 1):
+            def make(blocks: int, strategy: str, teacher: PlannedRun | None) -> PlannedRun:
+                cfg = RunConfig(**{**sweep.train, "blocks": blocks, "strategy": strategy, "seed": seed,
+                                   "fold": f"{k}/{sweep.folds}", "params": dict(sweep.params),
+                                   "teachers": [str(runs_root / teacher.name)] if teacher else []})
+                run = PlannedRun(run_name(cfg, teacher.name if teacher else None, data_key), cfg,
+                                 teacher.name if teacher else None,
+                                 teacher.config.blocks if teacher else None)
+                return out.setdefault(run.name, run)
+
+            teacher_runs = {t: make(t, SCRATCH, None) for t in sweep.teachers}
+            for s in sweep.students:
+                for strategy in sweep.strategies:
+                    if strategy == SCRATCH:
+                        make(s, SCRATCH, None)
+                    else:
+                        for t in sweep.teachers:
+                            make(s, strategy, teacher_runs[t])
+    return list(out.values())
+
+
+def result_row(run: PlannedRun, metrics: dict[str, Any]) -> dict[str, Any]:
+    """One results-table row: the grid coordinates, then every scalar metric."""
+    row: dict[str, Any] = {
+        "run": run.name, "student": run.config.blocks, "teacher": run.teacher_blocks,
+        "strategy": run.config.strategy_label(), "fold": run.config.fold, "seed": run.config.seed,
+        "epochs": run.config.epochs, "in_channels": run.config.in_channels,
+    }
+    for k, v in metrics.items():
+        if k not in row and (v is None or isinstance(v, (int, float, str))):
+            row[k] = v
+    return row
+
+
+def write_results(out: Path, rows: list[dict[str, Any]]) -> None:
+    """results.csv (columns: RESULT_KEYS, then the union of other keys) and results.json, atomically."""
+    columns = list(RESULT_KEYS) + sorted({k for r in rows for k in r} - set(RESULT_KEYS))
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=columns)
+    writer.writeheader()
+    writer.writerows(rows)
+    write_text(out / RESULTS_CSV, buf.getvalue())
+    write_json(out / RESULTS_JSON, rows)
+
+
+def _number(text: str) -> Any:
+    if text == "":
+        return None
+    for cast in (int, float):
+        try:
+            return cast(text)
+        except ValueError:
+            pass
+    return text
+
+
+def read_results(path: str | Path) -> list[dict[str, Any]]:
+    """Rows of a results table (CSV or JSON, or a sweep folder holding results.csv), typed back to numbers."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / RESULTS_CSV
+    if not path.is_file():
+        raise EdgekdError(f"{path}: no results table (run `edgekd sweep` first)")
+    try:
+        if path.suffix == ".json":
+            rows = json.loads(path.read_text())
+        else:
+            rows = [{k: _number(v) for k, v in r.items()} for r in csv.DictReader(io.StringIO(path.read_text()))]
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, csv.Error) as exc:
+        raise EdgekdError(f"{path}: unreadable results table ({exc})") from None
+    if not isinstance(rows, list) or not rows:
+        raise EdgekdError(f"{path}: the results table is empty")
+    missing = [k for k in ("student", "teacher", "strategy", "mae_argmax") if k not in rows[0]]
+    if missing:
+        raise EdgekdError(f"{path}: not a sweep results table (missing columns: {', '.join(missing)})")
+    for r in rows:
+        if r.get("teacher") == "":
+            r["teacher"] = None
+    return rows
+
+
+def collect(out: Path, runs: list[PlannedRun]) -> list[dict[str, Any]]:
+    """Rows of the planned runs that are complete, in plan order."""
+    root = out / RUNS_DIR
+    return [result_row(r, read_metrics(root / r.name)) for r in runs if is_complete(root / r.name)]
+
+
+def pending(out: Path, runs: list[PlannedRun]) -> list[PlannedRun]:
+    return [r for r in runs if not is_complete(out / RUNS_DIR / r.name)]
+
+
+def train_one(ws: WindowSet, run: PlannedRun, out: Path, progress: bool = False) -> dict[str, Any]:
+    """Train one planned run into out/runs/<name>; teacher outputs come from the sweep's on-disk cache."""
+    from edgekd.train import train_run
+
+    return train_run(ws, run.config, out / RUNS_DIR / run.name, progress=progress, teacher_cache=out / TEACHER_CACHE)
+
+
+def stages(runs: list[PlannedRun]) -> Iterator[list[PlannedRun]]:
+    """Teachers first, then everything that depends on them: runs inside a stage are independent."""
+    teachers = {r.teacher for r in runs if r.teacher}
+    first = [r for r in runs if r.name in teachers]
+    rest = [r for r in runs if r.name not in teachers]
+    for group in (first, rest):
+        if group:
+            yield group
+
+
+Backend = Callable[[WindowSet, list[PlannedRun], Path, Callable[[PlannedRun], None]], None]
+
+
+def local_backend(ws: WindowSet, runs: list[PlannedRun], out: Path, done: Callable[[PlannedRun], None]) -> None:
+    """One run at a time in this process (teacher outputs stay in the in-memory cache between runs)."""
+    for run in runs:
+        train_one(ws, run, out)
+        done(run)
+
+
+def ray_backend(ws: WindowSet, runs: list[PlannedRun], out: Path, done: Callable[[PlannedRun], None]) -> None:
+    """Each run a Ray task (the optional ``ray`` extra); uses a running cluster, else starts a local one."""
+    try:
+        import ray
+    except ImportError:
+        raise EdgekdError("--backend ray needs Ray: pip install 'edgekd[ray]'") from None
+    if not ray.is_initialized():
+        ray.init(ignore_reinit_error=True, include_dashboard=False, log_to_driver=False)
+    remote = ray.remote(_ray_task)
+    ws_ref = ray.put(ws)
+    by_ref = {remote.remote(ws_ref, run, str(out)): run for run in runs}
+    waiting = list(by_ref)
+    while waiting:
+        ready, waiting = ray.wait(waiting, num_returns=1)
+        ray.get(ready[0])  # re-raises a task's EdgekdError here
+        done(by_ref[ready[0]])
+
+
+def _ray_task(ws: WindowSet, run: PlannedRun, out: str) -> str:
+    import torch
+
+    torch.set_num_threads(1)
+    train_one(ws, run, Path(out))
+    return run.name
+
+
+BACKENDS: dict[str, Backend] = {"local": local_backend, "ray": ray_backend}
+
+
+def run_sweep(sweep: SweepConfig, ws: WindowSet, out: str | Path, backend: str = "local",
+              progress: bool = True) -> dict[str, Any]:
+    """Run every pending run of the grid; returns counts and the results-table paths."""
+    from tqdm import tqdm
+
+    from edgekd.teacher import data_hash
+
+    if backend not in BACKENDS:
+        raise EdgekdError(f"unknown backend '{backend}'; choose from {', '.join(BACKENDS)}")
+    out = Path(out)
+    runs = plan(sweep, (out / RUNS_DIR).resolve(), data_hash(ws))
+    todo = pending(out, runs)
+    already = len(runs) - len(todo)
+    bar = tqdm(total=len(runs), initial=already, desc="sweep runs", unit="run", disable=not progress,
+               dynamic_ncols=True)
+
+    def done(run: PlannedRun) -> None:
+        write_results(out, collect(out, runs))
+        bar.set_postfix_str(run.name[:40])
+        bar.update(1)
+
+    try:
+        for group in stages(todo):
+            BACKENDS[backend](ws, group, out, done)
+    finally:
+        bar.close()
+    rows = collect(out, runs)
+    write_results(out, rows)
+    return {"runs": len(runs), "skipped_complete": already, "trained": len(runs) - already,
+            "results_csv": str(out / RESULTS_CSV), "results_json": str(out / RESULTS_JSON), "rows": len(rows)}

@@ -1,0 +1,91 @@
+"""edgekd rank: Pareto front, costs from the size table, card.json and benchmark records, budget marks."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from edgekd.budget import KB, Budget
+from edgekd.cli.main import main
+from edgekd.errors import EdgekdError
+from edgekd.gate import CARD_KEYS
+from edgekd.model import size_table
+from edgekd.rank import BENCH_BLOCKS, BENCH_LATENCY, BENCH_SCHEMA, pareto, rank
+
+WEARABLE = Path(__file__).resolve().parent.parent / "models" / "budgets" / "wearable.toml"
+# (student, teacher, strategy, MAE fold 1, MAE fold 2)
+RUNS = [(1, None, "scratch", 12.0, 12.4), (2, None, "scratch", 9.0, 9.2), (4, None, "scratch", 8.6, 8.8),
+        (1, 4, "soft", 10.0, 10.2), (2, 4, "soft", 9.4, 9.6), (4, 4, "soft", 8.0, 8.2)]
+
+
+def _rows():
+    return [{"run": f"{s}-{t}-{st}-{f}", "student": s, "teacher": t, "strategy": st, "fold": f"{f}/2",
+             "in_channels": 1, "mae_argmax": m}
+            for s, t, st, m1, m2 in RUNS for f, m in ((1, m1), (2, m2))]
+
+
+def _nest(doc: dict, path: tuple[str, ...], value) -> None:
+    for part in path[:-1]:
+        doc = doc.setdefault(part, {})
+    doc[path[-1]] = value
+
+
+def test_pareto_marks_only_undominated():
+    cands = [{"c": 1, "m": 5.0}, {"c": 2, "m": 4.0}, {"c": 2, "m": 4.5}, {"c": 3, "m": 4.0}, {"c": 4, "m": 3.0}]
+    pareto(cands, "c", "m")
+    assert [c["pareto"] for c in cands] == [True, True, False, False, True]
+
+
+def test_flash_from_size_table_and_front():
+    rows = rank(_rows(), "flash")
+    by = {r["name"]: r for r in rows}
+    assert by["2b soft <- 4b"]["flash_kb"] == pytest.approx(size_table((2,))[0]["int8_weight_bytes"] / KB)
+    assert by["1b soft <- 4b"]["mae_argmax"] == pytest.approx(10.1) and by["1b soft <- 4b"]["runs"] == 2
+    front = {r["name"] for r in rows if r["pareto"]}
+    # 1b: soft beats scratch; 2b: scratch (9.1) beats soft (9.5); 4b: soft (8.1) is the best overall.
+    assert front == {"1b soft <- 4b", "2b scratch", "4b soft <- 4b"}
+    assert [r["flash_kb"] for r in rows] == sorted(r["flash_kb"] for r in rows)
+
+
+def test_costs_from_cards_and_bench_records(tmp_path):
+    for blocks, flash, arena, ms in ((1, 30_000, 20_000, 3.0), (2, 40_000, 21_000, 5.0)):
+        art = tmp_path / f"student{blocks}"
+        art.mkdir()
+        card: dict = {}
+        for field, v in (("blocks", blocks), ("flash_bytes", flash), ("arena_bytes", arena)):
+            _nest(card, CARD_KEYS[field], v)
+        (art / "card.json").write_text(json.dumps(card))
+        rec = {"schema": BENCH_SCHEMA, "runtime": "tflm"}
+        _nest(rec, BENCH_BLOCKS, blocks)
+        _nest(rec, BENCH_LATENCY, ms)
+        (art / "tflm.json").write_text(json.dumps(rec))
+    rows = rank(_rows(), "latency", bench_dir=tmp_path)
+    by = {r["name"]: r for r in rows}
+    assert by["2b scratch"]["latency_ms"] == 5.0 and by["2b scratch"]["arena_kb"] == pytest.approx(21_000 / KB)
+    assert by["1b scratch"]["flash_source"] == "card" and by["4b scratch"]["flash_source"] == "estimate"
+    assert by["4b soft <- 4b"]["latency_ms"] is None and not by["4b soft <- 4b"]["pareto"]
+    with pytest.raises(EdgekdError, match="needs --bench"):
+        rank(_rows(), "arena")
+
+
+def test_budget_marks_what_fits():
+    budget = Budget("b", {"flash_kb": size_table((2,))[0]["int8_weight_bytes"] / KB, "mae_bpm": 10.0,
+                          "arena_kb": 64})
+    by = {r["name"]: r for r in rank(_rows(), "flash", budget=budget)}
+    assert by["2b scratch"]["fits"] and not by["4b soft <- 4b"]["fits"] and not by["1b scratch"]["fits"]
+    assert by["2b scratch"]["unchecked"] == "arena_kb"
+
+
+def test_mcu_latency_needs_an_mcu_and_cli_writes_png(tmp_path, capsys):
+    results = tmp_path / "results.json"
+    results.write_text(json.dumps(_rows()))
+    assert main(["rank", str(results), "--cost", "mcu-latency"]) == 2
+    assert "needs --mcu" in capsys.readouterr().err
+    out = tmp_path / "rank"
+    assert main(["rank", str(results), "--cost", "mcu-latency", "--budget",
+                 str(WEARABLE), "--out", str(out), "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert all(r["mcu_latency_ms"] > 0 for r in rows)
+    assert (out / "pareto_mcu-latency.png").read_bytes()[:4] == b"\x89PNG"

@@ -1,0 +1,107 @@
+"""edgekd sweep: the plan, deterministic run names, resume after a kill, the results table, Ray backend."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+import edgekd.sweep as sweep_mod
+from edgekd.cli.main import main
+from edgekd.errors import EdgekdError
+from edgekd.sweep import RESULT_KEYS, SweepConfig, load_sweep_config, plan, read_results, run_sweep
+
+REPO = Path(__file__).resolve().parent.parent
+TINY = SweepConfig(teachers=[2], students=[1, 2], strategies=["scratch", "soft"], folds=2,
+                   train={"epochs": 1, "batch_size": 64})
+
+
+@pytest.fixture(scope="module")
+def tiny_ws():
+    from edgekd.data.synthetic import generate
+
+    return generate(subjects=4, minutes=1.0, seed=3)
+
+
+def test_plan_counts_dedups_and_orders(tmp_path):
+    sweep = SweepConfig(teachers=[4, 8], students=[1, 4], strategies=["scratch", "soft", "dkd"], folds=2,
+                        seeds=[0, 1])
+    runs = plan(sweep, tmp_path, "data")
+    # per fold and seed: teachers 4, 8; scratch students 1 (4 is the teacher run); 2 KD x 2 students x 2 teachers
+    assert len(runs) == 2 * 2 * (2 + 1 + 8)
+    assert len({r.name for r in runs}) == len(runs)
+    names = [r.name for r in runs]
+    assert all(names.index(r.teacher) < names.index(r.name) for r in runs if r.teacher)
+    assert [r.name for r in plan(sweep, tmp_path / "elsewhere", "data")] == names  # not the folder's path
+    assert [r.name for r in plan(sweep, tmp_path, "other data")] != names
+
+
+def test_config_errors_name_the_file(tmp_path):
+    bad = tmp_path / "s.toml"
+    bad.write_text('students = [1]\nteacher = [4]\n')
+    with pytest.raises(EdgekdError, match="unknown key.*teacher"):
+        load_sweep_config(bad)
+    bad.write_text('students = [1]\nteachers = [4]\n[train]\nblocks = 3\n')
+    with pytest.raises(EdgekdError, match=r"\[train\] cannot set blocks"):
+        load_sweep_config(bad)
+    bad.write_text('students = [1]\nstrategies = ["soft"]\n')
+    with pytest.raises(EdgekdError, match="need 'teachers'"):
+        load_sweep_config(bad)
+
+
+@pytest.mark.parametrize("name", ["small.toml", "paper.toml", "ieee-spc2015.toml"])
+def test_shipped_sweeps_parse(name):
+    assert load_sweep_config(REPO / "models" / "sweeps" / name).students
+
+
+def test_killed_sweep_resumes_without_duplicates(tmp_path, tiny_ws, monkeypatch):
+    torch.set_num_threads(1)
+    real, calls = sweep_mod.train_one, []
+
+    def dies_on_third(ws, run, out, progress=False):
+        if len(calls) == 2:
+            raise KeyboardInterrupt  # what Ctrl-C or a kill leaves: runs 1-2 done, run 3 in flight
+        calls.append(run.name)
+        return real(ws, run, out, progress)
+
+    monkeypatch.setattr(sweep_mod, "train_one", dies_on_third)
+    with pytest.raises(KeyboardInterrupt):
+        run_sweep(TINY, tiny_ws, tmp_path, progress=False)
+    assert len(read_results(tmp_path)) == 2
+    monkeypatch.setattr(sweep_mod, "train_one", real)
+    summary = run_sweep(TINY, tiny_ws, tmp_path, progress=False)
+    # teacher 2 (= scratch 2), scratch 1, soft 1 and soft 2 from teacher 2: 4 runs per fold
+    assert summary["runs"] == 8 and summary["skipped_complete"] == 2 and summary["trained"] == 6
+    rows = read_results(tmp_path)
+    assert len(rows) == 8 and len({r["run"] for r in rows}) == 8
+    assert list(rows[0])[:len(RESULT_KEYS)] == list(RESULT_KEYS)
+    soft = [r for r in rows if r["strategy"] == "soft"]
+    assert {r["teacher"] for r in soft} == {2} and all(r["mae_argmax"] > 0 for r in rows)
+    assert [r["run"] for r in json.loads((tmp_path / "results.json").read_text())] == [r["run"] for r in rows]
+    assert run_sweep(TINY, tiny_ws, tmp_path, progress=False)["trained"] == 0
+    # A run whose metrics.json is lost (killed while writing) is the only one redone.
+    next((tmp_path / "runs").glob("b1-soft-*")).joinpath("metrics.json").unlink()
+    assert run_sweep(TINY, tiny_ws, tmp_path, progress=False)["trained"] == 1
+
+
+def test_cli_sweep_json(tmp_path, tiny_ws, capsys):
+    data = tiny_ws.save(tmp_path / "ws.npz")
+    cfg = tmp_path / "s.toml"
+    cfg.write_text('teachers = []\nstudents = [1]\nstrategies = ["scratch"]\nfolds = 2\n[train]\nepochs = 1\n')
+    assert main(["sweep", str(cfg), "--data", str(data), "--out", str(tmp_path / "o"), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["rows"] == 2
+    assert main(["sweep", str(tmp_path / "missing.toml")]) == 2
+
+
+def test_ray_backend_matches_local(tmp_path, tiny_ws):
+    ray = pytest.importorskip("ray")
+    ray.init(num_cpus=1, include_dashboard=False, log_to_driver=False)
+    try:
+        sweep = SweepConfig(teachers=[2], students=[1], strategies=["soft"], folds=2, train={"epochs": 1})
+        summary = run_sweep(sweep, tiny_ws, tmp_path, backend="ray", progress=False)
+    finally:
+        ray.shutdown()
+    assert summary["trained"] == 4 and len(read_results(tmp_path)) == 4
+    assert run_sweep(sweep, tiny_ws, tmp_path, progress=False)["trained"] == 0  # local sees Ray's runs as done
