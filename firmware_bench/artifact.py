@@ -1,0 +1,81 @@
+"""Read an artifact folder (``models/<name>/``) by its files: the benchmark layer never imports ``export``.
+
+The file names and the card.json keys read here are the export layer's contract (DESIGN.md "Artifact");
+they are named once, in this module.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from edgekd.checkpoint import model_spec
+from edgekd.errors import EdgekdError
+from edgekd.gate import CARD_FILE as CARD
+from edgekd.gate import read_card
+
+ONNX_FP32 = "model.onnx"
+ONNX_INT8 = "model_int8.onnx"
+TFLITE_INT8 = "model_int8.tflite"
+WEIGHTS = "model.safetensors"
+# card.json key (dotted path into nested objects) of the arena the exporter recorded for firmware (bytes).
+CARD_ARENA = "tflm.arena_bytes"
+TFLITE_MAGIC = b"TFL3"  # flatbuffer file identifier at bytes 4..8
+
+
+@dataclass(frozen=True)
+class Artifact:
+    folder: Path
+    card: dict[str, Any]
+    spec: dict[str, int] = field(default_factory=dict)  # blocks, in_channels, n_classes
+
+    @property
+    def name(self) -> str:
+        return self.folder.name
+
+    def path(self, filename: str) -> Path:
+        """A file of the artifact; EdgekdError naming it when the export did not write it."""
+        p = self.folder / filename
+        if not p.is_file():
+            raise EdgekdError(f"{p}: missing from the artifact (re-run `edgekd export --int8`)")
+        return p
+
+    def has(self, filename: str) -> bool:
+        return (self.folder / filename).is_file()
+
+    def tflite_bytes(self) -> bytes:
+        """The INT8 flatbuffer, checked to be one (a truncated or foreign file fails here, by name)."""
+        p = self.path(TFLITE_INT8)
+        data = p.read_bytes()
+        if len(data) < 8 or data[4:8] != TFLITE_MAGIC:
+            raise EdgekdError(f"{p}: not a TFLite flatbuffer (no 'TFL3' identifier); the file is corrupt")
+        return data
+
+    def card_int(self, key: str) -> int | None:
+        """A positive integer card entry (dotted path), or None when the card lacks it; a wrong type is an error."""
+        value: Any = self.card
+        for part in key.split("."):
+            if not isinstance(value, dict) or part not in value:
+                return None
+            value = value[part]
+        if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+            raise EdgekdError(f"{self.folder / CARD}: '{key}' must be a positive integer, got {value!r}")
+        return value
+
+    def describe(self) -> dict[str, Any]:
+        """Identity for a benchmark record: name, path, architecture and the flatbuffer's hash."""
+        out: dict[str, Any] = {"name": self.name, "path": str(self.folder), **self.spec}
+        if self.has(TFLITE_INT8):
+            out["tflite_sha256"] = hashlib.sha256((self.folder / TFLITE_INT8).read_bytes()).hexdigest()
+        return out
+
+
+def load_artifact(folder: str | Path) -> Artifact:
+    """Open an artifact folder; a missing folder or a missing/corrupt card.json is a clean EdgekdError."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise EdgekdError(f"{folder}: no such artifact folder (expected models/<name>/ from `edgekd export`)")
+    card = read_card(folder)
+    return Artifact(folder, card, model_spec(folder))

@@ -1,0 +1,123 @@
+"""Benchmark one artifact on the asked runtimes; returns one record per runtime plus a ``static`` record.
+
+Runtimes:  torch (PyTorch FP32 on CPU), cuda (PyTorch FP32 on the GPU), onnx (ORT CPU FP32),
+onnx-int8 (ORT CPU INT8), litert (LiteRT INT8 on the CPU), tflm (TFLite Micro INT8 on the host).
+The ``static`` record holds flash/RAM/params/MACs and the MCU estimates (no runtime measures those).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from edgekd.errors import EdgekdError
+from firmware_bench import mcu, records, tflm
+from firmware_bench.artifact import (CARD_ARENA, ONNX_FP32, ONNX_INT8, TFLITE_INT8, WEIGHTS, Artifact,
+                                     load_artifact)
+
+RUNTIMES = ("torch", "cuda", "onnx", "onnx-int8", "litert", "tflm")
+_NEEDS = {"torch": WEIGHTS, "cuda": WEIGHTS, "onnx": ONNX_FP32, "onnx-int8": ONNX_INT8,
+          "litert": TFLITE_INT8, "tflm": TFLITE_INT8}
+
+
+def default_runtimes(artifact: Artifact) -> list[str]:
+    """Every runtime whose file the artifact has; cuda only when torch sees a GPU."""
+    from firmware_bench.torchrt import cuda_available
+
+    return [r for r in RUNTIMES if artifact.has(_NEEDS[r]) and (r != "cuda" or cuda_available())]
+
+
+def _check_runtimes(artifact: Artifact, runtimes: list[str]) -> None:
+    unknown = [r for r in runtimes if r not in RUNTIMES]
+    if unknown:
+        raise EdgekdError(f"unknown runtime {', '.join(unknown)}; choose from {', '.join(RUNTIMES)}")
+    for r in runtimes:
+        artifact.path(_NEEDS[r])  # a clean error naming the missing file, before any work starts
+
+
+def verify_card_arena(model: bytes, card_arena: int, card: str = "card.json") -> dict[str, Any]:
+    """The card's arena must allocate and run under TFLM; half of it must be refused (cleanly)."""
+    try:
+        tflm.arena_used(model, card_arena)
+    except EdgekdError as exc:
+        raise EdgekdError(f"{card}: the recorded arena ({card_arena} bytes) is too small for the model: {exc}") \
+            from None
+    half = tflm.align(card_arena // 2)
+    try:
+        tflm.interpreter(model, half)
+    except EdgekdError as exc:
+        return {"card_arena_bytes": card_arena, "card_arena_runs": True, "half_arena_bytes": half,
+                "half_arena_refused": True, "half_arena_message": str(exc)}
+    return {"card_arena_bytes": card_arena, "card_arena_runs": True, "half_arena_bytes": half,
+            "half_arena_refused": False, "half_arena_message": None}
+
+
+def _measure(artifact: Artifact, runtime: str, repeat: int, threads: int, large_batch: int
+             ) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(device, figures) of one runtime."""
+    if runtime in ("torch", "cuda"):
+        from edgekd.checkpoint import load_model
+        from firmware_bench import torchrt
+
+        device = "cuda" if runtime == "cuda" else "cpu"
+        if device == "cpu":
+            import torch
+
+            torch.set_num_threads(threads)
+        model = load_model(artifact.folder)
+        figures = torchrt.bench(model, device, repeat, large_batch, (model.in_channels, 200))
+        info = torchrt.device_info(device)
+        return (records.host_device(**{k: v for k, v in info.items() if k != "kind"}) if device == "cpu"
+                else info), figures
+    if runtime in ("onnx", "onnx-int8"):
+        from firmware_bench import onnxrt
+
+        path = artifact.path(ONNX_FP32 if runtime == "onnx" else ONNX_INT8)
+        return records.host_device(threads=threads), onnxrt.bench(path, threads, repeat, large_batch)
+    model_bytes = artifact.tflite_bytes()
+    if runtime == "litert":
+        from firmware_bench import litert
+
+        return records.host_device(threads=threads), litert.bench(model_bytes, threads, repeat)
+    # tflm: single-threaded by design (as on the MCU); arena measured, and the card's arena verified
+    arena = tflm.measure_arena(model_bytes)
+    figures: dict[str, Any] = {"batch_1": tflm.bench(model_bytes, arena, repeat).as_dict(),
+                               "arena_bytes_measured": arena,
+                               "kernels": "TFLM kernels built for this host CPU: not MCU time (see static.mcu)"}
+    card_arena = artifact.card_int(CARD_ARENA)
+    if card_arena is not None:
+        figures.update(verify_card_arena(model_bytes, card_arena, str(artifact.folder / "card.json")))
+    return records.host_device(threads=1), figures
+
+
+def run_bench(folder: str | Path, runtimes: list[str] | None = None, mcu_targets: list[str] | None = None,
+              repeat: int = 200, threads: int = 1, large_batch: int = 256,
+              progress: Callable[[str], None] | None = None) -> list[dict[str, Any]]:
+    """Measure an artifact; the records are returned, not written (see ``records.write_records``)."""
+    from firmware_bench.static import static_costs
+
+    if threads < 1 or large_batch < 1 or repeat < 1:
+        raise EdgekdError("--threads, --batch and --repeat must be >= 1")
+    artifact = load_artifact(folder)
+    runtimes = list(runtimes) if runtimes else default_runtimes(artifact)
+    _check_runtimes(artifact, runtimes)
+    targets = mcu.select(mcu_targets)
+    ident = artifact.describe()
+    settings = {"repeat": repeat, "threads": threads, "large_batch": large_batch,
+                "input": "seeded random windows (timing does not depend on values)"}
+    out = []
+    for runtime in runtimes:
+        if progress:
+            progress(runtime)
+        device, figures = _measure(artifact, runtime, repeat, threads, large_batch)
+        run_settings = {**settings, "threads": 1} if runtime == "tflm" else settings
+        out.append(records.make_record(ident, runtime, device, run_settings, figures))
+    if progress:
+        progress("static")
+    costs = static_costs(artifact)
+    estimates = [mcu.estimate(costs["macs"], t) for t in targets]
+    out.append(records.make_record(ident, "static", records.host_device(), {"mcu_table": str(mcu.TARGETS_FILE)},
+                                   {**costs, "mcu": estimates, "mcu_source": targets[0].source if targets else "",
+                                    "ethos_u": mcu.vela_status()}))
+    return out

@@ -1,0 +1,79 @@
+"""Static costs of an INT8 artifact: flash, RAM, params and MACs per window, the way stedgeai/Vela report them.
+
+flash = flatbuffer bytes + an estimate of the TFLM runtime code for the model's op set.
+RAM   = measured TFLM arena + the application's input/output buffers (TFLM's own I/O tensors live inside
+        the arena; firmware keeps its copy of the window and of the logits beside it).
+
+The runtime-code table is an estimate, not a linker map: the sizes of the code symbols in the host build
+of ``tflite-micro`` (x86-64, version 0.dev20261023182759-g8f6596d), measured with ``nm -S``, grouped by
+kernel (Prepare/Eval/reference kernels, every tensor type the kernel supports) and for the interpreter
+core (MicroInterpreter, allocator, memory planner, flatbuffer parsing). A Cortex-M build with only int8
+kernels (Thumb-2, -Os, CMSIS-NN) differs; treat it as an order of magnitude, like the MCU latency.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from edgekd.model import deployed_param_count, macs
+from firmware_bench import litert, tflm
+from firmware_bench.artifact import CARD_ARENA, TFLITE_INT8, Artifact
+
+RUNTIME_CODE_SOURCE = ("x86-64 symbol sizes (nm -S) of the tflite-micro 0.dev20261023182759 host build, "
+                       "grouped by kernel; order-of-magnitude estimate of Cortex-M code")
+TFLM_CORE_CODE_BYTES = 43_350
+TFLM_OP_CODE_BYTES: dict[str, int] = {
+    "ADD": 18_076,
+    "CONV_2D": 10_966,
+    "DEQUANTIZE": 1_228,
+    "EXPAND_DIMS": 1_105,
+    "FULLY_CONNECTED": 9_342,
+    "MAX_POOL_2D": 2_944,
+    "MEAN": 13_476,
+    "MUL": 13_095,
+    "PAD": 9_320,
+    "RESHAPE": 1_771,
+}
+
+
+def runtime_code_bytes(ops: list[str]) -> tuple[int | None, list[str]]:
+    """(estimated TFLM code bytes for this op set, ops the table lacks); None when any op is unknown."""
+    unique = sorted(set(ops))
+    unknown = [op for op in unique if op not in TFLM_OP_CODE_BYTES]
+    if unknown:
+        return None, unknown
+    return TFLM_CORE_CODE_BYTES + sum(TFLM_OP_CODE_BYTES[op] for op in unique), []
+
+
+def static_costs(artifact: Artifact) -> dict[str, Any]:
+    """Flash, RAM, params and MACs of an artifact, with the arena measured under TFLM (not only read).
+
+    An FP32-only export (no INT8 flatbuffer) still gets params and MACs; its flash/RAM figures are None.
+    """
+    spec = artifact.spec
+    costs: dict[str, Any] = {
+        "params": deployed_param_count(spec["blocks"], spec["in_channels"], spec["n_classes"]),
+        "macs": macs(spec["blocks"], spec["in_channels"], spec["n_classes"]),
+        "card_arena_bytes": artifact.card_int(CARD_ARENA),
+    }
+    if not artifact.has(TFLITE_INT8):
+        return {**costs, "flatbuffer_bytes": None, "flash_bytes_est": None, "arena_bytes": None,
+                "ram_bytes": None, "note": f"no {TFLITE_INT8} (exported without --int8): no flash/RAM figures"}
+    model = artifact.tflite_bytes()
+    ops = litert.op_names(model)
+    code, unknown = runtime_code_bytes(ops)
+    arena = tflm.measure_arena(model)
+    io = tflm.io_bytes(model, arena)
+    return {
+        **costs,
+        "flatbuffer_bytes": len(model),
+        "runtime_code_bytes_est": code,
+        "runtime_code_source": RUNTIME_CODE_SOURCE,
+        "ops_without_code_estimate": unknown,
+        "flash_bytes_est": None if code is None else len(model) + code,
+        "ops": sorted(set(ops)),
+        "op_count": len(ops),
+        "arena_bytes": arena,
+        "io_bytes": io,
+        "ram_bytes": arena + io,
+    }
