@@ -15,7 +15,16 @@ from edgekd.errors import EdgekdError
 
 # Each module defines register(subparsers); handlers import their heavy dependencies lazily.
 COMMAND_MODULES = (
+    "edgekd.cli.data",
     "edgekd.cli.models",
+    "edgekd.cli.export",
+    "edgekd.cli.bench",
+    "edgekd.cli.train",
+    "edgekd.cli.baseline",
+    "edgekd.cli.gate",
+    "edgekd.cli.sweep",
+    "edgekd.cli.scaling",
+    "edgekd.cli.rank",
 )
 
 

@@ -1,0 +1,170 @@
+"""Temporal decoding: use heart-rate continuity across consecutive windows (2 s apart) of one recording.
+
+A model gives a distribution over the 180 BPM classes per window. Two decoders combine it with a prior on
+how far HR moves per 2 s step (a Gaussian or Laplacian kernel over class offsets, truncated to a band, mixed
+with a small uniform floor so a tracker that locked onto an artefact can re-acquire):
+
+- ``viterbi``: offline, the most likely whole path (needs the full recording; for analysis and servers).
+- ``causal_track``: the HMM forward pass (filtering), O(180 x band) per window, decision = argmax of the
+  filtered posterior. Firmware runs the same algorithm in C (export/tracker/hr_tracker.c); this Python
+  version is written in float32 with the C loop's operation order so that the two agree class for class.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from edgekd.bpm import N_CLASSES, class_to_bpm
+from edgekd.errors import EdgekdError
+
+MAX_BAND = 32  # the C struct's kernel size is fixed: 2 * MAX_BAND + 1 taps
+
+
+@dataclass(frozen=True)
+class TrackerConfig:
+    sigma_bpm: float = 3.0      # std of the HR change per 2 s step
+    temperature: float = 1.0    # softmax temperature on the model's logits (> 1 trusts the model less)
+    kind: str = "gaussian"      # or "laplace" (heavier tails: tolerates occasional fast changes)
+    floor: float = 1e-3         # probability mass spread uniformly each step (re-acquisition)
+
+    def __post_init__(self) -> None:
+        if not self.sigma_bpm > 0 or not self.temperature > 0:
+            raise EdgekdError(f"tracker: sigma_bpm and temperature must be > 0, got {self.sigma_bpm}, "
+                              f"{self.temperature}")
+        if self.kind not in ("gaussian", "laplace"):
+            raise EdgekdError(f"tracker: kind must be 'gaussian' or 'laplace', got '{self.kind}'")
+        if not 0 <= self.floor < 1:
+            raise EdgekdError(f"tracker: floor must be in [0, 1), got {self.floor}")
+
+    # The C tracker receives these as float; the Python side rounds them the same way first.
+    @property
+    def sigma32(self) -> float:
+        return float(np.float32(self.sigma_bpm))
+
+    @property
+    def floor32(self) -> float:
+        return float(np.float32(self.floor))
+
+    @property
+    def band(self) -> int:
+        """Kernel half-width in classes: 4 sigma, capped at MAX_BAND (same rule as the C init)."""
+        return min(MAX_BAND, int(np.ceil(4.0 * self.sigma32)))
+
+
+def transition_kernel(cfg: TrackerConfig) -> np.ndarray:
+    """Weights for class offsets -band..band (float32, sums to 1); Laplace scale gives the same std."""
+    d = np.arange(-cfg.band, cfg.band + 1, dtype=np.float32)
+    if cfg.kind == "gaussian":
+        k = np.exp(np.float32(-0.5) * (d / np.float32(cfg.sigma32)) ** 2)
+    else:
+        k = np.exp(-np.abs(d) / np.float32(cfg.sigma32 / np.sqrt(2.0)))
+    k = k.astype(np.float32)
+    return (k / _seq_sum(k)).astype(np.float32)
+
+
+def _seq_sum(v: np.ndarray) -> np.float32:
+    """Left-to-right float32 sum, as the C loop adds (NumPy's pairwise sum would round differently)."""
+    return np.cumsum(v, dtype=np.float32)[-1]
+
+
+def emission(logits: np.ndarray, temperature: float) -> np.ndarray:
+    """Unnormalised softmax(logits / T) in float32, max-subtracted like the C code: exp((z - max) * (1/T))."""
+    z = np.asarray(logits, dtype=np.float32)
+    inv_t = np.float32(1.0) / np.float32(temperature)
+    return np.exp((z - z.max(axis=-1, keepdims=True)) * inv_t).astype(np.float32)
+
+
+def dequantize(q: np.ndarray, scale: float, zero_point: int) -> np.ndarray:
+    """INT8 logits -> float32 the way the C tracker does it: scale * (q - zero_point)."""
+    return (np.float32(scale) * (np.asarray(q, dtype=np.int32) - zero_point).astype(np.float32)).astype(np.float32)
+
+
+def _check(logits: np.ndarray) -> np.ndarray:
+    logits = np.asarray(logits)
+    if logits.ndim != 2 or logits.shape[1] != N_CLASSES:
+        raise EdgekdError(f"tracker: logits must be [T, {N_CLASSES}], got {list(logits.shape)}")
+    return logits
+
+
+def causal_filter(logits: np.ndarray, cfg: TrackerConfig = TrackerConfig()) -> tuple[np.ndarray, np.ndarray]:
+    """HMM forward pass over one recording's logits [T, 180]: (class per window [T], final state [180])."""
+    logits = _check(logits)
+    k = transition_kernel(cfg)
+    band = cfg.band
+    stay, spread = np.float32(1.0 - cfg.floor32), np.float32(cfg.floor32 / N_CLASSES)
+    alpha = np.zeros(N_CLASSES, dtype=np.float32)
+    out = np.empty(len(logits), dtype=np.int64)
+    for t, z in enumerate(logits):
+        e = emission(z, cfg.temperature)
+        if t == 0:
+            a = e
+        else:
+            pred = np.zeros(N_CLASSES, dtype=np.float32)
+            for i, d in enumerate(range(-band, band + 1)):  # pred[j] += k[d] * alpha[j - d], d ascending
+                lo, hi = max(0, d), min(N_CLASSES, N_CLASSES + d)
+                pred[lo:hi] += k[i] * alpha[lo - d:hi - d]
+            a = (pred * stay + spread) * e
+        alpha = (a / _seq_sum(a)).astype(np.float32)
+        out[t] = int(alpha.argmax())
+    return out, alpha
+
+
+def causal_track(logits: np.ndarray, cfg: TrackerConfig = TrackerConfig()) -> np.ndarray:
+    """Class per window from the causal (forward-filtering) tracker over one recording's logits [T, 180]."""
+    return causal_filter(logits, cfg)[0]
+
+
+def _log_transition(cfg: TrackerConfig) -> np.ndarray:
+    """log P(next class j | class i), [180, 180]: the same banded kernel and floor as the causal tracker."""
+    k = transition_kernel(cfg).astype(np.float64)
+    d = np.arange(N_CLASSES)[None, :] - np.arange(N_CLASSES)[:, None]
+    m = np.zeros((N_CLASSES, N_CLASSES))
+    inside = np.abs(d) <= cfg.band
+    m[inside] = k[d[inside] + cfg.band]
+    # Rows are not renormalised at the edges (the causal tracker does not either): renormalising would make
+    # the extreme classes "sticky", an attractor for flat, uninformative windows.
+    return np.log((1.0 - cfg.floor32) * m + cfg.floor32 / N_CLASSES)
+
+
+def viterbi(logits: np.ndarray, cfg: TrackerConfig = TrackerConfig()) -> np.ndarray:
+    """Most likely class path for one recording's logits [T, 180] (offline: sees the whole recording)."""
+    logits = _check(logits).astype(np.float64)
+    z = logits / cfg.temperature
+    logp = z - z.max(axis=1, keepdims=True)
+    logp -= np.log(np.exp(logp).sum(axis=1, keepdims=True))
+    log_t = _log_transition(cfg)
+    score = logp[0].copy()
+    back = np.empty((len(logits), N_CLASSES), dtype=np.int64)
+    for t in range(1, len(logits)):
+        cand = score[:, None] + log_t  # [from, to]
+        back[t] = cand.argmax(axis=0)
+        score = cand[back[t], np.arange(N_CLASSES)] + logp[t]
+    path = np.empty(len(logits), dtype=np.int64)
+    path[-1] = int(score.argmax())
+    for t in range(len(logits) - 1, 0, -1):
+        path[t - 1] = back[t, path[t]]
+    return path
+
+
+DECODERS = ("argmax", "viterbi", "causal")
+
+
+def decode_recordings(logits: np.ndarray, recording: np.ndarray, method: str = "causal",
+                      cfg: TrackerConfig = TrackerConfig()) -> np.ndarray:
+    """BPM per window for logits [N, 180] of windows tagged with ``recording`` [N]; each recording is decoded
+    on its own, in the windows' stored (time) order."""
+    logits = _check(logits)
+    if method not in DECODERS:
+        raise EdgekdError(f"unknown decoder '{method}'; known: {', '.join(DECODERS)}")
+    recording = np.asarray(recording)
+    if recording.shape != (len(logits),):
+        raise EdgekdError(f"tracker: {len(logits)} logit rows but recording ids of shape {list(recording.shape)}")
+    classes = logits.argmax(axis=1)
+    if method != "argmax":
+        fn = viterbi if method == "viterbi" else causal_track
+        for rec in dict.fromkeys(recording.tolist()):
+            idx = np.flatnonzero(recording == rec)
+            classes[idx] = fn(logits[idx], cfg)
+    return np.asarray(class_to_bpm(classes), dtype=np.float32)
