@@ -14,8 +14,13 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q -e '.[export,dev]'
 	touch $(STAMP)
 
+# distill -> export --int8 -> benchmark -> gate: what a user runs, on the embedded synthetic corpus.
 demo: $(STAMP)
 	$(VENV)/bin/edgekd distill --out runs/demo
+	$(VENV)/bin/edgekd export runs/demo/student --int8 --out models/demo-student --force
+	$(VENV)/bin/edgekd bench models/demo-student --repeat 50
+	$(VENV)/bin/edgekd gate models/budgets/wearable-firmware.toml models/demo-student \
+		--junit runs/demo/gate.xml --markdown runs/demo/gate.md
 
 test: $(STAMP)
 	$(PY) -m pytest -q

@@ -49,3 +49,14 @@ def decode_expectation(logits: np.ndarray | torch.Tensor) -> np.ndarray | torch.
     p = np.exp(z)
     p /= p.sum(axis=-1, keepdims=True)
     return (p @ bin_bpms().astype(np.float64)).astype(np.float32)
+
+
+def gaussian_targets(cls: torch.Tensor, sigma: float) -> torch.Tensor:
+    """Label distributions [N, 180]: a Gaussian of ``sigma`` BPM around each true class, normalised.
+
+    HR classes are ordered, so a window labelled 72 BPM is also evidence for 71 and 73; hard one-hot
+    targets waste that on a few thousand windows spread over 180 classes.
+    """
+    offsets = torch.arange(N_CLASSES, device=cls.device, dtype=torch.float32) - cls.float().unsqueeze(-1)
+    w = torch.exp(-0.5 * (offsets / sigma) ** 2)
+    return w / w.sum(dim=-1, keepdim=True)

@@ -1,6 +1,7 @@
 """MAE of a model's predictions on a WindowSet: overall, per subject, per recording, per activity.
 
-Both decodings from :mod:`edgekd.bpm`: argmax (WildPPG's) and softmax expectation.
+Per-window decodings from :mod:`edgekd.bpm` (argmax, WildPPG's; softmax expectation) and the causal HR
+tracker of :mod:`edgekd.tracking` run over each recording (what firmware running export/tracker reports).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import torch
 
 from edgekd.bpm import decode_argmax, decode_expectation
 from edgekd.errors import EdgekdError
+from edgekd.tracking import decode_recordings
 from edgekd.model import ResNet1D
 from edgekd.windowset import WindowSet
 
@@ -40,16 +42,19 @@ def _mae_by(groups: np.ndarray, err_a: np.ndarray, err_e: np.ndarray) -> dict[st
 
 
 def mae_report(logits: np.ndarray, ws: WindowSet) -> dict[str, Any]:
-    """MAE (BPM) by argmax and expectation decoding: overall and per subject / recording / activity."""
+    """MAE (BPM) by argmax and expectation decoding, overall and per subject / recording / activity; plus
+    the overall MAE of the causal tracker (windows must be in time order within each recording)."""
     if len(ws) == 0:
         raise EdgekdError("cannot evaluate on an empty set of windows")
     if logits.shape[0] != len(ws):
         raise EdgekdError(f"{logits.shape[0]} predictions for {len(ws)} windows")
     err_a = np.abs(np.asarray(decode_argmax(logits)) - ws.hr)
     err_e = np.abs(np.asarray(decode_expectation(logits)) - ws.hr)
+    err_c = np.abs(decode_recordings(logits, ws.recording, "causal") - ws.hr)
     report: dict[str, Any] = {
         "mae_argmax": float(err_a.mean()),
         "mae_expectation": float(err_e.mean()),
+        "mae_causal": float(err_c.mean()),
         "windows": len(ws),
         "per_subject": _mae_by(ws.subject, err_a, err_e),
         "per_recording": _mae_by(ws.recording, err_a, err_e),

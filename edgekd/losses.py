@@ -29,6 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from edgekd.bpm import gaussian_targets
 from edgekd.errors import EdgekdError
 from edgekd.model import WINDOW, block_specs, lengths
 from edgekd.windowset import FS
@@ -246,8 +247,11 @@ class DistillLoss(nn.Module):
     """Label CE + weighted terms. Learnable adapters live here: optimise ``parameters()`` with the student."""
 
     def __init__(self, weights: dict[str, float], params: dict[str, Any], student_blocks: int,
-                 teacher_blocks: int | None):
+                 teacher_blocks: int | None, label_sigma: float = 0.0):
         super().__init__()
+        if label_sigma < 0:
+            raise EdgekdError(f"label_sigma must be >= 0 BPM, got {label_sigma}")
+        self.label_sigma = float(label_sigma)
         unknown = [k for k in weights if k not in STRATEGIES]
         if unknown:
             raise EdgekdError(f"unknown strategy '{unknown[0]}'; known: {', '.join(STRATEGIES)}")
@@ -292,7 +296,12 @@ class DistillLoss(nn.Module):
                 epoch: int) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """(total loss, {part: detached value}) for one batch (tensors: no device sync per step)."""
         zero = s.logits.new_zeros((), dtype=torch.float32)
-        total = F.cross_entropy(s.logits.float(), target) if self.label_ce else zero
+        if not self.label_ce:
+            total = zero
+        elif self.label_sigma > 0:
+            total = F.cross_entropy(s.logits.float(), gaussian_targets(target, self.label_sigma))
+        else:
+            total = F.cross_entropy(s.logits.float(), target)
         parts = {"ce": total.detach()} if self.label_ce else {}
         for name, term in self.terms.items():
             assert t is not None

@@ -63,6 +63,7 @@ class RunConfig:
     split_seed: int = 0
     val_fraction: float = 0.15
     augment: bool = False
+    label_sigma: float = 0.0
     patience: int = 10
     select_on: str = "val_loss"
     device: str = "auto"

@@ -49,6 +49,9 @@ RESULT_KEYS = ("run", "student", "teacher", "strategy", "fold", "seed", "epochs"
                "mae_argmax", "mae_expectation")
 GRID_KEYS = {"data", "teachers", "students", "strategies", "folds", "seeds", "train", "params"}
 SCRATCH = "scratch"
+# RunConfig fields added after sweeps were first written: at their default they stay out of the run
+# name, so a sweep folder from an earlier edgekd resumes instead of retraining every run.
+NAMED_ONLY_WHEN_SET: dict[str, Any] = {"label_sigma": 0.0}
 
 
 @dataclass
@@ -124,6 +127,9 @@ def run_name(cfg: RunConfig, teacher: str | None, data_key: str) -> str:
     d = cfg.to_dict()
     d.pop("teachers")
     d.pop("device")  # where a run trains does not change what it is
+    for key, default in NAMED_ONLY_WHEN_SET.items():
+        if d.get(key) == default:
+            del d[key]
     blob = json.dumps({"config": d, "teacher": teacher, "data": data_key}, sort_keys=True)
     digest = hashlib.sha256(blob.encode()).hexdigest()[:10]
     k, n = cfg.fold.split("/")

@@ -49,7 +49,8 @@ def resolve_device(device: str) -> torch.device:
 
 def build_loss(cfg: RunConfig, teacher_blocks: int | None) -> DistillLoss:
     """The strategy's loss module for ``cfg`` (validates strategy names and parameters)."""
-    return DistillLoss(cfg.strategy_weights(), resolve_params(cfg.params, cfg.epochs), cfg.blocks, teacher_blocks)
+    return DistillLoss(cfg.strategy_weights(), resolve_params(cfg.params, cfg.epochs), cfg.blocks, teacher_blocks,
+                       label_sigma=cfg.label_sigma)
 
 
 def teacher_requirements(cfg: RunConfig, teacher_blocks: int) -> tuple[int | None, bool]:

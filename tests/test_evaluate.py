@@ -40,6 +40,18 @@ def test_mae_report_by_hand():
         mae_report(logits[:2], ws)
 
 
+def test_tracked_mae_rejects_a_one_window_outlier():
+    n = 30
+    hr = np.full(n, 75.0)
+    ws = _ws(hr, ["a"] * n, ["a1"] * n)
+    logits = np.zeros((n, 180), np.float32)
+    logits[:, 75 - 30] = 6.0
+    logits[15, 75 - 30], logits[15, 150 - 30] = 0.0, 6.0  # a motion window whose peak jumps to 150 BPM
+    r = mae_report(logits, ws)
+    assert r["mae_argmax"] == pytest.approx(75 / n)
+    assert r["mae_causal"] < 0.5
+
+
 def test_cli_train_then_evaluate(small_synth, tmp_path, capsys):
     data = small_synth.save(tmp_path / "ws.npz")
     run = tmp_path / "run"

@@ -143,7 +143,7 @@ def test_budget_validation_messages(tmp_path):
         load_budget(_budget(tmp_path, extra='mcu = "x"\nflash = 3\n'))
 
 
-@pytest.mark.parametrize("name", ["wearable.toml", "cortex-m4-tight.toml"])
+@pytest.mark.parametrize("name", ["wearable.toml", "wearable-firmware.toml", "cortex-m4-tight.toml"])
 def test_shipped_budgets_parse(name):
     budget = load_budget(Path(__file__).resolve().parent.parent / "models" / "budgets" / name)
     assert budget.limits and budget.mcu

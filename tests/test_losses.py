@@ -162,3 +162,26 @@ def test_bad_strategies_and_parameters_are_rejected():
     with pytest.raises(EdgekdError, match="unknown strategy parameter"):
         resolve_params({"temperature": 3}, 10)
     assert not DistillLoss({"scratch": 1.0}, params, 1, None).needs_teacher
+
+
+def test_gaussian_label_smoothing_matches_its_definition(logits):
+    s, _, y = logits
+    sigma = 3.0
+    k = np.arange(180)
+    q = np.exp(-0.5 * ((k[None, :] - y[:, None]) / sigma) ** 2)
+    q /= q.sum(-1, keepdims=True)
+    expected = -(q * np.log(_softmax(s))).sum(-1).mean()
+    loss = DistillLoss({"scratch": 1.0}, resolve_params({}, 10), 1, None, label_sigma=sigma)
+    total, parts = loss(StudentOut(torch.tensor(s, dtype=torch.float32), [], torch.zeros(6, 32)), None,
+                        torch.tensor(y), 0)
+    assert float(total) == pytest.approx(expected, rel=1e-5)
+    # A prediction one BPM off costs less than one 20 BPM off; with one-hot labels both cost the same.
+    near, far = torch.full((1, 180), -10.0), torch.full((1, 180), -10.0)
+    near[0, 101], far[0, 120] = 10.0, 10.0
+    target = torch.tensor([100])
+    out = lambda z: StudentOut(z, [], torch.zeros(1, 32))  # noqa: E731
+    assert float(loss(out(near), None, target, 0)[0]) < float(loss(out(far), None, target, 0)[0])
+    hard = DistillLoss({"scratch": 1.0}, resolve_params({}, 10), 1, None)
+    assert float(hard(out(near), None, target, 0)[0]) == pytest.approx(float(hard(out(far), None, target, 0)[0]))
+    with pytest.raises(EdgekdError, match="label_sigma"):
+        DistillLoss({"scratch": 1.0}, resolve_params({}, 10), 1, None, label_sigma=-1)
