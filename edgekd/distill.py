@@ -4,7 +4,8 @@ Folder layout under ``out``: ``teacher/`` (when trained here), ``intermediate/``
 distillation), ``scratch/`` and ``student/``, each a run folder (:mod:`edgekd.runs`). A complete run whose
 config matches what is asked is reused, so rerunning ``edgekd distill`` only trains what is missing.
 Teachers given as folders may be several (an ensemble: averaged logits) and may read more channels than
-the student (cross-modal: teacher PPG + ACC, student PPG).
+the student (cross-modal: teacher PPG + ACC, student PPG). The student's ``init_from`` (pretrained
+weights) starts both the scratch and the distilled student, never the teacher.
 """
 
 from __future__ import annotations
@@ -57,12 +58,12 @@ def distill(ws: WindowSet, plan: DistillPlan, out: str | Path, progress: bool = 
             rows.append(_row("teacher", t, spec["blocks"], spec["in_channels"], None))
     else:
         tcfg = replace(s, blocks=plan.teacher_blocks, in_channels=plan.teacher_in_channels, strategy="scratch",
-                       params={}, teachers=[], epochs=plan.teacher_epochs or s.epochs)
+                       params={}, teachers=[], epochs=plan.teacher_epochs or s.epochs, init_from=None)
         metrics = _run(ws, tcfg, out / "teacher", progress)
         teachers = [str(out / "teacher")]
         rows.append(_row("teacher", teachers[0], tcfg.blocks, tcfg.in_channels, metrics))
     if plan.intermediate_blocks is not None:
-        icfg = replace(s, blocks=plan.intermediate_blocks, teachers=teachers)
+        icfg = replace(s, blocks=plan.intermediate_blocks, teachers=teachers, init_from=None)
         rows.append(_row("intermediate", out / "intermediate", icfg.blocks, icfg.in_channels,
                          _run(ws, icfg, out / "intermediate", progress)))
         teachers = [str(out / "intermediate")]

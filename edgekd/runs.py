@@ -46,7 +46,9 @@ class RunConfig:
     The student sees ``ws.x[:, :in_channels]``; each teacher sees its own ``in_channels`` (cross-modal:
     teacher 4 = PPG + ACC, student 1 = PPG). ``select_on``: the validation number that picks the best
     epoch and drives early stopping: ``"val_loss"`` (label cross-entropy, WildPPG's rule) or
-    ``"val_mae"`` (argmax MAE in BPM, the reported metric).
+    ``"val_mae"`` (argmax MAE in BPM, the reported metric). ``label_sigma`` > 0 replaces one-hot labels by
+    a Gaussian of that many BPM. ``init_from``: a run/artifact folder (or its .safetensors) of the same
+    architecture whose weights start this run: pretrain on one WindowSet, fine-tune on another.
     """
 
     blocks: int = 2
@@ -64,6 +66,7 @@ class RunConfig:
     val_fraction: float = 0.15
     augment: bool = False
     label_sigma: float = 0.0
+    init_from: str | None = None
     patience: int = 10
     select_on: str = "val_loss"
     device: str = "auto"

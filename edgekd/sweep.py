@@ -51,7 +51,7 @@ GRID_KEYS = {"data", "teachers", "students", "strategies", "folds", "seeds", "tr
 SCRATCH = "scratch"
 # RunConfig fields added after sweeps were first written: at their default they stay out of the run
 # name, so a sweep folder from an earlier edgekd resumes instead of retraining every run.
-NAMED_ONLY_WHEN_SET: dict[str, Any] = {"label_sigma": 0.0}
+NAMED_ONLY_WHEN_SET: dict[str, Any] = {"label_sigma": 0.0, "init_from": None}
 
 
 @dataclass
@@ -301,7 +301,7 @@ def run_sweep(sweep: SweepConfig, ws: WindowSet, out: str | Path, backend: str =
     runs = plan(sweep, (out / RUNS_DIR).resolve(), data_hash(ws))
     todo = pending(out, runs)
     already = len(runs) - len(todo)
-    bar = tqdm(total=len(runs), initial=already, desc="sweep runs", unit="run", disable=not progress,
+    bar = tqdm(total=len(runs), initial=already, desc="sweep runs", unit="run", disable=None if progress else True,
                dynamic_ncols=True)
 
     def done(run: PlannedRun) -> None:

@@ -24,7 +24,7 @@ from edgekd import __version__
 from edgekd.atomic import write_json, write_text
 from edgekd.augment import augment
 from edgekd.bpm import bpm_to_class, decode_argmax
-from edgekd.checkpoint import CONFIG, WEIGHTS, model_spec, save_weights
+from edgekd.checkpoint import CONFIG, WEIGHTS, load_model, model_spec, save_weights
 from edgekd.errors import EdgekdError
 from edgekd.evaluate import mae_report, predict_logits
 from edgekd.losses import DistillLoss, StudentOut, resolve_params
@@ -98,6 +98,7 @@ def train_run(ws: WindowSet, cfg: RunConfig, out_dir: str | Path, teacher: Teach
     if len(train_idx) < 2 or len(val_idx) == 0:
         raise EdgekdError(f"fold {cfg.fold}: too few training windows for a validation split "
                           f"({len(train_idx)} train / {len(val_idx)} validation)")
+    init_state = _init_state(cfg)
 
     out_dir.mkdir(parents=True, exist_ok=True)
     for stale in (METRICS, LOG):  # a rerun is incomplete until it finishes
@@ -114,7 +115,10 @@ def train_run(ws: WindowSet, cfg: RunConfig, out_dir: str | Path, teacher: Teach
 
     torch.manual_seed(cfg.seed)
     gen = torch.Generator(device=device).manual_seed(cfg.seed)
-    model = ResNet1D(cfg.blocks, cfg.in_channels).to(device)
+    model = ResNet1D(cfg.blocks, cfg.in_channels)
+    if init_state is not None:
+        model.load_state_dict(init_state)
+    model = model.to(device)
     loss_fn = loss_fn.to(device)
     x_all = torch.from_numpy(ws.x[:, :cfg.in_channels]).to(device)
     hr_all = torch.from_numpy(ws.hr).to(device)
@@ -130,7 +134,9 @@ def train_run(ws: WindowSet, cfg: RunConfig, out_dir: str | Path, teacher: Teach
     log: list[str] = []
     step_time, seen, epochs_run = 0.0, 0, 0
     t_start = time.perf_counter()
-    bar = tqdm(range(cfg.epochs), desc=f"{cfg.blocks}b {cfg.strategy_label()}", disable=not progress,
+    # disable=None: bars only on a terminal, so CI logs stay readable.
+    bar = tqdm(range(cfg.epochs), desc=f"{cfg.blocks}b {cfg.strategy_label()}",
+               disable=None if progress else True,
                leave=False, dynamic_ncols=True)
     for epoch in bar:
         model.train()
@@ -205,6 +211,17 @@ def train_run(ws: WindowSet, cfg: RunConfig, out_dir: str | Path, teacher: Teach
     }
     write_json(out_dir / METRICS, metrics)
     return metrics
+
+
+def _init_state(cfg: RunConfig) -> dict[str, torch.Tensor] | None:
+    """The pretrained weights ``cfg.init_from`` names, checked to be this run's architecture."""
+    if not cfg.init_from:
+        return None
+    pre = load_model(cfg.init_from)
+    if (pre.blocks, pre.in_channels) != (cfg.blocks, cfg.in_channels):
+        raise EdgekdError(f"{cfg.init_from}: init_from has {pre.blocks} blocks / {pre.in_channels} channels, "
+                          f"this run trains {cfg.blocks} blocks / {cfg.in_channels} channels")
+    return pre.state_dict()
 
 
 def _check_teacher_folds(cfg: RunConfig, ws: WindowSet) -> None:

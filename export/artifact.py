@@ -76,7 +76,7 @@ def _build(model: ResNet1D, folder: Path, work: Path, name: str, int8: bool, dat
     t0 = time.perf_counter()
     steps = ["windows", "onnx"] + (["onnx-int8", "tflite", "arena", "firmware", "evaluate", "per-layer"]
                                    if int8 else ["evaluate"])
-    bar = tqdm(total=len(steps), desc=f"export {name}", disable=not progress, leave=False, dynamic_ncols=True)
+    bar = tqdm(total=len(steps), desc=f"export {name}", disable=None if progress else True, leave=False, dynamic_ncols=True)
 
     def step(label: str) -> None:
         bar.set_postfix_str(label)

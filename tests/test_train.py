@@ -137,3 +137,20 @@ def test_augment_scales_the_label_with_the_time_stretch():
     ratio = xp / x
     assert torch.allclose(ratio[torch.isfinite(ratio) & (x.abs() > 0.1)].reshape(64, -1).std(-1), torch.zeros(64),
                           atol=1e-4)  # only amplitude scaling
+
+
+def test_init_from_starts_from_pretrained_weights_and_checks_the_architecture(small_synth, tmp_path):
+    train_run(small_synth, RunConfig(**FAST), tmp_path / "pre", progress=False)
+    # lr 0: fine-tuning changes no weight, so the result is exactly the pretrained model.
+    tuned = RunConfig(**{**FAST, "lr": 0.0}, init_from=str(tmp_path / "pre"))
+    train_run(small_synth, tuned, tmp_path / "tuned", progress=False)
+    a, b = load_model(tmp_path / "pre").state_dict(), load_model(tmp_path / "tuned").state_dict()
+    weights = [k for k in a if "running" not in k and "num_batches" not in k]
+    assert weights and all(torch.equal(a[k], b[k]) for k in weights)
+    train_run(small_synth, RunConfig(**{**FAST, "lr": 0.0, "seed": 1}), tmp_path / "s1", progress=False)
+    fresh = load_model(tmp_path / "s1").state_dict()  # without init_from: a different random start
+    assert not all(torch.equal(a[k], fresh[k]) for k in weights)
+    with pytest.raises(EdgekdError, match="init_from has 1 blocks"):
+        train_run(small_synth, RunConfig(**{**FAST, "blocks": 2}, init_from=str(tmp_path / "pre")),
+                  tmp_path / "bad", progress=False)
+    assert not (tmp_path / "bad").exists()

@@ -45,6 +45,8 @@ def _common(p: argparse.ArgumentParser, epochs: int, select_on: str) -> None:
     p.add_argument("--label-sigma", type=float, default=0.0, metavar="BPM",
                    help="Gaussian label smoothing over neighbouring BPM classes, e.g. 3 (default 0: one-hot, "
                         "WildPPG's recipe)")
+    p.add_argument("--init-from", metavar="RUN",
+                   help="start from this run's weights (same blocks and channels): pretrain, then fine-tune")
     p.add_argument("--device", default="auto", help="auto (CUDA if available), cpu, cuda, cuda:N")
     p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -124,7 +126,7 @@ def _config(args: argparse.Namespace, **kw: Any):
 
     return RunConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, weight_decay=args.weight_decay,
                      seed=args.seed, fold=args.fold, split_seed=args.split_seed, augment=args.augment,
-                     label_sigma=args.label_sigma,
+                     label_sigma=args.label_sigma, init_from=args.init_from,
                      patience=args.patience, select_on=args.select_on, device=args.device, **kw)
 
 

@@ -34,7 +34,7 @@ def load(root: Path, progress: bool = False) -> WindowSet:
     if not files:
         raise DataError(f"{root}: no bidmc_NN_Signals.csv files found")
     tally, sets = Tally(), []
-    for sig_path in tqdm(files, desc="bidmc", unit="rec", disable=not progress):
+    for sig_path in tqdm(files, desc="bidmc", unit="rec", disable=None if progress else True):
         record = sig_path.name[: -len("_Signals.csv")]
         num_path = sig_path.with_name(f"{record}_Numerics.csv")
         if not num_path.exists():

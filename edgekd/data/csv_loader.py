@@ -93,7 +93,7 @@ def load(root: Path, *, ppg_column: str | None = None, fs: float | None = None,
     if not files:
         raise DataError(f"{root}: no .csv files found")
     tally, sets = Tally(), []
-    for path in tqdm(files, desc="csv", unit="rec", disable=not progress):
+    for path in tqdm(files, desc="csv", unit="rec", disable=None if progress else True):
         names = [ppg_column, *acc_names] + ([hr_column] if hr_column else []) + ([time_column] if time_column else [])
         cols = read_columns(path, names)
         tally.add_file(path, path.parent)

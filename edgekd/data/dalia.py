@@ -61,7 +61,7 @@ def load(root: Path, progress: bool = False) -> WindowSet:
     if not files:
         raise DataError(f"{root}: no PPG-DaLiA S<n>/S<n>.pkl files found")
     tally, sets = Tally(), []
-    for path in tqdm(files, desc="ppg-dalia", unit="rec", disable=not progress):
+    for path in tqdm(files, desc="ppg-dalia", unit="rec", disable=None if progress else True):
         data = load_pickle(path)
         bvp = _array(data, ("signal", "wrist", "BVP"), path).ravel()
         acc = _array(data, ("signal", "wrist", "ACC"), path)

@@ -76,7 +76,7 @@ def load(root: Path, progress: bool = False) -> WindowSet:
     if not parts:
         raise DataError(f"{root}: no GalaxyPPG participant folders (P01, P02, ...) found")
     tally, sets = Tally(), []
-    for part in tqdm(parts, desc="galaxyppg", unit="rec", disable=not progress):
+    for part in tqdm(parts, desc="galaxyppg", unit="rec", disable=None if progress else True):
         paths = {k: part / rel for k, rel in (("ppg", "GalaxyWatch/PPG.csv"), ("acc", "GalaxyWatch/ACC.csv"),
                                               ("hr", "PolarH10/HR.csv"), ("event", "Event.csv"))}
         for p in paths.values():

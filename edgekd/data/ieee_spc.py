@@ -75,7 +75,7 @@ def load(root: Path, progress: bool = False) -> WindowSet:
         raise DataError(f"{root}: no IEEE SPC 2015 files (DATA_*.mat or TEST_*.mat) found")
     by_name = {p.name: p for p in root.rglob("*.mat")}
     tally, sets = Tally(), []
-    for path, subject in tqdm(recs, desc="ieee-spc2015", unit="rec", disable=not progress):
+    for path, subject in tqdm(recs, desc="ieee-spc2015", unit="rec", disable=None if progress else True):
         lab_path = label_file(path, by_name)
         sig = read_mat(path, "sig")
         bpm = read_mat(lab_path, "BPM0").ravel()

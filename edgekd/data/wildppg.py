@@ -88,7 +88,7 @@ def load(root: Path, location: str = "wrist", progress: bool = False) -> WindowS
     if not files:
         raise DataError(f"{root}: no WildPPG_Part_<id>.mat files found")
     tally, sets = Tally(), []
-    for path in tqdm(files, desc="wildppg", unit="rec", disable=not progress):
+    for path in tqdm(files, desc="wildppg", unit="rec", disable=None if progress else True):
         data = read_participant(path)
         ppg, fs = sensor(data, location, "ppg_g", path)
         ecg, fs_ecg = sensor(data, "sternum", "ecg", path)

@@ -5,7 +5,7 @@ decoded per window (argmax) and with the causal tracker firmware runs (export/tr
 all held-out windows. Not a test: it trains 2 x 13 models (about 15 minutes on one CPU thread).
 
     .venv/bin/python tests/benchmarks/label_smoothing.py --ieee ../shared/data/ieee_spc2015 \\
-        [--blocks 2] [--epochs 12] [--in-channels 4] [--sigmas 0 3]
+        [--blocks 2] [--epochs 12] [--in-channels 4] [--sigmas 0 3] [--init-from PRETRAINED_RUN]
 """
 
 from __future__ import annotations
@@ -36,6 +36,7 @@ def main() -> None:
     p.add_argument("--in-channels", type=int, default=4)
     p.add_argument("--sigmas", type=float, nargs="+", default=[0.0, 3.0])
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--init-from", help="pretrained run (e.g. on the synthetic corpus) every fold fine-tunes")
     args = p.parse_args()
     torch.set_num_threads(1)
     ws = load_dataset("ieee-spc2015", args.ieee)
@@ -47,7 +48,7 @@ def main() -> None:
             for sigma in args.sigmas:
                 cfg = RunConfig(blocks=args.blocks, epochs=args.epochs, in_channels=args.in_channels,
                                 fold=f"loso:{subject}", seed=args.seed, device="cpu", label_sigma=sigma,
-                                select_on="val_mae")
+                                select_on="val_mae", init_from=args.init_from)
                 run = Path(tmp) / f"{subject}-{sigma}"
                 train_run(ws, cfg, run, progress=False)
                 logits = predict_logits(load_model(run), test.x[:, :args.in_channels])
@@ -59,7 +60,8 @@ def main() -> None:
             print(", ".join(line), flush=True)
     print_table([{"label_sigma": s, "decoder": d, "mae_bpm": v[0] / v[1], "windows": v[1]}
                  for (s, d), v in err.items()],
-                title=f"LOSO IEEE SPC 2015, {args.blocks} blocks, {args.in_channels} ch, {args.epochs} epochs")
+                title=f"LOSO IEEE SPC 2015, {args.blocks} blocks, {args.in_channels} ch, {args.epochs} epochs"
+                      + (f", init from {args.init_from}" if args.init_from else ""))
 
 
 if __name__ == "__main__":
