@@ -47,14 +47,20 @@ class Check:
     detail: str = ""
 
 
-def card_value(card: dict[str, Any], field: str) -> float | None:
-    """The number ``CARD_KEYS[field]`` names in a card, or None when absent or not a finite number."""
+def card_entry(card: dict[str, Any], field: str) -> Any:
+    """The entry ``CARD_KEYS[field]`` names in a card, as stored, or None when the card lacks it."""
     node: Any = card
     for part in CARD_KEYS[field]:
         if not isinstance(node, dict) or part not in node:
             return None
         node = node[part]
-    if isinstance(node, bool) or not isinstance(node, (int, float)) or not math.isfinite(node):
+    return node
+
+
+def card_value(card: dict[str, Any], field: str) -> float | None:
+    """The number ``CARD_KEYS[field]`` names in a card, or None when absent or not a finite number."""
+    node = card_entry(card, field)
+    if node is None or isinstance(node, bool) or not isinstance(node, (int, float)) or not math.isfinite(node):
         return None
     return float(node)
 

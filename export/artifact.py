@@ -132,7 +132,8 @@ def _build_int8(model: ResNet1D, work: Path, name: str, cal, ev, batch: int | No
                 logits: dict[str, np.ndarray], step) -> dict[str, Any]:
     from export.c_arrays import QuantParams, c_identifier, model_data_cc, model_data_h, ops_h
     from export.checks import check_tflm_ops, op_list
-    from export.infer import dequantize, int8_io, run_int8
+    from edgekd.tracking import dequantize
+    from export.infer import int8_io, run_int8
     from export.onnx_export import run_onnx
     from export.onnx_int8 import quantize_onnx
     from export.tflite_int8 import convert_int8

@@ -3,7 +3,6 @@ and benchmarks call, so every runtime is fed and read the same way."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -11,20 +10,17 @@ import torch
 
 from edgekd.checkpoint import load_model
 from edgekd.errors import EdgekdError
+from edgekd.gate import CARD_FILE, card_entry, read_card
+from edgekd.tracking import dequantize
 
 RUNTIMES = ("torch", "onnx", "onnx-int8", "tflite", "tflm")
 FILES = {"onnx": "model.onnx", "onnx-int8": "model_int8.onnx", "tflite": "model_int8.tflite",
          "tflm": "model_int8.tflite"}
-CARD = "card.json"
 
 
 def quantize(x: np.ndarray, scale: float, zero_point: int) -> np.ndarray:
     """float -> int8 with the tensor's scale and zero point (what firmware does before invoking)."""
     return np.clip(np.round(x / scale) + zero_point, -128, 127).astype(np.int8)
-
-
-def dequantize(q: np.ndarray, scale: float, zero_point: int) -> np.ndarray:
-    return (q.astype(np.float32) - zero_point) * np.float32(scale)
 
 
 def predict_logits(artifact_dir: Path, runtime: str, x: np.ndarray) -> np.ndarray:
@@ -48,8 +44,9 @@ def predict_logits(artifact_dir: Path, runtime: str, x: np.ndarray) -> np.ndarra
         from export.onnx_export import run_onnx
 
         return run_onnx(path, x)
-    q_out = run_int8(path.read_bytes(), runtime, x, _arena(artifact_dir) if runtime == "tflm" else 0)
-    scale, zp = int8_io(path.read_bytes())[1]
+    flatbuffer = path.read_bytes()
+    q_out = run_int8(flatbuffer, runtime, x, _arena(artifact_dir) if runtime == "tflm" else 0)
+    scale, zp = int8_io(flatbuffer)[1]
     return dequantize(q_out, scale, zp)
 
 
@@ -85,8 +82,8 @@ def int8_io(model: bytes) -> tuple[tuple[float, int], tuple[float, int]]:
 
 
 def _arena(artifact_dir: Path) -> int:
-    card = artifact_dir / CARD
+    arena = card_entry(read_card(artifact_dir), "arena_bytes")
     try:
-        return int(json.loads(card.read_text())["tflm"]["arena_bytes"])
-    except (OSError, KeyError, ValueError, TypeError) as exc:
-        raise EdgekdError(f"{card}: cannot read the TFLM arena size ({exc})") from None
+        return int(arena)
+    except (ValueError, TypeError) as exc:
+        raise EdgekdError(f"{artifact_dir / CARD_FILE}: cannot read the TFLM arena size ({exc})") from None

@@ -1,7 +1,7 @@
 """Read an artifact folder (``models/<name>/``) by its files: the benchmark layer never imports ``export``.
 
-The file names and the card.json keys read here are the export layer's contract (DESIGN.md "Artifact");
-they are named once, in this module.
+The file names named here and the card.json keys (named once, in ``edgekd.gate.CARD_KEYS``) are the export
+layer's contract (DESIGN.md "Artifact").
 """
 
 from __future__ import annotations
@@ -14,14 +14,12 @@ from typing import Any
 from edgekd.checkpoint import model_spec
 from edgekd.errors import EdgekdError
 from edgekd.gate import CARD_FILE as CARD
-from edgekd.gate import read_card
+from edgekd.gate import CARD_KEYS, card_entry, read_card
 
 ONNX_FP32 = "model.onnx"
 ONNX_INT8 = "model_int8.onnx"
 TFLITE_INT8 = "model_int8.tflite"
 WEIGHTS = "model.safetensors"
-# card.json key (dotted path into nested objects) of the arena the exporter recorded for firmware (bytes).
-CARD_ARENA = "tflm.arena_bytes"
 TFLITE_MAGIC = b"TFL3"  # flatbuffer file identifier at bytes 4..8
 
 
@@ -53,15 +51,15 @@ class Artifact:
             raise EdgekdError(f"{p}: not a TFLite flatbuffer (no 'TFL3' identifier); the file is corrupt")
         return data
 
-    def card_int(self, key: str) -> int | None:
-        """A positive integer card entry (dotted path), or None when the card lacks it; a wrong type is an error."""
-        value: Any = self.card
-        for part in key.split("."):
-            if not isinstance(value, dict) or part not in value:
-                return None
-            value = value[part]
+    def card_int(self, field: str) -> int | None:
+        """The positive integer card entry ``edgekd.gate.CARD_KEYS[field]`` names (e.g. "arena_bytes"), or
+        None when the card lacks it; a wrong type is an error."""
+        value = card_entry(self.card, field)
+        if value is None:
+            return None
         if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-            raise EdgekdError(f"{self.folder / CARD}: '{key}' must be a positive integer, got {value!r}")
+            raise EdgekdError(f"{self.folder / CARD}: '{'.'.join(CARD_KEYS[field])}' must be a positive integer, "
+                              f"got {value!r}")
         return value
 
     def describe(self) -> dict[str, Any]:

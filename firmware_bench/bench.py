@@ -13,7 +13,7 @@ from typing import Any
 
 from edgekd.errors import EdgekdError
 from firmware_bench import mcu, records, tflm
-from firmware_bench.artifact import (CARD_ARENA, ONNX_FP32, ONNX_INT8, TFLITE_INT8, WEIGHTS, Artifact,
+from firmware_bench.artifact import (ONNX_FP32, ONNX_INT8, TFLITE_INT8, WEIGHTS, Artifact,
                                      load_artifact)
 
 RUNTIMES = ("torch", "cuda", "onnx", "onnx-int8", "litert", "tflm")
@@ -85,7 +85,7 @@ def _measure(artifact: Artifact, runtime: str, repeat: int, threads: int, large_
     figures: dict[str, Any] = {"batch_1": tflm.bench(model_bytes, arena, repeat).as_dict(),
                                "arena_bytes_measured": arena,
                                "kernels": "TFLM kernels built for this host CPU: not MCU time (see static.mcu)"}
-    card_arena = artifact.card_int(CARD_ARENA)
+    card_arena = artifact.card_int("arena_bytes")
     if card_arena is not None:
         figures.update(verify_card_arena(model_bytes, card_arena, str(artifact.folder / "card.json")))
     return records.host_device(threads=1), figures

@@ -17,7 +17,7 @@ from typing import Any
 
 from edgekd.model import deployed_param_count, macs
 from firmware_bench import litert, tflm
-from firmware_bench.artifact import CARD_ARENA, TFLITE_INT8, Artifact
+from firmware_bench.artifact import TFLITE_INT8, Artifact
 
 RUNTIME_CODE_SOURCE = ("x86-64 symbol sizes (nm -S) of the tflite-micro 0.dev20261023182759 host build, "
                        "grouped by kernel; order-of-magnitude estimate of Cortex-M code")
@@ -54,7 +54,7 @@ def static_costs(artifact: Artifact) -> dict[str, Any]:
     costs: dict[str, Any] = {
         "params": deployed_param_count(spec["blocks"], spec["in_channels"], spec["n_classes"]),
         "macs": macs(spec["blocks"], spec["in_channels"], spec["n_classes"]),
-        "card_arena_bytes": artifact.card_int(CARD_ARENA),
+        "card_arena_bytes": artifact.card_int("arena_bytes"),
     }
     if not artifact.has(TFLITE_INT8):
         return {**costs, "flatbuffer_bytes": None, "flash_bytes_est": None, "arena_bytes": None,

@@ -15,7 +15,7 @@ from edgekd.cli.main import main
 from edgekd.errors import EdgekdError
 from edgekd.model import ResNet1D, deployed_param_count, macs
 from firmware_bench import records, tflm
-from firmware_bench.artifact import CARD_ARENA, TFLITE_INT8, load_artifact
+from firmware_bench.artifact import TFLITE_INT8, load_artifact
 from firmware_bench.bench import RUNTIMES, run_bench, verify_card_arena
 
 REPEAT = 5  # a few calls prove each path runs; timings themselves are never asserted
@@ -77,7 +77,7 @@ def test_records_have_sane_fields(bench_records: list[dict], artifact: Path, tmp
 
 def test_tflm_verifies_the_card_arena(bench_records: list[dict], artifact: Path) -> None:
     f = _by_runtime(bench_records)["tflm"]["figures"]
-    card_arena = load_artifact(artifact).card_int(CARD_ARENA)
+    card_arena = load_artifact(artifact).card_int("arena_bytes")
     assert f["card_arena_bytes"] == card_arena and f["card_arena_runs"]
     assert f["arena_bytes_measured"] <= card_arena  # the exporter recorded at least what TFLM needs
     assert f["half_arena_refused"] and "arena" in f["half_arena_message"]
@@ -85,7 +85,7 @@ def test_tflm_verifies_the_card_arena(bench_records: list[dict], artifact: Path)
 
 def test_half_arena_is_refused_with_a_clear_error(artifact: Path) -> None:
     model = (artifact / TFLITE_INT8).read_bytes()
-    card_arena = load_artifact(artifact).card_int(CARD_ARENA)
+    card_arena = load_artifact(artifact).card_int("arena_bytes")
     tflm.arena_used(model, card_arena)  # the recorded arena allocates and runs
     half = tflm.align(card_arena // 2)
     with pytest.raises(EdgekdError, match=rf"cannot allocate the model in a {half}-byte arena"):

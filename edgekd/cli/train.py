@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from edgekd.cli.output import print_json, print_table
+from edgekd.data import load_windows
 from edgekd.errors import EdgekdError
 from edgekd.model import MAX_BLOCKS
 
@@ -108,12 +109,6 @@ def _register_evaluate(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run_evaluate)
 
 
-def _load(path: str | None):
-    from edgekd.data import load_windows
-
-    return load_windows(path)
-
-
 def _threads(args: argparse.Namespace) -> None:
     if args.threads:
         import torch
@@ -161,7 +156,7 @@ def run_train(args: argparse.Namespace) -> int:
     from edgekd.train import train_run
 
     _threads(args)
-    ws = _load(args.data)
+    ws = load_windows(args.data)
     cfg = _config(args, blocks=args.blocks, in_channels=args.in_channels)
     metrics = train_run(ws, cfg, Path(args.out), progress=not args.quiet)
     if args.json:
@@ -179,7 +174,7 @@ def run_distill(args: argparse.Namespace) -> int:
 
     _threads(args)
     t0 = time.perf_counter()
-    ws = _load(args.data)
+    ws = load_windows(args.data)
     student = _config(args, blocks=args.student_blocks, in_channels=args.in_channels,
                       strategy=parse_strategy(args.strategy), params=parse_params(args.param))
     plan = DistillPlan(student=student, teachers=args.teacher or [], teacher_blocks=args.teacher_blocks,
@@ -201,7 +196,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
     from edgekd.checkpoint import load_model, model_spec
     from edgekd.evaluate import evaluate_model, mae_report
 
-    ws = _load(args.data)
+    ws = load_windows(args.data)
     if args.runtime == "pytorch":
         report = evaluate_model(load_model(args.model), ws, args.device)
     else:
