@@ -20,6 +20,7 @@ from edgekd.errors import EdgekdError
 from edgekd.windowset import FS, WindowSet
 
 N_FFT = 4096  # 25 Hz / 4096 = 0.37 BPM per bin: finer than the 1-BPM classes
+ACC_MIN_HZ = 0.3  # lowest ACC frequency searched for motion peaks
 
 
 @dataclass(frozen=True)
@@ -48,29 +49,41 @@ def _power(x: np.ndarray) -> np.ndarray:
     return np.abs(np.fft.rfft(x * np.hanning(x.shape[-1]), n=N_FFT, axis=-1)) ** 2
 
 
-def _acc_weights(acc: np.ndarray, f: np.ndarray, band: np.ndarray, cfg: BaselineConfig) -> np.ndarray:
-    """Per-bin multiplier for the PPG spectrum of one window: < 1 near dominant ACC frequencies."""
-    w = np.ones(band.sum())
-    spec = _power(acc).sum(axis=0)
-    # Cadence fundamentals can sit below 30 BPM (e.g. 0.4 Hz arm swing), so look from 0.3 Hz up.
-    look = (f >= 0.3) & (f <= f[band][-1])
-    sa, fa = spec[look], f[look]
-    mean = sa.mean()
+def acc_suppression(acc_power: np.ndarray, acc_bpm: np.ndarray, target_bpm: np.ndarray,
+                    cfg: BaselineConfig) -> np.ndarray:
+    """Per-bin multiplier (< 1 near the dominant ACC frequencies and their harmonics) for a PPG spectrum sampled
+    at ``target_bpm``, from one window's ACC power (summed over axes) sampled at ``acc_bpm``.
+
+    Shared by the baseline (fine FFT grid) and the spectral evidence the firmware computes
+    (edgekd.fusion, export/tracker/hr_spectral.c: 1-BPM grid), so both suppress motion the same way.
+    """
+    w = np.ones(len(target_bpm), dtype=target_bpm.dtype)
+    # Mean accumulated in float64, then rounded to the spectrum's dtype (the C sums in double, compares in float).
+    mean = acc_power.dtype.type(acc_power.mean(dtype=np.float64))
     if mean <= 0:
         return w
+    sa = acc_power
     is_peak = np.r_[False, (sa[1:-1] > sa[:-2]) & (sa[1:-1] >= sa[2:]), False]
     peaks = np.flatnonzero(is_peak & (sa > cfg.acc_prominence * mean))
-    fb_bpm = f[band] * 60.0
-    for p in peaks[np.argsort(sa[peaks])[::-1][: cfg.acc_peaks]]:
+    # Strongest first; a stable sort on the negated power keeps the lower frequency first on ties, as the C does.
+    for p in peaks[np.argsort(-sa[peaks], kind="stable")][: cfg.acc_peaks]:
         for h in range(1, cfg.acc_harmonics + 1):
-            w[np.abs(fb_bpm - h * fa[p] * 60.0) <= cfg.acc_tol_bpm] = cfg.acc_attenuation
+            w[np.abs(target_bpm - h * acc_bpm[p]) <= cfg.acc_tol_bpm] = cfg.acc_attenuation
     return w
+
+
+def _acc_weights(acc: np.ndarray, f: np.ndarray, band: np.ndarray, cfg: BaselineConfig) -> np.ndarray:
+    """ACC suppression for one window on the baseline's FFT grid."""
+    spec = _power(acc).sum(axis=0)
+    # Cadence fundamentals can sit below 30 BPM (e.g. 0.4 Hz arm swing), so look from 0.3 Hz up.
+    look = (f >= ACC_MIN_HZ) & (f <= f[band][-1])
+    return acc_suppression(spec[look], f[look] * 60.0, f[band] * 60.0, cfg)
 
 
 def window_spectra(ws: WindowSet, cfg: BaselineConfig = BaselineConfig()) -> tuple[np.ndarray, np.ndarray]:
     """(BPM of each spectral bin [F], ACC-suppressed PPG power [N, F], each row scaled to max 1)."""
     f, band = _freqs()
-    acc_ch = [i for i, c in enumerate(ws.channels) if c.lower().startswith("acc")]
+    acc_ch = ws.acc_channels
     ppg = _power(ws.x[:, 0].astype(np.float64))[:, band]
     if acc_ch:
         for i in range(len(ws)):
@@ -121,5 +134,5 @@ def run_baseline(ws: WindowSet, cfg: BaselineConfig = BaselineConfig()) -> tuple
     pred = estimate(ws, cfg)
     report = mae_report(ws, pred)
     report["config"] = asdict(cfg)
-    report["uses_acc"] = any(c.lower().startswith("acc") for c in ws.channels)
+    report["uses_acc"] = bool(ws.acc_channels)
     return pred, report

@@ -83,6 +83,7 @@ def _row(role: str, path: str | Path, blocks: int, in_channels: int, metrics: di
         "mae_argmax": None if metrics is None else metrics["mae_argmax"],
         "mae_expectation": None if metrics is None else metrics["mae_expectation"],
         "mae_causal": None if metrics is None else metrics.get("mae_causal"),  # older reused runs lack it
+        "mae_fused": None if metrics is None else metrics.get("mae_fused"),
         "params": deployed_param_count(blocks, in_channels), "macs": macs(blocks, in_channels),
         "train_s": None if metrics is None else metrics["train_time_s"],
         "run": str(path),

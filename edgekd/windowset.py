@@ -85,6 +85,11 @@ class WindowSet:
     def subjects(self) -> list[str]:
         return sorted(set(self.subject.tolist()))
 
+    @property
+    def acc_channels(self) -> list[int]:
+        """Indices of the accelerometer channels (named acc*), in stored order; [] for PPG-only data."""
+        return [i for i, c in enumerate(self.channels) if c.lower().startswith("acc")]
+
     def summary(self) -> dict[str, Any]:
         """Counts, HR statistics and histogram: what `edgekd data info` prints."""
         hist, edges = np.histogram(self.hr, bins=np.arange(BPM_MIN, BPM_MAX + 11, 10))

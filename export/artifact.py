@@ -11,6 +11,7 @@ import errno
 import shutil
 import tempfile
 import time
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -23,11 +24,12 @@ from edgekd.atomic import write_bytes, write_json, write_text
 from edgekd.bpm import BPM_MIN, decode_argmax
 from edgekd.checkpoint import CONFIG, WEIGHTS, load_model, save_weights
 from edgekd.errors import EdgekdError
+from edgekd.fusion import FusionConfig
 from edgekd.model import ResNet1D, deployed_param_count, final_width, macs, paper_param_count
 
 ONNX_TOLERANCE = 1e-4  # max abs logit difference PyTorch vs ONNX Runtime (FP32)
 TRACKER_DIR = Path(__file__).resolve().parent / "tracker"
-TRACKER_FILES = ("hr_tracker.c", "hr_tracker.h")
+TRACKER_FILES = ("hr_tracker.c", "hr_tracker.h", "hr_spectral.c", "hr_spectral.h")
 DEBUG_WINDOWS = 32  # windows for the per-layer quantisation debugger (it runs float and int8 side by side)
 
 
@@ -175,6 +177,8 @@ def _build_int8(model: ResNet1D, work: Path, name: str, cal, ev, batch: int | No
                  "litert_tflm_argmax_agreement": float((q_lite.argmax(1) == q_tflm.argmax(1)).mean()),
                  "litert_tflm_max_abs_int8_diff": int(np.abs(q_lite.astype(int) - q_tflm.astype(int)).max())},
         "firmware_extras": extras if len(extras) == len(TRACKER_FILES) else [],
+        # Settings for hr_spectral_fuse: the defaults edgekd's own mae_fused uses.
+        "fusion": asdict(FusionConfig()),
     }
 
 

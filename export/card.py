@@ -26,8 +26,12 @@ def card_md(card: dict[str, Any]) -> str:
                   f"{'-' if q['input']['zero_point'] < 0 else '+'} {abs(q['input']['zero_point'])}; "
                   f"output int8 [1, 180]: BPM = {card['bpm_min']} + argmax."]
         if card.get("firmware_extras"):
-            lines.append(f"- Causal HR tracker for post-processing the per-window outputs: "
-                         f"{', '.join(f'`{f}`' for f in card['firmware_extras'])} (portable C).")
+            lines.append(f"- Causal HR tracker for post-processing the per-window outputs, with optional spectral "
+                         f"fusion: {', '.join(f'`{f}`' for f in card['firmware_extras'])} (portable C).")
+        if "fusion" in card:
+            f = card["fusion"]
+            lines.append(f"- Spectral fusion: `hr_spectral_fuse(z, evidence, {f['weight']:g}f, {f['floor']:g}f)` "
+                         f"before `hr_tracker_update_f32` (weight 0 = the model alone).")
     if acc:
         ev = card["data"]["evaluation"]
         lines += ["", "## Accuracy (argmax decoding, MAE in BPM)", "",

@@ -10,6 +10,7 @@ import pytest
 from edgekd.cli.main import main
 from edgekd.errors import EdgekdError
 from edgekd.evaluate import mae_report
+from edgekd.fusion import FusionConfig
 from edgekd.windowset import WindowSet
 
 
@@ -52,6 +53,19 @@ def test_tracked_mae_rejects_a_one_window_outlier():
     assert r["mae_causal"] < 0.5
 
 
+def test_fused_mae_uses_the_ppg_spectrum_where_the_model_is_wrong():
+    n = 20
+    t = np.arange(200) / 25.0
+    x = np.tile(np.sin(2 * np.pi * 80 / 60 * t)[None, None], (n, 1, 1)).astype(np.float32)  # pulse at 80 BPM
+    ws = WindowSet(x=x, hr=np.full(n, 80.0), subject=["a"] * n, recording=["a1"] * n)
+    logits = np.zeros((n, 180), np.float32)
+    logits[:, 100 - 30] = 2.0  # a model that says 100 BPM, not very sure
+    r = mae_report(logits, ws)
+    assert r["mae_causal"] == pytest.approx(20.0)
+    assert r["mae_fused"] <= 2.0 and r["fusion"] == {"weight": 3.0, "floor": 0.01}
+    assert mae_report(logits, ws, FusionConfig(weight=0.0))["mae_fused"] == pytest.approx(20.0)
+
+
 def test_cli_train_then_evaluate(small_synth, tmp_path, capsys):
     data = small_synth.save(tmp_path / "ws.npz")
     run = tmp_path / "run"
@@ -66,7 +80,10 @@ def test_cli_train_then_evaluate(small_synth, tmp_path, capsys):
     assert set(report["per_recording"]) == set(small_synth.recording.tolist())
     assert main(["evaluate", str(run), "--data", str(data)]) == 0
     text = capsys.readouterr().out
-    assert "per subject" in text and "per recording" in text
+    assert "per subject" in text and "per recording" in text and "mae_fused" in text
+    assert main(["evaluate", str(run), "--data", str(data), "--fusion-weight", "0", "--json"]) == 0
+    alone = json.loads(capsys.readouterr().out)
+    assert alone["mae_fused"] == pytest.approx(alone["mae_causal"])
     # A 4-channel model on PPG-only data, and a folder that is no run: clean errors, exit 2.
     four = tmp_path / "four"
     assert main(["train", "--data", str(data), "--blocks", "1", "--in-channels", "4", "--epochs", "1", "--quiet",

@@ -6,6 +6,7 @@ from __future__ import annotations
 import errno
 import json
 import subprocess
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -16,10 +17,12 @@ from edgekd.atomic import write_json
 from edgekd.bpm import bpm_to_class, decode_argmax
 from edgekd.checkpoint import save_weights
 from edgekd.errors import DataError, EdgekdError
+from edgekd.fusion import FusionConfig
 from edgekd.model import ResNet1D
 
 FILES = ("model.safetensors", "config.json", "model.onnx", "model_int8.onnx", "model_int8.tflite",
-         "model_data.cc", "model_data.h", "ops.h", "card.json", "card.md")
+         "model_data.cc", "model_data.h", "ops.h", "hr_tracker.c", "hr_tracker.h", "hr_spectral.c", "hr_spectral.h",
+         "card.json", "card.md")
 
 
 def make_run(folder: Path, ws, blocks: int = 1, steps: int = 40) -> Path:
@@ -80,6 +83,8 @@ def test_artifact_has_every_file_and_a_consistent_card(artifact):
     assert card["per_layer_quantization_error"] and all(r["rmse_over_scale"] >= 0
                                                         for r in card["per_layer_quantization_error"])
     assert card["data"]["calibration"]["subjects"] != card["data"]["evaluation"]["subjects"]
+    assert card["fusion"] == asdict(FusionConfig()) and "hr_spectral_fuse(z, evidence, 3f, 0.01f)" in (
+        artifact / "card.md").read_text()
 
 
 def test_artifact_reloads_and_all_runtimes_agree(artifact, split_files):

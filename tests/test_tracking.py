@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -13,8 +12,8 @@ from edgekd.bpm import BPM_MIN, N_CLASSES, bpm_to_class
 from edgekd.errors import EdgekdError
 from edgekd.tracking import (TrackerConfig, causal_filter, causal_track, decode_recordings, dequantize,
                              transition_kernel, viterbi)
+from c_harness import TRACKER_DIR, compile_tracker_harness
 
-TRACKER_DIR = Path(__file__).resolve().parent.parent / "export" / "tracker"
 
 # Test main: argv = f32|i8 sigma temperature kind floor scale zero_point T in.bin out.bin.
 # Reads T x 180 logits (float32 or int8), writes T int32 classes then the final 180 float32 state.
@@ -49,17 +48,7 @@ int main(int argc, char **argv) {
 
 @pytest.fixture(scope="module")
 def c_tracker(tmp_path_factory) -> Path:
-    cc = shutil.which("cc") or shutil.which("gcc")
-    if cc is None:
-        pytest.fail("no C compiler (cc/gcc) on PATH: the C tracker cannot be checked")
-    d = tmp_path_factory.mktemp("tracker")
-    (d / "main.c").write_text(HARNESS)
-    exe = d / "tracker"
-    # -std=c99 and no FP contraction: float rounding follows the source, as in the NumPy version.
-    subprocess.run([cc, "-std=c99", "-O2", "-Wall", "-Werror", "-ffp-contract=off", f"-I{TRACKER_DIR}",
-                    str(d / "main.c"), str(TRACKER_DIR / "hr_tracker.c"), "-lm", "-o", str(exe)],
-                   check=True, capture_output=True, text=True)
-    return exe
+    return compile_tracker_harness(tmp_path_factory.mktemp("tracker"), HARNESS, ("hr_tracker.c",))
 
 
 def _run_c(exe: Path, tmp: Path, logits: np.ndarray, cfg: TrackerConfig, scale: float = 0.0,

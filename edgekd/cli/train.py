@@ -11,6 +11,7 @@ from typing import Any
 from edgekd.cli.output import print_json, print_table
 from edgekd.data import load_windows
 from edgekd.errors import EdgekdError
+from edgekd.fusion import FusionConfig
 from edgekd.model import MAX_BLOCKS
 
 # The default `edgekd distill` (synthetic corpus, 2-core CPU) must finish in under 3 minutes.
@@ -98,13 +99,17 @@ def _register_distill(sub: argparse._SubParsersAction) -> None:
 def _register_evaluate(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("evaluate", help="MAE of a run or artifact folder on a WindowSet",
                        description="MAE (argmax and expectation decoding) overall, per subject and per recording, "
-                                   "for a run or artifact folder (config.json + model.safetensors). Evaluates every "
-                                   "window of --data: pass data the model was not trained on.")
+                                   "and of the causal tracker without ('tracked') and with spectral fusion "
+                                   "('fused'), for a run or artifact folder (config.json + model.safetensors). "
+                                   "Evaluates every window of --data: pass data the model was not trained on.")
     p.add_argument("model", metavar="RUN_OR_ARTIFACT", help="run or artifact folder")
     p.add_argument("--data", metavar="FILE", help="WindowSet .npz (default: the embedded synthetic corpus)")
     p.add_argument("--runtime", default="pytorch", choices=RUNTIMES,
                    help="pytorch (default), or an exported runtime of an artifact folder (needs export/)")
     p.add_argument("--device", default="cpu", help="PyTorch device (default cpu)")
+    p.add_argument("--fusion-weight", type=float, default=FusionConfig.weight, metavar="W",
+                   help="weight of the PPG spectrum in the fused tracker: logit + W * log(floor + evidence); "
+                        f"0 = model alone (default {FusionConfig.weight:g})")
     p.add_argument("--json", action="store_true", help="print JSON instead of tables")
     p.set_defaults(func=run_evaluate)
 
@@ -162,9 +167,9 @@ def run_train(args: argparse.Namespace) -> int:
     if args.json:
         print_json(metrics)
     else:
-        print_table([{k: metrics[k] for k in ("blocks", "in_channels", "fold", "mae_argmax", "mae_expectation",
-                                              "mae_causal", "params", "macs", "best_epoch", "epochs_run", "train_time_s",
-                                              "windows_per_s")}],
+        print_table([{k: metrics.get(k) for k in ("blocks", "in_channels", "fold", "mae_argmax", "mae_expectation",
+                                              "mae_causal", "mae_fused", "params", "macs", "best_epoch", "epochs_run",
+                                              "train_time_s", "windows_per_s")}],
                     title=f"run written to {args.out}")
     return 0
 
@@ -184,10 +189,10 @@ def run_distill(args: argparse.Namespace) -> int:
     if args.json:
         print_json(rows)
     else:
-        print_table(rows, ["model", "blocks", "in_channels", "mae_argmax", "mae_expectation", "mae_causal", "params",
-                           "macs", "train_s", "run"],
-                    ["model", "blocks", "ch", "MAE argmax", "MAE expect.", "MAE tracked", "params", "MACs", "train s",
-                     "run"],
+        print_table(rows, ["model", "blocks", "in_channels", "mae_argmax", "mae_expectation", "mae_causal", "mae_fused",
+                           "params", "macs", "train_s", "run"],
+                    ["model", "blocks", "ch", "MAE argmax", "MAE expect.", "MAE tracked", "MAE fused", "params", "MACs",
+                     "train s", "run"],
                     title=f"fold {args.fold} test subjects, MAE in BPM ({time.perf_counter() - t0:.0f} s)")
     return 0
 
@@ -197,8 +202,9 @@ def run_evaluate(args: argparse.Namespace) -> int:
     from edgekd.evaluate import evaluate_model, mae_report
 
     ws = load_windows(args.data)
+    fusion = FusionConfig(weight=args.fusion_weight)
     if args.runtime == "pytorch":
-        report = evaluate_model(load_model(args.model), ws, args.device)
+        report = evaluate_model(load_model(args.model), ws, args.device, fusion)
     else:
         try:
             from export.infer import predict_logits as runtime_logits  # lazy: export is optional here
@@ -207,13 +213,13 @@ def run_evaluate(args: argparse.Namespace) -> int:
         spec = model_spec(args.model)
         if spec["in_channels"] > ws.n_channels:
             raise EdgekdError(f"{args.model}: expects {spec['in_channels']} channels, the data have {ws.n_channels}")
-        report = mae_report(runtime_logits(Path(args.model), args.runtime, ws.x[:, :spec["in_channels"]]), ws)
+        report = mae_report(runtime_logits(Path(args.model), args.runtime, ws.x[:, :spec["in_channels"]]), ws, fusion)
     report = {"model": args.model, "runtime": args.runtime, **report}
     if args.json:
         print_json(report)
         return 0
     print_table([{k: report[k] for k in ("model", "runtime", "windows", "mae_argmax", "mae_expectation",
-                                                    "mae_causal")}],
+                                         "mae_causal", "mae_fused")}],
                 title="overall (MAE in BPM)")
     for key, label in (("per_subject", "subject"), ("per_recording", "recording"), ("per_activity", "activity")):
         if key in report:

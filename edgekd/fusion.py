@@ -1,0 +1,95 @@
+"""Spectral fusion: combine the model's per-window BPM distribution with the window's own PPG spectrum.
+
+A small student misses the heart rate mostly on subjects and motions it has not seen, where the PPG
+periodogram (with the accelerometer's frequencies suppressed, as in edgekd.baseline) often still shows the
+pulse; the spectrum in turn fails where motion dominates, where the model is better. Fusion multiplies the
+two as independent evidence before the causal tracker:
+
+    fused_logit[k] = logit[k] + weight * log(floor + evidence[k])
+
+with ``evidence`` the ACC-suppressed PPG power at each class's BPM, scaled to max 1. ``weight`` = 0 is the
+model alone; ``floor`` keeps a class with no spectral power possible.
+
+Firmware computes the same evidence in C (export/tracker/hr_spectral.c) from the float window it feeds the
+model: Goertzel power at the 180 class frequencies (PPG) and at 1-BPM steps from 18 to 209 BPM (ACC), about
+150 k multiply-adds per window, 5% of a 2-block model's MACs. This module is written in float32 with the C
+loop's operation order, so a test can check the two class for class.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from edgekd.baseline import ACC_MIN_HZ, BaselineConfig, acc_suppression
+from edgekd.bpm import N_CLASSES, bin_bpms
+from edgekd.errors import EdgekdError
+from edgekd.tracking import decode_recordings
+from edgekd.windowset import FS, WindowSet
+
+# ACC grid: 1-BPM steps from 18 BPM (0.3 Hz, the baseline's lowest cadence) to the top class (209 BPM).
+ACC_BPM = np.arange(round(ACC_MIN_HZ * 60), int(bin_bpms()[-1]) + 1, dtype=np.float32)
+
+
+@dataclass(frozen=True)
+class FusionConfig:
+    # 3: the weight nested leave-one-subject-out selection on IEEE SPC 2015 picked most often (3 or 4 on every
+    # fold, for the 12-block teacher and the 2-block students; tests/benchmarks/fusion_weights.py).
+    weight: float = 3.0
+    floor: float = 0.01
+
+    def __post_init__(self) -> None:
+        if not self.weight >= 0 or not self.floor > 0:
+            raise EdgekdError(f"fusion: weight must be >= 0 and floor > 0, got {self.weight}, {self.floor}")
+
+
+def goertzel_power(x: np.ndarray, bpm: np.ndarray) -> np.ndarray:
+    """Hann-windowed power of mean-removed windows ``x`` [..., n] at ``bpm`` [F] (float32, like the C)."""
+    n = x.shape[-1]
+    mean = (x.astype(np.float64).sum(axis=-1, keepdims=True) / n).astype(np.float32)
+    hann = (0.5 - 0.5 * np.cos(2.0 * np.pi * np.arange(n) / (n - 1))).astype(np.float32)
+    xw = ((x.astype(np.float32) - mean) * hann).astype(np.float32)
+    coeff = (2.0 * np.cos(2.0 * np.pi * np.asarray(bpm, np.float64) / 60.0 / FS)).astype(np.float32)
+    s1 = np.zeros(x.shape[:-1] + (len(coeff),), np.float32)
+    s2 = np.zeros_like(s1)
+    for i in range(n):
+        s0 = (xw[..., i:i + 1] + coeff * s1) - s2
+        s2, s1 = s1, s0
+    return ((s1 * s1 + s2 * s2) - (coeff * s1) * s2).astype(np.float32)
+
+
+def spectral_evidence(ws: WindowSet, cfg: BaselineConfig = BaselineConfig()) -> np.ndarray:
+    """Evidence [N, 180] (float32, each row max 1): PPG power at each class BPM, ACC frequencies suppressed
+    when the data have accelerometer channels."""
+    if len(ws) == 0:
+        raise EdgekdError("fusion: the WindowSet has no windows")
+    classes = bin_bpms()
+    ppg = goertzel_power(ws.x[:, 0], classes)
+    acc_ch = ws.acc_channels
+    if acc_ch:
+        per_axis = goertzel_power(ws.x[:, acc_ch], ACC_BPM)
+        acc = per_axis[:, 0]
+        for a in range(1, len(acc_ch)):  # x + y + z, in that order, as the C adds
+            acc = acc + per_axis[:, a]
+        for i in range(len(ws)):
+            ppg[i] *= acc_suppression(acc[i], ACC_BPM, classes, cfg)
+    peak = ppg.max(axis=1, keepdims=True)
+    return np.where(peak > 0, ppg / np.where(peak > 0, peak, 1), 0).astype(np.float32)
+
+
+def fuse(logits: np.ndarray, evidence: np.ndarray, cfg: FusionConfig = FusionConfig()) -> np.ndarray:
+    """Fused logits [N, 180]: ``logits + weight * log(floor + evidence)`` in float32."""
+    logits, evidence = np.asarray(logits, np.float32), np.asarray(evidence, np.float32)
+    if logits.shape != evidence.shape or logits.ndim != 2 or logits.shape[1] != N_CLASSES:
+        raise EdgekdError(f"fusion: logits {list(logits.shape)} and evidence {list(evidence.shape)} must both be "
+                          f"[N, {N_CLASSES}]")
+    return (logits + np.float32(cfg.weight) * np.log(np.float32(cfg.floor) + evidence)).astype(np.float32)
+
+
+def spectral_track(ws: WindowSet, floor: float = FusionConfig.floor) -> np.ndarray:
+    """No-learning estimate: the causal tracker on the spectral evidence alone (emission = floor + evidence),
+    i.e. what the firmware's fused tracker outputs with all-zero logits. BPM per window, same order as ``ws``."""
+    evidence = spectral_evidence(ws)
+    fused = fuse(np.zeros_like(evidence), evidence, FusionConfig(weight=1.0, floor=floor))
+    return decode_recordings(fused, ws.recording, "causal")

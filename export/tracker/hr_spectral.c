@@ -1,0 +1,116 @@
+/* hr_spectral.c: see hr_spectral.h. Operation order matches edgekd/fusion.py (float32; means in double). */
+#include "hr_spectral.h"
+
+#include <math.h>
+#include <stddef.h>
+
+#define HR_PI 3.14159265358979323846
+
+/* Goertzel power of the mean-removed, Hann-windowed x at n_bins BPM values bpm0, bpm0 + 1, ...; out += power. */
+static void goertzel_add(const float *x, int bpm0, int n_bins, float *out)
+{
+    float xw[HR_SPECTRAL_N];
+    double s = 0.0;
+    float mean;
+    int n, k;
+    for (n = 0; n < HR_SPECTRAL_N; ++n) {
+        s += (double)x[n];
+    }
+    mean = (float)(s / HR_SPECTRAL_N);
+    for (n = 0; n < HR_SPECTRAL_N; ++n) {
+        float hann = (float)(0.5 - 0.5 * cos(2.0 * HR_PI * n / (HR_SPECTRAL_N - 1)));
+        xw[n] = (x[n] - mean) * hann;
+    }
+    for (k = 0; k < n_bins; ++k) {
+        float coeff = (float)(2.0 * cos(2.0 * HR_PI * (double)(bpm0 + k) / 60.0 / HR_SPECTRAL_FS));
+        float s1 = 0.0f, s2 = 0.0f;
+        for (n = 0; n < HR_SPECTRAL_N; ++n) {
+            float s0 = (xw[n] + coeff * s1) - s2;
+            s2 = s1;
+            s1 = s0;
+        }
+        out[k] = out[k] + ((s1 * s1 + s2 * s2) - (coeff * s1) * s2);
+    }
+}
+
+/* Multiply ev[] by the attenuation near the strongest ACC peaks (edgekd.baseline.acc_suppression). */
+static void suppress_motion(const float *acc, float *ev)
+{
+    int peaks[HR_SPECTRAL_ACC_BINS];
+    unsigned char used[HR_SPECTRAL_ACC_BINS];
+    int n_peaks = 0, i, j, p, h;
+    double s = 0.0;
+    float mean;
+    for (i = 0; i < HR_SPECTRAL_ACC_BINS; ++i) {
+        s += (double)acc[i];
+    }
+    mean = (float)(s / HR_SPECTRAL_ACC_BINS);
+    if (!(mean > 0.0f)) {
+        return;
+    }
+    for (i = 1; i < HR_SPECTRAL_ACC_BINS - 1; ++i) {
+        if (acc[i] > acc[i - 1] && acc[i] >= acc[i + 1] && acc[i] > HR_SPECTRAL_ACC_PROMINENCE * mean) {
+            used[n_peaks] = 0;
+            peaks[n_peaks++] = i;
+        }
+    }
+    /* The HR_SPECTRAL_ACC_PEAKS strongest; on equal power the lower frequency (Python's stable sort). */
+    for (p = 0; p < HR_SPECTRAL_ACC_PEAKS && p < n_peaks; ++p) {
+        int best = -1;
+        float f;
+        for (j = 0; j < n_peaks; ++j) {
+            if (!used[j] && (best < 0 || acc[peaks[j]] > acc[peaks[best]])) {
+                best = j;
+            }
+        }
+        used[best] = 1;
+        for (h = 1; h <= HR_SPECTRAL_ACC_HARMONICS; ++h) {
+            f = (float)h * (float)(HR_SPECTRAL_ACC_MIN_BPM + peaks[best]);
+            for (j = 0; j < HR_TRACKER_N_CLASSES; ++j) {
+                if (fabsf((float)(HR_TRACKER_BPM_MIN + j) - f) <= HR_SPECTRAL_ACC_TOL_BPM) {
+                    ev[j] = HR_SPECTRAL_ACC_ATTENUATION;
+                }
+            }
+        }
+    }
+}
+
+void hr_spectral_evidence(const float *ppg, const float *acc_x, const float *acc_y, const float *acc_z,
+                          float *evidence)
+{
+    float w[HR_TRACKER_N_CLASSES];
+    float peak = 0.0f;
+    int j;
+    for (j = 0; j < HR_TRACKER_N_CLASSES; ++j) {
+        evidence[j] = 0.0f;
+        w[j] = 1.0f;
+    }
+    goertzel_add(ppg, HR_TRACKER_BPM_MIN, HR_TRACKER_N_CLASSES, evidence);
+    if (acc_x != NULL && acc_y != NULL && acc_z != NULL) {
+        float acc[HR_SPECTRAL_ACC_BINS];
+        for (j = 0; j < HR_SPECTRAL_ACC_BINS; ++j) {
+            acc[j] = 0.0f;
+        }
+        goertzel_add(acc_x, HR_SPECTRAL_ACC_MIN_BPM, HR_SPECTRAL_ACC_BINS, acc);
+        goertzel_add(acc_y, HR_SPECTRAL_ACC_MIN_BPM, HR_SPECTRAL_ACC_BINS, acc);
+        goertzel_add(acc_z, HR_SPECTRAL_ACC_MIN_BPM, HR_SPECTRAL_ACC_BINS, acc);
+        suppress_motion(acc, w);
+    }
+    for (j = 0; j < HR_TRACKER_N_CLASSES; ++j) {
+        evidence[j] = evidence[j] * w[j];
+        if (evidence[j] > peak) {
+            peak = evidence[j];
+        }
+    }
+    for (j = 0; j < HR_TRACKER_N_CLASSES; ++j) {
+        evidence[j] = peak > 0.0f ? evidence[j] / peak : 0.0f;
+    }
+}
+
+void hr_spectral_fuse(float *logits, const float *evidence, float weight, float floor_p)
+{
+    int j;
+    for (j = 0; j < HR_TRACKER_N_CLASSES; ++j) {
+        logits[j] = logits[j] + weight * logf(floor_p + evidence[j]);
+    }
+}

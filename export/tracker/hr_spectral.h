@@ -1,0 +1,46 @@
+/* hr_spectral: spectral evidence for the heart-rate classes, fused into the model's logits (C99, no malloc).
+ *
+ * From the same float window the model reads (PPG, then optionally ACC x, y, z; 200 samples at 25 Hz after
+ * edgekd's preprocessing), compute the Hann-windowed PPG power at each class's BPM (Goertzel), attenuate
+ * classes near the dominant accelerometer frequencies and their 2nd harmonic, scale to max 1, and add
+ * weight * log(floor + evidence) to the logits before hr_tracker_update_f32. About 150 k multiply-adds per
+ * window and 2.3 KB of stack. It mirrors edgekd.fusion (spectral_evidence, fuse), which a test checks.
+ *
+ * Usage (after the model has run on window x):
+ *   float ev[HR_TRACKER_N_CLASSES], z[HR_TRACKER_N_CLASSES];
+ *   hr_spectral_evidence(x_ppg, x_acc_x, x_acc_y, x_acc_z, ev);   (ACC pointers NULL for a PPG-only device)
+ *   for j: z[j] = out_scale * (out->data.int8[j] - out_zero_point);
+ *   hr_spectral_fuse(z, ev, weight, floor_p);                      (weight, floor_p: see the model card)
+ *   int cls = hr_tracker_update_f32(&tr, z);
+ */
+#ifndef HR_SPECTRAL_H
+#define HR_SPECTRAL_H
+
+#include "hr_tracker.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define HR_SPECTRAL_N 200          /* samples per window (8 s at 25 Hz; edgekd.windowset) */
+#define HR_SPECTRAL_FS 25.0        /* Hz */
+#define HR_SPECTRAL_ACC_MIN_BPM 18 /* ACC grid: 1-BPM steps from 0.3 Hz ... */
+#define HR_SPECTRAL_ACC_BINS (HR_TRACKER_BPM_MIN + HR_TRACKER_N_CLASSES - HR_SPECTRAL_ACC_MIN_BPM) /* ... to 209 */
+/* Motion suppression: edgekd.baseline.BaselineConfig defaults (a test checks they agree). */
+#define HR_SPECTRAL_ACC_TOL_BPM 10.0f
+#define HR_SPECTRAL_ACC_HARMONICS 2
+#define HR_SPECTRAL_ACC_ATTENUATION 0.1f
+#define HR_SPECTRAL_ACC_PEAKS 3
+#define HR_SPECTRAL_ACC_PROMINENCE 2.0f
+
+/* Evidence [180] in [0, 1] for one window; acc_x/acc_y/acc_z may all be NULL (no motion suppression). */
+void hr_spectral_evidence(const float *ppg, const float *acc_x, const float *acc_y, const float *acc_z,
+                          float *evidence);
+/* logits[j] += weight * logf(floor_p + evidence[j]), in place. */
+void hr_spectral_fuse(float *logits, const float *evidence, float weight, float floor_p);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* HR_SPECTRAL_H */

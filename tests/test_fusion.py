@@ -1,0 +1,148 @@
+"""Spectral fusion (edgekd.fusion) and the firmware C version (export/tracker/hr_spectral.c) that must agree."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from dataclasses import fields
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from edgekd.baseline import BaselineConfig
+from edgekd.bpm import BPM_MIN, N_CLASSES, bin_bpms
+from edgekd.errors import EdgekdError
+from edgekd.fusion import ACC_BPM, FusionConfig, fuse, spectral_evidence
+from edgekd.tracking import causal_track
+from edgekd.windowset import FS, WINDOW, WindowSet
+from c_harness import TRACKER_DIR, compile_tracker_harness
+
+
+# Test main: argv = weight floor T in_logits.bin in_windows.bin out.bin. Windows are T x 4 x 200 float32 (PPG,
+# ACC x, y, z) or T x 1 x 200 when argv[7] is "ppg"; writes T x 180 float32 evidence, then T int32 classes of
+# the causal tracker (sigma 3, T 1, Gaussian, floor 1e-3) on the fused logits.
+HARNESS = r"""
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "hr_spectral.h"
+int main(int argc, char **argv) {
+    if (argc != 8) return 3;
+    float weight = strtof(argv[1], NULL), floor_p = strtof(argv[2], NULL);
+    int T = atoi(argv[3]), ppg_only = strcmp(argv[7], "ppg") == 0, C = ppg_only ? 1 : 4, t;
+    FILE *fl = fopen(argv[4], "rb"), *fw = fopen(argv[5], "rb"), *out = fopen(argv[6], "wb");
+    if (!fl || !fw || !out) return 5;
+    static float ev[100000][HR_TRACKER_N_CLASSES];
+    static int32_t cls[100000];
+    hr_tracker_t tr;
+    if (T > 100000 || hr_tracker_init(&tr, 3.0f, 1.0f, HR_TRACKER_GAUSSIAN, 1e-3f) != 0) return 4;
+    for (t = 0; t < T; ++t) {
+        float z[HR_TRACKER_N_CLASSES], x[4][HR_SPECTRAL_N];
+        if (fread(z, 4, HR_TRACKER_N_CLASSES, fl) != HR_TRACKER_N_CLASSES) return 6;
+        if (fread(x, 4, (size_t)C * HR_SPECTRAL_N, fw) != (size_t)C * HR_SPECTRAL_N) return 6;
+        if (ppg_only) hr_spectral_evidence(x[0], NULL, NULL, NULL, ev[t]);
+        else hr_spectral_evidence(x[0], x[1], x[2], x[3], ev[t]);
+        hr_spectral_fuse(z, ev[t], weight, floor_p);
+        cls[t] = hr_tracker_update_f32(&tr, z);
+    }
+    fwrite(ev, 4, (size_t)T * HR_TRACKER_N_CLASSES, out);
+    fwrite(cls, 4, (size_t)T, out);
+    fclose(fl); fclose(fw); fclose(out);
+    return 0;
+}
+"""
+
+
+@pytest.fixture(scope="module")
+def c_fusion(tmp_path_factory) -> Path:
+    return compile_tracker_harness(tmp_path_factory.mktemp("fusion"), HARNESS, ("hr_spectral.c", "hr_tracker.c"))
+
+
+def _run_c(exe: Path, tmp: Path, logits: np.ndarray, x: np.ndarray, cfg: FusionConfig) -> tuple[np.ndarray, ...]:
+    (tmp / "logits.bin").write_bytes(np.ascontiguousarray(logits, np.float32).tobytes())
+    (tmp / "x.bin").write_bytes(np.ascontiguousarray(x, np.float32).tobytes())
+    subprocess.run([str(exe), repr(cfg.weight), repr(cfg.floor), str(len(x)), str(tmp / "logits.bin"),
+                    str(tmp / "x.bin"), str(tmp / "out.bin"), "ppg" if x.shape[1] == 1 else "acc"], check=True)
+    raw = np.fromfile(tmp / "out.bin", dtype=np.float32)
+    t = len(x)
+    return raw[:t * N_CLASSES].reshape(t, N_CLASSES), raw[t * N_CLASSES:].view(np.int32)
+
+
+def _windows(hr_bpm: float, motion_bpm: float | None, n: int = 1, motion_gain: float = 3.0) -> WindowSet:
+    """PPG = a pulse at hr_bpm (+ a stronger motion component at motion_bpm); ACC = the motion alone."""
+    t = np.arange(WINDOW) / FS
+    ppg = np.sin(2 * np.pi * hr_bpm / 60 * t)
+    acc = np.zeros((3, WINDOW))
+    if motion_bpm is not None:
+        ppg = ppg + motion_gain * np.sin(2 * np.pi * motion_bpm / 60 * t)
+        acc[0] = np.sin(2 * np.pi * motion_bpm / 60 * t)
+        acc[1] = 0.5 * np.cos(2 * np.pi * motion_bpm / 60 * t)
+    x = np.tile(np.concatenate([ppg[None], acc])[None], (n, 1, 1)).astype(np.float32)
+    return WindowSet(x=x, hr=np.full(n, hr_bpm), subject=["s"] * n, recording=["r"] * n,
+                     channels=("ppg", "acc_x", "acc_y", "acc_z"))
+
+
+def test_evidence_peaks_at_the_pulse_of_a_clean_window():
+    ev = spectral_evidence(_windows(84.0, None))
+    assert ev.shape == (1, N_CLASSES) and ev.dtype == np.float32
+    assert ev.max() == pytest.approx(1.0)
+    assert abs(bin_bpms()[ev[0].argmax()] - 84.0) <= 1
+
+
+def test_motion_suppression_moves_the_peak_from_the_cadence_to_the_pulse():
+    ws = _windows(75.0, 130.0)
+    with_acc = spectral_evidence(ws)[0]
+    ppg_only = spectral_evidence(ws.ppg_only())[0]
+    assert abs(bin_bpms()[ppg_only.argmax()] - 130.0) <= 1   # the motion dominates the raw PPG spectrum ...
+    assert abs(bin_bpms()[with_acc.argmax()] - 75.0) <= 1    # ... until the ACC frequencies are attenuated
+
+
+def test_fusion_weight_zero_is_the_model_and_spectrum_can_overrule_it(rng):
+    ws = _windows(90.0, None, n=3)
+    ev = spectral_evidence(ws)
+    logits = rng.normal(0, 0.1, (3, N_CLASSES)).astype(np.float32)
+    logits[:, 120 - BPM_MIN] += 2.0  # the model says 120
+    np.testing.assert_array_equal(fuse(logits, ev, FusionConfig(weight=0.0)), logits)
+    fused = bin_bpms()[fuse(logits, ev, FusionConfig(weight=2.0)).argmax(1)]
+    assert (np.abs(fused - 90) <= 2).all()  # the spectral peak is broad (8 s window), the noise moves it a little
+
+
+def test_fusion_rejects_bad_settings_and_shapes():
+    with pytest.raises(EdgekdError, match="weight"):
+        FusionConfig(weight=-1.0)
+    with pytest.raises(EdgekdError, match="floor"):
+        FusionConfig(floor=0.0)
+    with pytest.raises(EdgekdError, match=r"\[N, 180\]"):
+        fuse(np.zeros((2, N_CLASSES)), np.zeros((3, N_CLASSES)))
+
+
+def test_c_matches_python_on_synthetic_recordings(c_fusion, tmp_path, small_synth, rng):
+    ws = small_synth.subset(np.flatnonzero(small_synth.recording == small_synth.recording[0]))
+    # Model-like logits: a bump near the label on most windows, a wrong one elsewhere on a quarter of them.
+    truth = np.round(ws.hr).astype(int) - BPM_MIN
+    logits = rng.normal(0, 0.5, (len(ws), N_CLASSES)).astype(np.float32)
+    logits[np.arange(len(ws)), truth] += 3.0
+    wrong = rng.random(len(ws)) < 0.25
+    logits[wrong, rng.integers(0, N_CLASSES, wrong.sum())] += 5.0
+    cfg = FusionConfig(weight=2.0)
+    for data in (ws, ws.ppg_only()):
+        ev = spectral_evidence(data)
+        c_ev, c_cls = _run_c(c_fusion, tmp_path, logits, data.x, cfg)
+        np.testing.assert_allclose(c_ev, ev, rtol=1e-4, atol=1e-6)
+        np.testing.assert_array_equal(c_cls, causal_track(fuse(logits, ev, cfg)))
+
+
+def test_c_header_agrees_with_python_constants():
+    header = (TRACKER_DIR / "hr_spectral.h").read_text()
+    defines = dict(re.findall(r"#define HR_SPECTRAL_(\w+) ([0-9.]+)f?\b", header))
+    cfg = BaselineConfig()
+    assert float(defines["ACC_TOL_BPM"]) == cfg.acc_tol_bpm
+    assert int(defines["ACC_HARMONICS"]) == cfg.acc_harmonics
+    assert float(defines["ACC_ATTENUATION"]) == cfg.acc_attenuation
+    assert int(defines["ACC_PEAKS"]) == cfg.acc_peaks
+    assert float(defines["ACC_PROMINENCE"]) == cfg.acc_prominence
+    assert int(defines["ACC_MIN_BPM"]) == ACC_BPM[0] and int(defines["N"]) == WINDOW
+    assert float(defines["FS"]) == FS
+    assert {f.name for f in fields(BaselineConfig) if f.name.startswith("acc_")} == {
+        "acc_tol_bpm", "acc_harmonics", "acc_attenuation", "acc_peaks", "acc_prominence"}
