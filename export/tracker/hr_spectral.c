@@ -6,8 +6,35 @@
 
 #define HR_PI 3.14159265358979323846
 
-/* Goertzel power of the mean-removed, Hann-windowed x at n_bins BPM values bpm0, bpm0 + 1, ...; out += power. */
-static void goertzel_add(const float *x, int bpm0, int n_bins, float *out)
+/* Hann window and Goertzel coefficients, computed once (in double, like NumPy) on the first call: the
+   double-precision cos() is slow on an FPU-less or single-precision MCU, so it must not run per window. */
+static float hann[HR_SPECTRAL_N];
+static float coeff_ppg[HR_TRACKER_N_CLASSES];
+static float coeff_acc[HR_SPECTRAL_ACC_BINS];
+static int tables_ready = 0;
+
+static float goertzel_coeff(int bpm)
+{
+    return (float)(2.0 * cos(2.0 * HR_PI * (double)bpm / 60.0 / HR_SPECTRAL_FS));
+}
+
+static void init_tables(void)
+{
+    int n, k;
+    for (n = 0; n < HR_SPECTRAL_N; ++n) {
+        hann[n] = (float)(0.5 - 0.5 * cos(2.0 * HR_PI * n / (HR_SPECTRAL_N - 1)));
+    }
+    for (k = 0; k < HR_TRACKER_N_CLASSES; ++k) {
+        coeff_ppg[k] = goertzel_coeff(HR_TRACKER_BPM_MIN + k);
+    }
+    for (k = 0; k < HR_SPECTRAL_ACC_BINS; ++k) {
+        coeff_acc[k] = goertzel_coeff(HR_SPECTRAL_ACC_MIN_BPM + k);
+    }
+    tables_ready = 1;
+}
+
+/* Goertzel power of the mean-removed, Hann-windowed x at the n_bins frequencies of coeff; out += power. */
+static void goertzel_add(const float *x, const float *coeff, int n_bins, float *out)
 {
     float xw[HR_SPECTRAL_N];
     double s = 0.0;
@@ -18,18 +45,16 @@ static void goertzel_add(const float *x, int bpm0, int n_bins, float *out)
     }
     mean = (float)(s / HR_SPECTRAL_N);
     for (n = 0; n < HR_SPECTRAL_N; ++n) {
-        float hann = (float)(0.5 - 0.5 * cos(2.0 * HR_PI * n / (HR_SPECTRAL_N - 1)));
-        xw[n] = (x[n] - mean) * hann;
+        xw[n] = (x[n] - mean) * hann[n];
     }
     for (k = 0; k < n_bins; ++k) {
-        float coeff = (float)(2.0 * cos(2.0 * HR_PI * (double)(bpm0 + k) / 60.0 / HR_SPECTRAL_FS));
-        float s1 = 0.0f, s2 = 0.0f;
+        float c = coeff[k], s1 = 0.0f, s2 = 0.0f;
         for (n = 0; n < HR_SPECTRAL_N; ++n) {
-            float s0 = (xw[n] + coeff * s1) - s2;
+            float s0 = (xw[n] + c * s1) - s2;
             s2 = s1;
             s1 = s0;
         }
-        out[k] = out[k] + ((s1 * s1 + s2 * s2) - (coeff * s1) * s2);
+        out[k] = out[k] + ((s1 * s1 + s2 * s2) - (c * s1) * s2);
     }
 }
 
@@ -81,19 +106,22 @@ void hr_spectral_evidence(const float *ppg, const float *acc_x, const float *acc
     float w[HR_TRACKER_N_CLASSES];
     float peak = 0.0f;
     int j;
+    if (!tables_ready) {
+        init_tables();
+    }
     for (j = 0; j < HR_TRACKER_N_CLASSES; ++j) {
         evidence[j] = 0.0f;
         w[j] = 1.0f;
     }
-    goertzel_add(ppg, HR_TRACKER_BPM_MIN, HR_TRACKER_N_CLASSES, evidence);
+    goertzel_add(ppg, coeff_ppg, HR_TRACKER_N_CLASSES, evidence);
     if (acc_x != NULL && acc_y != NULL && acc_z != NULL) {
         float acc[HR_SPECTRAL_ACC_BINS];
         for (j = 0; j < HR_SPECTRAL_ACC_BINS; ++j) {
             acc[j] = 0.0f;
         }
-        goertzel_add(acc_x, HR_SPECTRAL_ACC_MIN_BPM, HR_SPECTRAL_ACC_BINS, acc);
-        goertzel_add(acc_y, HR_SPECTRAL_ACC_MIN_BPM, HR_SPECTRAL_ACC_BINS, acc);
-        goertzel_add(acc_z, HR_SPECTRAL_ACC_MIN_BPM, HR_SPECTRAL_ACC_BINS, acc);
+        goertzel_add(acc_x, coeff_acc, HR_SPECTRAL_ACC_BINS, acc);
+        goertzel_add(acc_y, coeff_acc, HR_SPECTRAL_ACC_BINS, acc);
+        goertzel_add(acc_z, coeff_acc, HR_SPECTRAL_ACC_BINS, acc);
         suppress_motion(acc, w);
     }
     for (j = 0; j < HR_TRACKER_N_CLASSES; ++j) {

@@ -4,7 +4,8 @@
  * edgekd's preprocessing), compute the Hann-windowed PPG power at each class's BPM (Goertzel), attenuate
  * classes near the dominant accelerometer frequencies and their 2nd harmonic, scale to max 1, and add
  * weight * log(floor + evidence) to the logits before hr_tracker_update_f32. About 150 k multiply-adds per
- * window and 2.3 KB of stack. It mirrors edgekd.fusion (spectral_evidence, fuse), which a test checks.
+ * window, 2.3 KB of static tables (filled on the first call; not reentrant until then) and about 2.5 KB of stack.
+ * It mirrors edgekd.fusion (spectral_evidence, fuse), which a test checks.
  *
  * Usage (after the model has run on window x):
  *   float ev[HR_TRACKER_N_CLASSES], z[HR_TRACKER_N_CLASSES];
