@@ -12,6 +12,7 @@
  *   for each window: int cls = hr_tracker_update_i8(&tr, out->data.int8, out_scale, out_zero_point);
  *                    float bpm = hr_tracker_class_to_bpm(cls);
  *   hr_tracker_reset(&tr) when a new recording / wear session starts.
+ * On wrist data, fuse the logits with the window's PPG spectrum first: see hr_spectral.h.
  */
 #ifndef HR_TRACKER_H
 #define HR_TRACKER_H

@@ -37,6 +37,9 @@ def main() -> None:
     p.add_argument("--epochs", type=int, default=30)
     p.add_argument("--label-sigma", type=float, default=3.0)
     p.add_argument("--subjects", nargs="+", help="held-out subjects to run (default: all)")
+    p.add_argument("--seeds", nargs="+", type=int, default=[0],
+                   help="student seeds (the teacher is trained once per fold, seed 0); seed s > 0 runs are named "
+                        "student-Nb-STRATEGY-sS")
     p.add_argument("--out", required=True)
     args = p.parse_args()
     torch.set_num_threads(1)
@@ -59,10 +62,12 @@ def main() -> None:
         teacher = sdir / f"teacher-{t_spec['blocks']}b"
         run(RunConfig(blocks=t_spec["blocks"], in_channels=t_spec["in_channels"], fold=fold,
                       init_from=args.teacher_init, **base), teacher)
-        for strategy in args.strategies:
-            run(RunConfig(blocks=s_spec["blocks"], in_channels=s_spec["in_channels"], fold=fold, strategy=strategy,
-                          teachers=[] if strategy == "scratch" else [str(teacher)], init_from=args.student_init,
-                          **base), sdir / f"student-{s_spec['blocks']}b-{strategy}")
+        for seed in args.seeds:
+            for strategy in args.strategies:
+                run(RunConfig(blocks=s_spec["blocks"], in_channels=s_spec["in_channels"], fold=fold,
+                              strategy=strategy, teachers=[] if strategy == "scratch" else [str(teacher)],
+                              init_from=args.student_init, seed=seed, **base),
+                    sdir / f"student-{s_spec['blocks']}b-{strategy}{f'-s{seed}' if seed else ''}")
     # Summary over every complete subject in OUT (also those another process ran).
     totals: dict[str, list[float]] = {}
     subjects = sorted(d.name for d in out.iterdir() if d.is_dir())
