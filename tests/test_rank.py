@@ -89,3 +89,19 @@ def test_mcu_latency_needs_an_mcu_and_cli_writes_png(tmp_path, capsys):
     rows = json.loads(capsys.readouterr().out)
     assert all(r["mcu_latency_ms"] > 0 for r in rows)
     assert (out / "pareto_mcu-latency.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_rank_by_the_fused_tracker_mae(tmp_path, capsys):
+    rows = _rows()
+    for i, r in enumerate(rows):
+        r["mae_fused"] = 10.0 - i  # reverses the argmax order
+    results = tmp_path / "results.json"
+    results.write_text(json.dumps(rows))
+    assert main(["rank", str(results), "--metric", "mae_fused", "--json"]) == 0
+    ranked = json.loads(capsys.readouterr().out)
+    # The largest student got the lowest fused MAE of all, so it is on the front; the ranking used mae_fused.
+    best = min(ranked, key=lambda r: r["mae_fused"])
+    assert best["student"] == max(r["student"] for r in ranked) and best["pareto"]
+    assert "mae_argmax" not in best
+    assert main(["rank", str(tmp_path / "results.json"), "--metric", "mae_causal"]) == 2  # no such column
+    assert "mae_causal" in capsys.readouterr().err

@@ -8,7 +8,7 @@ from pathlib import Path
 from edgekd.budget import DEFAULT_MCU_TARGETS, load_budget
 from edgekd.cli.output import print_json, print_table
 from edgekd.rank import COSTS, LIMIT_COLUMNS, rank
-from edgekd.sweep import read_results
+from edgekd.sweep import MAE_METRICS, read_results
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -23,8 +23,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--budget", metavar="FILE", help="budget TOML: adds 'fits' (and its MCU for mcu-latency)")
     p.add_argument("--mcu", metavar="NAME", help="MCU of models/mcu_targets.toml for mcu-latency")
     p.add_argument("--runtime", default="tflm", help="benchmark runtime for --cost latency (default tflm)")
-    p.add_argument("--metric", default="mae_argmax", choices=["mae_argmax", "mae_expectation"],
-                   help="MAE decoding to rank by (default mae_argmax, WildPPG's)")
+    p.add_argument("--metric", default="mae_argmax", choices=MAE_METRICS,
+                   help="MAE decoding to rank by (default mae_argmax, WildPPG's; mae_causal / mae_fused: "
+                        "the firmware's tracker without / with spectral fusion)")
     p.add_argument("--out", metavar="DIR", help="write rank.json and pareto_<cost>.png here")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.set_defaults(func=run)

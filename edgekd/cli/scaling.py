@@ -7,7 +7,7 @@ from pathlib import Path
 
 from edgekd.cli.output import print_json, print_table
 from edgekd.scaling import fit_groups, public_rows
-from edgekd.sweep import read_results
+from edgekd.sweep import MAE_METRICS, read_results
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -19,8 +19,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                                    "heatmap.png (the paper's Figure 1) and scaling.json.")
     p.add_argument("results", metavar="RESULTS", help="results.csv / results.json, or a sweep folder")
     p.add_argument("--predict", type=float, metavar="X", help="student size (blocks) to predict the MAE of")
-    p.add_argument("--metric", default="mae_argmax", choices=["mae_argmax", "mae_expectation"],
-                   help="MAE decoding (default mae_argmax, WildPPG's)")
+    p.add_argument("--metric", default="mae_argmax", choices=MAE_METRICS,
+                   help="MAE decoding (default mae_argmax, WildPPG's; mae_causal / mae_fused: "
+                        "the firmware's tracker without / with spectral fusion)")
     p.add_argument("--heatmap-strategy", default=None, metavar="NAME",
                    help="strategy shown in the heat map (default: soft if present, else the first KD one)")
     p.add_argument("--out", metavar="DIR", help="write scaling.json, scaling.png and heatmap.png here")
