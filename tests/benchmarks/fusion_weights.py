@@ -12,6 +12,8 @@ evidence alone through the same tracker (`edgekd baseline --method hmm`) and the
 from __future__ import annotations
 
 import argparse
+import re
+from statistics import mean, stdev
 from pathlib import Path
 
 import numpy as np
@@ -66,6 +68,22 @@ def main() -> None:
     cols = ["model", "folds"] + [f"w={w:g}" for w in WEIGHTS] + ["mae_nested", "weights_chosen"]
     print_table(rows, cols, title=f"causal tracker MAE (BPM) over {n} held-out windows by fusion weight "
                                   f"(w=0: the model alone); nested = weight chosen on the other subjects")
+    # Seeds: runs named MODEL-sS (loso_recipe.py --seeds) are grouped with MODEL (seed 0).
+    groups: dict[str, list[dict]] = {}
+    for r in rows:
+        if "w=0" in r:
+            groups.setdefault(re.sub(r"-s\d+$", "", r["model"]), []).append(r)
+    summary = []
+    for name, rs in groups.items():
+        if len(rs) > 1:
+            row = {"model": name, "seeds": len(rs)}
+            for key, label in (("w=0", "causal"), ("w=4", "fused_w4"), ("mae_nested", "fused_nested")):
+                vals = [r[key] for r in rs]
+                row[label] = f"{mean(vals):.2f} +- {stdev(vals):.2f}"
+            summary.append(row)
+    if summary:
+        print()
+        print_table(summary, title="mean +- std over seeds (MAE in BPM)")
 
 
 if __name__ == "__main__":
