@@ -123,10 +123,11 @@ def estimate(ws: WindowSet, cfg: BaselineConfig = BaselineConfig()) -> np.ndarra
 
 
 def mae_report(ws: WindowSet, pred: np.ndarray) -> dict[str, Any]:
-    """MAE in BPM over all windows and per subject (what `edgekd baseline` prints)."""
+    """MAE in BPM over all windows and per subject (what `edgekd baseline` prints), and whether the data had
+    accelerometer channels to suppress motion with."""
     err = np.abs(np.asarray(pred, dtype=np.float64) - ws.hr)
     per = {s: float(err[ws.subject == s].mean()) for s in ws.subjects()}
-    return {"mae": float(err.mean()), "windows": len(ws), "per_subject": per}
+    return {"mae": float(err.mean()), "windows": len(ws), "per_subject": per, "uses_acc": bool(ws.acc_channels)}
 
 
 def run_baseline(ws: WindowSet, cfg: BaselineConfig = BaselineConfig()) -> tuple[np.ndarray, dict[str, Any]]:
@@ -134,5 +135,4 @@ def run_baseline(ws: WindowSet, cfg: BaselineConfig = BaselineConfig()) -> tuple
     pred = estimate(ws, cfg)
     report = mae_report(ws, pred)
     report["config"] = asdict(cfg)
-    report["uses_acc"] = bool(ws.acc_channels)
     return pred, report

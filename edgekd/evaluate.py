@@ -17,8 +17,8 @@ import torch
 from edgekd.bpm import decode_argmax, decode_expectation
 from edgekd.errors import EdgekdError
 from edgekd.fusion import FusionConfig, fuse, spectral_evidence
-from edgekd.tracking import decode_recordings
 from edgekd.model import ResNet1D
+from edgekd.tracking import decode_recordings
 from edgekd.windowset import WindowSet
 
 

@@ -37,7 +37,6 @@ def run(args: argparse.Namespace) -> int:
         _, report = run_baseline(ws)
     else:
         report = mae_report(ws, spectral_track(ws))
-        report["uses_acc"] = bool(ws.acc_channels)
     report["method"] = args.method
     report["data"] = args.data or "synthetic default"
     if args.json:

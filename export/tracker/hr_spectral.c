@@ -33,17 +33,23 @@ static void init_tables(void)
     tables_ready = 1;
 }
 
+/* Mean of n floats, accumulated in double (as NumPy's float64 mean), rounded to float. */
+static float mean_of(const float *x, int n)
+{
+    double s = 0.0;
+    int i;
+    for (i = 0; i < n; ++i) {
+        s += (double)x[i];
+    }
+    return (float)(s / n);
+}
+
 /* Goertzel power of the mean-removed, Hann-windowed x at the n_bins frequencies of coeff; out += power. */
 static void goertzel_add(const float *x, const float *coeff, int n_bins, float *out)
 {
     float xw[HR_SPECTRAL_N];
-    double s = 0.0;
-    float mean;
+    float mean = mean_of(x, HR_SPECTRAL_N);
     int n, k;
-    for (n = 0; n < HR_SPECTRAL_N; ++n) {
-        s += (double)x[n];
-    }
-    mean = (float)(s / HR_SPECTRAL_N);
     for (n = 0; n < HR_SPECTRAL_N; ++n) {
         xw[n] = (x[n] - mean) * hann[n];
     }
@@ -64,12 +70,7 @@ static void suppress_motion(const float *acc, float *ev)
     int peaks[HR_SPECTRAL_ACC_BINS];
     unsigned char used[HR_SPECTRAL_ACC_BINS];
     int n_peaks = 0, i, j, p, h;
-    double s = 0.0;
-    float mean;
-    for (i = 0; i < HR_SPECTRAL_ACC_BINS; ++i) {
-        s += (double)acc[i];
-    }
-    mean = (float)(s / HR_SPECTRAL_ACC_BINS);
+    float mean = mean_of(acc, HR_SPECTRAL_ACC_BINS);
     if (!(mean > 0.0f)) {
         return;
     }
