@@ -30,7 +30,9 @@ def card_md(card: dict[str, Any]) -> str:
                          f"fusion: {', '.join(f'`{f}`' for f in card['firmware_extras'])} (portable C).")
         if "fusion" in card:
             f = card["fusion"]
-            lines.append(f"- Spectral fusion: `hr_spectral_fuse(z, evidence, {f['weight']:g}f, {f['floor']:g}f)` "
+            # repr() of a float always has a point or exponent: 4.0f is C, 4f is not.
+            lines.append(f"- Spectral fusion: `hr_spectral_fuse(z, evidence, {float(f['weight'])!r}f, "
+                         f"{float(f['floor'])!r}f)` "
                          f"before `hr_tracker_update_f32` (weight 0 = the model alone).")
     if acc:
         ev = card["data"]["evaluation"]
