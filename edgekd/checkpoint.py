@@ -16,12 +16,11 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from edgekd.atomic import atomic_path
+from edgekd.atomic import atomic_path, write_error
+from edgekd.bpm import N_CLASSES
 from edgekd.errors import EdgekdError
-from edgekd.model import ResNet1D
-
-WEIGHTS = "model.safetensors"
-CONFIG = "config.json"
+from edgekd.layout import CONFIG, WEIGHTS, check_model_folder
+from edgekd.model import MAX_BLOCKS, MAX_IN_CHANNELS, ResNet1D
 
 
 def save_weights(model: ResNet1D, path: str | Path) -> None:
@@ -29,30 +28,61 @@ def save_weights(model: ResNet1D, path: str | Path) -> None:
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     meta = {k: str(v) for k, v in model.config().items()}
     with atomic_path(path, suffix=".safetensors") as tmp:
-        save_file(state, str(tmp), metadata=meta)
+        try:
+            save_file(state, str(tmp), metadata=meta)
+        except SafetensorError as exc:  # a full disk surfaces here, without an errno
+            raise write_error(path, exc) from None
+
+
+def _checked_spec(raw: Any, source: Path) -> dict[str, int]:
+    """{"blocks", "in_channels", "n_classes"} as integers in range; EdgekdError naming ``source`` otherwise."""
+    if not isinstance(raw, dict):
+        raise EdgekdError(f"{source}: 'model' must be an object with blocks, in_channels, n_classes")
+    spec: dict[str, int] = {}
+    for key, lo, hi in (("blocks", 1, MAX_BLOCKS), ("in_channels", 1, MAX_IN_CHANNELS),
+                        ("n_classes", N_CLASSES, N_CLASSES)):
+        value = raw.get(key)
+        try:
+            number = int(value)  # safetensors metadata holds strings
+        except (TypeError, ValueError):
+            number = None
+        if isinstance(value, bool) or isinstance(value, float) or number is None or not lo <= number <= hi:
+            rng = str(lo) if lo == hi else f"an integer {lo}..{hi}"
+            raise EdgekdError(f"{source}: model '{key}' must be {rng}, got {value!r}")
+        spec[key] = number
+    return spec
 
 
 def model_spec(folder: str | Path) -> dict[str, int]:
-    """The architecture of a run or artifact folder, from config.json (or the safetensors metadata)."""
+    """The architecture of a run or artifact folder, from config.json (or the safetensors metadata).
+
+    Refuses an interrupted run or an artifact whose files differ from its card (edgekd.layout), so every
+    consumer of a model folder (evaluate, export, distill --teacher, bench, init_from) fails closed."""
     folder = Path(folder)
+    if folder.is_dir():
+        check_model_folder(folder)
     cfg_path = folder / CONFIG
     if cfg_path.exists():
         try:
             cfg: dict[str, Any] = json.loads(cfg_path.read_text())
         except json.JSONDecodeError as exc:
             raise EdgekdError(f"{cfg_path}: not valid JSON ({exc})") from None
+        if not isinstance(cfg, dict):
+            raise EdgekdError(f"{cfg_path}: must hold a JSON object")
         if "model" in cfg:
-            return {k: int(cfg["model"][k]) for k in ("blocks", "in_channels", "n_classes")}
+            return _checked_spec(cfg["model"], cfg_path)
     weights = folder / WEIGHTS
     try:
         from safetensors import safe_open
 
         with safe_open(str(weights), "pt") as fh:
             meta = fh.metadata() or {}
-        return {k: int(meta[k]) for k in ("blocks", "in_channels", "n_classes")}
-    except (FileNotFoundError, SafetensorError, KeyError, ValueError, OSError):
-        raise EdgekdError(f"{folder}: not a run or artifact folder (no {CONFIG} with a 'model' entry and no "
-                          f"readable {WEIGHTS} with architecture metadata)") from None
+    except (FileNotFoundError, SafetensorError, OSError):
+        meta = None
+    if meta is not None and all(k in meta for k in ("blocks", "in_channels", "n_classes")):
+        return _checked_spec(meta, weights)
+    raise EdgekdError(f"{folder}: not a run or artifact folder (no {CONFIG} with a 'model' entry and no "
+                      f"readable {WEIGHTS} with architecture metadata)")
 
 
 def load_model(path: str | Path, map_location: str = "cpu") -> ResNet1D:
@@ -78,6 +108,10 @@ def load_model(path: str | Path, map_location: str = "cpu") -> ResNet1D:
                                                ("wrong shape", wrong)) if keys)
         raise EdgekdError(f"{weights}: weights do not fit ResNet1D({spec['blocks']} blocks, "
                           f"{spec['in_channels']} channels) - {detail}")
+    bad = [k for k, v in state.items() if v.is_floating_point() and not torch.isfinite(v).all()]
+    if bad:
+        raise EdgekdError(f"{weights}: non-finite (NaN or infinite) weights in {', '.join(bad[:3])}"
+                          f"{' ...' if len(bad) > 3 else ''}; the model is unusable")
     model.load_state_dict(state)
     return model.eval().to(map_location)
 

@@ -50,6 +50,9 @@ def distill(ws: WindowSet, plan: DistillPlan, out: str | Path, progress: bool = 
     """Train (or reuse) teacher, optional intermediate, scratch and distilled student; one row per model."""
     out = Path(out)
     s = plan.student
+    s.validate()  # every setting is checked before the teacher trains, not after
+    if plan.teacher_epochs is not None:
+        replace(s, epochs=plan.teacher_epochs).validate()
     rows: list[dict[str, Any]] = []
     if plan.teachers:
         teachers = [str(t) for t in plan.teachers]

@@ -1,9 +1,16 @@
-"""The CI size-budget gate: check artifacts' card.json against a budget; fail closed.
+"""The CI size-budget gate: check artifacts against a budget; fail closed.
+
+The gate trusts the card only as far as the files prove it: every file card.json lists must be present
+with its recorded size and sha256 (edgekd.layout), flash is the flatbuffer's own size on disk, the arena is
+re-measured by allocating the flatbuffer in TFLM when ``tflite-micro`` is installed (the card's figure
+otherwise, and the card may never claim less than TFLM needs), and MACs are recomputed from the
+architecture. Accuracy limits read the card (measuring them needs the data).
 
 Verdicts per (artifact, limit): ``pass``, ``fail`` (value over the limit) or ``error`` (the gate could
-not evaluate: missing or corrupt artifact, a value the card lacks, an unknown MCU). Exit codes follow:
-0 all pass, 1 some limit failed, 2 anything could not be evaluated (an error outranks a failure, so a
-broken artifact never passes as "only over budget").
+not evaluate: missing, modified or corrupt artifact files, a value the card lacks or that is not a
+positive number). Exit codes follow: 0 all pass, 1 some limit failed, 2 anything could not be evaluated
+(an error outranks a failure, so a broken artifact never passes as "only over budget"). An unknown MCU
+in the budget stops the gate before any artifact is read (exit 2).
 
 edgekd must not import ``export``: the card.json keys the gate reads are named here, once.
 """
@@ -19,16 +26,23 @@ from xml.etree import ElementTree as ET
 
 from edgekd.budget import DEFAULT_MCU_TARGETS, KB, LIMITS, Budget, McuTarget, mcu_target
 from edgekd.errors import EdgekdError
+from edgekd.layout import CARD, TFLITE_INT8, verify_artifact
+from edgekd.model import MAX_BLOCKS, MAX_IN_CHANNELS
+from edgekd.model import macs as model_macs
 
-CARD_FILE = "card.json"
+CARD_FILE = CARD
+TFLITE_MAGIC = b"TFL3"  # flatbuffer file identifier at bytes 4..8
+# Limits that need the INT8 flatbuffer to be part of the artifact.
+NEEDS_FLATBUFFER = ("flash_kb", "arena_kb", "latency_ms", "int8_mae_drop_bpm")
 # The card.json entries the gate and `edgekd rank` read (written by export/artifact.py), as key paths.
 # flash = the INT8 flatbuffer's size; arena = the TFLM arena the exporter recorded; INT8 MAE = the TFLM
 # host interpreter's (the kernels the device runs), FP32 MAE = PyTorch's, on the same held-out windows.
 CARD_KEYS: dict[str, tuple[str, ...]] = {
-    "flash_bytes": ("files", "model_int8.tflite"),
+    "flash_bytes": ("files", TFLITE_INT8, "bytes"),
     "arena_bytes": ("tflm", "arena_bytes"),
     "macs": ("architecture", "macs"),
     "blocks": ("architecture", "blocks"),
+    "in_channels": ("architecture", "in_channels"),
     "mae_fp32": ("accuracy", "mae_bpm", "fp32"),
     "mae_int8": ("accuracy", "mae_bpm", "tflite_int8_tflm"),
 }
@@ -84,47 +98,109 @@ def _missing(*fields: str) -> str:
     return "card lacks " + " or ".join("/".join(CARD_KEYS[f]) for f in fields)
 
 
-def _measure(card: dict[str, Any], limit: str, mcu: McuTarget | None) -> tuple[float | None, str]:
-    """(value in the limit's unit, why it is missing)."""
+@dataclass(frozen=True)
+class Evidence:
+    """What the gate established from an artifact's files, beside its card."""
+
+    card: dict[str, Any]
+    flatbuffer: bytes | None
+    arena: tuple[int, int] | None  # (minimum, recommended) measured by TFLM; None when not installed
+
+
+def collect_evidence(folder: Path, card: dict[str, Any], limits: dict[str, float]) -> Evidence:
+    """Verify the files against the card and measure what the limits need (EdgekdError on any mismatch)."""
+    needs_fb = any(k in limits for k in NEEDS_FLATBUFFER)
+    files = verify_artifact(folder, card, required=(TFLITE_INT8,) if needs_fb else ())
+    flatbuffer = files[TFLITE_INT8].read_bytes() if TFLITE_INT8 in files else None
+    if flatbuffer is not None and (len(flatbuffer) < 8 or flatbuffer[4:8] != TFLITE_MAGIC):
+        raise EdgekdError(f"{files[TFLITE_INT8]}: not a TFLite flatbuffer (no 'TFL3' identifier)")
+    arena = None
+    if flatbuffer is not None and "arena_kb" in limits:
+        arena = measured_arena(flatbuffer, files[TFLITE_INT8])
+    return Evidence(card, flatbuffer, arena)
+
+
+def measured_arena(flatbuffer: bytes, path: Path) -> tuple[int, int] | None:
+    """(minimum, recommended) arena from TFLM itself, or None when tflite-micro is not installed."""
+    try:
+        from edgekd.tflm_arena import arena_bytes
+    except ImportError:
+        return None
+    try:
+        return arena_bytes(flatbuffer)
+    except RuntimeError as exc:
+        raise EdgekdError(f"{path}: TFLM cannot allocate this model ({exc})") from None
+
+
+def _positive(card: dict[str, Any], field: str) -> tuple[float | None, str]:
+    v = card_value(card, field)
+    if v is None:
+        return None, _missing(field)
+    if v <= 0:
+        return None, f"card's {'/'.join(CARD_KEYS[field])} is {v:g}: not a positive number"
+    return v, ""
+
+
+def _measure(ev: Evidence, limit: str, mcu: McuTarget | None) -> tuple[float | None, str]:
+    """(value in the limit's unit, where it came from or why it is missing)."""
+    card = ev.card
     if limit == "flash_kb":
-        v = card_value(card, "flash_bytes")
-        return (None, _missing('flash_bytes')) if v is None else (v / KB, "")
+        assert ev.flatbuffer is not None  # collect_evidence requires the flatbuffer for this limit
+        return len(ev.flatbuffer) / KB, "flatbuffer bytes on disk (sha256 checked)"
     if limit == "arena_kb":
-        v = card_value(card, "arena_bytes")
-        return (None, _missing('arena_bytes')) if v is None else (v / KB, "")
+        recorded, why = _positive(card, "arena_bytes")
+        if recorded is None:
+            return None, why
+        if ev.arena is None:
+            return recorded / KB, "from card.json (install tflite-micro to measure it)"
+        minimum, recommended = ev.arena
+        if recorded < minimum:
+            return None, f"card's arena {recorded:.0f} B is less than the {minimum} B TFLM needs"
+        return recommended / KB, f"measured by TFLM (min {minimum} B + 10%)"
     if limit == "latency_ms":
-        v = card_value(card, "macs")
-        if v is None:
-            return None, _missing('macs')
+        blocks, in_ch = card_value(card, "blocks"), card_value(card, "in_channels")
+        if blocks is None or in_ch is None or blocks != int(blocks) or in_ch != int(in_ch) \
+                or not 1 <= blocks <= MAX_BLOCKS or not 1 <= in_ch <= MAX_IN_CHANNELS:
+            return None, _missing("blocks", "in_channels")
+        computed = model_macs(int(blocks), int(in_ch))
+        recorded = card_value(card, "macs")
+        if recorded != computed:
+            return None, f"card's MACs {recorded} disagree with its architecture ({computed})"
         assert mcu is not None  # load_budget guarantees an mcu with latency_ms; gate() resolves it
-        return mcu.latency_ms(v), f"on {mcu.name}"
+        return mcu.latency_ms(computed), f"estimate on {mcu.name}"
     if limit == "mae_bpm":
         v = card_value(card, "mae_fp32")
-        return (None, _missing('mae_fp32')) if v is None else (v, "")
+        if v is None or v < 0:
+            return None, _missing("mae_fp32")
+        return v, "from card.json"
     if limit == "int8_mae_drop_bpm":
         fp32, int8 = card_value(card, "mae_fp32"), card_value(card, "mae_int8")
-        if fp32 is None or int8 is None:
-            return None, _missing('mae_fp32', 'mae_int8')
-        return int8 - fp32, ""
+        if fp32 is None or int8 is None or fp32 < 0 or int8 < 0:
+            return None, _missing("mae_fp32", "mae_int8")
+        return int8 - fp32, "from card.json"
     raise EdgekdError(f"unknown limit '{limit}'")
 
 
 def gate(budget: Budget, artifacts: list[str | Path], mcu_targets: str | Path = DEFAULT_MCU_TARGETS) -> list[Check]:
     """Every (artifact, limit) check. Problems with one artifact become 'error' rows, not exceptions,
-    so the report shows all artifacts; a bad budget or MCU table raises (nothing can be evaluated)."""
+    so the report shows all artifacts; a bad budget, MCU table or unknown MCU raises (nothing can be
+    evaluated)."""
     if not artifacts:
         raise EdgekdError("gate needs at least one artifact")
-    mcu = mcu_target(budget.mcu, mcu_targets) if "latency_ms" in budget.limits and budget.mcu else None
+    mcu = mcu_target(budget.mcu, mcu_targets) if budget.mcu else None  # an unknown MCU fails closed
     checks: list[Check] = []
     for art in artifacts:
         name = str(art)
+        path = Path(art)
+        folder = path if path.is_dir() else path.parent
         try:
             card = read_card(art)
+            ev = collect_evidence(folder, card, budget.limits)
         except EdgekdError as exc:
             checks += [Check(name, k, LIMITS[k], None, t, "error", str(exc)) for k, t in budget.limits.items()]
             continue
         for key, threshold in budget.limits.items():
-            value, detail = _measure(card, key, mcu)
+            value, detail = _measure(ev, key, mcu)
             if value is None:
                 checks.append(Check(name, key, LIMITS[key], None, threshold, "error", detail))
             else:

@@ -22,6 +22,7 @@ whose output still has at least one step per patch (12 blocks: block index 8, 12
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -224,9 +225,34 @@ def resolve_params(params: dict[str, Any], epochs: int) -> dict[str, Any]:
     if unknown:
         raise EdgekdError(f"unknown strategy parameter(s) {', '.join(sorted(unknown))}; "
                           f"known: {', '.join(DEFAULTS)}")
+    for name, value in params.items():
+        _check_param(name, value)
     out = {**DEFAULTS, **params}
     out["warmup"] = int(min(int(out["warmup"]), max(1, epochs // 4)))
     return out
+
+
+# name -> (smallest allowed, whether the smallest itself is allowed, integer only, None allowed)
+PARAM_RANGES: dict[str, tuple[float, bool, bool, bool]] = {
+    "T": (0.0, False, False, False), "alpha": (0.0, True, False, False), "beta": (0.0, True, False, False),
+    "warmup": (0.0, True, True, False), "tau": (0.0, False, False, False),
+    "patch_seconds": (0.0, False, False, False),
+    "student_stage": (-math.inf, True, True, False), "teacher_stage": (-math.inf, True, True, True),
+}
+
+
+def _check_param(name: str, value: Any) -> None:
+    """A strategy parameter must be a finite number in its range (T = 0 would divide logits by zero)."""
+    lo, inclusive, integer, nullable = PARAM_RANGES[name]
+    if value is None and nullable:
+        return
+    number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if not number or not math.isfinite(value) or (integer and value != int(value)) \
+            or value < lo or (value == lo and not inclusive):
+        kind = "an integer" if integer else "a number"
+        bound = "" if lo == -math.inf else f" {'>=' if inclusive else '>'} {lo:g}"
+        raise EdgekdError(f"strategy parameter {name} must be {kind}{bound}"
+                          f"{' or null' if nullable else ''}, got {value!r}")
 
 
 def teacher_stage_for(teacher_blocks: int, stage: int | None, n_patches: int) -> int:
@@ -255,6 +281,9 @@ class DistillLoss(nn.Module):
         unknown = [k for k in weights if k not in STRATEGIES]
         if unknown:
             raise EdgekdError(f"unknown strategy '{unknown[0]}'; known: {', '.join(STRATEGIES)}")
+        for k, w in weights.items():
+            if isinstance(w, bool) or not isinstance(w, (int, float)) or not math.isfinite(w) or w < 0:
+                raise EdgekdError(f"strategy weight of '{k}' must be a non-negative number, got {w!r}")
         self.weights = {k: float(w) for k, w in weights.items() if k != "scratch" and w != 0}
         if self.weights and teacher_blocks is None:
             raise EdgekdError(f"strategy {'+'.join(self.weights)} needs a teacher (none given)")

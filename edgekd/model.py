@@ -21,6 +21,7 @@ DROPOUT = 0.5
 BN_EPS = 1e-5
 PAPER_BLOCKS = (1, 2, 3, 4, 5, 6, 8, 10, 12)
 MAX_BLOCKS = 12
+MAX_IN_CHANNELS = 4  # PPG + 3-axis ACC
 
 
 @dataclass(frozen=True)

@@ -64,13 +64,19 @@ def _dig(doc: Any, path: tuple[str, ...]) -> Any:
     return doc
 
 
+def _visible(root: Path, pattern: str) -> list[Path]:
+    """Files under ``root`` matching ``pattern``, skipping hidden files and folders: a killed export's
+    ``.NAME.*.partial`` folder or an editor's backup is never averaged in."""
+    return sorted(p for p in root.rglob(pattern) if not any(part.startswith(".") for part in p.relative_to(root).parts))
+
+
 def bench_costs(bench_dir: str | Path, runtime: str = "tflm") -> dict[int, dict[str, float]]:
     """blocks -> {flash_kb, arena_kb, latency_ms} from card.json files and benchmark records under ``bench_dir``."""
     root = Path(bench_dir)
     if not root.is_dir():
         raise EdgekdError(f"{root}: no such folder of artifacts / benchmark records")
     found: dict[int, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
-    for card_path in sorted(root.rglob(CARD_FILE)):
+    for card_path in _visible(root, CARD_FILE):
         card = read_card(card_path)
         blocks = card_value(card, "blocks")
         if blocks is None:
@@ -79,7 +85,7 @@ def bench_costs(bench_dir: str | Path, runtime: str = "tflm") -> dict[int, dict[
             v = card_value(card, field)
             if v is not None:
                 found[int(blocks)][col].append(v / KB)
-    for path in sorted(root.rglob("*.json")):
+    for path in _visible(root, "*.json"):
         if path.name == CARD_FILE:
             continue
         try:

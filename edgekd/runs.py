@@ -19,19 +19,21 @@ validation subjects; ``seed`` drives initialisation, batch order, dropout and au
 from __future__ import annotations
 
 import dataclasses
-import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from edgekd.bpm import N_CLASSES
-from edgekd.checkpoint import CONFIG, WEIGHTS
 from edgekd.errors import EdgekdError
+from edgekd.layout import CONFIG, LOG, METRICS, WEIGHTS, read_json_object
+from edgekd.losses import STRATEGIES, resolve_params
+from edgekd.model import MAX_BLOCKS, MAX_IN_CHANNELS
 from edgekd.splits import Fold, holdout, kfold, parse_fold
 from edgekd.windowset import WindowSet
 
-METRICS = "metrics.json"
-LOG = "log.jsonl"
+SELECT_ON = ("val_loss", "val_mae")
+DEFAULT_HOLDOUT = 0.2
 
 
 @dataclass
@@ -71,6 +73,52 @@ class RunConfig:
     select_on: str = "val_loss"
     device: str = "auto"
 
+    def validate(self) -> None:
+        """Refuse nonsense before anything trains: every field in range, strategy and parameters known,
+        fold spec well-formed (whether its subjects exist is checked against the data by ``resolve_fold``)."""
+        def integer(name: str, lo: int, hi: float = math.inf) -> None:
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi:
+                rng = f">= {lo}" if hi == math.inf else f"{lo}..{int(hi)}"
+                raise EdgekdError(f"{name} must be an integer {rng}, got {v!r}")
+
+        def number(name: str, lo: float, strict: bool, hi: float = math.inf) -> None:
+            v = getattr(self, name)
+            ok = isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) \
+                and (v > lo if strict else v >= lo) and v < hi
+            if not ok:
+                raise EdgekdError(f"{name} must be a finite number {'>' if strict else '>='} {lo:g}"
+                                  f"{'' if hi == math.inf else f' and < {hi:g}'}, got {v!r}")
+
+        integer("blocks", 1, MAX_BLOCKS)
+        integer("in_channels", 1, MAX_IN_CHANNELS)
+        integer("epochs", 1)
+        integer("batch_size", 2)  # BatchNorm cannot train on one window
+        integer("patience", 1)
+        integer("seed", 0)
+        integer("split_seed", 0)
+        number("lr", 0.0, False)  # 0 = evaluate a fine-tuning start as is
+        number("weight_decay", 0.0, False)
+        number("label_sigma", 0.0, False)
+        number("val_fraction", 0.0, True, 1.0)
+        if self.select_on not in SELECT_ON:
+            raise EdgekdError(f"select_on must be one of {', '.join(SELECT_ON)}, got {self.select_on!r}")
+        if not isinstance(self.strategy, (str, dict)):
+            raise EdgekdError(f"strategy must be a name or a {{name: weight}} table, got {self.strategy!r}")
+        for name, w in (self.strategy.items() if isinstance(self.strategy, dict) else [(self.strategy, 1.0)]):
+            if name not in STRATEGIES:
+                raise EdgekdError(f"unknown strategy '{name}'; known: {', '.join(STRATEGIES)}")
+            if isinstance(w, bool) or not isinstance(w, (int, float)) or not math.isfinite(w) or w <= 0:
+                raise EdgekdError(f"strategy weight of '{name}' must be a positive number, got {w!r}")
+        if not isinstance(self.params, dict):
+            raise EdgekdError(f"params must be a table of strategy parameters, got {self.params!r}")
+        resolve_params(self.params, self.epochs)
+        if not isinstance(self.teachers, list) or not all(isinstance(t, str) for t in self.teachers):
+            raise EdgekdError(f"teachers must be a list of folders, got {self.teachers!r}")
+        if not isinstance(self.fold, str):
+            raise EdgekdError(f"fold must be a string such as 1/2, loso:S01 or holdout:0.2, got {self.fold!r}")
+        parse_fold_spec(self.fold)
+
     def strategy_weights(self) -> dict[str, float]:
         """The strategy as {name: weight}; a bare name has weight 1."""
         if isinstance(self.strategy, str):
@@ -91,21 +139,43 @@ class RunConfig:
         return cls(**{k: v for k, v in d.items() if k in names})
 
 
-def resolve_fold(ws: WindowSet, spec: str, split_seed: int = 0) -> Fold:
-    """The train/test windows of a fold spec (see module docstring). Raises EdgekdError on an empty side."""
+def parse_fold_spec(spec: str) -> tuple[str, object]:
+    """("loso", subject) | ("holdout", fraction) | ("kfold", (k, n)); EdgekdError for a malformed spec."""
     spec = spec.strip()
     if spec.startswith("loso:"):
         subject = spec[len("loso:"):]
+        if not subject:
+            raise EdgekdError("fold loso:SUBJECT needs a subject id")
+        return "loso", subject
+    if spec.startswith("holdout"):
+        rest = spec[len("holdout"):]
+        if rest and not rest.startswith(":"):
+            raise EdgekdError(f"fold {spec}: expected holdout or holdout:FRACTION")
+        try:
+            frac = float(rest[1:]) if rest else DEFAULT_HOLDOUT
+        except ValueError:
+            frac = math.nan
+        if not 0 < frac < 1:
+            raise EdgekdError(f"fold {spec}: the held-out fraction must be a number between 0 and 1 "
+                              f"(e.g. holdout:0.2)")
+        return "holdout", frac
+    return "kfold", parse_fold(spec)
+
+
+def resolve_fold(ws: WindowSet, spec: str, split_seed: int = 0) -> Fold:
+    """The train/test windows of a fold spec (see module docstring). Raises EdgekdError on an empty side."""
+    kind, value = parse_fold_spec(spec)
+    if kind == "loso":
+        subject = str(value)
         if subject not in set(ws.subject.tolist()):
             raise EdgekdError(f"fold {spec}: subject '{subject}' is not in the data "
                               f"(subjects: {', '.join(ws.subjects()[:10])}{' ...' if len(ws.subjects()) > 10 else ''})")
         is_test = ws.subject == subject
         fold = Fold(train=(~is_test).nonzero()[0], test=is_test.nonzero()[0], test_subjects=(subject,))
-    elif spec.startswith("holdout"):
-        frac = float(spec.split(":", 1)[1]) if ":" in spec else 0.2
-        fold = holdout(ws, frac, seed=split_seed)
+    elif kind == "holdout":
+        fold = holdout(ws, float(value), seed=split_seed)  # type: ignore[arg-type]
     else:
-        k, n = parse_fold(spec)
+        k, n = value  # type: ignore[misc]
         fold = kfold(ws, n, seed=split_seed)[k]
     if len(fold.train) == 0 or len(fold.test) == 0:
         raise EdgekdError(f"fold {spec}: empty {'training' if len(fold.train) == 0 else 'test'} side "
@@ -127,22 +197,20 @@ def read_metrics(run_dir: str | Path) -> dict[str, Any]:
     path = Path(run_dir) / METRICS
     if not path.exists():
         raise EdgekdError(f"{run_dir}: not a complete run (no {METRICS})")
-    return _read_json(path)
+    return read_json_object(path)
 
 
 def read_config(run_dir: str | Path) -> RunConfig:
     path = Path(run_dir) / CONFIG
     if not path.exists():
         raise EdgekdError(f"{run_dir}: not a run folder (no {CONFIG})")
-    return RunConfig.from_dict(_read_json(path))
+    try:
+        return RunConfig.from_dict(read_json_object(path))
+    except TypeError as exc:
+        raise EdgekdError(f"{path}: not a run config ({exc})") from None
 
 
 def weights_path(run_dir: str | Path) -> Path:
     return Path(run_dir) / WEIGHTS
 
 
-def _read_json(path: Path) -> dict[str, Any]:
-    try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise EdgekdError(f"{path}: not valid JSON ({exc})") from None

@@ -119,9 +119,20 @@ def load_sweep_config(path: str | Path) -> SweepConfig:
     data = doc.get("data")
     if data is not None and not isinstance(data, str):
         raise EdgekdError(f"{path}: 'data' must be a path to a WindowSet .npz")
-    return SweepConfig(teachers=teachers, students=students, strategies=strategies, folds=folds,
-                       seeds=int_list("seeds", [0]), train=train, params=params,
-                       data=None if data is None else path.parent / data)
+    sweep = SweepConfig(teachers=teachers, students=students, strategies=strategies, folds=folds,
+                        seeds=int_list("seeds", [0]), train=train, params=params,
+                        data=None if data is None else path.parent / data)
+    if any(seed < 0 for seed in sweep.seeds):
+        raise EdgekdError(f"{path}: 'seeds' must be non-negative integers")
+    # The whole plan is checked before the first run trains: a bad student size or learning rate must not
+    # surface after hours of teacher training.
+    for blocks in dict.fromkeys([*teachers, *students]):
+        for strategy in strategies:
+            try:
+                RunConfig(**{**train, "blocks": blocks, "strategy": strategy, "params": dict(params)}).validate()
+            except EdgekdError as exc:
+                raise EdgekdError(f"{path}: {exc}") from None
+    return sweep
 
 
 def run_name(cfg: RunConfig, teacher: str | None, data_key: str) -> str:
@@ -199,6 +210,21 @@ def _number(text: str) -> Any:
     return text
 
 
+def _csv_rows(path: Path) -> list[dict[str, Any]]:
+    """Rows of a results.csv, each with exactly the header's fields (a short row means a cut-off file)."""
+    reader = csv.reader(io.StringIO(path.read_text()))
+    header = next(reader, None)
+    if not header:
+        return []
+    rows = []
+    for row in reader:
+        if len(row) != len(header):
+            raise EdgekdError(f"{path}: line {reader.line_num} has {len(row)} field(s), the header has "
+                              f"{len(header)} (truncated or edited table)")
+        rows.append({k: _number(v) for k, v in zip(header, row)})
+    return rows
+
+
 def read_results(path: str | Path) -> list[dict[str, Any]]:
     """Rows of a results table (CSV or JSON, or a sweep folder holding results.csv), typed back to numbers."""
     path = Path(path)
@@ -207,17 +233,20 @@ def read_results(path: str | Path) -> list[dict[str, Any]]:
     if not path.is_file():
         raise EdgekdError(f"{path}: no results table (run `edgekd sweep` first)")
     try:
-        if path.suffix == ".json":
-            rows = json.loads(path.read_text())
-        else:
-            rows = [{k: _number(v) for k, v in r.items()} for r in csv.DictReader(io.StringIO(path.read_text()))]
+        rows = json.loads(path.read_text()) if path.suffix == ".json" else _csv_rows(path)
     except (OSError, UnicodeDecodeError, json.JSONDecodeError, csv.Error) as exc:
         raise EdgekdError(f"{path}: unreadable results table ({exc})") from None
-    if not isinstance(rows, list) or not rows:
-        raise EdgekdError(f"{path}: the results table is empty")
+    if not isinstance(rows, list) or not rows or not all(isinstance(r, dict) for r in rows):
+        raise EdgekdError(f"{path}: the results table is empty or not a list of rows")
     missing = [k for k in ("student", "teacher", "strategy", "mae_argmax") if k not in rows[0]]
     if missing:
         raise EdgekdError(f"{path}: not a sweep results table (missing columns: {', '.join(missing)})")
+    for i, r in enumerate(rows, start=1):
+        student, mae = r.get("student"), r.get("mae_argmax")
+        if isinstance(student, bool) or not isinstance(student, int) or isinstance(mae, bool) \
+                or not isinstance(mae, (int, float)):
+            raise EdgekdError(f"{path}: row {i} has no integer 'student' and numeric 'mae_argmax' "
+                              f"(truncated or edited table); re-run `edgekd sweep` to rewrite it")
     for r in rows:
         if r.get("teacher") == "":
             r["teacher"] = None

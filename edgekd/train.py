@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from edgekd import __version__
-from edgekd.atomic import write_json, write_text
+from edgekd.atomic import ensure_dir, write_json, write_text
 from edgekd.augment import augment
 from edgekd.bpm import bpm_to_class, decode_argmax
 from edgekd.checkpoint import CONFIG, WEIGHTS, load_model, model_spec, save_weights
@@ -29,22 +29,27 @@ from edgekd.errors import EdgekdError
 from edgekd.evaluate import mae_report, predict_logits
 from edgekd.losses import DistillLoss, StudentOut, resolve_params
 from edgekd.model import ResNet1D, deployed_param_count, macs
+from edgekd.layout import sha256_file
 from edgekd.runs import LOG, METRICS, RunConfig, model_entry, resolve_fold
 from edgekd.splits import validation_split
 from edgekd.teacher import TeacherOutputs, data_hash, load_teachers
 from edgekd.windowset import WindowSet
 
 
-SELECT_ON = ("val_loss", "val_mae")
-
 
 def resolve_device(device: str) -> torch.device:
     """'auto' = CUDA when available, else CPU."""
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device.startswith("cuda") and not torch.cuda.is_available():
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise EdgekdError(f"unknown device '{device}'; use auto, cpu, cuda or cuda:N") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
         raise EdgekdError(f"device '{device}' requested but CUDA is not available")
-    return torch.device(device)
+    if dev.type not in ("cpu", "cuda"):
+        raise EdgekdError(f"device '{device}' is not supported; use auto, cpu, cuda or cuda:N")
+    return dev
 
 
 def build_loss(cfg: RunConfig, teacher_blocks: int | None) -> DistillLoss:
@@ -77,6 +82,7 @@ def train_run(ws: WindowSet, cfg: RunConfig, out_dir: str | Path, teacher: Teach
     metrics.json is written and model.safetensors holds the last good (best-so-far) weights, if any.
     """
     out_dir = Path(out_dir)
+    cfg.validate()
     device = resolve_device(cfg.device)
     if cfg.in_channels > ws.n_channels:
         raise EdgekdError(f"the student reads {cfg.in_channels} channels but the data have {ws.n_channels} "
@@ -91,8 +97,6 @@ def train_run(ws: WindowSet, cfg: RunConfig, out_dir: str | Path, teacher: Teach
                                     pooled=loss_fn.needs_pooled, cache_dir=teacher_cache)
         _check_teacher(teacher, loss_fn, len(ws))
         teacher = teacher.to(device)
-    if cfg.select_on not in SELECT_ON:
-        raise EdgekdError(f"select_on must be one of {', '.join(SELECT_ON)}, got '{cfg.select_on}'")
     fold = resolve_fold(ws, cfg.fold, cfg.split_seed)
     train_idx, val_idx = validation_split(ws, fold.train, cfg.val_fraction, seed=cfg.split_seed)
     if len(train_idx) < 2 or len(val_idx) == 0:
@@ -100,8 +104,10 @@ def train_run(ws: WindowSet, cfg: RunConfig, out_dir: str | Path, teacher: Teach
                           f"({len(train_idx)} train / {len(val_idx)} validation)")
     init_state = _init_state(cfg)
 
-    out_dir.mkdir(parents=True, exist_ok=True)
-    for stale in (METRICS, LOG):  # a rerun is incomplete until it finishes
+    ensure_dir(out_dir)
+    # A rerun is incomplete until it finishes (metrics.json last); the old weights go too, so an
+    # interrupted rerun can never pair the new config with the previous run's model.
+    for stale in (METRICS, LOG, WEIGHTS):
         (out_dir / stale).unlink(missing_ok=True)
     write_json(out_dir / CONFIG, {
         **resolved_config(cfg).to_dict(), "model": model_entry(cfg),
@@ -208,6 +214,7 @@ def train_run(ws: WindowSet, cfg: RunConfig, out_dir: str | Path, teacher: Teach
         "train_windows": int(len(train_idx)), "val_windows": int(len(val_idx)),
         "train_time_s": train_time, "windows_per_s": seen / step_time if step_time > 0 else None,
         "device": device.type,
+        "weights_sha256": sha256_file(out_dir / WEIGHTS),  # ties this completion marker to these weights
     }
     write_json(out_dir / METRICS, metrics)
     return metrics

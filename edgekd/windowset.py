@@ -15,12 +15,14 @@ from typing import Any
 import numpy as np
 
 from edgekd import __version__
-from edgekd.atomic import atomic_path, write_json
+from edgekd.atomic import atomic_paths, json_text
 from edgekd.bpm import BPM_MAX, BPM_MIN
 from edgekd.errors import DataError
 from edgekd.model import WINDOW
 
 FS = 25.0  # Hz, after resampling
+# A label outside this range is a sensor/annotation failure (e.g. WildPPG writes 0), not a heart rate.
+HR_PLAUSIBLE = (20.0, 250.0)
 CHANNEL_NAMES_PPG_ACC = ("ppg", "acc_x", "acc_y", "acc_z")
 
 
@@ -38,8 +40,8 @@ class WindowSet:
     provenance: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        self.x = np.ascontiguousarray(self.x, dtype=np.float32)
-        self.hr = np.asarray(self.hr, dtype=np.float32)
+        self.x = _real_array(self.x, "x")
+        self.hr = _real_array(self.hr, "hr")
         self.subject = np.asarray(self.subject).astype(str)
         self.recording = np.asarray(self.recording).astype(str)
         if self.activity is not None:
@@ -66,8 +68,13 @@ class WindowSet:
                 raise DataError(f"{source}: '{name}' has shape {list(arr.shape)}, expected [{n}]")
         if not np.isfinite(self.x).all():
             raise DataError(f"{source}: x contains NaN or infinite values")
-        if n and (not np.isfinite(self.hr).all() or self.hr.min() <= 0):
-            raise DataError(f"{source}: hr contains NaN, infinite or non-positive values")
+        if n and not np.isfinite(self.hr).all():
+            raise DataError(f"{source}: hr contains NaN or infinite values")
+        lo, hi = HR_PLAUSIBLE
+        bad = (self.hr < lo) | (self.hr > hi)
+        if bad.any():
+            raise DataError(f"{source}: {int(bad.sum())} hr label(s) outside the plausible {lo:g}-{hi:g} BPM "
+                            f"(e.g. {float(self.hr[bad][0]):g}); drop those windows or fix the labels")
 
     def subset(self, idx: np.ndarray) -> WindowSet:
         return WindowSet(
@@ -123,9 +130,11 @@ class WindowSet:
         }
         if self.activity is not None:
             arrays["activity"] = self.activity
-        with atomic_path(path, suffix=".npz") as tmp:
+        sidecar = path.with_suffix(".json")
+        # Both written aside, then renamed together: a full disk never leaves a new .npz beside a stale .json.
+        with atomic_paths([path, sidecar], [".npz", ".json"]) as (tmp, tmp_json):
             np.savez_compressed(tmp, **arrays)
-        write_json(path.with_suffix(".json"), {"provenance": prov, "summary": self.summary()})
+            tmp_json.write_text(json_text({"provenance": prov, "summary": self.summary()}))
         return path
 
     @classmethod
@@ -143,16 +152,29 @@ class WindowSet:
             raise
         except (zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:
             raise DataError(f"{path}: cannot read WindowSet ({exc})") from None
-        prov = json.loads(str(arrays["provenance_json"])) if "provenance_json" in arrays else {}
-        channels = tuple(arrays["channels"].tolist()) if "channels" in arrays else tuple(
-            f"ch{i}" for i in range(arrays["x"].shape[1]))
         try:
+            prov = json.loads(str(arrays["provenance_json"])) if "provenance_json" in arrays else {}
+        except json.JSONDecodeError as exc:
+            raise DataError(f"{path}: 'provenance_json' is not valid JSON ({exc})") from None
+        if not isinstance(prov, dict):
+            raise DataError(f"{path}: 'provenance_json' must hold a JSON object, got {type(prov).__name__}")
+        try:
+            channels = tuple(str(c) for c in arrays["channels"].tolist()) if "channels" in arrays else tuple(
+                f"ch{i}" for i in range(arrays["x"].shape[1]))
             return cls(
                 x=arrays["x"], hr=arrays["hr"], subject=arrays["subject"], recording=arrays["recording"],
                 activity=arrays.get("activity"), channels=channels, provenance=prov,
             )
-        except DataError as exc:
+        except (DataError, IndexError, TypeError) as exc:
             raise DataError(f"{path}: {exc}") from None
+
+
+def _real_array(values: object, name: str) -> np.ndarray:
+    """``values`` as a contiguous float32 array; complex, text or object arrays are refused, not cast."""
+    arr = np.asarray(values)
+    if arr.dtype.kind not in "fiub":
+        raise DataError(f"'{name}' must hold real numbers, got {arr.dtype} values")
+    return np.ascontiguousarray(arr, dtype=np.float32)
 
 
 def concat(sets: list[WindowSet], provenance: dict[str, Any] | None = None) -> WindowSet:

@@ -7,7 +7,7 @@ artifact replaced with --force stays intact until the new one is complete.
 
 from __future__ import annotations
 
-import errno
+import glob
 import shutil
 import tempfile
 import time
@@ -20,16 +20,18 @@ import torch
 from tqdm import tqdm
 
 from edgekd import __version__
-from edgekd.atomic import write_bytes, write_json, write_text
+from edgekd.atomic import NO_SPACE, disk_full, ensure_dir, public_mode, write_bytes, write_error, write_json, write_text
 from edgekd.bpm import BPM_MIN, decode_argmax
 from edgekd.checkpoint import CONFIG, WEIGHTS, load_model, save_weights
 from edgekd.errors import EdgekdError
 from edgekd.fusion import FusionConfig
+from edgekd.layout import file_record
 from edgekd.model import ResNet1D, deployed_param_count, final_width, macs, paper_param_count
 
 ONNX_TOLERANCE = 1e-4  # max abs logit difference PyTorch vs ONNX Runtime (FP32)
 TRACKER_DIR = Path(__file__).resolve().parent / "tracker"
 TRACKER_FILES = ("hr_tracker.c", "hr_tracker.h", "hr_spectral.c", "hr_spectral.h")
+PARTIAL = ".partial"  # suffix of the hidden folder an export is built in
 DEBUG_WINDOWS = 32  # windows for the per-layer quantisation debugger (it runs float and int8 side by side)
 
 
@@ -43,20 +45,36 @@ def export_artifact(source: Path, out: Path, *, int8: bool = True, data: Path | 
     model = load_model(source)
     folder = source.parent if source.suffix == ".safetensors" else source
     name = name or out.name
-    out.parent.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".partial", dir=out.parent))
+    ensure_dir(out.parent)
+    _remove_stale(out)
+    try:
+        work = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=PARTIAL, dir=out.parent))
+    except OSError as exc:
+        raise write_error(out, exc) from None
     try:
         card = _build(model, folder, work, name, int8, data, calib, evaluate, dynamic_batch, progress)
+        public_mode(work)  # mkdtemp makes it 0700; the artifact gets the modes the umask asks for
         _replace(work, out)
-    except OSError as exc:
+    except EdgekdError:
         shutil.rmtree(work, ignore_errors=True)
-        if exc.errno == errno.ENOSPC:
+        raise
+    except Exception as exc:
+        shutil.rmtree(work, ignore_errors=True)
+        # Converters hide a full disk behind their own errors (a truncated ONNX file fails to parse).
+        if getattr(exc, "errno", None) in NO_SPACE or disk_full(out.parent):
             raise EdgekdError(f"{out}: disk full while exporting; nothing was written") from None
         raise
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)
         raise
     return card
+
+
+def _remove_stale(out: Path) -> None:
+    """Remove what an export of ``out`` killed mid-way left beside it (its hidden build and old folders)."""
+    for stale in out.parent.glob(f".{glob.escape(out.name)}.*"):
+        if stale.is_dir() and (stale.name.endswith(PARTIAL) or ".old-" in stale.name):
+            shutil.rmtree(stale, ignore_errors=True)
 
 
 def _replace(work: Path, out: Path) -> None:
@@ -120,7 +138,8 @@ def _build(model: ResNet1D, folder: Path, work: Path, name: str, int8: bool, dat
         step("per-layer")
     else:
         step("evaluate")
-    card["files"] = {p.name: p.stat().st_size for p in sorted(work.iterdir())}  # card.json/.md come next
+    # Size and sha256 of every file (card.json/.md come next): readers check the files against these.
+    card["files"] = {p.name: file_record(p) for p in sorted(work.iterdir())}
     card["export_seconds"] = round(time.perf_counter() - t0, 2)
     write_json(work / "card.json", card)
     from export.card import card_md
@@ -139,7 +158,7 @@ def _build_int8(model: ResNet1D, work: Path, name: str, cal, ev, batch: int | No
     from export.onnx_export import run_onnx
     from export.onnx_int8 import quantize_onnx
     from export.tflite_int8 import convert_int8
-    from export.tflm_arena import arena_bytes
+    from edgekd.tflm_arena import arena_bytes
 
     quantize_onnx(work / "model.onnx", work / "model_int8.onnx", cal.x, batch)
     logits["onnx_int8"] = run_onnx(work / "model_int8.onnx", ev.x, batch)

@@ -15,11 +15,11 @@ def card_md(card: dict[str, Any]) -> str:
              f"{arch['params']:,} parameters, {arch['macs']:,} MACs per 8 s window.",
              f"Source: `{card['source']['path']}`. Exported with edgekd {card['edgekd_version']} "
              f"in {card['export_seconds']:.1f} s.", "", "## Files", "", "| file | bytes |", "|---|---:|"]
-    lines += [f"| `{name}` | {size:,} |" for name, size in files.items()]
+    lines += [f"| `{name}` | {rec['bytes']:,} |" for name, rec in files.items()]
     if "tflm" in card:
         t, q = card["tflm"], card["tflite"]
         lines += ["", "## Firmware", "",
-                  f"- Flash (flatbuffer): {files['model_int8.tflite']:,} bytes; TFLM tensor arena: "
+                  f"- Flash (flatbuffer): {files['model_int8.tflite']['bytes']:,} bytes; TFLM tensor arena: "
                   f"{t['arena_bytes']:,} bytes (measured minimum {t['arena_min_bytes']:,} + 10%).",
                   f"- Ops (`ops.h`): {', '.join(t['ops'])}.",
                   f"- Input int8 {q['input']['shape']}: q = round(x / {q['input']['scale']:.6g}) "

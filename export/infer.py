@@ -11,6 +11,7 @@ import torch
 from edgekd.checkpoint import load_model
 from edgekd.errors import EdgekdError
 from edgekd.gate import CARD_FILE, card_entry, read_card
+from edgekd.layout import verify_artifact
 from edgekd.tracking import dequantize
 
 RUNTIMES = ("torch", "onnx", "onnx-int8", "tflite", "tflm")
@@ -37,16 +38,21 @@ def predict_logits(artifact_dir: Path, runtime: str, x: np.ndarray) -> np.ndarra
         model = load_model(artifact_dir)
         with torch.no_grad():
             return model(torch.from_numpy(x)).numpy()
-    path = artifact_dir / FILES[runtime]
-    if not path.exists():
-        raise EdgekdError(f"{path}: missing (export with --int8 to get INT8 files)")
-    if runtime in ("onnx", "onnx-int8"):
-        from export.onnx_export import run_onnx
+    card = read_card(artifact_dir)
+    path = verify_artifact(artifact_dir, card, required=(FILES[runtime],))[FILES[runtime]]
+    try:
+        if runtime in ("onnx", "onnx-int8"):
+            from export.onnx_export import run_onnx
 
-        return run_onnx(path, x)
-    flatbuffer = path.read_bytes()
-    q_out = run_int8(flatbuffer, runtime, x, _arena(artifact_dir) if runtime == "tflm" else 0)
-    scale, zp = int8_io(flatbuffer)[1]
+            return run_onnx(path, x)
+        flatbuffer = path.read_bytes()
+        q_out = run_int8(flatbuffer, runtime, x, _arena(artifact_dir) if runtime == "tflm" else 0)
+        scale, zp = int8_io(flatbuffer)[1]
+    except EdgekdError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - runtimes raise their own types for a model they cannot run
+        raise EdgekdError(f"{path}: {runtime} cannot run this model ({type(exc).__name__}: "
+                          f"{' '.join(str(exc).split())[:200]})") from None
     return dequantize(q_out, scale, zp)
 
 
@@ -55,7 +61,7 @@ def run_int8(model: bytes, runtime: str, x: np.ndarray, arena_size: int = 0) -> 
     (in_scale, in_zp), _ = int8_io(model)
     x_q = quantize(x.transpose(0, 2, 1), in_scale, in_zp)
     if runtime == "tflm":
-        from export.tflm_arena import run_tflm
+        from edgekd.tflm_arena import run_tflm
 
         return run_tflm(model, x_q, arena_size)
     from ai_edge_litert.interpreter import Interpreter

@@ -1,6 +1,6 @@
 """Read an artifact folder (``models/<name>/``) by its files: the benchmark layer never imports ``export``.
 
-The file names named here and the card.json keys (named once, in ``edgekd.gate.CARD_KEYS``) are the export
+The file names (``edgekd.layout``) and the card.json keys (named once, in ``edgekd.gate.CARD_KEYS``) are the export
 layer's contract (DESIGN.md "Artifact").
 """
 
@@ -13,14 +13,8 @@ from typing import Any
 
 from edgekd.checkpoint import model_spec
 from edgekd.errors import EdgekdError
-from edgekd.gate import CARD_FILE as CARD
-from edgekd.gate import CARD_KEYS, card_entry, read_card
-
-ONNX_FP32 = "model.onnx"
-ONNX_INT8 = "model_int8.onnx"
-TFLITE_INT8 = "model_int8.tflite"
-WEIGHTS = "model.safetensors"
-TFLITE_MAGIC = b"TFL3"  # flatbuffer file identifier at bytes 4..8
+from edgekd.gate import CARD_KEYS, TFLITE_MAGIC, card_entry, read_card
+from edgekd.layout import CARD, ONNX_FP32, ONNX_INT8, TFLITE_INT8, WEIGHTS  # noqa: F401 - the layout, re-exported
 
 
 @dataclass(frozen=True)
@@ -76,4 +70,4 @@ def load_artifact(folder: str | Path) -> Artifact:
     if not folder.is_dir():
         raise EdgekdError(f"{folder}: no such artifact folder (expected models/<name>/ from `edgekd export`)")
     card = read_card(folder)
-    return Artifact(folder, card, model_spec(folder))
+    return Artifact(folder, card, model_spec(folder))  # model_spec checks every file against the card

@@ -46,3 +46,26 @@ def small_synth():
 @pytest.fixture
 def rng() -> np.random.Generator:
     return np.random.default_rng(0)
+
+
+@pytest.fixture(scope="session")
+def tiny_artifact(tmp_path_factory) -> Path:
+    """models/<name>/ from `export_artifact` (1 block, INT8), calibrated and scored on a small synthetic
+    WindowSet; built once per session. Tests that change files copy it first."""
+    from edgekd.atomic import write_json
+    from edgekd.checkpoint import save_weights
+    from edgekd.data.synthetic import generate
+    from edgekd.model import ResNet1D
+    from export.artifact import export_artifact
+
+    root = tmp_path_factory.mktemp("bench")
+    torch.manual_seed(0)
+    model = ResNet1D(1)
+    run = root / "run"
+    save_weights(model, run / "model.safetensors")
+    write_json(run / "config.json", {"model": model.config()})
+    windows = root / "windows.npz"
+    generate(subjects=2, minutes=1.5, seed=3).save(windows)
+    out = root / "models" / "tiny"
+    export_artifact(run, out, int8=True, calib=windows, evaluate=windows, progress=False)
+    return out

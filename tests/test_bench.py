@@ -1,4 +1,4 @@
-"""firmware_bench on one tiny exported artifact (1 block, built once per session with export's public API)."""
+"""firmware_bench on one tiny exported artifact (conftest's ``tiny_artifact``, built once per session)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,6 @@ from pathlib import Path
 import pytest
 import torch
 
-from edgekd.atomic import write_json
-from edgekd.checkpoint import save_weights
 from edgekd.cli.main import main
 from edgekd.errors import EdgekdError
 from edgekd.model import ResNet1D, deployed_param_count, macs
@@ -22,22 +20,8 @@ REPEAT = 5  # a few calls prove each path runs; timings themselves are never ass
 
 
 @pytest.fixture(scope="session")
-def artifact(tmp_path_factory) -> Path:
-    """models/<name>/ from `export_artifact`, calibrated and scored on a small synthetic WindowSet."""
-    from edgekd.data.synthetic import generate
-    from export.artifact import export_artifact
-
-    root = tmp_path_factory.mktemp("bench")
-    torch.manual_seed(0)
-    model = ResNet1D(1)
-    run = root / "run"
-    save_weights(model, run / "model.safetensors")
-    write_json(run / "config.json", {"model": model.config()})
-    windows = root / "windows.npz"
-    generate(subjects=2, minutes=1.5, seed=3).save(windows)
-    out = root / "models" / "tiny"
-    export_artifact(run, out, int8=True, calib=windows, evaluate=windows, progress=False)
-    return out
+def artifact(tiny_artifact: Path) -> Path:
+    return tiny_artifact
 
 
 @pytest.fixture(scope="module")
@@ -115,8 +99,9 @@ def test_missing_and_corrupt_artifacts_give_clean_errors(artifact: Path, tmp_pat
     assert "recorded arena" in capsys.readouterr().err
     (broken / TFLITE_INT8).write_bytes(b"\x00" * 64)
     assert main(["bench", str(broken), "--runtimes", "tflm", "--out", str(tmp_path / "o")]) == 2
-    assert "not a TFLite flatbuffer" in capsys.readouterr().err
+    assert "model_int8.tflite: 64 bytes, card.json records" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()  # nothing written for a failed bench
+    shutil.copy(artifact / TFLITE_INT8, broken / TFLITE_INT8)
     (broken / "model.onnx").unlink()
     with pytest.raises(EdgekdError, match="model.onnx: missing"):
         run_bench(broken, ["onnx"], repeat=1)

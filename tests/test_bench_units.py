@@ -103,4 +103,6 @@ def test_table3_cli_on_onnx_runtime(tmp_path, capsys) -> None:
     assert saved["figures"] == result and saved["settings"]["windows"] == 64
     assert main(["bench", "--table3", "--blocks", "13"]) == 2
     assert main(["bench", "--table3", "--blocks", "1", "--mcu", "z80"]) == 2
-    assert main(["bench", "--table3", "--windows", "0", "--blocks", "1"]) == 2
+    with pytest.raises(SystemExit) as exc:  # argparse refuses it before anything runs
+        main(["bench", "--table3", "--windows", "0", "--blocks", "1"])
+    assert exc.value.code == 2

@@ -305,9 +305,9 @@ def test_csv_missing_column(tmp_path: Path) -> None:
 
 def test_implausible_or_wrong_sampling_rate(tmp_path: Path) -> None:
     path = write_csv(tmp_path / "rec.csv")
-    with pytest.raises(DataError, match=r"rec\.csv: implausible sampling rate 50000"):
+    with pytest.raises(DataError, match=r"rec\.csv: option fs: implausible sampling rate 50000"):
         load_dataset("csv", path, ppg_column="green", fs=50000, hr_column="hr")
-    with pytest.raises(DataError, match=r"rec\.csv: implausible sampling rate 2\.0"):
+    with pytest.raises(DataError, match=r"rec\.csv: option fs: implausible sampling rate 2\.0"):
         load_dataset("csv", path, ppg_column="green", fs=2, hr_column="hr")
     with pytest.raises(DataError, match=r"rec\.csv: sampling rate 64 Hz does not match the time column"):
         load_dataset("csv", path, ppg_column="green", fs=64, hr_column="hr", time_column="time")

@@ -69,7 +69,7 @@ def test_teachers_that_do_not_fit_the_data_are_rejected(small_synth_module, tmp_
     model = ResNet1D(1, 1, n_classes=10)
     save_weights(model, ten / "model.safetensors")
     write_json(ten / "config.json", {"model": model.config()})
-    with pytest.raises(EdgekdError, match=r"ten: teacher predicts 10 classes, expected 180"):
+    with pytest.raises(EdgekdError, match=r"ten/config.json: model 'n_classes' must be 180, got 10"):
         train_run(ws, RunConfig(blocks=1, strategy="dkd", teachers=[str(ten)], **FAST), tmp_path / "s",
                   progress=False)
 

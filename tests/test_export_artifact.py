@@ -4,6 +4,7 @@ small synthetic windows), then every file and runtime checked against PyTorch.""
 from __future__ import annotations
 
 import errno
+import hashlib
 import json
 import subprocess
 from dataclasses import asdict
@@ -72,8 +73,9 @@ def test_artifact_has_every_file_and_a_consistent_card(artifact):
         assert (artifact / name).is_file(), name
     assert not [p for p in artifact.parent.iterdir() if p.name.startswith(".")], "temporary folder left behind"
     card = json.loads((artifact / "card.json").read_text())
-    for name, size in card["files"].items():
-        assert (artifact / name).stat().st_size == size, name
+    for name, rec in card["files"].items():
+        assert (artifact / name).stat().st_size == rec["bytes"], name
+        assert hashlib.sha256((artifact / name).read_bytes()).hexdigest() == rec["sha256"], name
     assert set(card["files"]) | {"card.json", "card.md"} >= set(FILES)
     assert card["architecture"]["blocks"] == 1 and card["architecture"]["params"] == 16_628
     assert card["onnx"]["max_abs_diff_vs_torch"] < 1e-4
@@ -130,7 +132,7 @@ def test_tflite_int8_tracks_pytorch_on_real_ieee_windows(artifact, ieee_root):
 
 
 def test_arena_is_the_bisected_minimum_plus_margin(artifact):
-    from export.tflm_arena import ALIGN, _allocates, _c_stderr_silenced
+    from edgekd.tflm_arena import ALIGN, _allocates, _c_stderr_silenced
 
     card = json.loads((artifact / "card.json").read_text())
     model = (artifact / "model_int8.tflite").read_bytes()

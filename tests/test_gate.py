@@ -1,51 +1,29 @@
-"""edgekd gate: pass, each kind of fail, and fail-closed cases (exit 2)."""
+"""edgekd gate on a real exported artifact: pass, each kind of fail, and fail-closed cases (exit 2).
+
+The gate measures from the artifact's files, so these tests change files and cards of a copy of
+conftest's ``tiny_artifact`` and check that nothing but an intact artifact passes.
+"""
 
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 from xml.etree import ElementTree as ET
 
 import pytest
 
-from edgekd.budget import load_budget
+from edgekd.budget import KB, load_budget
 from edgekd.cli.main import main
 from edgekd.errors import EdgekdError
-from edgekd.gate import CARD_KEYS
+from edgekd.gate import CARD_KEYS, card_value
 
 MCU_TABLE = """
 [targets.test-m4]
 clock_mhz = 100
 cycles_per_mac = 2.0
 """
-# 2 M MACs at 2 cycles/MAC and 100 MHz = 40 ms.
-GOOD = {"flash_bytes": 100 * 1024, "arena_bytes": 50 * 1024, "macs": 2_000_000, "mae_fp32": 7.0, "mae_int8": 7.4}
-LIMITS = {"flash_kb": 200, "arena_kb": 64, "latency_ms": 50, "mae_bpm": 8.0, "int8_mae_drop_bpm": 0.5}
-
-
-def _card(values: dict[str, float]) -> dict:
-    """A card.json built through CARD_KEYS, so the test follows the field names the gate reads."""
-    card: dict = {"name": "test-student"}
-    for field, value in values.items():
-        node = card
-        *parents, leaf = CARD_KEYS[field]
-        for part in parents:
-            node = node.setdefault(part, {})
-        node[leaf] = value
-    return card
-
-
-def _artifact(root: Path, name: str, values: dict[str, float]) -> Path:
-    folder = root / name
-    folder.mkdir()
-    (folder / "card.json").write_text(json.dumps(_card(values)))
-    return folder
-
-
-def _budget(root: Path, limits: dict[str, float] = LIMITS, extra: str = 'mcu = "test-m4"\n') -> Path:
-    path = root / "budget.toml"
-    path.write_text('name = "t"\n' + extra + "[limits]\n" + "".join(f"{k} = {v}\n" for k, v in limits.items()))
-    return path
+LIMITS = ("flash_kb", "arena_kb", "latency_ms", "mae_bpm", "int8_mae_drop_bpm")
 
 
 @pytest.fixture
@@ -55,49 +33,147 @@ def mcu(tmp_path: Path) -> Path:
     return path
 
 
+def _copy(tiny_artifact: Path, root: Path, name: str = "art") -> Path:
+    return Path(shutil.copytree(tiny_artifact, root / name))
+
+
+def _card(art: Path) -> dict:
+    return json.loads((art / "card.json").read_text())
+
+
+def _edit_card(art: Path, field: str, value) -> None:
+    card = _card(art)
+    node = card
+    *parents, leaf = CARD_KEYS[field]
+    for part in parents:
+        node = node[part]
+    node[leaf] = value
+    (art / "card.json").write_text(json.dumps(card))
+
+
+def _generous(art: Path) -> dict[str, float]:
+    """Limits twice what the artifact needs: an intact copy passes them all."""
+    card = _card(art)
+    flash = card_value(card, "flash_bytes") / KB
+    arena = card_value(card, "arena_bytes") / KB
+    latency = card_value(card, "macs") * 2.0 / 100e6 * 1e3
+    return {"flash_kb": 2 * flash, "arena_kb": 2 * arena, "latency_ms": 2 * latency,
+            "mae_bpm": 2 * card_value(card, "mae_fp32") + 1, "int8_mae_drop_bpm": 5.0}
+
+
+def _budget(root: Path, limits: dict[str, float], extra: str = 'mcu = "test-m4"\n') -> Path:
+    path = root / "budget.toml"
+    path.write_text('name = "t"\n' + extra + "[limits]\n" + "".join(f"{k} = {v}\n" for k, v in limits.items()))
+    return path
+
+
 def _gate(budget: Path, arts: list[Path], mcu: Path, *extra: str) -> int:
     return main(["gate", str(budget), *map(str, arts), "--mcu-targets", str(mcu), *extra])
 
 
-def test_all_limits_pass_and_reports_written(tmp_path, mcu, capsys):
-    art = _artifact(tmp_path, "ok", GOOD)
+def _errors(capsys) -> list[dict]:
+    return [c for c in json.loads(capsys.readouterr().out)["checks"] if c["verdict"] == "error"]
+
+
+def test_all_limits_pass_with_measured_values_and_reports_written(tiny_artifact, tmp_path, mcu, capsys):
+    art = _copy(tiny_artifact, tmp_path)
     junit, md = tmp_path / "gate.xml", tmp_path / "gate.md"
-    assert _gate(_budget(tmp_path), [art], mcu, "--junit", str(junit), "--markdown", str(md)) == 0
-    out = capsys.readouterr().out
-    assert "PASS" in out and "40.000" in out  # latency = 2e6 MACs * 2 / 100 MHz
+    assert _gate(_budget(tmp_path, _generous(art)), [art], mcu, "--junit", str(junit), "--markdown", str(md)) == 0
+    assert "PASS" in capsys.readouterr().out
     suite = ET.parse(junit).getroot()
     assert suite.get("tests") == "5" and suite.get("failures") == "0" and suite.get("errors") == "0"
     assert "PASS" in md.read_text()
+    assert _gate(_budget(tmp_path, _generous(art)), [art], mcu, "--json") == 0
+    checks = {c["limit"]: c for c in json.loads(capsys.readouterr().out)["checks"]}
+    assert checks["flash_kb"]["value"] == (art / "model_int8.tflite").stat().st_size / KB
+    assert "measured by TFLM" in checks["arena_kb"]["detail"]
+    assert checks["arena_kb"]["value"] == _card(art)["tflm"]["arena_bytes"] / KB  # same definition as export
 
 
-@pytest.mark.parametrize("field,value,limit", [
-    ("flash_bytes", 300 * 1024, "flash_kb"),
-    ("arena_bytes", 65 * 1024, "arena_kb"),
-    ("macs", 3_000_000, "latency_ms"),
-    ("mae_fp32", 9.0, "mae_bpm"),
-    ("mae_int8", 7.6, "int8_mae_drop_bpm"),
-])
-def test_each_limit_can_fail(tmp_path, mcu, capsys, field, value, limit):
-    art = _artifact(tmp_path, "bad", {**GOOD, field: value})
+@pytest.mark.parametrize("limit", LIMITS)
+def test_each_limit_can_fail(tiny_artifact, tmp_path, mcu, capsys, limit):
+    art = _copy(tiny_artifact, tmp_path)
+    limits = _generous(art)
+    if limit == "int8_mae_drop_bpm":
+        _edit_card(art, "mae_int8", card_value(_card(art), "mae_fp32") + 1.0)  # accuracy is the card's word
+        limits[limit] = 0.5
+    else:
+        limits[limit] = limits[limit] / 4
     junit = tmp_path / "gate.xml"
-    assert _gate(_budget(tmp_path), [art], mcu, "--json", "--junit", str(junit)) == 1
+    assert _gate(_budget(tmp_path, limits), [art], mcu, "--json", "--junit", str(junit)) == 1
     report = json.loads(capsys.readouterr().out)
-    failed = [c["limit"] for c in report["checks"] if c["verdict"] == "fail"]
-    assert failed == [limit]
+    assert [c["limit"] for c in report["checks"] if c["verdict"] == "fail"] == [limit]
     cases = ET.parse(junit).getroot().findall("testcase")
     assert [c.get("name") for c in cases if c.find("failure") is not None] == [limit]
 
 
-def test_one_bad_artifact_fails_the_gate(tmp_path, mcu):
-    good = _artifact(tmp_path, "good", GOOD)
-    bad = _artifact(tmp_path, "bad", {**GOOD, "flash_bytes": 10**6})
-    assert _gate(_budget(tmp_path), [good, bad], mcu) == 1
+@pytest.mark.parametrize("deleted", ["model_int8.tflite", "model.onnx", "model_int8.onnx", "model.safetensors"])
+def test_deleted_model_files_fail_closed(tiny_artifact, tmp_path, mcu, capsys, deleted):
+    art = _copy(tiny_artifact, tmp_path)
+    budget = _budget(tmp_path, _generous(art))
+    (art / deleted).unlink()
+    assert _gate(budget, [art], mcu, "--json") == 2
+    errors = _errors(capsys)
+    assert len(errors) == len(LIMITS) and all(f"{deleted}: missing" in c["detail"] for c in errors)
 
 
-def test_missing_artifact_fails_closed(tmp_path, mcu, capsys):
-    good = _artifact(tmp_path, "good", {**GOOD, "flash_bytes": 10**6})  # a failure must not hide the error
+def test_grown_or_swapped_flatbuffer_fails_closed(tiny_artifact, tmp_path, mcu, capsys):
+    art = _copy(tiny_artifact, tmp_path)
+    budget = _budget(tmp_path, _generous(art))
+    with open(art / "model_int8.tflite", "ab") as fh:
+        fh.write(b"\x00" * 2_000_000)
+    assert _gate(budget, [art], mcu, "--json") == 2
+    assert all("card.json records" in c["detail"] for c in _errors(capsys))
+    data = bytearray((tiny_artifact / "model_int8.tflite").read_bytes())
+    data[-1] ^= 0xFF  # same size, different bytes
+    (art / "model_int8.tflite").write_bytes(bytes(data))
+    assert _gate(budget, [art], mcu, "--json") == 2
+    assert all("sha256 differs" in c["detail"] for c in _errors(capsys))
+
+
+@pytest.mark.parametrize("size", [-999_999_999, 0, 12])
+def test_card_sizes_that_disagree_with_the_files_fail_closed(tiny_artifact, tmp_path, mcu, capsys, size):
+    art = _copy(tiny_artifact, tmp_path)
+    budget = _budget(tmp_path, _generous(art))
+    _edit_card(art, "flash_bytes", size)
+    assert _gate(budget, [art], mcu, "--json") == 2
+    assert len(_errors(capsys)) == len(LIMITS)
+
+
+def test_understated_arena_and_edited_macs_fail_closed(tiny_artifact, tmp_path, mcu, capsys):
+    art = _copy(tiny_artifact, tmp_path)
+    budget = _budget(tmp_path, _generous(art))
+    _edit_card(art, "arena_bytes", 1024)
+    _edit_card(art, "macs", 1000)
+    assert _gate(budget, [art], mcu, "--json") == 2
+    errors = {c["limit"]: c["detail"] for c in _errors(capsys)}
+    assert set(errors) == {"arena_kb", "latency_ms"}
+    assert "less than" in errors["arena_kb"] and "disagree" in errors["latency_ms"]
+    _edit_card(art, "arena_bytes", -5)
+    assert _gate(budget, [art], mcu, "--json") == 2
+    assert "not a positive number" in {c["limit"]: c["detail"] for c in _errors(capsys)}["arena_kb"]
+
+
+def test_card_from_before_file_hashes_fails_closed(tiny_artifact, tmp_path, mcu, capsys):
+    art = _copy(tiny_artifact, tmp_path)
+    card = _card(art)
+    card["files"] = {k: v["bytes"] for k, v in card["files"].items()}  # edgekd 0.1's card layout
+    (art / "card.json").write_text(json.dumps(card))
+    assert _gate(_budget(tmp_path, {"mae_bpm": 100}), [art], mcu, "--json") == 2
+    assert "re-export" in _errors(capsys)[0]["detail"]
+
+
+def test_one_bad_artifact_fails_the_gate(tiny_artifact, tmp_path, mcu):
+    good, bad = _copy(tiny_artifact, tmp_path, "good"), _copy(tiny_artifact, tmp_path, "bad")
+    _edit_card(bad, "mae_fp32", 1000.0)
+    assert _gate(_budget(tmp_path, _generous(good)), [good, bad], mcu) == 1
+
+
+def test_missing_artifact_fails_closed(tiny_artifact, tmp_path, mcu, capsys):
+    over = _copy(tiny_artifact, tmp_path)
+    limits = {**_generous(over), "flash_kb": 0.001}  # a failure must not hide the error
     md = tmp_path / "gate.md"
-    assert _gate(_budget(tmp_path), [good, tmp_path / "nope"], mcu, "--markdown", str(md)) == 2
+    assert _gate(_budget(tmp_path, limits), [over, tmp_path / "nope"], mcu, "--markdown", str(md)) == 2
     assert "ERROR" in capsys.readouterr().out and "ERROR" in md.read_text()
 
 
@@ -105,42 +181,44 @@ def test_corrupt_card_fails_closed(tmp_path, mcu):
     art = tmp_path / "broken"
     art.mkdir()
     (art / "card.json").write_text('{"flash_bytes": 12')
-    assert _gate(_budget(tmp_path), [art], mcu) == 2
+    assert _gate(_budget(tmp_path, {"flash_kb": 1}), [art], mcu) == 2
 
 
-def test_card_missing_a_needed_value_fails_closed(tmp_path, mcu, capsys):
-    values = {k: v for k, v in GOOD.items() if k != "arena_bytes"}
-    assert _gate(_budget(tmp_path), [_artifact(tmp_path, "a", values)], mcu, "--json") == 2
-    checks = json.loads(capsys.readouterr().out)["checks"]
-    assert [c["limit"] for c in checks if c["verdict"] == "error"] == ["arena_kb"]
+def test_card_missing_a_needed_value_fails_closed(tiny_artifact, tmp_path, mcu, capsys):
+    art = _copy(tiny_artifact, tmp_path)
+    budget = _budget(tmp_path, _generous(art))
+    card = _card(art)
+    del card["accuracy"]
+    (art / "card.json").write_text(json.dumps(card))
+    assert _gate(budget, [art], mcu, "--json") == 2
+    assert [c["limit"] for c in _errors(capsys)] == ["mae_bpm", "int8_mae_drop_bpm"]
 
 
-def test_malformed_toml_fails_closed(tmp_path, mcu, capsys):
+def test_malformed_toml_fails_closed(tiny_artifact, tmp_path, mcu, capsys):
     bad = tmp_path / "b.toml"
     bad.write_text("[limits\nflash_kb = 1\n")
-    assert _gate(bad, [_artifact(tmp_path, "a", GOOD)], mcu) == 2
+    assert _gate(bad, [tiny_artifact], mcu) == 2
     assert "malformed TOML" in capsys.readouterr().err
 
 
-def test_unknown_metric_fails_closed(tmp_path, mcu, capsys):
-    budget = _budget(tmp_path, {**LIMITS, "flash_mb": 1})
-    assert _gate(budget, [_artifact(tmp_path, "a", GOOD)], mcu) == 2
+def test_unknown_metric_fails_closed(tiny_artifact, tmp_path, mcu, capsys):
+    assert _gate(_budget(tmp_path, {"flash_kb": 500, "flash_mb": 1}), [tiny_artifact], mcu) == 2
     assert "unknown limit 'flash_mb'" in capsys.readouterr().err
 
 
-def test_unknown_mcu_and_missing_budget_fail_closed(tmp_path, mcu):
-    art = _artifact(tmp_path, "a", GOOD)
-    assert _gate(_budget(tmp_path, extra='mcu = "m99"\n'), [art], mcu) == 2
-    assert _gate(tmp_path / "absent.toml", [art], mcu) == 2
+def test_unknown_mcu_fails_closed_even_without_a_latency_limit(tiny_artifact, tmp_path, mcu, capsys):
+    assert _gate(_budget(tmp_path, {"flash_kb": 500}, extra='mcu = "nosuch"\n'), [tiny_artifact], mcu) == 2
+    assert "unknown MCU 'nosuch'" in capsys.readouterr().err
+    assert _gate(tmp_path / "absent.toml", [tiny_artifact], mcu) == 2
 
 
 def test_budget_validation_messages(tmp_path):
     with pytest.raises(EdgekdError, match="needs 'mcu"):
-        load_budget(_budget(tmp_path, extra=""))
+        load_budget(_budget(tmp_path, {"latency_ms": 5}, extra=""))
     with pytest.raises(EdgekdError, match="non-negative number"):
         load_budget(_budget(tmp_path, {"flash_kb": "\"big\""}))
     with pytest.raises(EdgekdError, match="unknown key"):
-        load_budget(_budget(tmp_path, extra='mcu = "x"\nflash = 3\n'))
+        load_budget(_budget(tmp_path, {"flash_kb": 1}, extra='mcu = "x"\nflash = 3\n'))
 
 
 @pytest.mark.parametrize("name", ["wearable.toml", "wearable-firmware.toml", "cortex-m4-tight.toml"])

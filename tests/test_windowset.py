@@ -55,7 +55,7 @@ def test_failed_save_leaves_no_file(tmp_path, monkeypatch):
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(np, "savez_compressed", boom)
-    with pytest.raises(OSError):
+    with pytest.raises(EdgekdError, match="disk full"):
         _ws().save(tmp_path / "w.npz")
     assert list(tmp_path.iterdir()) == []
 

@@ -9,6 +9,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from edgekd.cli.args import positive_int
 from edgekd.cli.output import print_json, print_table
 from edgekd.errors import EdgekdError
 
@@ -33,18 +34,18 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--mcu", nargs="+", metavar="NAME",
                    help="MCU targets from models/mcu_targets.toml for estimates (default: all; with --table3: "
                         "none unless named, then one row per size and target)")
-    p.add_argument("--repeat", type=int, default=200, help="timed calls per runtime at batch 1 (default 200; "
+    p.add_argument("--repeat", type=positive_int, default=200, help="timed calls per runtime at batch 1 (default 200; "
                                                            "the large batch uses a tenth)")
-    p.add_argument("--threads", type=int, default=1, help="CPU threads for torch/ONNX Runtime/LiteRT (default 1; "
+    p.add_argument("--threads", type=positive_int, default=1, help="CPU threads for torch/ONNX Runtime/LiteRT (default 1; "
                                                           "TFLM is single-threaded)")
-    p.add_argument("--batch", type=int, default=None,
+    p.add_argument("--batch", type=positive_int, default=None,
                    help="large batch (default 256 for an artifact, 128 for --table3)")
     p.add_argument("--out", type=Path, help="folder for the JSON records (default ARTIFACT/bench/; "
                                             "for --table3 none unless given)")
     p.add_argument("--table3", action="store_true", help="reproduce the paper's Table 3 instead")
     p.add_argument("--blocks", type=int, nargs="+", metavar="N", help="--table3 sizes (default 1..12)")
-    p.add_argument("--windows", type=int, default=13_000, help="--table3 window count (default 13000, the paper's)")
-    p.add_argument("--passes", type=int, default=1, help="--table3 timed passes; the median is reported (default 1)")
+    p.add_argument("--windows", type=positive_int, default=13_000, help="--table3 window count (default 13000, the paper's)")
+    p.add_argument("--passes", type=positive_int, default=1, help="--table3 timed passes; the median is reported (default 1)")
     p.add_argument("--json", action="store_true", help="print JSON instead of tables")
     p.set_defaults(func=run)
 

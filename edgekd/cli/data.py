@@ -11,6 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from edgekd.cli.args import non_negative_int, positive_float, positive_int
 from edgekd.cli.output import print_json, print_table
 from edgekd.errors import EdgekdError
 
@@ -47,9 +48,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     sy = dsub.add_parser("synth", help="write the deterministic synthetic PPG + ACC corpus",
                          description="Generate N subjects x M minutes of synthetic wrist PPG + 3-axis ACC (the "
                                      "embedded default corpus) and write it as a WindowSet .npz.")
-    sy.add_argument("--subjects", type=int, default=12, help="number of subjects (default 12)")
-    sy.add_argument("--minutes", type=float, default=6.0, help="minutes per subject (default 6)")
-    sy.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    sy.add_argument("--subjects", type=positive_int, default=12, help="number of subjects (default 12)")
+    sy.add_argument("--minutes", type=positive_float, default=6.0, help="minutes per subject (default 6)")
+    sy.add_argument("--seed", type=non_negative_int, default=0, help="random seed (default 0)")
     sy.add_argument("--out", required=True, type=Path, help="output WindowSet file (.npz)")
     sy.add_argument("--json", action="store_true", help="print a JSON summary instead of a table")
     sy.set_defaults(func=run_synth)

@@ -40,7 +40,7 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print_json(card)
         return 0
-    print_table([{"file": k, "bytes": v} for k, v in card["files"].items()],
+    print_table([{"file": k, "bytes": v["bytes"], "sha256": v["sha256"][:12]} for k, v in card["files"].items()],
                 title=f"{args.out}  ({card['export_seconds']:.1f} s)")
     acc = card["accuracy"]
     rows = [{"runtime": k, "mae_bpm": v, "argmax_vs_fp32": acc["argmax_agreement_vs_fp32"].get(k)}
@@ -50,6 +50,6 @@ def run(args: argparse.Namespace) -> int:
     if "tflm" in card:
         t = card["tflm"]
         print(f"\nTFLM arena {t['arena_bytes']:,} bytes (min {t['arena_min_bytes']:,}); flash "
-              f"{card['files']['model_int8.tflite']:,} bytes; LiteRT/TFLM identical int8 outputs "
+              f"{card['files']['model_int8.tflite']['bytes']:,} bytes; LiteRT/TFLM identical int8 outputs "
               f"{100 * t['litert_tflm_identical_values']:.2f}%; ops: {', '.join(t['ops'])}")
     return 0

@@ -1,7 +1,9 @@
 """Entry point: builds the parser from each command module's ``register`` and maps errors to exit codes.
 
-Exit codes: 0 success; 1 a check failed (e.g. `gate`, parity); 2 bad input or usage (clean message, no
-traceback); 130 interrupted.
+Exit codes: 0 success; 1 a check failed (e.g. `gate`, parity); 2 anything that stopped the command (bad
+input or usage, a missing or corrupt file, a full disk, an unexpected error): one line on stderr, never a
+traceback (set EDGEKD_DEBUG=1 to see one); 130 interrupted; 141 the reader of stdout went away. A crash
+must never exit 1: CI reads 1 as "a gate limit failed".
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import os
 import sys
 
 from edgekd import __version__
+from edgekd.atomic import NO_SPACE
 from edgekd.errors import EdgekdError
 
 # Each module defines register(subparsers); handlers import their heavy dependencies lazily.
@@ -57,6 +60,26 @@ def main(argv: list[str] | None = None) -> int:
         # /dev/null so the interpreter's final flush does not raise again.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 141
+    except OSError as exc:
+        # A file the command reads or writes that no EdgekdError check named (third-party writers).
+        name = exc.filename or "a file"
+        problem = "disk full" if exc.errno in NO_SPACE else (exc.strerror or str(exc))
+        print(f"edgekd: error: {name}: {problem}", file=sys.stderr)
+        return 2
+    except Exception as exc:  # noqa: BLE001 - the boundary: a bug must not print a traceback or exit 1
+        if os.environ.get("EDGEKD_DEBUG"):
+            raise SystemExit(_traceback_exit()) from None
+        detail = " ".join(str(exc).split())[:300]
+        print(f"edgekd: error: internal error ({type(exc).__name__}: {detail}); please report it "
+              f"(EDGEKD_DEBUG=1 shows the traceback)", file=sys.stderr)
+        return 2
+
+
+def _traceback_exit() -> int:
+    import traceback
+
+    traceback.print_exc()
+    return 2
 
 
 if __name__ == "__main__":

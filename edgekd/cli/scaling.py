@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from edgekd.cli.args import positive_float
 from edgekd.cli.output import print_json, print_table
 from edgekd.scaling import fit_groups, public_rows
 from edgekd.sweep import MAE_METRICS, read_results
@@ -18,7 +19,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                                    "prediction interval. With --out, writes scaling.png (curves over the points), "
                                    "heatmap.png (the paper's Figure 1) and scaling.json.")
     p.add_argument("results", metavar="RESULTS", help="results.csv / results.json, or a sweep folder")
-    p.add_argument("--predict", type=float, metavar="X", help="student size (blocks) to predict the MAE of")
+    p.add_argument("--predict", type=positive_float, metavar="X", help="student size (blocks) to predict the MAE of")
     p.add_argument("--metric", default="mae_argmax", choices=MAE_METRICS,
                    help="MAE decoding (default mae_argmax, WildPPG's; mae_causal / mae_fused: "
                         "the firmware's tracker without / with spectral fusion)")

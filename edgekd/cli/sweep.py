@@ -7,6 +7,7 @@ from pathlib import Path
 
 import torch
 
+from edgekd.cli.args import positive_int
 from edgekd.cli.output import print_json, print_table
 from edgekd.data import load_windows
 from edgekd.sweep import BACKENDS, load_sweep_config, run_sweep
@@ -24,7 +25,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", metavar="DIR", help="sweep folder (default: runs/sweep-<config name>)")
     p.add_argument("--backend", choices=sorted(BACKENDS), default="local",
                    help="local: one run at a time in this process; ray: one Ray task per run (optional extra)")
-    p.add_argument("--threads", type=int, default=None, metavar="N", help="torch CPU threads (default: torch's)")
+    p.add_argument("--threads", type=positive_int, default=None, metavar="N", help="torch CPU threads (default: torch's)")
     p.add_argument("--json", action="store_true", help="print a JSON summary instead of a table")
     p.set_defaults(func=run)
 

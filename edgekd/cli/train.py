@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from edgekd.cli.args import int_at_least, non_negative_float, non_negative_int, positive_float, positive_int
 from edgekd.cli.output import print_json, print_table
 from edgekd.data import load_windows
 from edgekd.errors import EdgekdError
@@ -21,6 +22,7 @@ DEMO_TEACHER_BLOCKS = 8
 DEMO_EPOCHS = 20
 DEMO_OUT = "runs/distill"
 BLOCK_CHOICES = range(1, MAX_BLOCKS + 1)
+batch_size = int_at_least(2)  # BatchNorm needs two windows per batch
 RUNTIMES = ("pytorch", "onnx", "onnx-int8", "tflite", "tflm")
 
 
@@ -34,23 +36,23 @@ def _common(p: argparse.ArgumentParser, epochs: int, select_on: str) -> None:
     p.add_argument("--data", metavar="FILE", help="WindowSet .npz (default: the embedded synthetic corpus)")
     p.add_argument("--fold", default="1/2",
                    help="K/N (fold K of an N-fold subject split), loso:SUBJECT, or holdout[:FRACTION] (default 1/2)")
-    p.add_argument("--split-seed", type=int, default=0, help="seed of the subject shuffle (default 0)")
-    p.add_argument("--epochs", type=int, default=epochs, help=f"maximum epochs (default {epochs})")
-    p.add_argument("--batch-size", type=int, default=128, help="default 128")
-    p.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate, cosine-decayed (default 1e-3)")
-    p.add_argument("--weight-decay", type=float, default=1e-4, help="default 1e-4")
-    p.add_argument("--patience", type=int, default=10, help="early-stopping patience in epochs (default 10)")
-    p.add_argument("--seed", type=int, default=0, help="training seed (default 0)")
+    p.add_argument("--split-seed", type=non_negative_int, default=0, help="seed of the subject shuffle (default 0)")
+    p.add_argument("--epochs", type=positive_int, default=epochs, help=f"maximum epochs (default {epochs})")
+    p.add_argument("--batch-size", type=batch_size, default=128, help="default 128 (at least 2)")
+    p.add_argument("--lr", type=non_negative_float, default=1e-3, help="Adam learning rate, cosine-decayed (default 1e-3)")
+    p.add_argument("--weight-decay", type=non_negative_float, default=1e-4, help="default 1e-4")
+    p.add_argument("--patience", type=positive_int, default=10, help="early-stopping patience in epochs (default 10)")
+    p.add_argument("--seed", type=non_negative_int, default=0, help="training seed (default 0)")
     p.add_argument("--select-on", choices=("val_loss", "val_mae"), default=select_on,
                    help=f"validation number that picks the best epoch and stops early (default {select_on})")
     p.add_argument("--augment", action="store_true", help="light augmentation (see edgekd/augment.py)")
-    p.add_argument("--label-sigma", type=float, default=0.0, metavar="BPM",
+    p.add_argument("--label-sigma", type=non_negative_float, default=0.0, metavar="BPM",
                    help="Gaussian label smoothing over neighbouring BPM classes, e.g. 3 (default 0: one-hot, "
                         "WildPPG's recipe)")
     p.add_argument("--init-from", metavar="RUN",
                    help="start from this run's weights (same blocks and channels): pretrain, then fine-tune")
     p.add_argument("--device", default="auto", help="auto (CUDA if available), cpu, cuda, cuda:N")
-    p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
+    p.add_argument("--threads", type=positive_int, help="torch CPU threads (default: torch's choice)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
@@ -80,7 +82,7 @@ def _register_distill(sub: argparse._SubParsersAction) -> None:
                    help=f"train a teacher of N blocks (default {DEMO_TEACHER_BLOCKS})")
     p.add_argument("--teacher-in-channels", type=int, default=1, choices=(1, 2, 3, 4),
                    help="channels the trained teacher reads; 4 = cross-modal (PPG + ACC teacher, PPG student)")
-    p.add_argument("--teacher-epochs", type=int, help="teacher epochs (default: --epochs)")
+    p.add_argument("--teacher-epochs", type=positive_int, help="teacher epochs (default: --epochs)")
     p.add_argument("--student-blocks", type=int, default=2, choices=BLOCK_CHOICES, metavar="N", help="default 2")
     p.add_argument("--in-channels", type=int, default=1, choices=(1, 2, 3, 4), help="student channels (default 1)")
     p.add_argument("--strategy", default="dkd",
@@ -107,7 +109,7 @@ def _register_evaluate(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--runtime", default="pytorch", choices=RUNTIMES,
                    help="pytorch (default), or an exported runtime of an artifact folder (needs export/)")
     p.add_argument("--device", default="cpu", help="PyTorch device (default cpu)")
-    p.add_argument("--fusion-weight", type=float, default=FusionConfig.weight, metavar="W",
+    p.add_argument("--fusion-weight", type=non_negative_float, default=FusionConfig.weight, metavar="W",
                    help="weight of the PPG spectrum in the fused tracker: logit + W * log(floor + evidence); "
                         f"0 = model alone (default {FusionConfig.weight:g})")
     p.add_argument("--json", action="store_true", help="print JSON instead of tables")
@@ -153,7 +155,10 @@ def parse_params(items: list[str]) -> dict[str, Any]:
         try:
             out[name] = json.loads(value)
         except json.JSONDecodeError:
-            raise EdgekdError(f"--param {item}: value must be a number or null") from None
+            out[name] = None
+        if out[name] is not None and (isinstance(out[name], bool) or not isinstance(out[name], (int, float))) \
+                or (out[name] is None and value.strip() != "null"):
+            raise EdgekdError(f"--param {item}: value must be a number or null")
     return out
 
 

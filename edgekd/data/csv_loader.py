@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edgekd.data.recording import Tally, finish, labels_from_series, window_recording
+from edgekd.data.recording import Tally, check_fs, finish, labels_from_series, window_recording
 from edgekd.errors import DataError
 from edgekd.windowset import WindowSet
 
@@ -42,13 +42,38 @@ def read_columns(path: Path, names: Sequence[str]) -> dict[str, np.ndarray]:
     try:
         data = np.loadtxt(path, delimiter=",", skiprows=1, usecols=idx, ndmin=2, dtype=np.float64)
     except ValueError:
-        # empty cells or stray text: the slower parser turns them into NaN instead of failing
-        data = np.genfromtxt(path, delimiter=",", skip_header=1, usecols=idx, dtype=np.float64,
-                             invalid_raise=False)
-        data = np.atleast_2d(data).reshape(-1, len(idx))
+        data = _read_rows(path, idx, len(cols))
     if data.shape[0] == 0:
         raise DataError(f"{path}: no data rows")
     return {n: data[:, i] for i, n in enumerate(names)}
+
+
+def _read_rows(path: Path, idx: list[int], n_fields: int) -> np.ndarray:
+    """The slow, careful parser: empty, 'NaN' or non-numeric cells become NaN (their windows are dropped
+    and counted later); a row with the wrong number of fields is refused by line number, never skipped,
+    since skipping it would shift every later sample against its label."""
+    rows: list[list[float]] = []
+    try:
+        with open(path, newline="") as fh:
+            reader = csv.reader(fh)
+            next(reader, None)
+            for row in reader:
+                if not row:
+                    continue  # a blank line carries no sample
+                if len(row) != n_fields:
+                    raise DataError(f"{path}: line {reader.line_num} has {len(row)} field(s), the header has "
+                                    f"{n_fields}; fix or remove the line")
+                rows.append([_cell(row[i]) for i in idx])
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise DataError(f"{path}: cannot read CSV ({exc})") from None
+    return np.asarray(rows, dtype=np.float64).reshape(-1, len(idx))
+
+
+def _cell(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        return float("nan")
 
 
 def check_time_column(t: np.ndarray, fs: float, source: str) -> None:
@@ -66,10 +91,21 @@ def check_time_column(t: np.ndarray, fs: float, source: str) -> None:
                         f"{step:g} s: {rate})")
 
 
+def _number(name: str, value: object) -> float:
+    """A finite number from a loader option (``--option fs=abc`` is refused here, not deep in NumPy)."""
+    try:
+        number = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise DataError(f"option {name} must be a number, got {value!r}") from None
+    if not np.isfinite(number):
+        raise DataError(f"option {name} must be a finite number, got {value!r}")
+    return number
+
+
 def _parse_names(value: str | Sequence[str] | None) -> list[str]:
     if value is None:
         return []
-    return [v.strip() for v in value.split(",")] if isinstance(value, str) else list(value)
+    return [v.strip() for v in value.split(",")] if isinstance(value, str) else [str(v) for v in value]
 
 
 def load(root: Path, *, ppg_column: str | None = None, fs: float | None = None,
@@ -83,7 +119,14 @@ def load(root: Path, *, ppg_column: str | None = None, fs: float | None = None,
         raise DataError("csv dataset needs --option ppg_column=NAME and --option fs=HZ")
     if (hr_column is None) == (labels_file is None):
         raise DataError("csv dataset needs exactly one of --option hr_column=NAME or --option labels_file=PATH")
-    fs = float(fs)
+    fs = check_fs(_number("fs", fs), f"{root}: option fs")
+    acc_scale = _number("acc_scale", acc_scale)
+    if acc_scale == 0:
+        raise DataError(f"{root}: option acc_scale must not be 0")
+    # Column names are text even when they look like numbers (--option ppg_column=1 names a column "1").
+    ppg_column, labels_column = str(ppg_column), str(labels_column)
+    hr_column = None if hr_column is None else str(hr_column)
+    time_column = None if time_column is None else str(time_column)
     acc_names = _parse_names(acc_columns)
     if acc_names and len(acc_names) != 3:
         raise DataError(f"acc_columns must name 3 columns (x, y, z), got {acc_names}")

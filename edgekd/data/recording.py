@@ -20,10 +20,8 @@ from edgekd.data.preprocess import BAND_HZ, STRIDE, STRIDE_S, WINDOW_S, fill_nan
     to_25hz, zscore
 from edgekd.errors import DataError
 from edgekd.model import WINDOW
-from edgekd.windowset import CHANNEL_NAMES_PPG_ACC, FS, WindowSet, concat
+from edgekd.windowset import CHANNEL_NAMES_PPG_ACC, FS, HR_PLAUSIBLE, WindowSet, concat
 
-# A label outside this range is a sensor/annotation failure (e.g. WildPPG writes 0), not a heart rate.
-HR_PLAUSIBLE = (20.0, 250.0)
 # A window labelled from an HR series needs valid readings for this share of it.
 MIN_LABEL_COVERAGE = 0.75
 # Raw sampling rates outside this range mean the caller passed the wrong rate (e.g. ms instead of Hz).

@@ -57,7 +57,7 @@ def main() -> None:
             fp32 = mae_report(predict_logits(model, x), held)
             int8 = mae_report(runtime_logits(art, "tflm", x), held)
             card = json.loads((art / "card.json").read_text())
-            row = {"subject": subject, "windows": len(held), "flash_bytes": card["files"]["model_int8.tflite"],
+            row = {"subject": subject, "windows": len(held), "flash_bytes": card["files"]["model_int8.tflite"]["bytes"],
                    "arena_bytes": card["tflm"]["arena_bytes"]}
             for m in METRICS:
                 row[f"{m}_fp32"], row[f"{m}_int8"] = fp32[m], int8[m]

@@ -1,4 +1,6 @@
-"""TFLM on the host (the real kernels, via the ``tflite-micro`` package): arena size and inference.
+"""TFLM on the host (the real kernels, via the optional ``tflite-micro`` package): arena size and inference.
+
+Export records the arena with it and the gate re-measures it from the flatbuffer, so both use one definition.
 
 The package has no getter for the arena used, and a too-small arena raises at allocation, so the minimum
 is found by bisection; firmware gets that plus a margin, rounded up to TFLM's 16-byte alignment.

@@ -1,0 +1,110 @@
+"""What a run folder and an artifact folder hold, by file name, and the checks that they really hold it.
+
+A run folder (:mod:`edgekd.runs`) is complete only when ``metrics.json`` exists; it records the sha256 of
+the weights it scored, so a re-run killed after rewriting ``config.json`` or the weights is caught. An
+artifact folder (``edgekd export``) is described by ``card.json``, whose ``files`` entry records the size
+and sha256 of every file beside it: whoever reads an artifact (gate, bench, evaluate, export) checks the
+files it uses against the card first, so a deleted, truncated or swapped file is refused by name.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+from edgekd.errors import EdgekdError
+
+CONFIG = "config.json"
+WEIGHTS = "model.safetensors"
+METRICS = "metrics.json"
+LOG = "log.jsonl"
+CARD = "card.json"
+CARD_MD = "card.md"
+ONNX_FP32 = "model.onnx"
+ONNX_INT8 = "model_int8.onnx"
+TFLITE_INT8 = "model_int8.tflite"
+# Written after the card (they describe it), so the card cannot record their hashes.
+NOT_IN_CARD = (CARD, CARD_MD)
+
+
+def sha256_file(path: str | Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def file_record(path: Path) -> dict[str, Any]:
+    """What a card records of one file: its size and sha256."""
+    return {"bytes": path.stat().st_size, "sha256": sha256_file(path)}
+
+
+def verify_artifact(folder: str | Path, card: dict[str, Any], required: tuple[str, ...] = ()) -> dict[str, Path]:
+    """Check every file ``card["files"]`` lists against the folder: present, same size, same sha256.
+
+    ``required`` names files the caller is about to use; the card must list them. Returns name -> path.
+    Raises EdgekdError naming the first file that is missing or differs.
+    """
+    folder = Path(folder)
+    card_path = folder / CARD
+    files = card.get("files")
+    if not isinstance(files, dict) or not files:
+        raise EdgekdError(f"{card_path}: card lists no files (not an edgekd artifact?)")
+    out: dict[str, Path] = {}
+    for name, rec in files.items():
+        if not isinstance(rec, dict) or not isinstance(rec.get("sha256"), str) \
+                or isinstance(rec.get("bytes"), bool) or not isinstance(rec.get("bytes"), int):
+            raise EdgekdError(f"{card_path}: no size and sha256 recorded for {name} (card written by an older "
+                              f"edgekd, or edited); re-export the artifact")
+        if rec["bytes"] <= 0:
+            raise EdgekdError(f"{card_path}: {name} has a recorded size of {rec['bytes']} bytes; refusing it")
+        path = folder / name
+        if Path(name).name != name or name in NOT_IN_CARD:
+            raise EdgekdError(f"{card_path}: bad file name {name!r} in 'files'")
+        if not path.is_file():
+            raise EdgekdError(f"{path}: missing from the artifact (card.json lists it); re-export")
+        size = path.stat().st_size
+        if size != rec["bytes"]:
+            raise EdgekdError(f"{path}: {size} bytes, card.json records {rec['bytes']} (corrupt or modified); "
+                              f"re-export")
+        if sha256_file(path) != rec["sha256"]:
+            raise EdgekdError(f"{path}: sha256 differs from card.json (corrupt or modified); re-export")
+        out[name] = path
+    for name in required:
+        if name not in out:
+            raise EdgekdError(f"{folder / name}: not part of this artifact (card.json does not list it; "
+                              f"export with --int8 for the INT8 files)")
+    return out
+
+
+def read_json_object(path: Path) -> dict[str, Any]:
+    try:
+        doc = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise EdgekdError(f"{path}: not valid JSON ({exc})") from None
+    if not isinstance(doc, dict):
+        raise EdgekdError(f"{path}: must hold a JSON object")
+    return doc
+
+
+def check_model_folder(folder: str | Path) -> None:
+    """Refuse a folder whose weights cannot be trusted: an interrupted run, or an artifact whose files
+    differ from its card. A folder with only weights (and maybe a config without a training fold) passes."""
+    folder = Path(folder)
+    if (folder / CARD).is_file():
+        verify_artifact(folder, read_json_object(folder / CARD), required=(WEIGHTS,))
+        return
+    cfg_path = folder / CONFIG
+    if not cfg_path.is_file() or "fold" not in read_json_object(cfg_path):
+        return  # a bare checkpoint, not a training run
+    metrics = folder / METRICS
+    if not metrics.is_file():
+        raise EdgekdError(f"run {folder} is incomplete (training was interrupted); re-run or delete it")
+    recorded = read_json_object(metrics).get("weights_sha256")
+    weights = folder / WEIGHTS
+    if recorded is not None and (not weights.is_file() or sha256_file(weights) != recorded):
+        raise EdgekdError(f"run {folder}: {WEIGHTS} is not the model its {METRICS} scored (a later run was "
+                          f"interrupted); re-run or delete it")
