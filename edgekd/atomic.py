@@ -12,6 +12,7 @@ import contextlib
 import errno
 import json
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Iterator, Sequence
@@ -48,13 +49,24 @@ def disk_full(path: str | os.PathLike[str]) -> bool:
         return False
 
 
-def write_error(target: str | os.PathLike[str], exc: BaseException) -> EdgekdError:
+class WriteError(EdgekdError):
+    """A file could not be written; ``no_space`` when the disk (or a size limit) was full."""
+
+    def __init__(self, message: str, no_space: bool) -> None:
+        super().__init__(message)
+        self.no_space = no_space
+
+
+def write_error(target: str | os.PathLike[str], exc: BaseException) -> WriteError:
     """The one-line error for a failed write of ``target``."""
     code = getattr(exc, "errno", None)
+    if code is None:  # Rust-backed writers (safetensors) put the OS error in the text only
+        found = re.search(r"os error (\d+)", str(exc))
+        code = int(found.group(1)) if found else None
     if code in NO_SPACE or disk_full(target):
-        return EdgekdError(f"{target}: disk full writing this file; nothing was written")
+        return WriteError(f"{target}: disk full (nothing was written)", no_space=True)
     reason = getattr(exc, "strerror", None) or str(exc)
-    return EdgekdError(f"{target}: cannot write ({reason})")
+    return WriteError(f"{target}: cannot write ({reason})", no_space=False)
 
 
 def prepare_target(target: str | os.PathLike[str]) -> Path:

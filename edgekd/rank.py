@@ -22,6 +22,7 @@ from typing import Any
 
 from edgekd.budget import DEFAULT_MCU_TARGETS, KB, Budget, mcu_target
 from edgekd.errors import EdgekdError
+from edgekd.layout import verify_artifact
 from edgekd.gate import CARD_FILE, card_value, read_card
 from edgekd.model import macs, size_table
 
@@ -78,6 +79,7 @@ def bench_costs(bench_dir: str | Path, runtime: str = "tflm") -> dict[int, dict[
     found: dict[int, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
     for card_path in _visible(root, CARD_FILE):
         card = read_card(card_path)
+        verify_artifact(card_path.parent, card)  # a card is only as good as the files it describes
         blocks = card_value(card, "blocks")
         if blocks is None:
             raise EdgekdError(f"{card_path}: card lacks architecture/blocks")

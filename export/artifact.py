@@ -20,7 +20,7 @@ import torch
 from tqdm import tqdm
 
 from edgekd import __version__
-from edgekd.atomic import NO_SPACE, disk_full, ensure_dir, public_mode, write_bytes, write_error, write_json, write_text
+from edgekd.atomic import NO_SPACE, WriteError, disk_full, ensure_dir, public_mode, write_bytes, write_error, write_json, write_text
 from edgekd.bpm import BPM_MIN, decode_argmax
 from edgekd.checkpoint import CONFIG, WEIGHTS, load_model, save_weights
 from edgekd.errors import EdgekdError
@@ -55,6 +55,11 @@ def export_artifact(source: Path, out: Path, *, int8: bool = True, data: Path | 
         card = _build(model, folder, work, name, int8, data, calib, evaluate, dynamic_batch, progress)
         public_mode(work)  # mkdtemp makes it 0700; the artifact gets the modes the umask asks for
         _replace(work, out)
+    except WriteError as exc:
+        shutil.rmtree(work, ignore_errors=True)
+        if exc.no_space:
+            raise EdgekdError(f"{out}: disk full while exporting; nothing was written") from None
+        raise EdgekdError(str(exc).replace(str(work), str(out))) from None
     except EdgekdError:
         shutil.rmtree(work, ignore_errors=True)
         raise

@@ -10,6 +10,7 @@ import pytest
 from edgekd.budget import KB, Budget
 from edgekd.cli.main import main
 from edgekd.errors import EdgekdError
+from edgekd.layout import file_record
 from edgekd.gate import CARD_KEYS
 from edgekd.model import size_table
 from edgekd.rank import BENCH_BLOCKS, BENCH_LATENCY, BENCH_SCHEMA, pareto, rank
@@ -54,8 +55,10 @@ def test_costs_from_cards_and_bench_records(tmp_path):
         art = tmp_path / f"student{blocks}"
         art.mkdir()
         card: dict = {}
-        for field, v in (("blocks", blocks), ("flash_bytes", flash), ("arena_bytes", arena)):
+        for field, v in (("blocks", blocks), ("arena_bytes", arena)):
             _nest(card, CARD_KEYS[field], v)
+        (art / "model_int8.tflite").write_bytes(b"\0" * flash)  # the card must describe real files
+        card["files"] = {"model_int8.tflite": file_record(art / "model_int8.tflite")}
         (art / "card.json").write_text(json.dumps(card))
         rec = {"schema": BENCH_SCHEMA, "runtime": "tflm"}
         _nest(rec, BENCH_BLOCKS, blocks)
@@ -68,6 +71,9 @@ def test_costs_from_cards_and_bench_records(tmp_path):
     assert by["4b soft <- 4b"]["latency_ms"] is None and not by["4b soft <- 4b"]["pareto"]
     with pytest.raises(EdgekdError, match="needs --bench"):
         rank(_rows(), "arena")
+    (tmp_path / "student1" / "model_int8.tflite").write_bytes(b"\1" * 30_000)  # same size, other bytes
+    with pytest.raises(EdgekdError, match="sha256 differs"):
+        rank(_rows(), "latency", bench_dir=tmp_path)
 
 
 def test_budget_marks_what_fits():

@@ -12,6 +12,7 @@ import argparse
 import importlib
 import os
 import sys
+from typing import NoReturn
 
 from edgekd import __version__
 from edgekd.atomic import NO_SPACE
@@ -32,8 +33,15 @@ COMMAND_MODULES = (
 )
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse with usage errors on one line (exit 2): CI logs show the problem, --help shows the rest."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="edgekd",
         description="Distil PPG heart-rate ResNets into wearable-sized students; export, benchmark, rank, gate.",
     )

@@ -91,14 +91,14 @@ def check_time_column(t: np.ndarray, fs: float, source: str) -> None:
                         f"{step:g} s: {rate})")
 
 
-def _number(name: str, value: object) -> float:
+def _number(name: str, value: object, root: Path) -> float:
     """A finite number from a loader option (``--option fs=abc`` is refused here, not deep in NumPy)."""
     try:
         number = float(value)  # type: ignore[arg-type]
     except (TypeError, ValueError):
-        raise DataError(f"option {name} must be a number, got {value!r}") from None
+        raise DataError(f"{root}: option {name} must be a number, got {value!r}") from None
     if not np.isfinite(number):
-        raise DataError(f"option {name} must be a finite number, got {value!r}")
+        raise DataError(f"{root}: option {name} must be a finite number, got {value!r}")
     return number
 
 
@@ -119,8 +119,8 @@ def load(root: Path, *, ppg_column: str | None = None, fs: float | None = None,
         raise DataError("csv dataset needs --option ppg_column=NAME and --option fs=HZ")
     if (hr_column is None) == (labels_file is None):
         raise DataError("csv dataset needs exactly one of --option hr_column=NAME or --option labels_file=PATH")
-    fs = check_fs(_number("fs", fs), f"{root}: option fs")
-    acc_scale = _number("acc_scale", acc_scale)
+    fs = check_fs(_number("fs", fs, root), f"{root}: option fs")
+    acc_scale = _number("acc_scale", acc_scale, root)
     if acc_scale == 0:
         raise DataError(f"{root}: option acc_scale must not be 0")
     # Column names are text even when they look like numbers (--option ppg_column=1 names a column "1").
