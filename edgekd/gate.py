@@ -17,7 +17,6 @@ edgekd must not import ``export``: the card.json keys the gate reads are named h
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -26,7 +25,7 @@ from xml.etree import ElementTree as ET
 
 from edgekd.budget import DEFAULT_MCU_TARGETS, KB, LIMITS, Budget, McuTarget, mcu_target
 from edgekd.errors import EdgekdError
-from edgekd.layout import CARD, TFLITE_INT8, verify_artifact
+from edgekd.layout import CARD, TFLITE_INT8, read_json_object, verify_artifact
 from edgekd.model import MAX_BLOCKS, MAX_IN_CHANNELS
 from edgekd.model import macs as model_macs
 
@@ -85,13 +84,7 @@ def read_card(artifact: str | Path) -> dict[str, Any]:
     card_path = path / CARD_FILE if path.is_dir() else path
     if not card_path.is_file():
         raise EdgekdError(f"{card_path}: no {CARD_FILE} (is {artifact} an exported artifact?)")
-    try:
-        card = json.loads(card_path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise EdgekdError(f"{card_path}: corrupt card ({exc})") from None
-    if not isinstance(card, dict):
-        raise EdgekdError(f"{card_path}: a card must be a JSON object")
-    return card
+    return read_json_object(card_path, "corrupt card")
 
 
 def _missing(*fields: str) -> str:

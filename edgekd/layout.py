@@ -80,11 +80,12 @@ def verify_artifact(folder: str | Path, card: dict[str, Any], required: tuple[st
     return out
 
 
-def read_json_object(path: Path) -> dict[str, Any]:
+def read_json_object(path: Path, problem: str = "not valid JSON") -> dict[str, Any]:
+    """A JSON object from ``path``; EdgekdError "PATH: PROBLEM (why)" when unreadable or not an object."""
     try:
         doc = json.loads(path.read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise EdgekdError(f"{path}: not valid JSON ({exc})") from None
+        raise EdgekdError(f"{path}: {problem} ({exc})") from None
     if not isinstance(doc, dict):
         raise EdgekdError(f"{path}: must hold a JSON object")
     return doc
