@@ -36,6 +36,11 @@ def bidmc_root() -> Path:
 
 
 @pytest.fixture(scope="session")
+def wrist_root() -> Path:
+    return require_shared("wrist_exercise")
+
+
+@pytest.fixture(scope="session")
 def small_synth():
     """A small deterministic synthetic WindowSet (4 subjects x 2 min, PPG + ACC) for fast tests."""
     from edgekd.data.synthetic import generate

@@ -17,6 +17,7 @@ LOADERS: dict[str, str] = {
     "wildppg": "edgekd.data.wildppg:load",
     "galaxyppg": "edgekd.data.galaxyppg:load",
     "csv": "edgekd.data.csv_loader:load",
+    "wrist-exercise": "edgekd.data.wrist_exercise:load",
 }
 
 DEFAULT_SYNTH = {"subjects": 12, "minutes": 6.0, "seed": 0}
