@@ -11,8 +11,10 @@ A run is one training of one model on one fold. Its folder holds:
 - ``metrics.json``: written last. **A run is complete if and only if metrics.json exists.**
 
 Fold specs (``RunConfig.fold``): ``"K/N"`` = fold K (1-based) of an N-fold subject split;
-``"loso:SUBJECT"`` = leave that subject out; ``"holdout"`` or ``"holdout:0.2"`` = one subject-independent
-split with that test fraction. ``split_seed`` shuffles subjects for K-fold and holdout and picks the
+``"loso:SUBJECT"`` = leave that subject out; ``"lodo:DATASET"`` = leave that data set out (a merged
+WindowSet, ``edgekd data merge``); ``"all"`` = train on every window, no test side (early stopping still
+uses a subject holdout inside the training data); ``"holdout"`` or ``"holdout:0.2"`` = one
+subject-independent split with that test fraction. ``split_seed`` shuffles subjects for K-fold and holdout and picks the
 validation subjects; ``seed`` drives initialisation, batch order, dropout and augmentation.
 """
 
@@ -23,6 +25,8 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from edgekd.bpm import N_CLASSES
 from edgekd.errors import EdgekdError
@@ -140,8 +144,15 @@ class RunConfig:
 
 
 def parse_fold_spec(spec: str) -> tuple[str, object]:
-    """("loso", subject) | ("holdout", fraction) | ("kfold", (k, n)); EdgekdError for a malformed spec."""
+    """("loso", subject) | ("lodo", dataset) | ("all", None) | ("holdout", fraction) | ("kfold", (k, n));
+    EdgekdError for a malformed spec."""
     spec = spec.strip()
+    if spec == "all":
+        return "all", None
+    if spec.startswith("lodo:"):
+        if not spec[len("lodo:"):]:
+            raise EdgekdError("fold lodo:DATASET needs a data set name")
+        return "lodo", spec[len("lodo:"):]
     if spec.startswith("loso:"):
         subject = spec[len("loso:"):]
         if not subject:
@@ -165,7 +176,16 @@ def parse_fold_spec(spec: str) -> tuple[str, object]:
 def resolve_fold(ws: WindowSet, spec: str, split_seed: int = 0) -> Fold:
     """The train/test windows of a fold spec (see module docstring). Raises EdgekdError on an empty side."""
     kind, value = parse_fold_spec(spec)
-    if kind == "loso":
+    if kind == "all":  # train on everything; early stopping still uses a subject holdout inside it
+        return Fold(train=np.arange(len(ws)), test=np.arange(0), test_subjects=())
+    if kind == "lodo":
+        if value not in ws.datasets():
+            raise EdgekdError(f"fold {spec}: data set '{value}' is not in the data (data sets: "
+                              f"{', '.join(ws.datasets())}; merge several with `edgekd data merge`)")
+        is_test = ws.dataset == value
+        fold = Fold(train=(~is_test).nonzero()[0], test=is_test.nonzero()[0],
+                    test_subjects=tuple(sorted(set(ws.subject[is_test].tolist()))))
+    elif kind == "loso":
         subject = str(value)
         if subject not in set(ws.subject.tolist()):
             raise EdgekdError(f"fold {spec}: subject '{subject}' is not in the data "

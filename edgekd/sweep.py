@@ -37,6 +37,7 @@ from typing import Any
 
 from edgekd.atomic import write_json, write_text
 from edgekd.errors import EdgekdError
+from edgekd.evaluate import MAE_KEYS
 from edgekd.runs import RunConfig, is_complete, read_metrics
 from edgekd.windowset import WindowSet
 
@@ -45,8 +46,8 @@ RESULTS_JSON = "results.json"
 RUNS_DIR = "runs"
 TEACHER_CACHE = "teacher_cache"
 # The columns every consumer (scaling, rank, plots) reads; teacher is empty for from-scratch runs.
-# The MAE columns a results table can be ranked and fitted by (metrics.json of older runs lacks the last two).
-MAE_METRICS = ("mae_argmax", "mae_expectation", "mae_causal", "mae_fused")
+# The MAE columns a results table can be ranked and fitted by (metrics.json of older runs lacks the later ones).
+MAE_METRICS = MAE_KEYS
 RESULT_KEYS = ("run", "student", "teacher", "strategy", "fold", "seed", "epochs", "in_channels",
                "mae_argmax", "mae_expectation")
 GRID_KEYS = {"data", "teachers", "students", "strategies", "folds", "seeds", "train", "params"}

@@ -88,14 +88,27 @@ def _check(logits: np.ndarray) -> np.ndarray:
     return logits
 
 
-def causal_filter(logits: np.ndarray, cfg: TrackerConfig = TrackerConfig()) -> tuple[np.ndarray, np.ndarray]:
-    """HMM forward pass over one recording's logits [T, 180]: (class per window [T], final state [180])."""
+# Confidence of a tracked window: the filtered posterior's mass within this many classes (BPM) of its peak.
+CONFIDENCE_HALFWIDTH = 3
+
+
+def confidence(alpha: np.ndarray, cls: int) -> float:
+    """Posterior mass of classes cls-3..cls+3: near 1 when the tracker is sure, low when the evidence is split."""
+    lo, hi = max(0, cls - CONFIDENCE_HALFWIDTH), min(N_CLASSES, cls + CONFIDENCE_HALFWIDTH + 1)
+    return float(_seq_sum(alpha[lo:hi]))
+
+
+def causal_filter(logits: np.ndarray, cfg: TrackerConfig = TrackerConfig()
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """HMM forward pass over one recording's logits [T, 180]: (class per window [T], final state [180],
+    confidence per window [T], see :func:`confidence`)."""
     logits = _check(logits)
     k = transition_kernel(cfg)
     band = cfg.band
     stay, spread = np.float32(1.0 - cfg.floor32), np.float32(cfg.floor32 / N_CLASSES)
     alpha = np.zeros(N_CLASSES, dtype=np.float32)
     out = np.empty(len(logits), dtype=np.int64)
+    conf = np.empty(len(logits), dtype=np.float32)
     for t, z in enumerate(logits):
         e = emission(z, cfg.temperature)
         if t == 0:
@@ -108,7 +121,8 @@ def causal_filter(logits: np.ndarray, cfg: TrackerConfig = TrackerConfig()) -> t
             a = (pred * stay + spread) * e
         alpha = (a / _seq_sum(a)).astype(np.float32)
         out[t] = int(alpha.argmax())
-    return out, alpha
+        conf[t] = confidence(alpha, out[t])
+    return out, alpha, conf
 
 
 def causal_track(logits: np.ndarray, cfg: TrackerConfig = TrackerConfig()) -> np.ndarray:
@@ -149,6 +163,18 @@ def viterbi(logits: np.ndarray, cfg: TrackerConfig = TrackerConfig()) -> np.ndar
 
 
 DECODERS = ("argmax", "viterbi", "causal")
+
+
+def track_with_confidence(logits: np.ndarray, recording: np.ndarray, cfg: TrackerConfig = TrackerConfig()
+                          ) -> tuple[np.ndarray, np.ndarray]:
+    """(BPM, confidence) per window from the causal tracker, each recording on its own in stored order."""
+    logits = _check(logits)
+    classes = np.empty(len(logits), dtype=np.int64)
+    conf = np.empty(len(logits), dtype=np.float32)
+    for rec in dict.fromkeys(np.asarray(recording).tolist()):
+        idx = np.flatnonzero(recording == rec)
+        classes[idx], _, conf[idx] = causal_filter(logits[idx], cfg)
+    return np.asarray(class_to_bpm(classes), dtype=np.float32), conf
 
 
 def decode_recordings(logits: np.ndarray, recording: np.ndarray, method: str = "causal",

@@ -26,7 +26,7 @@ from edgekd.augment import augment
 from edgekd.bpm import bpm_to_class, decode_argmax
 from edgekd.checkpoint import CONFIG, WEIGHTS, load_model, model_spec, save_weights
 from edgekd.errors import EdgekdError
-from edgekd.evaluate import mae_report, predict_logits
+from edgekd.evaluate import MAE_KEYS, mae_report, predict_logits
 from edgekd.losses import DistillLoss, StudentOut, resolve_params
 from edgekd.model import ResNet1D, deployed_param_count, macs
 from edgekd.layout import sha256_file
@@ -202,8 +202,11 @@ def train_run(ws: WindowSet, cfg: RunConfig, out_dir: str | Path, teacher: Teach
     train_time = time.perf_counter() - t_start
 
     model.load_state_dict(best["state"])
-    test_ws = ws.subset(fold.test)
-    report = mae_report(predict_logits(model, x_all[torch.from_numpy(fold.test).to(device)], device), test_ws)
+    if len(fold.test):
+        test_ws = ws.subset(fold.test)
+        report = mae_report(predict_logits(model, x_all[torch.from_numpy(fold.test).to(device)], device), test_ws)
+    else:  # --fold all: nothing held out, so no test numbers (evaluate on other data)
+        report = {"windows": 0, **{k: None for k in MAE_KEYS}}
     metrics = {
         "strategy": cfg.strategy_label(), "blocks": cfg.blocks, "in_channels": cfg.in_channels,
         "params": deployed_param_count(cfg.blocks, cfg.in_channels), "macs": macs(cfg.blocks, cfg.in_channels),

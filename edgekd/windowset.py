@@ -29,7 +29,8 @@ CHANNEL_NAMES_PPG_ACC = ("ppg", "acc_x", "acc_y", "acc_z")
 @dataclass
 class WindowSet:
     """``x`` [N, C, 200] float32 (channel 0 = green PPG at 25 Hz, z-scored per window; optional ACC),
-    ``hr`` [N] BPM, ``subject`` / ``recording`` [N] str ids, optional ``activity`` [N] str."""
+    ``hr`` [N] BPM, ``subject`` / ``recording`` [N] str ids, optional ``activity`` [N] str, ``dataset`` [N]
+    str (the source data set of each window; default: the provenance's ``dataset`` for every window)."""
 
     x: np.ndarray
     hr: np.ndarray
@@ -38,6 +39,7 @@ class WindowSet:
     activity: np.ndarray | None = None
     channels: tuple[str, ...] = ("ppg",)
     provenance: dict[str, Any] = field(default_factory=dict)
+    dataset: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         self.x = _real_array(self.x, "x")
@@ -46,6 +48,10 @@ class WindowSet:
         self.recording = np.asarray(self.recording).astype(str)
         if self.activity is not None:
             self.activity = np.asarray(self.activity).astype(str)
+        if self.dataset is None:
+            self.dataset = np.full(self.x.shape[0] if self.x.ndim else 0,
+                                   str(self.provenance.get("dataset") or "unknown"))
+        self.dataset = np.asarray(self.dataset).astype(str)
         self.channels = tuple(self.channels)
         self.validate()
 
@@ -62,7 +68,7 @@ class WindowSet:
             raise DataError(f"{source}: x must be [N, C, {WINDOW}], got {list(self.x.shape)}")
         if len(self.channels) != self.x.shape[1]:
             raise DataError(f"{source}: {self.x.shape[1]} channels but {len(self.channels)} channel names")
-        for name in ("hr", "subject", "recording") + (("activity",) if self.activity is not None else ()):
+        for name in ("hr", "subject", "recording", "dataset") + (("activity",) if self.activity is not None else ()):
             arr = getattr(self, name)
             if arr.shape != (n,):
                 raise DataError(f"{source}: '{name}' has shape {list(arr.shape)}, expected [{n}]")
@@ -80,7 +86,7 @@ class WindowSet:
         return WindowSet(
             x=self.x[idx], hr=self.hr[idx], subject=self.subject[idx], recording=self.recording[idx],
             activity=None if self.activity is None else self.activity[idx],
-            channels=self.channels, provenance=self.provenance,
+            channels=self.channels, provenance=self.provenance, dataset=self.dataset[idx],
         )
 
     def ppg_only(self) -> WindowSet:
@@ -91,6 +97,9 @@ class WindowSet:
 
     def subjects(self) -> list[str]:
         return sorted(set(self.subject.tolist()))
+
+    def datasets(self) -> list[str]:
+        return sorted(set(self.dataset.tolist()))
 
     @property
     def acc_channels(self) -> list[int]:
@@ -115,6 +124,7 @@ class WindowSet:
         }
         if self.activity is not None:
             out["activities"] = {a: int(c) for a, c in zip(*np.unique(self.activity, return_counts=True))}
+        out["datasets"] = {d: int(c) for d, c in zip(*np.unique(self.dataset, return_counts=True))}
         return out
 
     def save(self, path: str | Path) -> Path:
@@ -127,6 +137,7 @@ class WindowSet:
             "x": self.x, "hr": self.hr, "subject": self.subject, "recording": self.recording,
             "channels": np.asarray(self.channels, dtype=str),
             "provenance_json": np.asarray(json.dumps(prov, default=str)),
+            "dataset": self.dataset,
         }
         if self.activity is not None:
             arrays["activity"] = self.activity
@@ -164,6 +175,7 @@ class WindowSet:
             return cls(
                 x=arrays["x"], hr=arrays["hr"], subject=arrays["subject"], recording=arrays["recording"],
                 activity=arrays.get("activity"), channels=channels, provenance=prov,
+                dataset=arrays.get("dataset"),
             )
         except (DataError, IndexError, TypeError) as exc:
             raise DataError(f"{path}: {exc}") from None
@@ -187,8 +199,37 @@ def concat(sets: list[WindowSet], provenance: dict[str, Any] | None = None) -> W
             raise DataError(f"cannot join WindowSets with channels {chans} and {s.channels}")
     has_act = all(s.activity is not None for s in sets)
     return WindowSet(
+        dataset=np.concatenate([s.dataset for s in sets]),  # type: ignore[misc]
         x=np.concatenate([s.x for s in sets]), hr=np.concatenate([s.hr for s in sets]),
         subject=np.concatenate([s.subject for s in sets]), recording=np.concatenate([s.recording for s in sets]),
         activity=np.concatenate([s.activity for s in sets]) if has_act else None,  # type: ignore[misc]
         channels=chans, provenance=provenance if provenance is not None else sets[0].provenance,
     )
+
+
+def merge(sets: dict[str, WindowSet]) -> WindowSet:
+    """One WindowSet from several data sets, keyed by a label for each (e.g. its file): each window keeps its
+    ``dataset``; subject and recording ids become ``DATASET/ID`` so no two sets share a subject. Sets
+    without ACC get all-zero ACC channels when another set has them (recorded in provenance as
+    ``acc_zero_filled``): a PPG-only recording at rest looks like a still wrist, and every model input stays
+    [C, 200]. Channels must otherwise agree."""
+    if len(sets) < 2:
+        raise DataError("merge needs at least two WindowSets")
+    widest = max((s.channels for s in sets.values()), key=len)
+    parts, filled, provs = [], [], []
+    for label, s in sets.items():
+        if s.channels != widest[:len(s.channels)]:
+            raise DataError(f"{label}: channels {', '.join(s.channels)} do not fit {', '.join(widest)}")
+        x = s.x
+        if len(s.channels) < len(widest):
+            x = np.concatenate([x, np.zeros((len(s), len(widest) - len(s.channels), x.shape[2]), np.float32)], 1)
+            filled.append(label)
+        parts.append(WindowSet(x=x, hr=s.hr, subject=np.char.add(s.dataset, np.char.add("/", s.subject)),
+                               recording=np.char.add(s.dataset, np.char.add("/", s.recording)),
+                               activity=s.activity if s.activity is not None else np.full(len(s), "unknown"),
+                               channels=widest, dataset=s.dataset))
+        provs.append({"source": label, "datasets": s.datasets(), "windows": len(s), "provenance": s.provenance})
+    names = [d for p in parts for d in p.datasets()]
+    if len(set(names)) != len(names):
+        raise DataError(f"merge: data set {next(n for n in names if names.count(n) > 1)!r} appears in two inputs")
+    return concat(parts, provenance={"dataset": "+".join(names), "parts": provs, "acc_zero_filled": filled})

@@ -10,13 +10,14 @@ import pytest
 
 from edgekd.bpm import BPM_MIN, N_CLASSES, bpm_to_class
 from edgekd.errors import EdgekdError
-from edgekd.tracking import (TrackerConfig, causal_filter, causal_track, decode_recordings, dequantize,
+from edgekd.tracking import (CONFIDENCE_HALFWIDTH, TrackerConfig, causal_filter, causal_track, decode_recordings, dequantize,
                              transition_kernel, viterbi)
 from c_harness import TRACKER_DIR, compile_tracker_harness
 
 
 # Test main: argv = f32|i8 sigma temperature kind floor scale zero_point T in.bin out.bin.
-# Reads T x 180 logits (float32 or int8), writes T int32 classes then the final 180 float32 state.
+# Reads T x 180 logits (float32 or int8), writes T int32 classes, T float32 confidences, then the final
+# 180 float32 state.
 HARNESS = r"""
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,6 +26,7 @@ HARNESS = r"""
 int main(int argc, char **argv) {
     if (argc != 11) return 3;
     int is_i8 = strcmp(argv[1], "i8") == 0, T = atoi(argv[8]), t;
+    float *confs = malloc(sizeof(float) * (T > 0 ? T : 1));
     float scale = strtof(argv[6], NULL); int zp = atoi(argv[7]);
     hr_tracker_t tr;
     if (hr_tracker_init(&tr, strtof(argv[2], NULL), strtof(argv[3], NULL),
@@ -38,7 +40,9 @@ int main(int argc, char **argv) {
         else { float z[HR_TRACKER_N_CLASSES]; if (fread(z, 4, HR_TRACKER_N_CLASSES, in) != HR_TRACKER_N_CLASSES) return 6;
                cls = hr_tracker_update_f32(&tr, z); }
         int32_t c32 = cls; fwrite(&c32, 4, 1, out);
+        confs[t] = hr_tracker_confidence(&tr, cls);
     }
+    fwrite(confs, 4, T, out);
     fwrite(tr.alpha, 4, HR_TRACKER_N_CLASSES, out);
     fclose(in); fclose(out);
     return 0;
@@ -52,7 +56,7 @@ def c_tracker(tmp_path_factory) -> Path:
 
 
 def _run_c(exe: Path, tmp: Path, logits: np.ndarray, cfg: TrackerConfig, scale: float = 0.0,
-           zp: int = 0) -> tuple[np.ndarray, np.ndarray]:
+           zp: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     is_i8 = logits.dtype == np.int8
     (tmp / "in.bin").write_bytes(np.ascontiguousarray(logits).tobytes())
     kind = {"gaussian": 0, "laplace": 1}[cfg.kind]
@@ -61,7 +65,8 @@ def _run_c(exe: Path, tmp: Path, logits: np.ndarray, cfg: TrackerConfig, scale: 
                     str(tmp / "out.bin")], check=True)
     raw = (tmp / "out.bin").read_bytes()
     t = len(logits)
-    return np.frombuffer(raw[:4 * t], dtype=np.int32), np.frombuffer(raw[4 * t:], dtype=np.float32)
+    return (np.frombuffer(raw[:4 * t], dtype=np.int32), np.frombuffer(raw[4 * t:8 * t], dtype=np.float32),
+            np.frombuffer(raw[8 * t:], dtype=np.float32))
 
 
 def _peaked(rng: np.random.Generator, t: int = 150) -> tuple[np.ndarray, np.ndarray]:
@@ -88,9 +93,10 @@ def test_kernel_sums_to_one_and_is_symmetric():
                                                                  floor=0.01)])
 def test_c_matches_python_float_logits(c_tracker, tmp_path, rng, cfg):
     for logits in (rng.normal(0, 2.0, (120, N_CLASSES)).astype(np.float32), _peaked(rng)[0]):
-        py_cls, py_state = causal_filter(logits, cfg)
-        c_cls, c_state = _run_c(c_tracker, tmp_path, logits, cfg)
+        py_cls, py_state, py_conf = causal_filter(logits, cfg)
+        c_cls, c_conf, c_state = _run_c(c_tracker, tmp_path, logits, cfg)
         np.testing.assert_array_equal(c_cls, py_cls)
+        np.testing.assert_allclose(c_conf, py_conf, rtol=1e-4, atol=1e-6)
         np.testing.assert_allclose(c_state, py_state, rtol=1e-4, atol=1e-7)
 
 
@@ -99,8 +105,8 @@ def test_c_matches_python_int8_logits(c_tracker, tmp_path, rng):
     scale, zp = 0.0625, -12
     for logits in (rng.normal(0, 2.0, (100, N_CLASSES)), _peaked(rng)[0]):
         q = np.clip(np.round(logits / scale) + zp, -128, 127).astype(np.int8)
-        py_cls, py_state = causal_filter(dequantize(q, scale, zp), cfg)
-        c_cls, c_state = _run_c(c_tracker, tmp_path, q, cfg, scale, zp)
+        py_cls, py_state, _ = causal_filter(dequantize(q, scale, zp), cfg)
+        c_cls, _, c_state = _run_c(c_tracker, tmp_path, q, cfg, scale, zp)
         np.testing.assert_array_equal(c_cls, py_cls)
         np.testing.assert_allclose(c_state, py_state, rtol=1e-4, atol=1e-7)
 
@@ -108,6 +114,7 @@ def test_c_matches_python_int8_logits(c_tracker, tmp_path, rng):
 def test_c_header_agrees_with_bpm_mapping():
     header = (TRACKER_DIR / "hr_tracker.h").read_text()
     assert f"#define HR_TRACKER_BPM_MIN {BPM_MIN} " in header
+    assert f"#define HR_TRACKER_CONFIDENCE_HALFWIDTH {CONFIDENCE_HALFWIDTH} " in header
     assert f"#define HR_TRACKER_N_CLASSES {N_CLASSES}\n" in header
 
 

@@ -45,6 +45,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     inf.add_argument("--json", action="store_true", help="print JSON instead of tables")
     inf.set_defaults(func=run_info)
 
+    mg = dsub.add_parser("merge", help="join WindowSets of several data sets into one",
+                         description="Join WindowSet files of different data sets into one: each window keeps "
+                                     "its data set (for --fold lodo:DATASET and per-data-set reports), subject and "
+                                     "recording ids become DATASET/ID, a PPG-only set gets all-zero ACC channels "
+                                     "when another set has ACC, and the provenance of every input is kept.")
+    mg.add_argument("files", nargs="+", type=Path, metavar="FILE.npz", help="WindowSet files (two or more)")
+    mg.add_argument("--out", required=True, type=Path, help="output WindowSet file (.npz)")
+    mg.add_argument("--json", action="store_true", help="print a JSON summary instead of a table")
+    mg.set_defaults(func=run_merge)
+
     sy = dsub.add_parser("synth", help="write the deterministic synthetic PPG + ACC corpus",
                          description="Generate N subjects x M minutes of synthetic wrist PPG + 3-axis ACC (the "
                                      "embedded default corpus) and write it as a WindowSet .npz.")
@@ -134,6 +144,9 @@ def run_info(args: argparse.Namespace) -> int:
     print_table(hist, title="HR histogram")
     print()
     print_table([{"subject": s, "windows": c} for s, c in summary["windows_per_subject"].items()], title="subjects")
+    if len(summary["datasets"]) > 1:
+        print()
+        print_table([{"dataset": d, "windows": c} for d, c in summary["datasets"].items()], title="data sets")
     if summary.get("activities"):
         print()
         print_table([{"activity": a, "windows": c} for a, c in summary["activities"].items()], title="activities")
@@ -145,6 +158,25 @@ def run_info(args: argparse.Namespace) -> int:
             print(f"  {key}: {json.dumps(prov[key])}")
     if prov.get("source_files"):
         print(f"  source_files: {len(prov['source_files'])} (sha256 in {args.file.with_suffix('.json')})")
+    return 0
+
+
+def run_merge(args: argparse.Namespace) -> int:
+    from edgekd.windowset import WindowSet, merge
+
+    ws = merge({str(f): WindowSet.load(f) for f in args.files})
+    ws.save(args.out)
+    rows = [{"dataset": d, "windows": c, "subjects": len(set(ws.subject[ws.dataset == d].tolist()))}
+            for d, c in ws.summary()["datasets"].items()]
+    if args.json:
+        print_json({**_summary_row(ws, args.out), "datasets": rows,
+                    "acc_zero_filled": ws.provenance["acc_zero_filled"]})
+        return 0
+    print_table([_summary_row(ws, args.out)], ["file", "dataset", "windows", "subjects", "recordings", "channels"])
+    print()
+    print_table(rows, title="per data set")
+    for label in ws.provenance["acc_zero_filled"]:
+        print(f"{label}: no ACC, zero-filled")
     return 0
 
 

@@ -35,7 +35,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 def _common(p: argparse.ArgumentParser, epochs: int, select_on: str) -> None:
     p.add_argument("--data", metavar="FILE", help="WindowSet .npz (default: the embedded synthetic corpus)")
     p.add_argument("--fold", default="1/2",
-                   help="K/N (fold K of an N-fold subject split), loso:SUBJECT, or holdout[:FRACTION] (default 1/2)")
+                   help="K/N (fold K of an N-fold subject split), loso:SUBJECT, lodo:DATASET (leave a data set out), "
+                        "all (train on everything), or holdout[:FRACTION] (default 1/2)")
     p.add_argument("--split-seed", type=non_negative_int, default=0, help="seed of the subject shuffle (default 0)")
     p.add_argument("--epochs", type=positive_int, default=epochs, help=f"maximum epochs (default {epochs})")
     p.add_argument("--batch-size", type=batch_size, default=128, help="default 128 (at least 2)")
@@ -204,7 +205,7 @@ def run_distill(args: argparse.Namespace) -> int:
 
 def run_evaluate(args: argparse.Namespace) -> int:
     from edgekd.checkpoint import load_model, model_spec
-    from edgekd.evaluate import evaluate_model, mae_report
+    from edgekd.evaluate import GROUPS, MAE_KEYS, evaluate_model, mae_report
 
     ws = load_windows(args.data)
     fusion = FusionConfig(weight=args.fusion_weight)
@@ -223,12 +224,13 @@ def run_evaluate(args: argparse.Namespace) -> int:
     if args.json:
         print_json(report)
         return 0
-    print_table([{k: report[k] for k in ("model", "runtime", "windows", "mae_argmax", "mae_expectation",
-                                         "mae_causal", "mae_fused")}],
-                title="overall (MAE in BPM)")
-    for key, label in (("per_subject", "subject"), ("per_recording", "recording"), ("per_activity", "activity")):
-        if key in report:
+    columns = ["windows", *MAE_KEYS]
+    headers = ["windows", "argmax", "expect.", "tracked", "fused", "fused@90%", "fused@80%"]
+    print_table([report], ["model", "runtime", *columns], ["model", "runtime", *headers],
+                title=f"overall (MAE in BPM; fused@N% = the N % most confident windows)")
+    for key, label in GROUPS:
+        if key in report and (key != "per_dataset" or len(report[key]) > 1):
             print()
-            print_table([{label: g, **v} for g, v in report[key].items()],
-                        [label, "windows", "mae_argmax", "mae_expectation"], title=f"per {label}")
+            print_table([{label: g, **v} for g, v in report[key].items()], [label, *columns], [label, *headers],
+                        title=f"per {label}")
     return 0

@@ -164,4 +164,6 @@ def finish(dataset: str, root: Path, sets: list[WindowSet | None], tally: Tally,
         "dropped_windows": {k: int(v) for k, v in sorted(tally.dropped.items())},
         "skipped_recordings": dict(tally.skipped),
     }
-    return concat(kept, provenance=prov)
+    ws = concat(kept, provenance=prov)
+    ws.dataset = np.full(len(ws), dataset)
+    return ws

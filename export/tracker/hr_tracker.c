@@ -98,6 +98,18 @@ int hr_tracker_update_i8(hr_tracker_t *tr, const int8_t *logits, float scale, in
     return hr_tracker_update_f32(tr, z);
 }
 
+float hr_tracker_confidence(const hr_tracker_t *tr, int cls)
+{
+    float sum = 0.0f;
+    int j;
+    for (j = cls - HR_TRACKER_CONFIDENCE_HALFWIDTH; j <= cls + HR_TRACKER_CONFIDENCE_HALFWIDTH; ++j) {
+        if (j >= 0 && j < HR_TRACKER_N_CLASSES) {
+            sum += tr->alpha[j];
+        }
+    }
+    return sum;
+}
+
 float hr_tracker_class_to_bpm(int cls)
 {
     return (float)(HR_TRACKER_BPM_MIN + cls);

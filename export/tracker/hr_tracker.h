@@ -25,6 +25,7 @@ extern "C" {
 
 #define HR_TRACKER_N_CLASSES 180
 #define HR_TRACKER_BPM_MIN 30 /* class 0 = 30 BPM (edgekd.bpm.BPM_MIN) */
+#define HR_TRACKER_CONFIDENCE_HALFWIDTH 3 /* edgekd.tracking.CONFIDENCE_HALFWIDTH */
 #define HR_TRACKER_MAX_BAND 32
 
 typedef enum { HR_TRACKER_GAUSSIAN = 0, HR_TRACKER_LAPLACE = 1 } hr_tracker_kind_t;
@@ -47,6 +48,9 @@ int hr_tracker_update_f32(hr_tracker_t *tr, const float *logits);
 /* One window of INT8 logits [180] (TFLite output tensor): logit = scale * (q - zero_point). */
 int hr_tracker_update_i8(hr_tracker_t *tr, const int8_t *logits, float scale, int zero_point);
 float hr_tracker_class_to_bpm(int cls);
+/* Confidence of the last update's class: posterior mass within +-HR_TRACKER_CONFIDENCE_HALFWIDTH classes
+ * (BPM) of it, 0..1. Show "no reading" below a threshold (edgekd reports MAE at 90 % / 80 % coverage). */
+float hr_tracker_confidence(const hr_tracker_t *tr, int cls);
 
 #ifdef __cplusplus
 }
