@@ -80,7 +80,7 @@ def test_cli_train_then_evaluate(small_synth, tmp_path, capsys):
     assert set(report["per_recording"]) == set(small_synth.recording.tolist())
     assert main(["evaluate", str(run), "--data", str(data)]) == 0
     text = capsys.readouterr().out
-    assert "per subject" in text and "per recording" in text and "mae_fused" in text
+    assert "per subject" in text and "per recording" in text and "fused@90%" in text
     assert main(["evaluate", str(run), "--data", str(data), "--fusion-weight", "0", "--json"]) == 0
     alone = json.loads(capsys.readouterr().out)
     assert alone["mae_fused"] == pytest.approx(alone["mae_causal"])
