@@ -5,10 +5,12 @@ periodogram (with the accelerometer's frequencies suppressed, as in edgekd.basel
 pulse; the spectrum in turn fails where motion dominates, where the model is better. Fusion multiplies the
 two as independent evidence before the causal tracker:
 
-    fused_logit[k] = logit[k] + weight * log(floor + evidence[k])
+    fused_logit[k] = model_weight * logit[k] + weight * log(floor + evidence[k])
 
 with ``evidence`` the ACC-suppressed PPG power at each class's BPM, scaled to max 1. ``weight`` = 0 is the
-model alone; ``floor`` keeps a class with no spectral power possible.
+model alone; ``model_weight`` = 0 with ``weight`` = 1 is the spectral HMM baseline (no model), so a decoder
+chosen on held-out data sets can fall back to the spectrum where the model does not transfer; ``floor``
+keeps a class with no spectral power possible.
 
 Firmware computes the same evidence in C (export/tracker/hr_spectral.c) from the float window it feeds the
 model: Goertzel power at the 180 class frequencies (PPG) and at 1-BPM steps from 18 to 209 BPM (ACC), about
@@ -38,10 +40,12 @@ class FusionConfig:
     # 2-block students (3 for the 12-block teacher, which needs the spectrum less; tests/benchmarks/fusion_weights.py).
     weight: float = 4.0
     floor: float = 0.01
+    model_weight: float = 1.0
 
     def __post_init__(self) -> None:
-        if not self.weight >= 0 or not self.floor > 0:
-            raise EdgekdError(f"fusion: weight must be >= 0 and floor > 0, got {self.weight}, {self.floor}")
+        if not self.weight >= 0 or not self.floor > 0 or not self.model_weight >= 0:
+            raise EdgekdError(f"fusion: weight and model_weight must be >= 0 and floor > 0, got {self.weight}, "
+                              f"{self.model_weight}, {self.floor}")
 
 
 def goertzel_power(x: np.ndarray, bpm: np.ndarray) -> np.ndarray:
@@ -79,12 +83,13 @@ def spectral_evidence(ws: WindowSet, cfg: BaselineConfig = BaselineConfig()) -> 
 
 
 def fuse(logits: np.ndarray, evidence: np.ndarray, cfg: FusionConfig = FusionConfig()) -> np.ndarray:
-    """Fused logits [N, 180]: ``logits + weight * log(floor + evidence)`` in float32."""
+    """Fused logits [N, 180]: ``model_weight * logits + weight * log(floor + evidence)`` in float32."""
     logits, evidence = np.asarray(logits, np.float32), np.asarray(evidence, np.float32)
     if logits.shape != evidence.shape or logits.ndim != 2 or logits.shape[1] != N_CLASSES:
         raise EdgekdError(f"fusion: logits {list(logits.shape)} and evidence {list(evidence.shape)} must both be "
                           f"[N, {N_CLASSES}]")
-    return (logits + np.float32(cfg.weight) * np.log(np.float32(cfg.floor) + evidence)).astype(np.float32)
+    return (np.float32(cfg.model_weight) * logits
+            + np.float32(cfg.weight) * np.log(np.float32(cfg.floor) + evidence)).astype(np.float32)
 
 
 def spectral_track(ws: WindowSet, floor: float = FusionConfig.floor) -> np.ndarray:

@@ -29,6 +29,7 @@ import csv
 import hashlib
 import io
 import json
+import re
 import tomllib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -146,9 +147,9 @@ def run_name(cfg: RunConfig, teacher: str | None, data_key: str) -> str:
             del d[key]
     blob = json.dumps({"config": d, "teacher": teacher, "data": data_key}, sort_keys=True)
     digest = hashlib.sha256(blob.encode()).hexdigest()[:10]
-    k, n = cfg.fold.split("/")
+    fold = "of".join(cfg.fold.split("/")) if "/" in cfg.fold else re.sub(r"[^A-Za-z0-9.]+", "-", cfg.fold)
     t = teacher.split("-")[0][1:] if teacher else "none"  # teacher names start with b<blocks>
-    return f"b{cfg.blocks}-{cfg.strategy_label()}-t{t}-f{k}of{n}-s{cfg.seed}-{digest}"
+    return f"b{cfg.blocks}-{cfg.strategy_label()}-t{t}-f{fold}-s{cfg.seed}-{digest}"
 
 
 def plan(sweep: SweepConfig, runs_root: Path, data_key: str) -> list[PlannedRun]:

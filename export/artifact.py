@@ -37,7 +37,8 @@ DEBUG_WINDOWS = 32  # windows for the per-layer quantisation debugger (it runs f
 
 def export_artifact(source: Path, out: Path, *, int8: bool = True, data: Path | None = None,
                     calib: Path | None = None, evaluate: Path | None = None, name: str | None = None,
-                    force: bool = False, dynamic_batch: bool = True, progress: bool = True) -> dict[str, Any]:
+                    force: bool = False, dynamic_batch: bool = True, progress: bool = True,
+                    fusion: FusionConfig = FusionConfig()) -> dict[str, Any]:
     """Export the model in ``source`` (run/artifact folder or .safetensors) to ``out``; returns the card."""
     source, out = Path(source), Path(out)
     if out.exists() and not force:
@@ -52,7 +53,7 @@ def export_artifact(source: Path, out: Path, *, int8: bool = True, data: Path | 
     except OSError as exc:
         raise write_error(out, exc) from None
     try:
-        card = _build(model, folder, work, name, int8, data, calib, evaluate, dynamic_batch, progress)
+        card = _build(model, folder, work, name, int8, data, calib, evaluate, dynamic_batch, progress, fusion)
         public_mode(work)  # mkdtemp makes it 0700; the artifact gets the modes the umask asks for
         _replace(work, out)
     except WriteError as exc:
@@ -94,7 +95,8 @@ def _replace(work: Path, out: Path) -> None:
 
 
 def _build(model: ResNet1D, folder: Path, work: Path, name: str, int8: bool, data: Path | None,
-           calib: Path | None, evaluate: Path | None, dynamic_batch: bool, progress: bool) -> dict[str, Any]:
+           calib: Path | None, evaluate: Path | None, dynamic_batch: bool, progress: bool,
+           fusion: FusionConfig) -> dict[str, Any]:
     from export import windows
     from export.onnx_export import export_onnx, onnx_max_abs_diff, run_onnx
 
@@ -135,6 +137,7 @@ def _build(model: ResNet1D, folder: Path, work: Path, name: str, int8: bool, dat
     }
     if int8:
         card.update(_build_int8(model, work, name, cal, ev, batch, logits, step))
+        card["fusion"] = asdict(fusion)  # the decoder firmware runs: hr_spectral_fuse's settings (card.md)
     card["accuracy"] = _accuracy(logits, ev.hr)
     if int8:
         from export.tflite_int8 import layer_errors
@@ -201,8 +204,7 @@ def _build_int8(model: ResNet1D, work: Path, name: str, cal, ev, batch: int | No
                  "litert_tflm_argmax_agreement": float((q_lite.argmax(1) == q_tflm.argmax(1)).mean()),
                  "litert_tflm_max_abs_int8_diff": int(np.abs(q_lite.astype(int) - q_tflm.astype(int)).max())},
         "firmware_extras": extras if len(extras) == len(TRACKER_FILES) else [],
-        # Settings for hr_spectral_fuse: the defaults edgekd's own mae_fused uses.
-        "fusion": asdict(FusionConfig()),
+
     }
 
 

@@ -31,9 +31,10 @@ def card_md(card: dict[str, Any]) -> str:
         if "fusion" in card:
             f = card["fusion"]
             # repr() of a float always has a point or exponent: 4.0f is C, 4f is not.
-            lines.append(f"- Spectral fusion: `hr_spectral_fuse(z, evidence, {float(f['weight'])!r}f, "
-                         f"{float(f['floor'])!r}f)` "
-                         f"before `hr_tracker_update_f32` (weight 0 = the model alone).")
+            lines.append(f"- Spectral fusion: `hr_spectral_fuse(z, evidence, {float(f['model_weight'])!r}f, "
+                         f"{float(f['weight'])!r}f, {float(f['floor'])!r}f)` "
+                         f"before `hr_tracker_update_f32` (model weight, spectrum weight, floor; spectrum weight "
+                         f"0 = the model alone).")
     if acc:
         ev = card["data"]["evaluation"]
         lines += ["", "## Accuracy (argmax decoding, MAE in BPM)", "",

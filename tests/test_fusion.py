@@ -13,14 +13,14 @@ import pytest
 from edgekd.baseline import BaselineConfig
 from edgekd.bpm import BPM_MIN, N_CLASSES, bin_bpms
 from edgekd.errors import EdgekdError
-from edgekd.fusion import ACC_BPM, FusionConfig, fuse, spectral_evidence
-from edgekd.tracking import causal_track
+from edgekd.fusion import ACC_BPM, FusionConfig, fuse, spectral_evidence, spectral_track
+from edgekd.tracking import causal_track, decode_recordings
 from edgekd.windowset import FS, WINDOW, WindowSet
 from c_harness import TRACKER_DIR, compile_tracker_harness
 
 
-# Test main: argv = weight floor T in_logits.bin in_windows.bin out.bin. Windows are T x 4 x 200 float32 (PPG,
-# ACC x, y, z) or T x 1 x 200 when argv[7] is "ppg"; writes T x 180 float32 evidence, then T int32 classes of
+# Test main: argv = weight floor T in_logits.bin in_windows.bin out.bin ppg|acc model_weight. Windows are
+# T x 4 x 200 float32 (PPG, ACC x, y, z) or T x 1 x 200 when argv[7] is "ppg"; writes T x 180 float32 evidence, then T int32 classes of
 # the causal tracker (sigma 3, T 1, Gaussian, floor 1e-3) on the fused logits.
 HARNESS = r"""
 #include <stdio.h>
@@ -28,8 +28,8 @@ HARNESS = r"""
 #include <string.h>
 #include "hr_spectral.h"
 int main(int argc, char **argv) {
-    if (argc != 8) return 3;
-    float weight = strtof(argv[1], NULL), floor_p = strtof(argv[2], NULL);
+    if (argc != 9) return 3;
+    float weight = strtof(argv[1], NULL), floor_p = strtof(argv[2], NULL), model_weight = strtof(argv[8], NULL);
     int T = atoi(argv[3]), ppg_only = strcmp(argv[7], "ppg") == 0, C = ppg_only ? 1 : 4, t;
     FILE *fl = fopen(argv[4], "rb"), *fw = fopen(argv[5], "rb"), *out = fopen(argv[6], "wb");
     if (!fl || !fw || !out) return 5;
@@ -43,7 +43,7 @@ int main(int argc, char **argv) {
         if (fread(x, 4, (size_t)C * HR_SPECTRAL_N, fw) != (size_t)C * HR_SPECTRAL_N) return 6;
         if (ppg_only) hr_spectral_evidence(x[0], NULL, NULL, NULL, ev[t]);
         else hr_spectral_evidence(x[0], x[1], x[2], x[3], ev[t]);
-        hr_spectral_fuse(z, ev[t], weight, floor_p);
+        hr_spectral_fuse(z, ev[t], model_weight, weight, floor_p);
         cls[t] = hr_tracker_update_f32(&tr, z);
     }
     fwrite(ev, 4, (size_t)T * HR_TRACKER_N_CLASSES, out);
@@ -63,7 +63,8 @@ def _run_c(exe: Path, tmp: Path, logits: np.ndarray, x: np.ndarray, cfg: FusionC
     (tmp / "logits.bin").write_bytes(np.ascontiguousarray(logits, np.float32).tobytes())
     (tmp / "x.bin").write_bytes(np.ascontiguousarray(x, np.float32).tobytes())
     subprocess.run([str(exe), repr(cfg.weight), repr(cfg.floor), str(len(x)), str(tmp / "logits.bin"),
-                    str(tmp / "x.bin"), str(tmp / "out.bin"), "ppg" if x.shape[1] == 1 else "acc"], check=True)
+                    str(tmp / "x.bin"), str(tmp / "out.bin"), "ppg" if x.shape[1] == 1 else "acc",
+                    repr(cfg.model_weight)], check=True)
     raw = np.fromfile(tmp / "out.bin", dtype=np.float32)
     t = len(x)
     return raw[:t * N_CLASSES].reshape(t, N_CLASSES), raw[t * N_CLASSES:].view(np.int32)
@@ -125,8 +126,8 @@ def test_c_matches_python_on_synthetic_recordings(c_fusion, tmp_path, small_synt
     logits[np.arange(len(ws)), truth] += 3.0
     wrong = rng.random(len(ws)) < 0.25
     logits[wrong, rng.integers(0, N_CLASSES, wrong.sum())] += 5.0
-    cfg = FusionConfig(weight=2.0)
-    for data in (ws, ws.ppg_only()):
+    for cfg, data in ((FusionConfig(weight=2.0), ws), (FusionConfig(weight=2.0), ws.ppg_only()),
+                      (FusionConfig(weight=1.0, model_weight=0.25), ws)):
         ev = spectral_evidence(data)
         c_ev, c_cls = _run_c(c_fusion, tmp_path, logits, data.x, cfg)
         np.testing.assert_allclose(c_ev, ev, rtol=1e-4, atol=1e-6)
@@ -146,3 +147,12 @@ def test_c_header_agrees_with_python_constants():
     assert float(defines["FS"]) == FS
     assert {f.name for f in fields(BaselineConfig) if f.name.startswith("acc_")} == {
         "acc_tol_bpm", "acc_harmonics", "acc_attenuation", "acc_peaks", "acc_prominence"}
+
+
+def test_model_weight_zero_is_the_spectral_baseline(small_synth, rng):
+    logits = rng.normal(0, 3.0, (len(small_synth), N_CLASSES)).astype(np.float32)
+    ev = spectral_evidence(small_synth)
+    fused = fuse(logits, ev, FusionConfig(weight=1.0, model_weight=0.0))
+    np.testing.assert_array_equal(decode_recordings(fused, small_synth.recording), spectral_track(small_synth))
+    with pytest.raises(EdgekdError, match="model_weight"):
+        FusionConfig(model_weight=-0.5)

@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from edgekd.cli.args import non_negative_float
 from edgekd.cli.output import print_json, print_table
+from edgekd.fusion import FusionConfig
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -26,6 +28,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--calib", type=Path, metavar="FILE.npz", help="calibration windows (all used, max 500)")
     p.add_argument("--eval", type=Path, metavar="FILE.npz", dest="evaluate", help="evaluation windows")
     p.add_argument("--fixed-batch", action="store_true", help="ONNX with batch size 1 instead of a dynamic batch")
+    p.add_argument("--fusion-weight", type=non_negative_float, default=FusionConfig.weight, metavar="W",
+                   help=f"spectrum weight of the shipped decoder (hr_spectral_fuse; default {FusionConfig.weight:g})")
+    p.add_argument("--model-weight", type=non_negative_float, default=FusionConfig.model_weight, metavar="A",
+                   help="model weight of the shipped decoder: A * logit + W * log(floor + evidence); 0 with W = 1 "
+                        f"is the spectral baseline (default {FusionConfig.model_weight:g})")
     p.add_argument("--force", action="store_true", help="replace an existing output folder")
     p.add_argument("--json", action="store_true", help="print the model card as JSON")
     p.set_defaults(func=run)
@@ -36,7 +43,8 @@ def run(args: argparse.Namespace) -> int:
 
     card = export_artifact(args.source, args.out, int8=args.int8, data=args.data, calib=args.calib,
                            evaluate=args.evaluate, name=args.name, force=args.force,
-                           dynamic_batch=not args.fixed_batch, progress=not args.json)
+                           dynamic_batch=not args.fixed_batch, progress=not args.json,
+                           fusion=FusionConfig(weight=args.fusion_weight, model_weight=args.model_weight))
     if args.json:
         print_json(card)
         return 0

@@ -113,6 +113,9 @@ def _register_evaluate(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--fusion-weight", type=non_negative_float, default=FusionConfig.weight, metavar="W",
                    help="weight of the PPG spectrum in the fused tracker: logit + W * log(floor + evidence); "
                         f"0 = model alone (default {FusionConfig.weight:g})")
+    p.add_argument("--model-weight", type=non_negative_float, default=FusionConfig.model_weight, metavar="A",
+                   help="weight of the model's logits in the fused tracker: A * logit + W * log(floor + evidence); "
+                        f"0 with W = 1 = the spectral baseline (default {FusionConfig.model_weight:g})")
     p.add_argument("--json", action="store_true", help="print JSON instead of tables")
     p.set_defaults(func=run_evaluate)
 
@@ -208,7 +211,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
     from edgekd.evaluate import GROUPS, MAE_KEYS, evaluate_model, mae_report
 
     ws = load_windows(args.data)
-    fusion = FusionConfig(weight=args.fusion_weight)
+    fusion = FusionConfig(weight=args.fusion_weight, model_weight=args.model_weight)
     if args.runtime == "pytorch":
         report = evaluate_model(load_model(args.model), ws, args.device, fusion)
     else:

@@ -136,10 +136,10 @@ void hr_spectral_evidence(const float *ppg, const float *acc_x, const float *acc
     }
 }
 
-void hr_spectral_fuse(float *logits, const float *evidence, float weight, float floor_p)
+void hr_spectral_fuse(float *logits, const float *evidence, float model_weight, float weight, float floor_p)
 {
     int j;
     for (j = 0; j < HR_TRACKER_N_CLASSES; ++j) {
-        logits[j] = logits[j] + weight * logf(floor_p + evidence[j]);
+        logits[j] = model_weight * logits[j] + weight * logf(floor_p + evidence[j]);
     }
 }

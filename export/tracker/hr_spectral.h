@@ -11,7 +11,7 @@
  *   float ev[HR_TRACKER_N_CLASSES], z[HR_TRACKER_N_CLASSES];
  *   hr_spectral_evidence(x_ppg, x_acc_x, x_acc_y, x_acc_z, ev);   (ACC pointers NULL for a PPG-only device)
  *   for j: z[j] = out_scale * (out->data.int8[j] - out_zero_point);
- *   hr_spectral_fuse(z, ev, weight, floor_p);                      (weight, floor_p: see the model card)
+ *   hr_spectral_fuse(z, ev, model_weight, weight, floor_p);        (settings: see the model card)
  *   int cls = hr_tracker_update_f32(&tr, z);
  */
 #ifndef HR_SPECTRAL_H
@@ -38,7 +38,8 @@ extern "C" {
 void hr_spectral_evidence(const float *ppg, const float *acc_x, const float *acc_y, const float *acc_z,
                           float *evidence);
 /* logits[j] += weight * logf(floor_p + evidence[j]), in place. */
-void hr_spectral_fuse(float *logits, const float *evidence, float weight, float floor_p);
+/* logits[k] = model_weight * logits[k] + weight * logf(floor_p + evidence[k]), in place. */
+void hr_spectral_fuse(float *logits, const float *evidence, float model_weight, float weight, float floor_p);
 
 #ifdef __cplusplus
 }
