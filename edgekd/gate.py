@@ -18,6 +18,7 @@ edgekd must not import ``export``: the card.json keys the gate reads are named h
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -25,7 +26,7 @@ from xml.etree import ElementTree as ET
 
 from edgekd.budget import DEFAULT_MCU_TARGETS, KB, LIMITS, Budget, McuTarget, mcu_target
 from edgekd.errors import EdgekdError
-from edgekd.layout import CARD, TFLITE_INT8, read_json_object, verify_artifact
+from edgekd.layout import CARD, CONFIG, MODEL_DATA_H, TFLITE_INT8, read_json_object, verify_artifact
 from edgekd.model import MAX_BLOCKS, MAX_IN_CHANNELS
 from edgekd.model import macs as model_macs
 
@@ -93,11 +94,13 @@ def _missing(*fields: str) -> str:
 
 @dataclass(frozen=True)
 class Evidence:
-    """What the gate established from an artifact's files, beside its card."""
+    """What the gate established from an artifact's files (all sha256-checked against the card)."""
 
     card: dict[str, Any]
     flatbuffer: bytes | None
     arena: tuple[int, int] | None  # (minimum, recommended) measured by TFLM; None when not installed
+    reserved_arena: int | None  # kArenaSize of model_data.h: what the firmware really reserves
+    architecture: dict[str, int] | None  # config.json's "model" entry (card.json itself is not hashed)
 
 
 def collect_evidence(folder: Path, card: dict[str, Any], limits: dict[str, float]) -> Evidence:
@@ -110,7 +113,15 @@ def collect_evidence(folder: Path, card: dict[str, Any], limits: dict[str, float
     arena = None
     if flatbuffer is not None and "arena_kb" in limits:
         arena = measured_arena(flatbuffer, files[TFLITE_INT8])
-    return Evidence(card, flatbuffer, arena)
+    reserved = None
+    if MODEL_DATA_H in files:
+        found = re.search(r"kArenaSize = (\d+)", files[MODEL_DATA_H].read_text(errors="replace"))
+        reserved = int(found.group(1)) if found else None
+    architecture = None
+    if CONFIG in files:
+        model = read_json_object(files[CONFIG]).get("model")
+        architecture = model if isinstance(model, dict) else None
+    return Evidence(card, flatbuffer, arena, reserved, architecture)
 
 
 def measured_arena(flatbuffer: bytes, path: Path) -> tuple[int, int] | None:
@@ -144,14 +155,20 @@ def _measure(ev: Evidence, limit: str, mcu: McuTarget | None) -> tuple[float | N
         recorded, why = _positive(card, "arena_bytes")
         if recorded is None:
             return None, why
+        if ev.reserved_arena is not None and ev.reserved_arena != recorded:
+            return None, f"card's arena {recorded:.0f} B is not the {ev.reserved_arena} B model_data.h reserves"
         if ev.arena is None:
-            return recorded / KB, "from card.json (install tflite-micro to measure it)"
-        minimum, recommended = ev.arena
+            return recorded / KB, "what model_data.h reserves (install tflite-micro to check it allocates)"
+        minimum = ev.arena[0]
         if recorded < minimum:
             return None, f"card's arena {recorded:.0f} B is less than the {minimum} B TFLM needs"
-        return recommended / KB, f"measured by TFLM (min {minimum} B + 10%)"
+        return recorded / KB, f"what model_data.h reserves; TFLM needs {minimum} B"
     if limit == "latency_ms":
         blocks, in_ch = card_value(card, "blocks"), card_value(card, "in_channels")
+        arch = ev.architecture or {}
+        if (arch.get("blocks"), arch.get("in_channels")) != (blocks, in_ch):
+            return None, (f"card's architecture ({blocks} blocks, {in_ch} channels) is not config.json's "
+                          f"({arch.get('blocks')} blocks, {arch.get('in_channels')} channels)")
         if blocks is None or in_ch is None or blocks != int(blocks) or in_ch != int(in_ch) \
                 or not 1 <= blocks <= MAX_BLOCKS or not 1 <= in_ch <= MAX_IN_CHANNELS:
             return None, _missing("blocks", "in_channels")

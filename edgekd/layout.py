@@ -25,6 +25,7 @@ CARD_MD = "card.md"
 ONNX_FP32 = "model.onnx"
 ONNX_INT8 = "model_int8.onnx"
 TFLITE_INT8 = "model_int8.tflite"
+MODEL_DATA_H = "model_data.h"
 # Written after the card (they describe it), so the card cannot record their hashes.
 NOT_IN_CARD = (CARD, CARD_MD)
 

@@ -15,9 +15,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from edgekd.atomic import atomic_path
+from edgekd.atomic import atomic_path, write_error
 from edgekd.bpm import N_CLASSES
 from edgekd.checkpoint import load_model
 from edgekd.errors import EdgekdError
@@ -156,7 +157,10 @@ def _to_file(out: TeacherOutputs, path: Path) -> None:
         tensors["pooled"] = out.pooled.cpu().contiguous()
     meta = {"stage_index": str(out.stage_index)}
     with atomic_path(path, suffix=".safetensors") as tmp:
-        save_file(tensors, str(tmp), metadata=meta)
+        try:
+            save_file(tensors, str(tmp), metadata=meta)
+        except SafetensorError as exc:  # a full disk surfaces here, without an errno
+            raise write_error(path, exc) from None
 
 
 def _from_file(path: Path, model: ResNet1D) -> TeacherOutputs:

@@ -29,7 +29,7 @@ from edgekd.errors import EdgekdError
 from edgekd.evaluate import MAE_KEYS, mae_report, predict_logits
 from edgekd.losses import DistillLoss, StudentOut, resolve_params
 from edgekd.model import ResNet1D, deployed_param_count, macs
-from edgekd.layout import sha256_file
+from edgekd.layout import read_json_object, sha256_file
 from edgekd.runs import LOG, METRICS, RunConfig, model_entry, resolve_fold
 from edgekd.splits import validation_split
 from edgekd.teacher import TeacherOutputs, data_hash, load_teachers
@@ -241,7 +241,7 @@ def _check_teacher_folds(cfg: RunConfig, ws: WindowSet) -> None:
         cfg_path = Path(path) / CONFIG
         if not cfg_path.exists():
             continue
-        stored = json.loads(cfg_path.read_text())
+        stored = read_json_object(cfg_path)
         if "fold" not in stored or not isinstance(stored.get("data"), dict):
             continue  # an exported artifact: no training split recorded
         digest = digest or data_hash(ws)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import zipfile
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -161,7 +162,7 @@ class WindowSet:
                 arrays = {k: z[k] for k in z.files}
         except DataError:
             raise
-        except (zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:
+        except (zipfile.BadZipFile, zlib.error, OSError, ValueError, EOFError) as exc:
             raise DataError(f"{path}: cannot read WindowSet ({exc})") from None
         try:
             prov = json.loads(str(arrays["provenance_json"])) if "provenance_json" in arrays else {}

@@ -7,7 +7,7 @@ artifact replaced with --force stays intact until the new one is complete.
 
 from __future__ import annotations
 
-import glob
+import re
 import shutil
 import tempfile
 import time
@@ -77,9 +77,11 @@ def export_artifact(source: Path, out: Path, *, int8: bool = True, data: Path | 
 
 
 def _remove_stale(out: Path) -> None:
-    """Remove what an export of ``out`` killed mid-way left beside it (its hidden build and old folders)."""
-    for stale in out.parent.glob(f".{glob.escape(out.name)}.*"):
-        if stale.is_dir() and (stale.name.endswith(PARTIAL) or ".old-" in stale.name):
+    """Remove what an export of ``out`` killed mid-way left beside it: its hidden build folder (mkdtemp's
+    8 random characters) and a replaced artifact not yet deleted; never another target's (``out.v2``)."""
+    pattern = re.compile(rf"^\.{re.escape(out.name)}\.(?:[a-z0-9_]{{8}}{re.escape(PARTIAL)}|old-\d+)$")
+    for stale in out.parent.iterdir():
+        if stale.is_dir() and pattern.match(stale.name):
             shutil.rmtree(stale, ignore_errors=True)
 
 
@@ -89,7 +91,12 @@ def _replace(work: Path, out: Path) -> None:
     if out.exists():
         old = out.with_name(f".{out.name}.old-{time.time_ns()}")
         out.rename(old)
-    work.rename(out)
+    try:
+        work.rename(out)
+    except OSError:
+        if old is not None:
+            old.rename(out)  # the previous artifact stays in place
+        raise
     if old is not None:
         shutil.rmtree(old)
 

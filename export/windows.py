@@ -62,6 +62,9 @@ def select(folder: Path, in_channels: int, data: Path | None, calib: Path | None
                             f"or --calib and --eval")
         run = RunConfig.from_dict(cfg)
         fold = resolve_fold(ws, run.fold, run.split_seed)
+        if evaluate is None and len(fold.test) == 0:
+            raise DataError(f"{folder}: trained with --fold {run.fold}, so no windows were held out; pass --eval "
+                            f"FILE.npz with windows it never saw")
         fold_sets = ws.subset(fold.train), ws.subset(fold.test)
         fold_desc = {"data": str(data) if data else "synthetic default", "fold": run.fold,
                      "split_seed": run.split_seed}

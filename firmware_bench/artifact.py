@@ -30,12 +30,14 @@ class Artifact:
     def path(self, filename: str) -> Path:
         """A file of the artifact; EdgekdError naming it when the export did not write it."""
         p = self.folder / filename
-        if not p.is_file():
+        if not self.has(filename):
             raise EdgekdError(f"{p}: missing from the artifact (re-run `edgekd export --int8`)")
         return p
 
     def has(self, filename: str) -> bool:
-        return (self.folder / filename).is_file()
+        """Part of the artifact: listed in its card (whose hashes load_artifact checked) and present."""
+        files = self.card.get("files")
+        return isinstance(files, dict) and filename in files and (self.folder / filename).is_file()
 
     def tflite_bytes(self) -> bytes:
         """The INT8 flatbuffer, checked to be one (a truncated or foreign file fails here, by name)."""

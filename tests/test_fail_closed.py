@@ -87,6 +87,8 @@ def _csv(root: Path) -> None:
     (root / "short.csv").write_text("t,green,hr\n" + "\n".join(rows) + "\n")
     good = [f"{a:.3f},{np.sin(2 * np.pi * 1.2 * a):.5f},72" for a in t]
     (root / "rec.csv").write_text("t,green,hr\n" + "\n".join(good) + "\n")
+    good[50] += ",99"  # a row with an extra field (the fast parser's path)
+    (root / "long.csv").write_text("t,green,hr\n" + "\n".join(good) + "\n")
 
 
 CSV = ["data", "prepare", "--dataset", "csv", "--root", "rec.csv", "--out", "c.npz", "--option", "hr_column=hr"]
@@ -132,6 +134,11 @@ CASES = [
     Case("csv-row-missing-a-field", ["data", "prepare", "--dataset", "csv", "--root", "short.csv", "--out", "s.npz",
                                      "--option", "hr_column=hr", "--option", "ppg_column=green", "--option", "fs=50"],
          "line 102 has 2 field(s)", ["s.npz"], setup=_csv),
+    Case("csv-row-extra-field", ["data", "prepare", "--dataset", "csv", "--root", "long.csv", "--out", "l.npz",
+                                 "--option", "hr_column=hr", "--option", "ppg_column=green", "--option", "fs=50"],
+         "line 52 has 4 field(s)", ["l.npz"], setup=_csv),
+    Case("windowset-corrupt-deflate", ["data", "info", "z.npz"], "cannot read WindowSet",
+         setup=lambda root: _corrupt_npz(root)),
     # WindowSet validation
     Case("windowset-provenance-not-json", ["data", "info", "p1.npz"], "'provenance_json' is not valid JSON",
          setup=_edit_npz("syn.npz", "p1.npz", provenance_json=np.asarray("not json"))),
@@ -204,6 +211,13 @@ def _nan_run(root: Path) -> None:
     metrics = json.loads((run / "metrics.json").read_text())
     metrics.pop("weights_sha256")  # as an older edgekd wrote it: the NaN check must still refuse it
     write_json(run / "metrics.json", metrics)
+
+
+def _corrupt_npz(root: Path) -> None:
+    data = bytearray((root / "syn.npz").read_bytes())
+    mid = len(data) // 2
+    data[mid:mid + 64] = bytes(64)  # inside a compressed member: the zip directory stays valid
+    (root / "z.npz").write_bytes(bytes(data))
 
 
 def _truncated_results(root: Path, name: str = "trunc.csv") -> None:
@@ -307,11 +321,14 @@ def test_outputs_honour_the_umask(workdir: Path):
 def test_a_killed_exports_leftovers_are_cleaned_and_never_ranked(workdir: Path):
     folder = workdir / "ranked"
     folder.mkdir()
-    stale = folder / ".k.x1y2.partial"
+    stale = folder / ".k.ab12cd_4.partial"  # what mkdtemp names a build folder of ranked/k
     shutil.copytree(workdir / "art", stale)
     old = folder / ".k.old-123"
     old.mkdir()
+    other = folder / ".k.v2.zz99yy88.partial"  # another target's build (ranked/k.v2): left alone
+    other.mkdir()
     result = _invoke(workdir, ["rank", "results.csv", "--bench", "ranked", "--cost", "arena", "--json"])
     assert result.returncode == 2 and "no card.json" in result.stderr  # the hidden copy is not read
     assert _invoke(workdir, ["export", "runs/r1", "--data", "syn.npz", "--out", "ranked/k"]).returncode == 0
     assert not stale.exists() and not old.exists() and (folder / "k" / "card.json").is_file()
+    assert other.is_dir()

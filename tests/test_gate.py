@@ -86,8 +86,8 @@ def test_all_limits_pass_with_measured_values_and_reports_written(tiny_artifact,
     assert _gate(_budget(tmp_path, _generous(art)), [art], mcu, "--json") == 0
     checks = {c["limit"]: c for c in json.loads(capsys.readouterr().out)["checks"]}
     assert checks["flash_kb"]["value"] == (art / "model_int8.tflite").stat().st_size / KB
-    assert "measured by TFLM" in checks["arena_kb"]["detail"]
-    assert checks["arena_kb"]["value"] == _card(art)["tflm"]["arena_bytes"] / KB  # same definition as export
+    assert "TFLM needs" in checks["arena_kb"]["detail"]
+    assert checks["arena_kb"]["value"] == _card(art)["tflm"]["arena_bytes"] / KB  # what model_data.h reserves
 
 
 @pytest.mark.parametrize("limit", LIMITS)
@@ -140,7 +140,8 @@ def test_card_sizes_that_disagree_with_the_files_fail_closed(tiny_artifact, tmp_
     assert len(_errors(capsys)) == len(LIMITS)
 
 
-def test_understated_arena_and_edited_macs_fail_closed(tiny_artifact, tmp_path, mcu, capsys):
+def test_edited_arena_macs_and_architecture_fail_closed(tiny_artifact, tmp_path, mcu, capsys):
+    """card.json itself is not hashed: what it claims must agree with the hashed files."""
     art = _copy(tiny_artifact, tmp_path)
     budget = _budget(tmp_path, _generous(art))
     _edit_card(art, "arena_bytes", 1024)
@@ -148,7 +149,12 @@ def test_understated_arena_and_edited_macs_fail_closed(tiny_artifact, tmp_path, 
     assert _gate(budget, [art], mcu, "--json") == 2
     errors = {c["limit"]: c["detail"] for c in _errors(capsys)}
     assert set(errors) == {"arena_kb", "latency_ms"}
-    assert "less than" in errors["arena_kb"] and "disagree" in errors["latency_ms"]
+    assert "model_data.h reserves" in errors["arena_kb"] and "disagree" in errors["latency_ms"]
+    _edit_card(art, "blocks", 2)  # a smaller claim, consistently edited
+    from edgekd.model import macs
+    _edit_card(art, "macs", macs(2, 1))
+    assert _gate(budget, [art], mcu, "--json") == 2
+    assert "not config.json's" in {c["limit"]: c["detail"] for c in _errors(capsys)}["latency_ms"]
     _edit_card(art, "arena_bytes", -5)
     assert _gate(budget, [art], mcu, "--json") == 2
     assert "not a positive number" in {c["limit"]: c["detail"] for c in _errors(capsys)}["arena_kb"]

@@ -39,8 +39,11 @@ def read_columns(path: Path, names: Sequence[str]) -> dict[str, np.ndarray]:
         raise DataError(f"{path}: missing column(s) {', '.join(repr(m) for m in missing)} "
                         f"(found: {', '.join(cols)})")
     idx = [cols.index(n.strip()) for n in names]
-    try:
-        data = np.loadtxt(path, delimiter=",", skiprows=1, usecols=idx, ndmin=2, dtype=np.float64)
+    try:  # the fast path reads every field, so a row with too many or too few fails here too
+        table = np.loadtxt(path, delimiter=",", skiprows=1, ndmin=2, dtype=np.float64)
+        if table.shape[1] != len(cols):
+            raise ValueError("field count differs from the header")
+        data = table[:, idx]
     except ValueError:
         data = _read_rows(path, idx, len(cols))
     if data.shape[0] == 0:

@@ -2,7 +2,8 @@
 
 For each held-out data set D: the student trains on the other two (``--fold lodo:D`` on the merged set) and
 is scored on D. Decoder settings (model weight a, fusion weight w: emission = a * logit + w * log(floor +
-evidence)) are chosen WITHOUT D: inner models trained on one of the two remaining data sets alone are scored
+evidence), optionally gated per window by the model's own confidence: a_i = a * c_i, c_i = its softmax mass
+within 3 BPM of its argmax) are chosen WITHOUT D: inner models trained on one of the two remaining data sets alone are scored
 on the other, and the (a, w) with the lowest mean MAE over those two inner directions is applied to the
 outer model on D. (a, w) = (0, 1) is the spectral HMM baseline itself, so selection can fall back to it.
 Runs are reused when a complete run of the same resolved config and data exists (folder = config hash).
@@ -29,13 +30,14 @@ from edgekd.fusion import FusionConfig, spectral_evidence
 from edgekd.runs import RunConfig, is_complete, read_config
 from edgekd.sweep import run_name
 from edgekd.teacher import data_hash
-from edgekd.tracking import track_with_confidence
+from edgekd.tracking import CONFIDENCE_HALFWIDTH, track_with_confidence
 from edgekd.train import resolved_config, train_run
 from edgekd.windowset import WindowSet, merge
 
 SETS = {"ieee-spc2015": "ieee_spc2015", "wrist-exercise": "wrist_exercise", "bidmc": "bidmc"}
 MODEL_WEIGHTS = (0.0, 0.1, 0.25, 0.5, 1.0)
 FUSION_WEIGHTS = (0.5, 1.0, 2.0, 4.0, 8.0)
+GATES = (False, True)
 
 
 def train_cached(ws: WindowSet, cfg: RunConfig, root: Path) -> Path:
@@ -45,17 +47,28 @@ def train_cached(ws: WindowSet, cfg: RunConfig, root: Path) -> Path:
     return folder
 
 
-def decode(logits: np.ndarray, evidence: np.ndarray, ws: WindowSet, a: float, w: float
+def model_confidence(logits: np.ndarray) -> np.ndarray:
+    """Softmax mass within CONFIDENCE_HALFWIDTH classes of each window's argmax, [N] in 0..1."""
+    p = np.exp(logits - logits.max(1, keepdims=True))
+    p /= p.sum(1, keepdims=True)
+    top = logits.argmax(1)
+    near = np.abs(np.arange(logits.shape[1])[None, :] - top[:, None]) <= CONFIDENCE_HALFWIDTH
+    return (p * near).sum(1).astype(np.float32)
+
+
+def decode(logits: np.ndarray, evidence: np.ndarray, ws: WindowSet, a: float, w: float, gate: bool = False
            ) -> tuple[np.ndarray, np.ndarray]:
-    """(absolute error, confidence) per window of the causal tracker on a * logits + w * log(floor + ev)."""
-    z = np.float32(a) * logits + np.float32(w) * np.log(np.float32(FusionConfig.floor) + evidence)
+    """(absolute error, confidence) per window of the causal tracker on a_i * logits + w * log(floor + ev)."""
+    scale = np.float32(a) * (model_confidence(logits)[:, None] if gate else np.float32(1))
+    z = scale * logits + np.float32(w) * np.log(np.float32(FusionConfig.floor) + evidence)
     bpm, conf = track_with_confidence(z.astype(np.float32), ws.recording)
     return np.abs(bpm - ws.hr), conf
 
 
-def grid_mae(logits: np.ndarray, evidence: np.ndarray, ws: WindowSet) -> dict[tuple[float, float], float]:
-    return {(a, w): float(decode(logits, evidence, ws, a, w)[0].mean())
-            for a, w in itertools.product(MODEL_WEIGHTS, FUSION_WEIGHTS)}
+def grid_mae(logits: np.ndarray, evidence: np.ndarray, ws: WindowSet, gates: tuple[bool, ...] = GATES
+             ) -> dict[tuple[float, float, bool], float]:
+    return {(a, w, g): float(decode(logits, evidence, ws, a, w, g)[0].mean())
+            for a, w, g in itertools.product(MODEL_WEIGHTS, FUSION_WEIGHTS, gates) if a > 0 or not g}
 
 
 def main() -> None:
@@ -66,6 +79,7 @@ def main() -> None:
     p.add_argument("--epochs", type=int, default=30)
     p.add_argument("--label-sigma", type=float, default=3.0)
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--init-from", help="pretrained run of the same size that starts every model")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     out = Path(args.out)
@@ -73,7 +87,7 @@ def main() -> None:
     full = merge(sets)
     evidence = spectral_evidence(full)
     base = dict(blocks=args.blocks, in_channels=4, epochs=args.epochs, label_sigma=args.label_sigma,
-                select_on="val_mae", device="cpu")
+                select_on="val_mae", device="cpu", init_from=args.init_from)
 
     logits_of: dict[tuple[str, str], np.ndarray] = {}  # (trained on, scored on) -> logits
     for name in SETS:  # inner models: one data set alone
@@ -94,22 +108,44 @@ def main() -> None:
         inner = [grid_mae(logits_of[(src, dst)], evidence[full.dataset == dst], full.subset(
             np.flatnonzero(full.dataset == dst))) for src, dst in itertools.permutations(train_sets)]
         chosen = min(inner[0], key=lambda k: np.mean([g[k] for g in inner]))
+        ungated = min((k for k in inner[0] if not k[2]), key=lambda k: np.mean([g[k] for g in inner]))
         hmm_err, hmm_conf = decode(logits, ev, ws, 0.0, 1.0)
         row = {"held_out": held, "windows": len(ws), "hmm": float(hmm_err.mean()),
                "argmax": float(np.abs(decode_argmax(logits) - ws.hr).mean()),
                "causal": float(decode(logits, ev, ws, 1.0, 0.0)[0].mean()),
                "fused_w4": float(decode(logits, ev, ws, 1.0, 4.0)[0].mean())}
         err, conf = decode(logits, ev, ws, *chosen)
-        row.update({"nested_a": chosen[0], "nested_w": chosen[1], "nested": float(err.mean()),
+        row.update({"ungated": float(decode(logits, ev, ws, *ungated)[0].mean()),
+                    "nested_a": chosen[0], "nested_w": chosen[1], "gate": chosen[2], "nested": float(err.mean()),
                     "nested_cov90": covered_mae(err, conf, 0.9), "nested_cov80": covered_mae(err, conf, 0.8),
                     "hmm_cov80": covered_mae(hmm_err, hmm_conf, 0.8)})
         rows.append(row)
-        results.append({**row, "grid_on_held_out": {f"{a},{w}": v for (a, w), v in grid_mae(logits, ev, ws).items()}})
+        results.append({**row, "grid_on_held_out": {f"{a},{w},{g}": v for (a, w, g), v in
+                                                     grid_mae(logits, ev, ws).items()}})
     print_table(rows, title=f"leave-one-dataset-out, {args.blocks}-block student (PPG + ACC), MAE in BPM")
-    mean = {k: float(np.mean([r[k] for r in rows])) for k in ("hmm", "causal", "fused_w4", "nested")}
+    mean = {k: float(np.mean([r[k] for r in rows])) for k in ("hmm", "causal", "fused_w4", "ungated", "nested")}
     print(f"mean over held-out data sets: {json.dumps({k: round(v, 2) for k, v in mean.items()})}")
     out.mkdir(parents=True, exist_ok=True)
     (out / "lodo.json").write_text(json.dumps({"settings": vars(args), "rows": results, "mean": mean}, indent=2))
+    (out / "lodo.md").write_text(markdown(rows, mean, args))
+
+
+def markdown(rows: list[dict], mean: dict[str, float], args: argparse.Namespace) -> str:
+    """The README's LODO table, regenerated by this script (MAE in BPM on each held-out data set)."""
+    cols = [("hmm", "spectral HMM (no model)"), ("argmax", "argmax"), ("causal", "causal"),
+            ("fused_w4", "fused a=1 w=4 (default)"), ("ungated", "fused, nested (a, w)"),
+            ("nested", "fused, nested (a, w, gate)"), ("nested_cov80", "same @80 % coverage"),
+            ("hmm_cov80", "HMM @80 %")]
+    init = f", initialised from `{args.init_from}`" if args.init_from else ", from scratch"
+    lines = [f"Leave-one-dataset-out, {args.blocks}-block student (PPG + ACC, {args.epochs} epochs, label sigma "
+             f"{args.label_sigma:g}{init}); `python tests/benchmarks/lodo.py` regenerates it.", "",
+             "| held out | windows | " + " | ".join(c[1] for c in cols) + " | nested choice (a, w, gate) |",
+             "|---|---:|" + "---:|" * len(cols) + "---|"]
+    for r in rows:
+        lines.append(f"| {r['held_out']} | {r['windows']} | " + " | ".join(f"{r[k]:.2f}" for k, _ in cols)
+                     + f" | {r['nested_a']:g}, {r['nested_w']:g}, {'on' if r['gate'] else 'off'} |")
+    lines.append("| mean | | " + " | ".join(f"{mean[k]:.2f}" if k in mean else "" for k, _ in cols) + " | |")
+    return "\n".join(lines) + "\n"
 
 
 if __name__ == "__main__":
