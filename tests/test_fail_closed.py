@@ -332,3 +332,27 @@ def test_a_killed_exports_leftovers_are_cleaned_and_never_ranked(workdir: Path):
     assert _invoke(workdir, ["export", "runs/r1", "--data", "syn.npz", "--out", "ranked/k"]).returncode == 0
     assert not stale.exists() and not old.exists() and (folder / "k" / "card.json").is_file()
     assert other.is_dir()
+
+
+@contextlib.contextmanager
+def _tmpfs(path: Path, size: str) -> Iterator[Path]:
+    """A tiny file system at ``path`` (root only: a real full disk, unlike RLIMIT_FSIZE, which also breaks
+    TensorFlow's own scratch files); skips the test where it cannot be mounted."""
+    path.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)],
+                             capture_output=True).returncode == 0
+    if not mounted:
+        pytest.skip("cannot mount a tmpfs here (needs root)")
+    try:
+        yield path
+    finally:
+        subprocess.run(["umount", str(path)], check=False)
+
+
+def test_export_onto_a_full_disk_leaves_nothing(workdir: Path):
+    with _tmpfs(workdir / "full", "200k") as full:
+        result = _invoke(workdir, ["export", "runs/r1", "--int8", "--data", "syn.npz", "--out", "full/art"])
+        assert result.returncode == 2, result.stderr[-2000:]
+        assert _error_lines(result.stderr) == ["edgekd: error: full/art: disk full while exporting; nothing was "
+                                               "written"]
+        assert list(full.iterdir()) == []
