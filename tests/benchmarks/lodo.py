@@ -73,6 +73,23 @@ def grid_mae(logits: np.ndarray, evidence: np.ndarray, ws: WindowSet, gates: tup
             for a, w, g in itertools.product(MODEL_WEIGHTS, FUSION_WEIGHTS, gates) if a > 0 or not g}
 
 
+def int8_logits(run_dir: Path, full: WindowSet, held: str, out: Path) -> np.ndarray:
+    """Dequantised TFLM outputs on the held-out set of the fold's student, exported with --int8 and calibrated
+    on (a sample of) its own training windows, the way a user ships it."""
+    from export.artifact import export_artifact
+    from export.infer import predict_logits as runtime_logits
+
+    data = out / "data"
+    calib, evaluate = data / f"train-{held}.npz", data / f"held-{held}.npz"
+    train, test = full.subset(np.flatnonzero(full.dataset != held)), full.subset(np.flatnonzero(full.dataset == held))
+    train.save(calib)
+    test.save(evaluate)
+    art = out / "artifacts" / run_dir.name
+    if not (art / "card.json").is_file():
+        export_artifact(run_dir, art, int8=True, calib=calib, evaluate=evaluate, progress=False, force=True)
+    return runtime_logits(art, "tflm", test.x)
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--shared", default="../shared/data", help="folder with ieee_spc2015, wrist_exercise, bidmc")
@@ -84,6 +101,9 @@ def main() -> None:
     p.add_argument("--init-from", help="pretrained run of the same size that starts every model")
     p.add_argument("--strategy", default="scratch", help="outer student's strategy, e.g. dkd (needs a teacher)")
     p.add_argument("--teacher-blocks", type=int, default=8, help="teacher size for a distillation strategy")
+    p.add_argument("--int8", action="store_true",
+                   help="also export each fold's student with --int8 (calibrated on its training sets) and score "
+                        "the TFLM interpreter's outputs on the held-out set")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     out = Path(args.out)
@@ -111,7 +131,8 @@ def main() -> None:
             teacher = train_cached(full, RunConfig(**{**base, "blocks": args.teacher_blocks, "init_from": None},
                                                    fold=fold), out / "runs")
             cfg = RunConfig(**base, fold=fold, strategy=args.strategy, teachers=[str(teacher)])
-        model = load_model(train_cached(full, cfg, out / "runs"))
+        run_dir = train_cached(full, cfg, out / "runs")
+        model = load_model(run_dir)
         idx = full.dataset == held
         ws, ev = full.subset(np.flatnonzero(idx)), evidence[idx]
         logits = predict_logits(model, ws.x)
@@ -130,6 +151,12 @@ def main() -> None:
                     "nested_a": chosen[0], "nested_w": chosen[1], "gate": chosen[2], "nested": float(err.mean()),
                     "nested_cov90": covered_mae(err, conf, 0.9), "nested_cov80": covered_mae(err, conf, 0.8),
                     "hmm_cov80": covered_mae(hmm_err, hmm_conf, 0.8)})
+        if args.int8:
+            q = int8_logits(run_dir, full, held, out)
+            q_err, q_conf = decode(q, ev, ws, *chosen)
+            row.update({"int8_argmax_agreement": float((q.argmax(1) == logits.argmax(1)).mean()),
+                        "int8_fused_w4": float(decode(q, ev, ws, 1.0, 4.0)[0].mean()),
+                        "int8_nested": float(q_err.mean())})
         rows.append(row)
         results.append({**row, "grid_on_held_out": {f"{a},{w},{g}": v for (a, w, g), v in
                                                      grid_mae(logits, ev, ws).items()}})
@@ -147,10 +174,14 @@ def markdown(rows: list[dict], mean: dict[str, float], args: argparse.Namespace)
             ("fused_w4", "fused a=1 w=4 (default)"), ("ungated", "fused, nested (a, w)"),
             ("nested", "fused, nested (a, w, gate)"), ("nested_cov80", "same @80 % coverage"),
             ("hmm_cov80", "HMM @80 %")]
+    if "int8_nested" in rows[0]:
+        cols += [("int8_fused_w4", "INT8 TFLM fused a=1 w=4"), ("int8_nested", "INT8 TFLM fused, nested"),
+                 ("int8_argmax_agreement", "INT8 = FP32 argmax")]
     init = f", initialised from `{args.init_from}`" if args.init_from else ""
     init += (f", {args.strategy} from a {args.teacher_blocks}-block teacher" if args.strategy != "scratch"
              else ", no teacher")
-    flags = " ".join(f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items() if v is not None)
+    flags = " ".join(f"--{k.replace('_', '-')}" + ("" if v is True else f" {v}")
+                     for k, v in vars(args).items() if v is not None and v is not False)
     lines = [f"Leave-one-dataset-out, {args.blocks}-block student (PPG + ACC, {args.epochs} epochs, label sigma "
              f"{args.label_sigma:g}{init}), MAE in BPM on each held-out data set. Regenerate: "
              f"`.venv/bin/python tests/benchmarks/lodo.py {flags}`.", "",
