@@ -38,6 +38,13 @@ def test_merge_keeps_datasets_prefixes_ids_and_zero_fills_acc(tmp_path, capsys):
     assert [p["windows"] for p in m.provenance["parts"]] == [len(a), len(b)]
     with pytest.raises(DataError, match="appears in two inputs"):
         merge({"x": a, "y": a})
+    a.save(tmp_path / "a2.npz")  # the same loader twice: named apart with --names
+    assert main(["data", "merge", str(tmp_path / "a.npz"), str(tmp_path / "a2.npz"), "--names", "left,right",
+                 "--out", str(tmp_path / "n.npz")]) == 0
+    assert WindowSet.load(tmp_path / "n.npz").datasets() == ["left", "right"]
+    assert main(["data", "merge", str(tmp_path / "a.npz"), str(tmp_path / "a2.npz"), "--names", "one",
+                 "--out", str(tmp_path / "bad.npz")]) == 2
+    assert not (tmp_path / "bad.npz").exists()
 
 
 def test_lodo_and_all_folds(tmp_path):

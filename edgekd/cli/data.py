@@ -52,6 +52,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                                      "when another set has ACC, and the provenance of every input is kept.")
     mg.add_argument("files", nargs="+", type=Path, metavar="FILE.npz", help="WindowSet files (two or more)")
     mg.add_argument("--out", required=True, type=Path, help="output WindowSet file (.npz)")
+    mg.add_argument("--names", metavar="A,B,...",
+                    help="data-set name of each input, in order (default: the loader's, e.g. two csv imports "
+                         "need distinct names)")
     mg.add_argument("--json", action="store_true", help="print a JSON summary instead of a table")
     mg.set_defaults(func=run_merge)
 
@@ -162,9 +165,20 @@ def run_info(args: argparse.Namespace) -> int:
 
 
 def run_merge(args: argparse.Namespace) -> int:
+    import numpy as np
+
     from edgekd.windowset import WindowSet, merge
 
-    ws = merge({str(f): WindowSet.load(f) for f in args.files})
+    sets = {str(f): WindowSet.load(f) for f in args.files}
+    if args.names is not None:
+        names = [n.strip() for n in args.names.split(",")]
+        if len(names) != len(sets) or not all(names):
+            raise EdgekdError(f"--names: give one non-empty name per input ({len(sets)}), got {args.names!r}")
+        for (label, s), name in zip(sets.items(), names):
+            if len(s.datasets()) > 1:
+                raise EdgekdError(f"{label}: holds several data sets ({', '.join(s.datasets())}); cannot rename it")
+            s.dataset = np.full(len(s), name)
+    ws = merge(sets)
     ws.save(args.out)
     rows = [{"dataset": d, "windows": c, "subjects": len(set(ws.subject[ws.dataset == d].tolist()))}
             for d, c in ws.summary()["datasets"].items()]
