@@ -155,7 +155,9 @@ def _measure(ev: Evidence, limit: str, mcu: McuTarget | None) -> tuple[float | N
         recorded, why = _positive(card, "arena_bytes")
         if recorded is None:
             return None, why
-        if ev.reserved_arena is not None and ev.reserved_arena != recorded:
+        if ev.reserved_arena is None:
+            return None, f"no {MODEL_DATA_H} with kArenaSize in the artifact: the firmware's arena is unknown"
+        if ev.reserved_arena != recorded:
             return None, f"card's arena {recorded:.0f} B is not the {ev.reserved_arena} B model_data.h reserves"
         if ev.arena is None:
             return recorded / KB, "what model_data.h reserves (install tflite-micro to check it allocates)"
