@@ -47,8 +47,10 @@ def resolve_device(device: str) -> torch.device:
         raise EdgekdError(f"unknown device '{device}'; use auto, cpu, cuda or cuda:N") from None
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise EdgekdError(f"device '{device}' requested but CUDA is not available")
-    if dev.type not in ("cpu", "cuda"):
-        raise EdgekdError(f"device '{device}' is not supported; use auto, cpu, cuda or cuda:N")
+    if dev.type == "mps" and not torch.backends.mps.is_available():
+        raise EdgekdError(f"device '{device}' requested but Apple MPS is not available")
+    if dev.type not in ("cpu", "cuda", "mps"):
+        raise EdgekdError(f"device '{device}' is not supported; use auto, cpu, cuda, cuda:N or mps")
     return dev
 
 
