@@ -8,7 +8,6 @@ so everything that loads a model goes through ``load_model``.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +18,7 @@ from safetensors.torch import load_file, save_file
 from edgekd.atomic import atomic_path, write_error
 from edgekd.bpm import N_CLASSES
 from edgekd.errors import EdgekdError
-from edgekd.layout import CONFIG, WEIGHTS, check_model_folder
+from edgekd.layout import CONFIG, WEIGHTS, check_model_folder, read_json_object
 from edgekd.model import MAX_BLOCKS, MAX_IN_CHANNELS, ResNet1D
 
 
@@ -63,12 +62,7 @@ def model_spec(folder: str | Path) -> dict[str, int]:
         check_model_folder(folder)
     cfg_path = folder / CONFIG
     if cfg_path.exists():
-        try:
-            cfg: dict[str, Any] = json.loads(cfg_path.read_text())
-        except json.JSONDecodeError as exc:
-            raise EdgekdError(f"{cfg_path}: not valid JSON ({exc})") from None
-        if not isinstance(cfg, dict):
-            raise EdgekdError(f"{cfg_path}: must hold a JSON object")
+        cfg = read_json_object(cfg_path)
         if "model" in cfg:
             return _checked_spec(cfg["model"], cfg_path)
     weights = folder / WEIGHTS

@@ -26,12 +26,11 @@ from xml.etree import ElementTree as ET
 
 from edgekd.budget import DEFAULT_MCU_TARGETS, KB, LIMITS, Budget, McuTarget, mcu_target
 from edgekd.errors import EdgekdError
-from edgekd.layout import CARD, CONFIG, MODEL_DATA_H, TFLITE_INT8, read_json_object, verify_artifact
+from edgekd.layout import (CARD, CONFIG, MODEL_DATA_H, TFLITE_INT8, read_flatbuffer, read_json_object,
+                           verify_artifact)
 from edgekd.model import MAX_BLOCKS, MAX_IN_CHANNELS
 from edgekd.model import macs as model_macs
 
-CARD_FILE = CARD
-TFLITE_MAGIC = b"TFL3"  # flatbuffer file identifier at bytes 4..8
 # Limits that need the INT8 flatbuffer to be part of the artifact.
 NEEDS_FLATBUFFER = ("flash_kb", "arena_kb", "latency_ms", "int8_mae_drop_bpm")
 # The card.json entries the gate and `edgekd rank` read (written by export/artifact.py), as key paths.
@@ -82,9 +81,9 @@ def card_value(card: dict[str, Any], field: str) -> float | None:
 def read_card(artifact: str | Path) -> dict[str, Any]:
     """card.json of an artifact folder (or the card file itself); EdgekdError when missing or corrupt."""
     path = Path(artifact)
-    card_path = path / CARD_FILE if path.is_dir() else path
+    card_path = path / CARD if path.is_dir() else path
     if not card_path.is_file():
-        raise EdgekdError(f"{card_path}: no {CARD_FILE} (is {artifact} an exported artifact?)")
+        raise EdgekdError(f"{card_path}: no {CARD} (is {artifact} an exported artifact?)")
     return read_json_object(card_path, "corrupt card")
 
 
@@ -107,9 +106,7 @@ def collect_evidence(folder: Path, card: dict[str, Any], limits: dict[str, float
     """Verify the files against the card and measure what the limits need (EdgekdError on any mismatch)."""
     needs_fb = any(k in limits for k in NEEDS_FLATBUFFER)
     files = verify_artifact(folder, card, required=(TFLITE_INT8,) if needs_fb else ())
-    flatbuffer = files[TFLITE_INT8].read_bytes() if TFLITE_INT8 in files else None
-    if flatbuffer is not None and (len(flatbuffer) < 8 or flatbuffer[4:8] != TFLITE_MAGIC):
-        raise EdgekdError(f"{files[TFLITE_INT8]}: not a TFLite flatbuffer (no 'TFL3' identifier)")
+    flatbuffer = read_flatbuffer(files[TFLITE_INT8]) if TFLITE_INT8 in files else None
     arena = None
     if flatbuffer is not None and "arena_kb" in limits:
         arena = measured_arena(flatbuffer, files[TFLITE_INT8])

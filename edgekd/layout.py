@@ -26,6 +26,8 @@ ONNX_FP32 = "model.onnx"
 ONNX_INT8 = "model_int8.onnx"
 TFLITE_INT8 = "model_int8.tflite"
 MODEL_DATA_H = "model_data.h"
+MODEL_DATA_CC = "model_data.cc"
+TFLITE_MAGIC = b"TFL3"  # flatbuffer file identifier at bytes 4..8
 # Written after the card (they describe it), so the card cannot record their hashes.
 NOT_IN_CARD = (CARD, CARD_MD)
 
@@ -79,6 +81,14 @@ def verify_artifact(folder: str | Path, card: dict[str, Any], required: tuple[st
             raise EdgekdError(f"{folder / name}: not part of this artifact (card.json does not list it; "
                               f"export with --int8 for the INT8 files)")
     return out
+
+
+def read_flatbuffer(path: Path) -> bytes:
+    """The bytes of a TFLite flatbuffer file; EdgekdError naming it when it lacks the 'TFL3' identifier."""
+    data = path.read_bytes()
+    if len(data) < 8 or data[4:8] != TFLITE_MAGIC:
+        raise EdgekdError(f"{path}: not a TFLite flatbuffer (no 'TFL3' identifier); the file is corrupt")
+    return data
 
 
 def read_json_object(path: Path, problem: str = "not valid JSON") -> dict[str, Any]:

@@ -22,8 +22,8 @@ from typing import Any
 
 from edgekd.budget import DEFAULT_MCU_TARGETS, KB, Budget, mcu_target
 from edgekd.errors import EdgekdError
-from edgekd.layout import verify_artifact
-from edgekd.gate import CARD_FILE, card_value, read_card
+from edgekd.gate import card_value, read_card
+from edgekd.layout import CARD, verify_artifact
 from edgekd.model import macs, size_table
 
 COSTS: dict[str, tuple[str, str]] = {  # cost name -> (row column, axis label)
@@ -77,7 +77,7 @@ def bench_costs(bench_dir: str | Path, runtime: str = "tflm") -> dict[int, dict[
     if not root.is_dir():
         raise EdgekdError(f"{root}: no such folder of artifacts / benchmark records")
     found: dict[int, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
-    for card_path in _visible(root, CARD_FILE):
+    for card_path in _visible(root, CARD):
         card = read_card(card_path)
         verify_artifact(card_path.parent, card)  # a card is only as good as the files it describes
         blocks = card_value(card, "blocks")
@@ -88,7 +88,7 @@ def bench_costs(bench_dir: str | Path, runtime: str = "tflm") -> dict[int, dict[
             if v is not None:
                 found[int(blocks)][col].append(v / KB)
     for path in _visible(root, "*.json"):
-        if path.name == CARD_FILE:
+        if path.name == CARD:
             continue
         try:
             rec = json.loads(path.read_text())

@@ -30,7 +30,7 @@ import numpy as np
 
 from edgekd.bpm import N_CLASSES
 from edgekd.errors import EdgekdError
-from edgekd.layout import CONFIG, LOG, METRICS, WEIGHTS, read_json_object
+from edgekd.layout import CONFIG, METRICS, WEIGHTS, read_json_object
 from edgekd.losses import STRATEGIES, resolve_params
 from edgekd.model import MAX_BLOCKS, MAX_IN_CHANNELS
 from edgekd.splits import Fold, holdout, kfold, parse_fold

@@ -165,14 +165,21 @@ def viterbi(logits: np.ndarray, cfg: TrackerConfig = TrackerConfig()) -> np.ndar
 DECODERS = ("argmax", "viterbi", "causal")
 
 
+def _recordings(recording: np.ndarray, n: int) -> list[np.ndarray]:
+    """Window indices of each recording, in first-appearance order (the tracker runs per recording)."""
+    recording = np.asarray(recording)
+    if recording.shape != (n,):
+        raise EdgekdError(f"tracker: {n} logit rows but recording ids of shape {list(recording.shape)}")
+    return [np.flatnonzero(recording == rec) for rec in dict.fromkeys(recording.tolist())]
+
+
 def track_with_confidence(logits: np.ndarray, recording: np.ndarray, cfg: TrackerConfig = TrackerConfig()
                           ) -> tuple[np.ndarray, np.ndarray]:
     """(BPM, confidence) per window from the causal tracker, each recording on its own in stored order."""
     logits = _check(logits)
     classes = np.empty(len(logits), dtype=np.int64)
     conf = np.empty(len(logits), dtype=np.float32)
-    for rec in dict.fromkeys(np.asarray(recording).tolist()):
-        idx = np.flatnonzero(recording == rec)
+    for idx in _recordings(recording, len(logits)):
         classes[idx], _, conf[idx] = causal_filter(logits[idx], cfg)
     return np.asarray(class_to_bpm(classes), dtype=np.float32), conf
 
@@ -184,13 +191,11 @@ def decode_recordings(logits: np.ndarray, recording: np.ndarray, method: str = "
     logits = _check(logits)
     if method not in DECODERS:
         raise EdgekdError(f"unknown decoder '{method}'; known: {', '.join(DECODERS)}")
-    recording = np.asarray(recording)
-    if recording.shape != (len(logits),):
-        raise EdgekdError(f"tracker: {len(logits)} logit rows but recording ids of shape {list(recording.shape)}")
+    if method == "causal":
+        return track_with_confidence(logits, recording, cfg)[0]
+    groups = _recordings(recording, len(logits))  # checks the ids even where argmax does not need them
     classes = logits.argmax(axis=1)
-    if method != "argmax":
-        fn = viterbi if method == "viterbi" else causal_track
-        for rec in dict.fromkeys(recording.tolist()):
-            idx = np.flatnonzero(recording == rec)
-            classes[idx] = fn(logits[idx], cfg)
+    if method == "viterbi":
+        for idx in groups:
+            classes[idx] = viterbi(logits[idx], cfg)
     return np.asarray(class_to_bpm(classes), dtype=np.float32)

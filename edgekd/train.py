@@ -24,17 +24,16 @@ from edgekd import __version__
 from edgekd.atomic import ensure_dir, write_json, write_text
 from edgekd.augment import augment
 from edgekd.bpm import bpm_to_class, decode_argmax
-from edgekd.checkpoint import CONFIG, WEIGHTS, load_model, model_spec, save_weights
+from edgekd.checkpoint import load_model, model_spec, save_weights
 from edgekd.errors import EdgekdError
 from edgekd.evaluate import MAE_KEYS, mae_report, predict_logits
+from edgekd.layout import CONFIG, LOG, METRICS, WEIGHTS, read_json_object, sha256_file
 from edgekd.losses import DistillLoss, StudentOut, resolve_params
 from edgekd.model import ResNet1D, deployed_param_count, macs
-from edgekd.layout import read_json_object, sha256_file
-from edgekd.runs import LOG, METRICS, RunConfig, model_entry, resolve_fold
+from edgekd.runs import RunConfig, model_entry, resolve_fold
 from edgekd.splits import validation_split
 from edgekd.teacher import TeacherOutputs, data_hash, load_teachers
 from edgekd.windowset import WindowSet
-
 
 
 def resolve_device(device: str) -> torch.device:

@@ -25,7 +25,8 @@ from edgekd.bpm import BPM_MIN, decode_argmax
 from edgekd.checkpoint import CONFIG, WEIGHTS, load_model, save_weights
 from edgekd.errors import EdgekdError
 from edgekd.fusion import FusionConfig
-from edgekd.layout import file_record
+from edgekd.layout import (CARD, CARD_MD, MODEL_DATA_CC, MODEL_DATA_H, ONNX_FP32, ONNX_INT8, TFLITE_INT8,
+                           file_record)
 from edgekd.model import ResNet1D, deployed_param_count, final_width, macs, paper_param_count
 
 ONNX_TOLERANCE = 1e-4  # max abs logit difference PyTorch vs ONNX Runtime (FP32)
@@ -122,14 +123,14 @@ def _build(model: ResNet1D, folder: Path, work: Path, name: str, int8: bool, dat
     config = windows.source_config(folder) or {"model": model.config()}
     write_json(work / CONFIG, config)
     batch = None if dynamic_batch else 1
-    export_onnx(model, work / "model.onnx", dynamic_batch)
-    onnx_diff = onnx_max_abs_diff(model, work / "model.onnx", ev.x[:256], batch)
+    export_onnx(model, work / ONNX_FP32, dynamic_batch)
+    onnx_diff = onnx_max_abs_diff(model, work / ONNX_FP32, ev.x[:256], batch)
     if not onnx_diff < ONNX_TOLERANCE:
         raise EdgekdError(f"ONNX FP32 differs from PyTorch by {onnx_diff:.2e} (> {ONNX_TOLERANCE:g})")
     step("onnx")
     with torch.no_grad():
         fp32 = model(torch.from_numpy(ev.x)).numpy()
-    logits = {"fp32": fp32, "onnx_fp32": run_onnx(work / "model.onnx", ev.x, batch)}
+    logits = {"fp32": fp32, "onnx_fp32": run_onnx(work / ONNX_FP32, ev.x, batch)}
     card: dict[str, Any] = {
         "name": name, "edgekd_version": __version__,
         "created_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
@@ -156,10 +157,10 @@ def _build(model: ResNet1D, folder: Path, work: Path, name: str, int8: bool, dat
     # Size and sha256 of every file (card.json/.md come next): readers check the files against these.
     card["files"] = {p.name: file_record(p) for p in sorted(work.iterdir())}
     card["export_seconds"] = round(time.perf_counter() - t0, 2)
-    write_json(work / "card.json", card)
+    write_json(work / CARD, card)
     from export.card import card_md
 
-    write_text(work / "card.md", card_md(card))
+    write_text(work / CARD_MD, card_md(card))
     bar.close()
     return card
 
@@ -175,20 +176,20 @@ def _build_int8(model: ResNet1D, work: Path, name: str, cal, ev, batch: int | No
     from export.tflite_int8 import convert_int8
     from edgekd.tflm_arena import arena_bytes
 
-    quantize_onnx(work / "model.onnx", work / "model_int8.onnx", cal.x, batch)
-    logits["onnx_int8"] = run_onnx(work / "model_int8.onnx", ev.x, batch)
+    quantize_onnx(work / ONNX_FP32, work / ONNX_INT8, cal.x, batch)
+    logits["onnx_int8"] = run_onnx(work / ONNX_INT8, ev.x, batch)
     step("onnx-int8")
     flatbuffer, mirror_diff = convert_int8(model, cal.x, ev.x[:64])
     ops = check_tflm_ops(op_list(flatbuffer), f"{name}/model_int8.tflite")
-    write_bytes(work / "model_int8.tflite", flatbuffer)
+    write_bytes(work / TFLITE_INT8, flatbuffer)
     step("tflite")
     arena_min, arena = arena_bytes(flatbuffer)
     step("arena")
     (in_s, in_z), (out_s, out_z) = int8_io(flatbuffer)
     ident = c_identifier(name)
-    write_text(work / "model_data.h", model_data_h(ident, len(flatbuffer), arena, arena_min, model.in_channels,
+    write_text(work / MODEL_DATA_H, model_data_h(ident, len(flatbuffer), arena, arena_min, model.in_channels,
                                                    QuantParams(in_s, in_z, out_s, out_z)))
-    write_text(work / "model_data.cc", model_data_cc(ident, flatbuffer))
+    write_text(work / MODEL_DATA_CC, model_data_cc(ident, flatbuffer))
     write_text(work / "ops.h", ops_h(ident, ops))
     extras = [f for f in TRACKER_FILES if (TRACKER_DIR / f).exists()]
     if len(extras) == len(TRACKER_FILES):

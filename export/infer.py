@@ -10,13 +10,12 @@ import torch
 
 from edgekd.checkpoint import load_model
 from edgekd.errors import EdgekdError
-from edgekd.gate import CARD_FILE, card_entry, read_card
-from edgekd.layout import verify_artifact
+from edgekd.gate import card_entry, read_card
+from edgekd.layout import CARD, ONNX_FP32, ONNX_INT8, TFLITE_INT8, verify_artifact
 from edgekd.tracking import dequantize
 
 RUNTIMES = ("torch", "onnx", "onnx-int8", "tflite", "tflm")
-FILES = {"onnx": "model.onnx", "onnx-int8": "model_int8.onnx", "tflite": "model_int8.tflite",
-         "tflm": "model_int8.tflite"}
+FILES = {"onnx": ONNX_FP32, "onnx-int8": ONNX_INT8, "tflite": TFLITE_INT8, "tflm": TFLITE_INT8}
 
 
 def quantize(x: np.ndarray, scale: float, zero_point: int) -> np.ndarray:
@@ -92,4 +91,4 @@ def _arena(artifact_dir: Path) -> int:
     try:
         return int(arena)
     except (ValueError, TypeError) as exc:
-        raise EdgekdError(f"{artifact_dir / CARD_FILE}: cannot read the TFLM arena size ({exc})") from None
+        raise EdgekdError(f"{artifact_dir / CARD}: cannot read the TFLM arena size ({exc})") from None

@@ -10,7 +10,6 @@ trained on IEEE SPC cannot silently be calibrated on synthetic windows).
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,8 +17,9 @@ from typing import Any
 import numpy as np
 
 from edgekd.checkpoint import CONFIG
+from edgekd.layout import read_json_object
 from edgekd.data import load_windows
-from edgekd.errors import DataError, EdgekdError
+from edgekd.errors import DataError
 from edgekd.model import WINDOW
 from edgekd.runs import RunConfig, resolve_fold
 from edgekd.teacher import data_hash
@@ -38,12 +38,7 @@ class Windows:
 
 def source_config(folder: Path) -> dict[str, Any]:
     path = folder / CONFIG
-    if not path.exists():
-        return {}
-    try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise EdgekdError(f"{path}: not valid JSON ({exc})") from None
+    return read_json_object(path) if path.exists() else {}
 
 
 def select(folder: Path, in_channels: int, data: Path | None, calib: Path | None,

@@ -6,15 +6,15 @@ layer's contract (DESIGN.md "Artifact").
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from edgekd.checkpoint import model_spec
 from edgekd.errors import EdgekdError
-from edgekd.gate import CARD_KEYS, TFLITE_MAGIC, card_entry, read_card
+from edgekd.gate import CARD_KEYS, card_entry, read_card
 from edgekd.layout import CARD, ONNX_FP32, ONNX_INT8, TFLITE_INT8, WEIGHTS  # noqa: F401 - the layout, re-exported
+from edgekd.layout import read_flatbuffer
 
 
 @dataclass(frozen=True)
@@ -41,11 +41,7 @@ class Artifact:
 
     def tflite_bytes(self) -> bytes:
         """The INT8 flatbuffer, checked to be one (a truncated or foreign file fails here, by name)."""
-        p = self.path(TFLITE_INT8)
-        data = p.read_bytes()
-        if len(data) < 8 or data[4:8] != TFLITE_MAGIC:
-            raise EdgekdError(f"{p}: not a TFLite flatbuffer (no 'TFL3' identifier); the file is corrupt")
-        return data
+        return read_flatbuffer(self.path(TFLITE_INT8))
 
     def card_int(self, field: str) -> int | None:
         """The positive integer card entry ``edgekd.gate.CARD_KEYS[field]`` names (e.g. "arena_bytes"), or
@@ -61,8 +57,8 @@ class Artifact:
     def describe(self) -> dict[str, Any]:
         """Identity for a benchmark record: name, path, architecture and the flatbuffer's hash."""
         out: dict[str, Any] = {"name": self.name, "path": str(self.folder), **self.spec}
-        if self.has(TFLITE_INT8):
-            out["tflite_sha256"] = hashlib.sha256((self.folder / TFLITE_INT8).read_bytes()).hexdigest()
+        if self.has(TFLITE_INT8):  # load_artifact checked the file against this recorded hash
+            out["tflite_sha256"] = self.card["files"][TFLITE_INT8]["sha256"]
         return out
 
 

@@ -11,7 +11,7 @@ import torch
 
 from edgekd.cli.main import main
 from edgekd.errors import EdgekdError
-from edgekd.model import ResNet1D, deployed_param_count, macs
+from edgekd.model import deployed_param_count, macs
 from firmware_bench import records, tflm
 from firmware_bench.artifact import TFLITE_INT8, load_artifact
 from firmware_bench.bench import RUNTIMES, run_bench, verify_card_arena

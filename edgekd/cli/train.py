@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from edgekd.cli.args import int_at_least, non_negative_float, non_negative_int, positive_float, positive_int
+from edgekd.cli.args import int_at_least, non_negative_float, non_negative_int, positive_int
 from edgekd.cli.output import print_json, print_table
 from edgekd.data import load_windows
 from edgekd.errors import EdgekdError
@@ -230,7 +230,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
     columns = ["windows", *MAE_KEYS]
     headers = ["windows", "argmax", "expect.", "tracked", "fused", "fused@90%", "fused@80%"]
     print_table([report], ["model", "runtime", *columns], ["model", "runtime", *headers],
-                title=f"overall (MAE in BPM; fused@N% = the N % most confident windows)")
+                title="overall (MAE in BPM; fused@N% = the N % most confident windows)")
     for key, label in GROUPS:
         if key in report and (key != "per_dataset" or len(report[key]) > 1):
             print()

@@ -8,7 +8,6 @@ once. Window i always starts at 2 i seconds after the first sample of the record
 
 from __future__ import annotations
 
-import hashlib
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +18,7 @@ import numpy as np
 from edgekd.data.preprocess import BAND_HZ, STRIDE, STRIDE_S, WINDOW_S, fill_nans, frame, nan_runs_mask, \
     to_25hz, zscore
 from edgekd.errors import DataError
+from edgekd.layout import sha256_file
 from edgekd.model import WINDOW
 from edgekd.windowset import CHANNEL_NAMES_PPG_ACC, FS, HR_PLAUSIBLE, WindowSet, concat
 
@@ -43,15 +43,7 @@ class Tally:
 
     def add_file(self, path: Path, root: Path) -> None:
         rel = str(path.relative_to(root)) if path.is_relative_to(root) else str(path)
-        self.files.append({"path": rel, "sha256": sha256(path)})
-
-
-def sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+        self.files.append({"path": rel, "sha256": sha256_file(path)})
 
 
 def check_fs(fs: float, source: str) -> float:
@@ -62,6 +54,11 @@ def check_fs(fs: float, source: str) -> float:
     return fs
 
 
+def window_count(duration_s: float) -> int:
+    """How many 8 s / 2 s windows a recording ``duration_s`` long holds."""
+    return int(np.floor((duration_s - WINDOW_S) / STRIDE_S)) + 1 if duration_s >= WINDOW_S else 0
+
+
 def window_starts_s(n_labels: int) -> np.ndarray:
     return np.arange(n_labels) * STRIDE_S
 
@@ -70,7 +67,7 @@ def labels_from_series(t: np.ndarray, hr: np.ndarray, duration_s: float) -> np.n
     """Mean HR over each 8 s window [2 i, 2 i + 8) s of a recording ``duration_s`` long; ``t`` in seconds from
     the recording's first sample. NaN (no label) where fewer than ``MIN_LABEL_COVERAGE`` of the window's HR
     samples are valid, since a mean over a few seconds at one end would mislabel the window."""
-    n = int(np.floor((duration_s - WINDOW_S) / STRIDE_S)) + 1 if duration_s >= WINDOW_S else 0
+    n = window_count(duration_s)
     has_t = np.isfinite(t)
     order = np.argsort(t[has_t], kind="stable")
     t, hr = t[has_t][order], hr[has_t][order]

@@ -22,8 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
-from edgekd.data.preprocess import STRIDE_S, WINDOW_S
-from edgekd.data.recording import Tally, finish, window_recording
+from edgekd.data.preprocess import WINDOW_S
+from edgekd.data.recording import Tally, finish, window_count, window_recording, window_starts_s
 from edgekd.errors import DataError
 from edgekd.windowset import WindowSet
 
@@ -62,12 +62,11 @@ def read_beats(path: Path) -> np.ndarray:
 
 def beat_labels(beats: np.ndarray, fs: float, n_samples: int, drops: Counter) -> np.ndarray:
     """HR (BPM) of every 8 s / 2 s window of a recording ``n_samples`` long; NaN where dropped (counted)."""
-    duration = n_samples / fs
-    n = int(np.floor((duration - WINDOW_S) / STRIDE_S)) + 1 if duration >= WINDOW_S else 0
     t = beats / fs
-    out = np.full(n, np.nan)
-    for i in range(n):
-        inside = t[(t >= i * STRIDE_S) & (t < i * STRIDE_S + WINDOW_S)]
+    starts = window_starts_s(window_count(n_samples / fs))
+    out = np.full(len(starts), np.nan)
+    for i, start in enumerate(starts):
+        inside = t[(t >= start) & (t < start + WINDOW_S)]
         if len(inside) < MIN_BEATS:
             drops["too_few_beats"] += 1
             continue
