@@ -326,12 +326,12 @@ def run_sweep(sweep: SweepConfig, ws: WindowSet, out: str | Path, backend: str =
     """Run every pending run of the grid; returns counts and the results-table paths."""
     from tqdm import tqdm
 
-    from edgekd.teacher import data_hash
+    from edgekd.windowset import identity_hash
 
     if backend not in BACKENDS:
         raise EdgekdError(f"unknown backend '{backend}'; choose from {', '.join(BACKENDS)}")
     out = Path(out)
-    runs = plan(sweep, (out / RUNS_DIR).resolve(), data_hash(ws))
+    runs = plan(sweep, (out / RUNS_DIR).resolve(), identity_hash(ws))
     todo = pending(out, runs)
     already = len(runs) - len(todo)
     bar = tqdm(total=len(runs), initial=already, desc="sweep runs", unit="run", disable=None if progress else True,

@@ -13,7 +13,6 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
@@ -24,7 +23,7 @@ from edgekd.checkpoint import load_model
 from edgekd.errors import EdgekdError
 from edgekd.losses import TeacherBatch
 from edgekd.model import ResNet1D
-from edgekd.windowset import WindowSet
+from edgekd.windowset import WindowSet, windows_hash
 
 _MEMORY: OrderedDict[str, TeacherOutputs] = OrderedDict()
 _MEMORY_SIZE = 8
@@ -59,11 +58,6 @@ class TeacherOutputs:
                               move(self.stage), move(self.pooled), self.members)
 
 
-def data_hash(ws: WindowSet) -> str:
-    """Content hash of the windows (x only: labels do not change what a teacher outputs)."""
-    return hashlib.sha256(np.ascontiguousarray(ws.x).view(np.uint8)).hexdigest()[:16]
-
-
 def weights_hash(model: ResNet1D) -> str:
     h = hashlib.sha256()
     for name, tensor in sorted(model.state_dict().items()):
@@ -89,7 +83,7 @@ def teacher_outputs(model: ResNet1D, ws: WindowSet, device: str | torch.device, 
     The teacher sees ``ws.x[:, :model.in_channels]``. Returned tensors live on ``device``.
     """
     check_fits(model, ws, "teacher")
-    key = f"{weights_hash(model)}-{data_hash(ws)}-s{stage_index}-p{int(pooled)}"
+    key = f"{weights_hash(model)}-{windows_hash(ws)}-s{stage_index}-p{int(pooled)}"
     if key in _MEMORY:
         _MEMORY.move_to_end(key)
         return _MEMORY[key].to(device)

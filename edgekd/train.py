@@ -32,8 +32,8 @@ from edgekd.losses import DistillLoss, StudentOut, resolve_params
 from edgekd.model import ResNet1D, deployed_param_count, macs
 from edgekd.runs import RunConfig, model_entry, resolve_fold
 from edgekd.splits import validation_split
-from edgekd.teacher import TeacherOutputs, data_hash, load_teachers
-from edgekd.windowset import WindowSet
+from edgekd.teacher import TeacherOutputs, load_teachers
+from edgekd.windowset import WindowSet, identity_hash, windows_hash
 
 
 def resolve_device(device: str) -> torch.device:
@@ -112,7 +112,8 @@ def train_run(ws: WindowSet, cfg: RunConfig, out_dir: str | Path, teacher: Teach
         (out_dir / stale).unlink(missing_ok=True)
     write_json(out_dir / CONFIG, {
         **resolved_config(cfg).to_dict(), "model": model_entry(cfg),
-        "data": {"dataset": ws.provenance.get("dataset"), "hash": data_hash(ws), "windows": len(ws),
+        "data": {"dataset": ws.provenance.get("dataset"), "hash": identity_hash(ws),
+                 "windows_hash": windows_hash(ws), "windows": len(ws),
                  "channels": list(ws.channels)},
         "teacher": None if not loss_fn.needs_teacher else {
             "blocks": teacher.blocks, "in_channels": teacher.in_channels, "members": teacher.members,
@@ -237,7 +238,7 @@ def _init_state(cfg: RunConfig) -> dict[str, torch.Tensor] | None:
 
 def _check_teacher_folds(cfg: RunConfig, ws: WindowSet) -> None:
     """A teacher run trained on these windows must have used the same split, or it saw the test subjects."""
-    digest = None
+    digest: tuple[str, str] | None = None
     for path in cfg.teachers:
         cfg_path = Path(path) / CONFIG
         if not cfg_path.exists():
@@ -245,8 +246,12 @@ def _check_teacher_folds(cfg: RunConfig, ws: WindowSet) -> None:
         stored = read_json_object(cfg_path)
         if "fold" not in stored or not isinstance(stored.get("data"), dict):
             continue  # an exported artifact: no training split recorded
-        digest = digest or data_hash(ws)
-        same_data = stored["data"].get("hash") == digest
+        digest = digest or (identity_hash(ws), windows_hash(ws))
+        same_data = stored["data"].get("hash") == digest[0]
+        if not same_data and stored["data"].get("windows_hash") == digest[1]:
+            raise EdgekdError(f"{path}: teacher was trained on these windows with other labels or subject ids, so "
+                              f"which of the student's test subjects it saw cannot be told; retrain the teacher on "
+                              f"these data")
         if same_data and (stored["fold"], stored.get("split_seed", 0)) != (cfg.fold, cfg.split_seed):
             raise EdgekdError(f"{path}: teacher was trained on fold {stored['fold']} (split seed "
                               f"{stored.get('split_seed', 0)}) of these data, the student uses fold {cfg.fold} "

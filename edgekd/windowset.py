@@ -6,6 +6,7 @@ plus ``NAME.json``, a human-readable copy of the provenance and counts. Both are
 
 from __future__ import annotations
 
+import hashlib
 import json
 import zipfile
 import zlib
@@ -90,11 +91,15 @@ class WindowSet:
             channels=self.channels, provenance=self.provenance, dataset=self.dataset[idx],
         )
 
+    def first_channels(self, n: int) -> WindowSet:
+        """The same windows with only the first ``n`` channels (what a model reading ``n`` channels sees)."""
+        ws = self.subset(np.arange(len(self)))
+        ws.x, ws.channels = np.ascontiguousarray(ws.x[:, :n]), ws.channels[:n]
+        return ws
+
     def ppg_only(self) -> WindowSet:
         """The same windows with only the PPG channel (what a PPG-only student sees)."""
-        ws = self.subset(np.arange(len(self)))
-        ws.x, ws.channels = ws.x[:, :1].copy(), ws.channels[:1]
-        return ws
+        return self.first_channels(1)
 
     def subjects(self) -> list[str]:
         return sorted(set(self.subject.tolist()))
@@ -234,3 +239,20 @@ def merge(sets: dict[str, WindowSet]) -> WindowSet:
     if len(set(names)) != len(names):
         raise DataError(f"merge: data set {next(n for n in names if names.count(n) > 1)!r} appears in two inputs")
     return concat(parts, provenance={"dataset": "+".join(names), "parts": provs, "acc_zero_filled": filled})
+
+
+def windows_hash(ws: WindowSet) -> str:
+    """Hash of the signal windows alone: the teacher-output cache key (labels and ids do not change what a
+    teacher outputs on a window)."""
+    return hashlib.sha256(np.ascontiguousarray(ws.x).view(np.uint8)).hexdigest()[:16]
+
+
+def identity_hash(ws: WindowSet) -> str:
+    """Hash of everything that makes two WindowSets the same data: windows, labels, subject, recording,
+    data set, activity and channel names. Run names, provenance, export's "is this the training data?" and
+    the teacher-fold check use it, so re-prepared data with corrected labels or subjects never reuse a run."""
+    h = hashlib.sha256(np.ascontiguousarray(ws.x).view(np.uint8))
+    h.update(np.ascontiguousarray(ws.hr, dtype=np.float64).view(np.uint8))
+    for ids in (ws.subject, ws.recording, ws.dataset, ws.activity, np.asarray(ws.channels)):
+        h.update(b"\0none" if ids is None else json_text(ids.tolist()).encode())
+    return h.hexdigest()[:16]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
@@ -78,6 +79,12 @@ def test_teacher_from_another_fold_is_rejected(small_synth_module, teacher_run, 
     with pytest.raises(EdgekdError, match="has seen the student's test subjects"):
         train_run(small_synth_module, RunConfig(blocks=1, strategy="soft", teachers=[str(teacher_run)],
                                                 fold="2/2", **FAST), tmp_path / "s", progress=False)
+    # the same windows with other subject ids: the fold names the same, but not the same subjects
+    renamed = small_synth_module.subset(np.arange(len(small_synth_module)))
+    renamed.subject = np.char.add(renamed.subject, "x")
+    with pytest.raises(EdgekdError, match="other labels or subject ids"):
+        train_run(renamed, RunConfig(blocks=1, strategy="soft", teachers=[str(teacher_run)], **FAST),
+                  tmp_path / "s2", progress=False)
 
 
 @pytest.mark.parametrize("strategy", ["hard", "soft", "dkd", "feature", "ppg-distill", {"dkd": 1.0, "feature": 0.5}])

@@ -123,3 +123,16 @@ def test_synthetic_labels_match_spectral_peak_at_rest():
     run = ws.activity == "run"
     if run.any():
         assert np.mean(np.abs(est[run] - ws.hr[run]) < 3) < 0.9
+
+
+def test_identity_hash_sees_labels_and_ids_windows_hash_only_the_signal(small_synth):
+    from edgekd.windowset import identity_hash, windows_hash
+
+    same = small_synth.subset(np.arange(len(small_synth)))
+    assert identity_hash(same) == identity_hash(small_synth) and windows_hash(same) == windows_hash(small_synth)
+    for field, change in (("hr", lambda ws: ws.hr + 1.0), ("subject", lambda ws: np.roll(ws.subject, 1)),
+                          ("recording", lambda ws: np.char.add(ws.recording, "b"))):
+        other = small_synth.subset(np.arange(len(small_synth)))
+        setattr(other, field, change(other))
+        assert identity_hash(other) != identity_hash(small_synth), field
+        assert windows_hash(other) == windows_hash(small_synth), field  # the teacher cache stays valid

@@ -29,7 +29,7 @@ from edgekd.model import ResNet1D
 from edgekd.runs import resolve_fold
 from edgekd.splits import validation_split
 from edgekd.sweep import RUNS_DIR, PlannedRun, SweepConfig, plan, read_results, run_sweep
-from edgekd.teacher import data_hash
+from edgekd.windowset import identity_hash
 from edgekd.windowset import WindowSet
 
 BATCH = 128
@@ -93,7 +93,7 @@ def main() -> None:
         rows = read_results(out)
         sweep_mw = sum(r["train_windows"] * r["epochs_run"] for r in rows)
 
-        runs = plan(sweep, (out / RUNS_DIR).resolve(), data_hash(ws))
+        runs = plan(sweep, (out / RUNS_DIR).resolve(), identity_hash(ws))
         teachers: dict[str, torch.nn.Module] = {}
         t0 = time.perf_counter()
         naive_mw = 0
