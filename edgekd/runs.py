@@ -74,7 +74,7 @@ class RunConfig:
     label_sigma: float = 0.0
     init_from: str | None = None
     patience: int = 10
-    select_on: str = "val_loss"
+    select_on: str = "val_mae"  # the number users judge a model by
     device: str = "auto"
 
     def validate(self) -> None:

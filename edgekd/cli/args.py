@@ -7,6 +7,8 @@ import argparse
 import math
 from collections.abc import Callable
 
+from edgekd.fusion import FusionConfig
+
 
 def int_at_least(lo: int) -> Callable[[str], int]:
     def parse(text: str) -> int:
@@ -41,3 +43,31 @@ positive_int = int_at_least(1)
 non_negative_int = int_at_least(0)
 positive_float = _float_above(0.0, inclusive=False)
 non_negative_float = _float_above(0.0, inclusive=True)
+
+
+def unit_interval(text: str) -> float:
+    value = non_negative_float(text)
+    if value > 1:
+        raise argparse.ArgumentTypeError(f"must be in [0, 1], got {text}")
+    return value
+
+
+def add_decoder_args(p: argparse.ArgumentParser) -> None:
+    """The shipped decoder's settings (edgekd.fusion.FusionConfig), the same flags and defaults for
+    `evaluate` (measure a choice) and `export` (record it in the artifact and its card)."""
+    d = FusionConfig()
+    p.add_argument("--fusion-weight", type=non_negative_float, default=d.weight, metavar="W",
+                   help=f"spectrum weight: A * logit + W * log(floor + evidence); 0 = the model alone (default {d.weight:g})")
+    p.add_argument("--model-weight", type=non_negative_float, default=d.model_weight, metavar="A",
+                   help=f"model weight; 0 with W = 1 is the spectral baseline (default {d.model_weight:g})")
+    p.add_argument("--clear-quality", type=unit_interval, default=d.clear_quality, metavar="Q",
+                   help="windows whose spectrum is at least this clear (share of evidence within 3 BPM of its peak) "
+                        "use the spectrum alone, the others A * logit + U * log(floor + evidence); 0 = no switch "
+                        f"(default {d.clear_quality:g})")
+    p.add_argument("--unclear-weight", type=non_negative_float, default=d.unclear_weight, metavar="U",
+                   help=f"spectrum weight on windows below --clear-quality (default {d.unclear_weight:g})")
+
+
+def decoder_config(args: argparse.Namespace) -> FusionConfig:
+    return FusionConfig(weight=args.fusion_weight, model_weight=args.model_weight,
+                        clear_quality=args.clear_quality, unclear_weight=args.unclear_weight)

@@ -8,17 +8,17 @@ import time
 from pathlib import Path
 from typing import Any
 
-from edgekd.cli.args import int_at_least, non_negative_float, non_negative_int, positive_int
+from edgekd.cli.args import add_decoder_args, decoder_config, int_at_least, non_negative_float, non_negative_int, positive_int
 from edgekd.cli.output import print_json, print_table
 from edgekd.data import load_windows
+from edgekd.distill import DistillPlan
 from edgekd.errors import EdgekdError
-from edgekd.fusion import FusionConfig
 from edgekd.model import MAX_BLOCKS
+from edgekd.runs import SELECT_ON, RunConfig
 
+RUN = RunConfig()  # the defaults every training flag shows
 # The default `edgekd distill` (synthetic corpus, 2-core CPU) must finish in under 3 minutes.
-# The CLI picks the best epoch by validation MAE (the number users read); RunConfig's library default is
-# WildPPG's validation loss, which on small data often stays near log(180) and picks an early epoch.
-DEMO_TEACHER_BLOCKS = 8
+DEMO_TEACHER_BLOCKS = DistillPlan.teacher_blocks
 DEMO_EPOCHS = 20
 DEMO_OUT = "runs/distill"
 BLOCK_CHOICES = range(1, MAX_BLOCKS + 1)
@@ -32,27 +32,34 @@ def register(sub: argparse._SubParsersAction) -> None:
     _register_evaluate(sub)
 
 
-def _common(p: argparse.ArgumentParser, epochs: int, select_on: str) -> None:
+def _common(p: argparse.ArgumentParser, epochs: int = RUN.epochs) -> None:
+    """Training flags shared by train and distill; every default is RunConfig's (one source of defaults,
+    also used by sweep plans and the Python API), except distill's shorter demo ``epochs``."""
     p.add_argument("--data", metavar="FILE", help="WindowSet .npz (default: the embedded synthetic corpus)")
-    p.add_argument("--fold", default="1/2",
+    p.add_argument("--fold", default=RUN.fold,
                    help="K/N (fold K of an N-fold subject split), loso:SUBJECT, lodo:DATASET (leave a data set out), "
-                        "all (train on everything), or holdout[:FRACTION] (default 1/2)")
-    p.add_argument("--split-seed", type=non_negative_int, default=0, help="seed of the subject shuffle (default 0)")
+                        "all (train on everything), or holdout[:FRACTION] (default {RUN.fold})")
+    p.add_argument("--split-seed", type=non_negative_int, default=RUN.split_seed,
+                   help=f"seed of the subject shuffle (default {RUN.split_seed})")
     p.add_argument("--epochs", type=positive_int, default=epochs, help=f"maximum epochs (default {epochs})")
-    p.add_argument("--batch-size", type=batch_size, default=128, help="default 128 (at least 2)")
-    p.add_argument("--lr", type=non_negative_float, default=1e-3, help="Adam learning rate, cosine-decayed (default 1e-3)")
-    p.add_argument("--weight-decay", type=non_negative_float, default=1e-4, help="default 1e-4")
-    p.add_argument("--patience", type=positive_int, default=10, help="early-stopping patience in epochs (default 10)")
-    p.add_argument("--seed", type=non_negative_int, default=0, help="training seed (default 0)")
-    p.add_argument("--select-on", choices=("val_loss", "val_mae"), default=select_on,
-                   help=f"validation number that picks the best epoch and stops early (default {select_on})")
+    p.add_argument("--batch-size", type=batch_size, default=RUN.batch_size,
+                   help=f"default {RUN.batch_size} (at least 2)")
+    p.add_argument("--lr", type=non_negative_float, default=RUN.lr,
+                   help=f"Adam learning rate, cosine-decayed (default {RUN.lr:g})")
+    p.add_argument("--weight-decay", type=non_negative_float, default=RUN.weight_decay,
+                   help=f"default {RUN.weight_decay:g}")
+    p.add_argument("--patience", type=positive_int, default=RUN.patience,
+                   help=f"early-stopping patience in epochs (default {RUN.patience})")
+    p.add_argument("--seed", type=non_negative_int, default=RUN.seed, help=f"training seed (default {RUN.seed})")
+    p.add_argument("--select-on", choices=SELECT_ON, default=RUN.select_on,
+                   help=f"validation number that picks the best epoch and stops early (default {RUN.select_on})")
     p.add_argument("--augment", action="store_true", help="light augmentation (see edgekd/augment.py)")
-    p.add_argument("--label-sigma", type=non_negative_float, default=0.0, metavar="BPM",
-                   help="Gaussian label smoothing over neighbouring BPM classes, e.g. 3 (default 0: one-hot, "
-                        "WildPPG's recipe)")
+    p.add_argument("--label-sigma", type=non_negative_float, default=RUN.label_sigma, metavar="BPM",
+                   help=f"Gaussian label smoothing over neighbouring BPM classes, e.g. 3 (default {RUN.label_sigma:g}; "
+                        "0 = one-hot, WildPPG's recipe)")
     p.add_argument("--init-from", metavar="RUN",
                    help="start from this run's weights (same blocks and channels): pretrain, then fine-tune")
-    p.add_argument("--device", default="auto", help="auto (CUDA if available), cpu, cuda, cuda:N")
+    p.add_argument("--device", default=RUN.device, help=f"auto (CUDA if available), cpu, cuda, cuda:N (default {RUN.device})")
     p.add_argument("--threads", type=positive_int, help="torch CPU threads (default: torch's choice)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
@@ -67,7 +74,7 @@ def _register_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--in-channels", type=int, default=1, choices=(1, 2, 3, 4),
                    help="input channels read from the data: 1 = PPG, 4 = PPG + 3-axis ACC (default 1)")
     p.add_argument("--out", required=True, metavar="DIR", help="run folder to write")
-    _common(p, epochs=30, select_on="val_mae")
+    _common(p)
     p.set_defaults(func=run_train)
 
 
@@ -95,7 +102,7 @@ def _register_distill(sub: argparse._SubParsersAction) -> None:
                    help="progressive distillation: teacher -> N-block intermediate -> student")
     p.add_argument("--no-scratch", action="store_true", help="skip the from-scratch baseline student")
     p.add_argument("--out", default=DEMO_OUT, metavar="DIR", help=f"output folder (default {DEMO_OUT})")
-    _common(p, epochs=DEMO_EPOCHS, select_on="val_mae")
+    _common(p, epochs=DEMO_EPOCHS)
     p.set_defaults(func=run_distill)
 
 
@@ -110,12 +117,7 @@ def _register_evaluate(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--runtime", default="pytorch", choices=RUNTIMES,
                    help="pytorch (default), or an exported runtime of an artifact folder (needs export/)")
     p.add_argument("--device", default="cpu", help="PyTorch device (default cpu)")
-    p.add_argument("--fusion-weight", type=non_negative_float, default=FusionConfig.weight, metavar="W",
-                   help="weight of the PPG spectrum in the fused tracker: logit + W * log(floor + evidence); "
-                        f"0 = model alone (default {FusionConfig.weight:g})")
-    p.add_argument("--model-weight", type=non_negative_float, default=FusionConfig.model_weight, metavar="A",
-                   help="weight of the model's logits in the fused tracker: A * logit + W * log(floor + evidence); "
-                        f"0 with W = 1 = the spectral baseline (default {FusionConfig.model_weight:g})")
+    add_decoder_args(p)
     p.add_argument("--json", action="store_true", help="print JSON instead of tables")
     p.set_defaults(func=run_evaluate)
 
@@ -128,7 +130,6 @@ def _threads(args: argparse.Namespace) -> None:
 
 
 def _config(args: argparse.Namespace, **kw: Any):
-    from edgekd.runs import RunConfig
 
     return RunConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, weight_decay=args.weight_decay,
                      seed=args.seed, fold=args.fold, split_seed=args.split_seed, augment=args.augment,
@@ -184,7 +185,7 @@ def run_train(args: argparse.Namespace) -> int:
 
 
 def run_distill(args: argparse.Namespace) -> int:
-    from edgekd.distill import DistillPlan, distill
+    from edgekd.distill import distill
 
     _threads(args)
     t0 = time.perf_counter()
@@ -211,7 +212,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
     from edgekd.evaluate import GROUPS, MAE_KEYS, evaluate_model, mae_report
 
     ws = load_windows(args.data)
-    fusion = FusionConfig(weight=args.fusion_weight, model_weight=args.model_weight)
+    fusion = decoder_config(args)
     if args.runtime == "pytorch":
         report = evaluate_model(load_model(args.model), ws, args.device, fusion)
     else:
