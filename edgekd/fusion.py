@@ -12,6 +12,13 @@ model alone; ``model_weight`` = 0 with ``weight`` = 1 is the spectral HMM baseli
 chosen on held-out data sets can fall back to the spectrum where the model does not transfer; ``floor``
 keeps a class with no spectral power possible.
 
+With ``clear_quality`` > 0 the decoder switches per window on the spectrum's own quality (the share of its
+evidence within 3 BPM of its peak): a clear spectrum (quality >= clear_quality) decides alone, as in the
+spectral baseline (``weight`` * log(floor + evidence), the model ignored); an unclear one (motion, a flat or
+many-peaked spectrum) uses ``model_weight`` * logit + ``unclear_weight`` * log(floor + evidence). Students
+trained on some data sets transfer badly to others while a clear pulse peak transfers everywhere, so the
+model is only asked where the spectrum has no answer (tests/benchmarks/lodo.py measures it).
+
 Firmware computes the same evidence in C (export/tracker/hr_spectral.c) from the float window it feeds the
 model: Goertzel power at the 180 class frequencies (PPG) and at 1-BPM steps from 18 to 209 BPM (ACC), about
 150 k multiply-adds per window, 5% of a 2-block model's MACs. This module is written in float32 with the C
@@ -27,7 +34,7 @@ import numpy as np
 from edgekd.baseline import ACC_MIN_HZ, BaselineConfig, acc_suppression
 from edgekd.bpm import N_CLASSES, bin_bpms
 from edgekd.errors import EdgekdError
-from edgekd.tracking import decode_recordings
+from edgekd.tracking import CONFIDENCE_HALFWIDTH, decode_recordings
 from edgekd.windowset import FS, WindowSet
 
 # ACC grid: 1-BPM steps from 18 BPM (0.3 Hz, the baseline's lowest cadence) to the top class (209 BPM).
@@ -41,11 +48,15 @@ class FusionConfig:
     weight: float = 4.0
     floor: float = 0.01
     model_weight: float = 1.0
+    clear_quality: float = 0.0  # 0: no switch, every window fuses model and spectrum
+    unclear_weight: float = 0.0  # spectrum weight on windows below clear_quality
 
     def __post_init__(self) -> None:
-        if not self.weight >= 0 or not self.floor > 0 or not self.model_weight >= 0:
-            raise EdgekdError(f"fusion: weight and model_weight must be >= 0 and floor > 0, got {self.weight}, "
-                              f"{self.model_weight}, {self.floor}")
+        if not self.weight >= 0 or not self.floor > 0 or not self.model_weight >= 0 or not self.unclear_weight >= 0:
+            raise EdgekdError(f"fusion: weight, model_weight and unclear_weight must be >= 0 and floor > 0, got "
+                              f"{self.weight}, {self.model_weight}, {self.unclear_weight}, {self.floor}")
+        if not 0 <= self.clear_quality <= 1:
+            raise EdgekdError(f"fusion: clear_quality must be in [0, 1], got {self.clear_quality}")
 
 
 def goertzel_power(x: np.ndarray, bpm: np.ndarray) -> np.ndarray:
@@ -82,14 +93,30 @@ def spectral_evidence(ws: WindowSet, cfg: BaselineConfig = BaselineConfig()) -> 
     return np.where(peak > 0, ppg / np.where(peak > 0, peak, 1), 0).astype(np.float32)
 
 
+def spectral_quality(evidence: np.ndarray) -> np.ndarray:
+    """Share of each window's evidence within CONFIDENCE_HALFWIDTH classes of its peak (first maximum), [N]
+    float64 in 0..1: high for one clear pulse peak, low for a flat or many-peaked spectrum. Sums run left to
+    right in double, as hr_spectral_quality() adds, so the clear/unclear switch agrees with the C."""
+    ev = np.asarray(evidence, np.float32).astype(np.float64)
+    near = np.abs(np.arange(ev.shape[1])[None, :] - ev.argmax(axis=1)[:, None]) <= CONFIDENCE_HALFWIDTH
+    total = np.cumsum(ev, axis=1)[:, -1]
+    peak = np.cumsum(np.where(near, ev, 0.0), axis=1)[:, -1]
+    return np.where(total > 0, peak / np.where(total > 0, total, 1.0), 0.0)
+
+
 def fuse(logits: np.ndarray, evidence: np.ndarray, cfg: FusionConfig = FusionConfig()) -> np.ndarray:
-    """Fused logits [N, 180]: ``model_weight * logits + weight * log(floor + evidence)`` in float32."""
+    """Fused logits [N, 180] in float32: ``model_weight * logits + weight * log(floor + evidence)``, or with
+    ``clear_quality`` > 0 per window the clear/unclear switch of the module docstring."""
     logits, evidence = np.asarray(logits, np.float32), np.asarray(evidence, np.float32)
     if logits.shape != evidence.shape or logits.ndim != 2 or logits.shape[1] != N_CLASSES:
         raise EdgekdError(f"fusion: logits {list(logits.shape)} and evidence {list(evidence.shape)} must both be "
                           f"[N, {N_CLASSES}]")
-    return (np.float32(cfg.model_weight) * logits
-            + np.float32(cfg.weight) * np.log(np.float32(cfg.floor) + evidence)).astype(np.float32)
+    a, w = np.float32(cfg.model_weight), np.float32(cfg.weight)
+    if cfg.clear_quality > 0:
+        clear = (spectral_quality(evidence) >= float(np.float32(cfg.clear_quality)))[:, None]
+        a = np.where(clear, np.float32(0), a).astype(np.float32)
+        w = np.where(clear, w, np.float32(cfg.unclear_weight)).astype(np.float32)
+    return (a * logits + w * np.log(np.float32(cfg.floor) + evidence)).astype(np.float32)
 
 
 def spectral_track(ws: WindowSet, floor: float = FusionConfig.floor) -> np.ndarray:

@@ -13,13 +13,14 @@ import pytest
 from edgekd.baseline import BaselineConfig
 from edgekd.bpm import BPM_MIN, N_CLASSES, bin_bpms
 from edgekd.errors import EdgekdError
-from edgekd.fusion import ACC_BPM, FusionConfig, fuse, spectral_evidence, spectral_track
+from edgekd.fusion import ACC_BPM, FusionConfig, fuse, spectral_evidence, spectral_quality, spectral_track
 from edgekd.tracking import causal_track, decode_recordings
 from edgekd.windowset import FS, WINDOW, WindowSet
 from c_harness import TRACKER_DIR, compile_tracker_harness
 
 
-# Test main: argv = weight floor T in_logits.bin in_windows.bin out.bin ppg|acc model_weight. Windows are
+# Test main: argv = weight floor T in_logits.bin in_windows.bin out.bin ppg|acc model_weight clear_quality
+# unclear_weight. Windows are
 # T x 4 x 200 float32 (PPG, ACC x, y, z) or T x 1 x 200 when argv[7] is "ppg"; writes T x 180 float32 evidence, then T int32 classes of
 # the causal tracker (sigma 3, T 1, Gaussian, floor 1e-3) on the fused logits.
 HARNESS = r"""
@@ -28,8 +29,9 @@ HARNESS = r"""
 #include <string.h>
 #include "hr_spectral.h"
 int main(int argc, char **argv) {
-    if (argc != 9) return 3;
+    if (argc != 11) return 3;
     float weight = strtof(argv[1], NULL), floor_p = strtof(argv[2], NULL), model_weight = strtof(argv[8], NULL);
+    float clear_quality = strtof(argv[9], NULL), unclear_weight = strtof(argv[10], NULL);
     int T = atoi(argv[3]), ppg_only = strcmp(argv[7], "ppg") == 0, C = ppg_only ? 1 : 4, t;
     FILE *fl = fopen(argv[4], "rb"), *fw = fopen(argv[5], "rb"), *out = fopen(argv[6], "wb");
     if (!fl || !fw || !out) return 5;
@@ -43,7 +45,7 @@ int main(int argc, char **argv) {
         if (fread(x, 4, (size_t)C * HR_SPECTRAL_N, fw) != (size_t)C * HR_SPECTRAL_N) return 6;
         if (ppg_only) hr_spectral_evidence(x[0], NULL, NULL, NULL, ev[t]);
         else hr_spectral_evidence(x[0], x[1], x[2], x[3], ev[t]);
-        hr_spectral_fuse(z, ev[t], model_weight, weight, floor_p);
+        hr_spectral_fuse(z, ev[t], model_weight, weight, floor_p, clear_quality, unclear_weight);
         cls[t] = hr_tracker_update_f32(&tr, z);
     }
     fwrite(ev, 4, (size_t)T * HR_TRACKER_N_CLASSES, out);
@@ -64,7 +66,7 @@ def _run_c(exe: Path, tmp: Path, logits: np.ndarray, x: np.ndarray, cfg: FusionC
     (tmp / "x.bin").write_bytes(np.ascontiguousarray(x, np.float32).tobytes())
     subprocess.run([str(exe), repr(cfg.weight), repr(cfg.floor), str(len(x)), str(tmp / "logits.bin"),
                     str(tmp / "x.bin"), str(tmp / "out.bin"), "ppg" if x.shape[1] == 1 else "acc",
-                    repr(cfg.model_weight)], check=True)
+                    repr(cfg.model_weight), repr(cfg.clear_quality), repr(cfg.unclear_weight)], check=True)
     raw = np.fromfile(tmp / "out.bin", dtype=np.float32)
     t = len(x)
     return raw[:t * N_CLASSES].reshape(t, N_CLASSES), raw[t * N_CLASSES:].view(np.int32)
@@ -127,7 +129,8 @@ def test_c_matches_python_on_synthetic_recordings(c_fusion, tmp_path, small_synt
     wrong = rng.random(len(ws)) < 0.25
     logits[wrong, rng.integers(0, N_CLASSES, wrong.sum())] += 5.0
     for cfg, data in ((FusionConfig(weight=2.0), ws), (FusionConfig(weight=2.0), ws.ppg_only()),
-                      (FusionConfig(weight=1.0, model_weight=0.25), ws)):
+                      (FusionConfig(weight=1.0, model_weight=0.25), ws),
+                      (FusionConfig(weight=1.0, model_weight=0.25, clear_quality=0.3, unclear_weight=0.25), ws)):
         ev = spectral_evidence(data)
         c_ev, c_cls = _run_c(c_fusion, tmp_path, logits, data.x, cfg)
         np.testing.assert_allclose(c_ev, ev, rtol=1e-4, atol=1e-6)
@@ -156,3 +159,38 @@ def test_model_weight_zero_is_the_spectral_baseline(small_synth, rng):
     np.testing.assert_array_equal(decode_recordings(fused, small_synth.recording), spectral_track(small_synth))
     with pytest.raises(EdgekdError, match="model_weight"):
         FusionConfig(model_weight=-0.5)
+
+
+def test_clear_spectrum_decides_alone_and_unclear_windows_ask_the_model(rng):
+    clean = _windows(100.0, None)
+    noise = WindowSet(x=rng.normal(size=(1, 4, WINDOW)).astype(np.float32), hr=np.array([100.0]),
+                      subject=np.array(["s"]), recording=np.array(["r"]), channels=("ppg", "acc_x", "acc_y", "acc_z"))
+    ev = np.concatenate([spectral_evidence(clean), spectral_evidence(noise)])
+    q = spectral_quality(ev)
+    assert q[0] > 0.5 > 0.2 > q[1] > 0.0
+    logits = rng.normal(0, 3.0, (2, N_CLASSES)).astype(np.float32)
+    cfg = FusionConfig(weight=1.0, model_weight=0.5, clear_quality=0.3, unclear_weight=0.25)
+    fused = fuse(logits, ev, cfg)
+    log_ev = np.log(np.float32(cfg.floor) + ev)
+    np.testing.assert_array_equal(fused[0], (np.float32(1.0) * log_ev[0]).astype(np.float32))  # model ignored
+    np.testing.assert_array_equal(fused[1], (np.float32(0.5) * logits[1] + np.float32(0.25) * log_ev[1]))
+    # clear_quality 0 is the plain formula on every window
+    np.testing.assert_array_equal(fuse(logits, ev, FusionConfig(weight=1.0, model_weight=0.5)),
+                                  np.float32(0.5) * logits + np.float32(1.0) * log_ev)
+    with pytest.raises(EdgekdError, match="clear_quality"):
+        FusionConfig(clear_quality=1.5)
+
+
+def test_c_switch_matches_python_on_a_real_wrist_recording(c_fusion, tmp_path, wrist_root, rng):
+    """The clear/unclear switch on real spectra (walking: windows on both sides of the threshold) picks the
+    same windows in C as in NumPy, so the tracker's classes agree."""
+    from edgekd.data import load_dataset
+
+    ws = load_dataset("wrist-exercise", wrist_root)
+    ws = ws.subset(np.flatnonzero(ws.recording == "s2_walk"))
+    logits = rng.normal(0, 2.0, (len(ws), N_CLASSES)).astype(np.float32)
+    ev = spectral_evidence(ws)
+    cfg = FusionConfig(weight=1.0, model_weight=0.25, clear_quality=0.2, unclear_weight=0.25)
+    assert 0.2 < (spectral_quality(ev) >= np.float32(0.2)).mean() < 0.8
+    _, c_cls = _run_c(c_fusion, tmp_path, logits, ws.x, cfg)
+    np.testing.assert_array_equal(c_cls, causal_track(fuse(logits, ev, cfg)))

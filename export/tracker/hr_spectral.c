@@ -136,9 +136,35 @@ void hr_spectral_evidence(const float *ppg, const float *acc_x, const float *acc
     }
 }
 
-void hr_spectral_fuse(float *logits, const float *evidence, float model_weight, float weight, float floor_p)
+double hr_spectral_quality(const float *evidence)
+{
+    double total = 0.0, peak = 0.0;
+    int j, top = 0;
+    for (j = 1; j < HR_TRACKER_N_CLASSES; ++j) {
+        if (evidence[j] > evidence[top]) {
+            top = j;
+        }
+    }
+    for (j = 0; j < HR_TRACKER_N_CLASSES; ++j) {
+        total += (double)evidence[j];
+        if (j >= top - HR_TRACKER_CONFIDENCE_HALFWIDTH && j <= top + HR_TRACKER_CONFIDENCE_HALFWIDTH) {
+            peak += (double)evidence[j];
+        }
+    }
+    return total > 0.0 ? peak / total : 0.0;
+}
+
+void hr_spectral_fuse(float *logits, const float *evidence, float model_weight, float weight, float floor_p,
+                      float clear_quality, float unclear_weight)
 {
     int j;
+    if (clear_quality > 0.0f) {
+        if (hr_spectral_quality(evidence) >= (double)clear_quality) {
+            model_weight = 0.0f;
+        } else {
+            weight = unclear_weight;
+        }
+    }
     for (j = 0; j < HR_TRACKER_N_CLASSES; ++j) {
         logits[j] = model_weight * logits[j] + weight * logf(floor_p + evidence[j]);
     }

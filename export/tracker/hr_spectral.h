@@ -11,7 +11,7 @@
  *   float ev[HR_TRACKER_N_CLASSES], z[HR_TRACKER_N_CLASSES];
  *   hr_spectral_evidence(x_ppg, x_acc_x, x_acc_y, x_acc_z, ev);   (ACC pointers NULL for a PPG-only device)
  *   for j: z[j] = out_scale * (out->data.int8[j] - out_zero_point);
- *   hr_spectral_fuse(z, ev, model_weight, weight, floor_p);        (settings: see the model card)
+ *   hr_spectral_fuse(z, ev, model_weight, weight, floor_p, clear_quality, unclear_weight);  (see the model card)
  *   int cls = hr_tracker_update_f32(&tr, z);
  */
 #ifndef HR_SPECTRAL_H
@@ -37,9 +37,14 @@ extern "C" {
 /* Evidence [180] in [0, 1] for one window; acc_x/acc_y/acc_z may all be NULL (no motion suppression). */
 void hr_spectral_evidence(const float *ppg, const float *acc_x, const float *acc_y, const float *acc_z,
                           float *evidence);
-/* logits[j] += weight * logf(floor_p + evidence[j]), in place. */
-/* logits[k] = model_weight * logits[k] + weight * logf(floor_p + evidence[k]), in place. */
-void hr_spectral_fuse(float *logits, const float *evidence, float model_weight, float weight, float floor_p);
+/* Share of the evidence within HR_TRACKER_CONFIDENCE_HALFWIDTH classes of its (first) peak, 0..1: how clear
+   the pulse is in this window's spectrum (edgekd.fusion.spectral_quality). */
+double hr_spectral_quality(const float *evidence);
+/* In place: logits[k] = a * logits[k] + w * logf(floor_p + evidence[k]) with (a, w) = (model_weight, weight),
+   or, when clear_quality > 0, (0, weight) on a window whose hr_spectral_quality >= clear_quality (the spectrum
+   decides alone) and (model_weight, unclear_weight) on the others (edgekd.fusion.fuse). */
+void hr_spectral_fuse(float *logits, const float *evidence, float model_weight, float weight, float floor_p,
+                      float clear_quality, float unclear_weight);
 
 #ifdef __cplusplus
 }
