@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 from xml.etree import ElementTree as ET
 
-from edgekd.budget import DEFAULT_MCU_TARGETS, KB, LIMITS, Budget, McuTarget, mcu_target
+from edgekd.budget import ACCURACY_LIMITS, DEFAULT_MCU_TARGETS, KB, LIMITS, Budget, McuTarget, mcu_target
 from edgekd.errors import EdgekdError
 from edgekd.layout import (CARD, CONFIG, MODEL_DATA_H, TFLITE_INT8, read_flatbuffer, read_json_object,
                            verify_artifact)
@@ -32,7 +32,7 @@ from edgekd.model import MAX_BLOCKS, MAX_IN_CHANNELS
 from edgekd.model import macs as model_macs
 
 # Limits that need the INT8 flatbuffer to be part of the artifact.
-NEEDS_FLATBUFFER = ("flash_kb", "arena_kb", "latency_ms", "int8_mae_drop_bpm")
+NEEDS_FLATBUFFER = ("flash_kb", "arena_kb", "latency_ms", "int8_mae_bpm", "int8_mae_drop_bpm")
 # The card.json entries the gate and `edgekd rank` read (written by export/artifact.py), as key paths.
 # flash = the INT8 flatbuffer's size; arena = the TFLM arena the exporter recorded; INT8 MAE = the TFLM
 # host interpreter's (the kernels the device runs), FP32 MAE = PyTorch's, on the same held-out windows.
@@ -42,8 +42,10 @@ CARD_KEYS: dict[str, tuple[str, ...]] = {
     "macs": ("architecture", "macs"),
     "blocks": ("architecture", "blocks"),
     "in_channels": ("architecture", "in_channels"),
-    "mae_fp32": ("accuracy", "mae_bpm", "fp32"),
-    "mae_int8": ("accuracy", "mae_bpm", "tflite_int8_tflm"),
+    "mae_fp32": ("accuracy", "mae_bpm", "fp32", "mae_fused"),
+    "mae_int8": ("accuracy", "mae_bpm", "tflite_int8_tflm", "mae_fused"),
+    "eval_windows": ("accuracy", "measured_on", "windows"),
+    "eval_subjects": ("accuracy", "measured_on", "subjects"),
 }
 
 EXIT_PASS, EXIT_FAIL, EXIT_ERROR = 0, 1, 2
@@ -142,9 +144,24 @@ def _positive(card: dict[str, Any], field: str) -> tuple[float | None, str]:
     return v, ""
 
 
-def _measure(ev: Evidence, limit: str, mcu: McuTarget | None) -> tuple[float | None, str]:
+def _thin_evidence(card: dict[str, Any], evidence: dict[str, int]) -> str:
+    """Why the card's MAE cannot back an accuracy limit ('' when it can)."""
+    for field, key in (("eval_windows", "min_windows"), ("eval_subjects", "min_subjects")):
+        v = card_value(card, field)
+        if v is None:
+            return _missing(field) + " (re-export with this edgekd)"
+        if v < evidence[key]:
+            return (f"the card's MAE was measured on {v:.0f} {field.split('_')[1]}, fewer than the budget's "
+                    f"[evidence] {key} = {evidence[key]}")
+    return ""
+
+
+def _measure(ev: Evidence, limit: str, mcu: McuTarget | None, evidence: dict[str, int]
+             ) -> tuple[float | None, str]:
     """(value in the limit's unit, where it came from or why it is missing)."""
     card = ev.card
+    if limit in ACCURACY_LIMITS and (thin := _thin_evidence(card, evidence)):
+        return None, thin
     if limit == "flash_kb":
         assert ev.flatbuffer is not None  # collect_evidence requires the flatbuffer for this limit
         return len(ev.flatbuffer) / KB, "flatbuffer bytes on disk (sha256 checked)"
@@ -177,11 +194,12 @@ def _measure(ev: Evidence, limit: str, mcu: McuTarget | None) -> tuple[float | N
             return None, f"card's MACs {recorded} disagree with its architecture ({computed})"
         assert mcu is not None  # load_budget guarantees an mcu with latency_ms; gate() resolves it
         return mcu.latency_ms(computed), f"estimate on {mcu.name}"
-    if limit == "mae_bpm":
-        v = card_value(card, "mae_fp32")
+    if limit in ("mae_bpm", "int8_mae_bpm"):
+        field = "mae_fp32" if limit == "mae_bpm" else "mae_int8"
+        v = card_value(card, field)
         if v is None or v < 0:
-            return None, _missing("mae_fp32")
-        return v, "from card.json"
+            return None, _missing(field)
+        return v, "card.json: fused decoder"
     if limit == "int8_mae_drop_bpm":
         fp32, int8 = card_value(card, "mae_fp32"), card_value(card, "mae_int8")
         if fp32 is None or int8 is None or fp32 < 0 or int8 < 0:
@@ -209,7 +227,7 @@ def gate(budget: Budget, artifacts: list[str | Path], mcu_targets: str | Path = 
             checks += [Check(name, k, LIMITS[k], None, t, "error", str(exc)) for k, t in budget.limits.items()]
             continue
         for key, threshold in budget.limits.items():
-            value, detail = _measure(ev, key, mcu)
+            value, detail = _measure(ev, key, mcu, budget.evidence)
             if value is None:
                 checks.append(Check(name, key, LIMITS[key], None, threshold, "error", detail))
             else:

@@ -7,7 +7,7 @@ blocks:
 - ``flash``: the INT8 flatbuffer bytes from an artifact's card.json (``--bench DIR``), else the size
   table's INT8 weight-bytes estimate (edgekd.model.size_table: the flatbuffer adds a few KB of graph).
 - ``arena``: the TFLM arena bytes from card.json (needs ``--bench DIR``).
-- ``mcu-latency``: MACs x cycles/MAC / clock on an MCU from models/mcu_targets.toml (``--mcu`` or the budget's).
+- ``mcu-latency``: MACs x cycles/MAC / clock on an MCU from edgekd/mcu_targets.toml (``--mcu`` or the budget's).
 - ``latency``: measured median per-window latency from benchmark records (``--bench DIR``; runtime tflm by default).
 """
 

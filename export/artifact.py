@@ -12,6 +12,7 @@ import shutil
 import tempfile
 import time
 from dataclasses import asdict
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -21,16 +22,20 @@ from tqdm import tqdm
 
 from edgekd import __version__
 from edgekd.atomic import NO_SPACE, WriteError, disk_full, ensure_dir, public_mode, write_bytes, write_error, write_json, write_text
-from edgekd.bpm import BPM_MIN, decode_argmax
+from edgekd.bpm import BPM_MIN
 from edgekd.checkpoint import CONFIG, WEIGHTS, load_model, save_weights
 from edgekd.errors import EdgekdError
+from edgekd.evaluate import MAE_KEYS, mae_report
 from edgekd.fusion import FusionConfig
 from edgekd.layout import (CARD, CARD_MD, MODEL_DATA_CC, MODEL_DATA_H, ONNX_FP32, ONNX_INT8, TFLITE_INT8,
                            file_record)
 from edgekd.model import ResNet1D, deployed_param_count, final_width, macs, paper_param_count
+from edgekd.tracking import TrackerConfig
+from edgekd.windowset import WindowSet
 
 ONNX_TOLERANCE = 1e-4  # max abs logit difference PyTorch vs ONNX Runtime (FP32)
-TRACKER_DIR = Path(__file__).resolve().parent / "tracker"
+# Package data, so an installed wheel ships the C it copies (a folder on disk: setuptools installs folders).
+TRACKER_DIR = Path(str(resources.files("export") / "tracker"))
 TRACKER_FILES = ("hr_tracker.c", "hr_tracker.h", "hr_spectral.c", "hr_spectral.h")
 PARTIAL = ".partial"  # suffix of the hidden folder an export is built in
 DEBUG_WINDOWS = 32  # windows for the per-layer quantisation debugger (it runs float and int8 side by side)
@@ -145,8 +150,7 @@ def _build(model: ResNet1D, folder: Path, work: Path, name: str, int8: bool, dat
     }
     if int8:
         card.update(_build_int8(model, work, name, cal, ev, batch, logits, step))
-        card["fusion"] = asdict(fusion)  # the decoder firmware runs: hr_spectral_fuse's settings (card.md)
-    card["accuracy"] = _accuracy(logits, ev.hr)
+    card["accuracy"] = _accuracy(logits, ev.ws, fusion)
     if int8:
         from export.tflite_int8 import layer_errors
 
@@ -191,10 +195,10 @@ def _build_int8(model: ResNet1D, work: Path, name: str, cal, ev, batch: int | No
                                                    QuantParams(in_s, in_z, out_s, out_z)))
     write_text(work / MODEL_DATA_CC, model_data_cc(ident, flatbuffer))
     write_text(work / "ops.h", ops_h(ident, ops))
-    extras = [f for f in TRACKER_FILES if (TRACKER_DIR / f).exists()]
-    if len(extras) == len(TRACKER_FILES):
-        for f in extras:
-            write_bytes(work / f, (TRACKER_DIR / f).read_bytes())
+    for f in TRACKER_FILES:  # an artifact without the decoder C is not the shipped decoder: fail, never skip
+        if not (TRACKER_DIR / f).is_file():
+            raise EdgekdError(f"{TRACKER_DIR / f}: missing from the edgekd installation; reinstall edgekd")
+        write_bytes(work / f, (TRACKER_DIR / f).read_bytes())
     step("firmware")
     q_lite = run_int8(flatbuffer, "tflite", ev.x)
     q_tflm = run_int8(flatbuffer, "tflm", ev.x, arena)
@@ -211,18 +215,25 @@ def _build_int8(model: ResNet1D, work: Path, name: str, cal, ev, batch: int | No
                  "litert_tflm_identical_windows": float((q_lite == q_tflm).all(axis=1).mean()),
                  "litert_tflm_argmax_agreement": float((q_lite.argmax(1) == q_tflm.argmax(1)).mean()),
                  "litert_tflm_max_abs_int8_diff": int(np.abs(q_lite.astype(int) - q_tflm.astype(int)).max())},
-        "firmware_extras": extras if len(extras) == len(TRACKER_FILES) else [],
+        "firmware_extras": list(TRACKER_FILES),
 
     }
 
 
-def _accuracy(logits: dict[str, np.ndarray], hr: np.ndarray) -> dict[str, Any]:
-    """MAE (argmax decoding) per runtime on the same held-out windows, and argmax agreement with FP32."""
+def _accuracy(logits: dict[str, np.ndarray], ev: WindowSet, fusion: FusionConfig) -> dict[str, Any]:
+    """Every decoding's MAE per runtime on the same held-out windows (``mae_fused`` is the decoder firmware
+    runs: hr_spectral.c + hr_tracker.c with the recorded settings), what it was measured on, so a gate can
+    refuse a number backed by a handful of windows, and argmax agreement with FP32."""
     ref = logits["fp32"].argmax(axis=1)
-    acc: dict[str, Any] = {
-        "decoding": "argmax", "windows": int(len(hr)),
-        "mae_bpm": {k: float(np.abs(decode_argmax(v) - hr).mean()) for k, v in logits.items()},
+    per_runtime = {}
+    for key, v in logits.items():
+        report = mae_report(v, ev, fusion)
+        per_runtime[key] = {m: report[m] for m in MAE_KEYS}
+    return {
+        "decoder": {"fusion": asdict(fusion), "tracker": asdict(TrackerConfig())},
+        "measured_on": {"windows": len(ev), "subjects": len(ev.subjects()), "recordings": len(set(ev.recording)),
+                        "datasets": ev.datasets()},
+        "mae_bpm": per_runtime,
         "argmax_agreement_vs_fp32": {k: float((v.argmax(axis=1) == ref).mean()) for k, v in logits.items()
                                      if k != "fp32"},
     }
-    return acc

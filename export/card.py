@@ -28,22 +28,29 @@ def card_md(card: dict[str, Any]) -> str:
         if card.get("firmware_extras"):
             lines.append(f"- Causal HR tracker for post-processing the per-window outputs, with optional spectral "
                          f"fusion: {', '.join(f'`{f}`' for f in card['firmware_extras'])} (portable C).")
-        if "fusion" in card:
-            f = card["fusion"]
+        if "decoder" in acc:
+            f, t = acc["decoder"]["fusion"], acc["decoder"]["tracker"]
             # repr() of a float always has a point or exponent: 4.0f is C, 4f is not.
-            lines.append(f"- Spectral fusion: `hr_spectral_fuse(z, evidence, {float(f['model_weight'])!r}f, "
-                         f"{float(f['weight'])!r}f, {float(f['floor'])!r}f)` "
-                         f"before `hr_tracker_update_f32` (model weight, spectrum weight, floor; spectrum weight "
-                         f"0 = the model alone).")
+            lines += ["- The decoder the accuracy below is for (z = dequantised logits, float[kNumClasses]):",
+                      "", "```c",
+                      f"hr_tracker_init(&tr, {float(t['sigma_bpm'])!r}f, {float(t['temperature'])!r}f, "
+                      f"HR_TRACKER_{t['kind'].upper()}, {float(t['floor'])!r}f);  /* once per recording */",
+                      "hr_spectral_evidence(ppg, acc_x, acc_y, acc_z, evidence);  /* the float window */",
+                      f"hr_spectral_fuse(z, evidence, {float(f['model_weight'])!r}f, {float(f['weight'])!r}f, "
+                      f"{float(f['floor'])!r}f, {float(f['clear_quality'])!r}f, {float(f['unclear_weight'])!r}f);",
+                      "int cls = hr_tracker_update_f32(&tr, z);  /* BPM = kBpmMin + cls */", "```"]
     if acc:
-        ev = card["data"]["evaluation"]
-        lines += ["", "## Accuracy (argmax decoding, MAE in BPM)", "",
-                  f"{acc['windows']} held-out windows ({ev['source']}; subjects {', '.join(ev['subjects'][:8])}"
-                  f"{' ...' if len(ev['subjects']) > 8 else ''}).", "",
-                  "| runtime | MAE | argmax agrees with FP32 |", "|---|---:|---:|"]
-        for key, mae in acc["mae_bpm"].items():
+        ev, on = card["data"]["evaluation"], acc["measured_on"]
+        lines += ["", "## Accuracy (MAE in BPM; fused = the decoder above, what firmware reports)", "",
+                  f"{on['windows']} held-out windows of {on['subjects']} subject(s), {on['recordings']} recording(s), "
+                  f"data set(s) {', '.join(on['datasets'])} ({ev['source']}; subjects "
+                  f"{', '.join(ev['subjects'][:8])}{' ...' if len(ev['subjects']) > 8 else ''}).", "",
+                  "| runtime | argmax | causal | fused | fused @80 % coverage | argmax agrees with FP32 |",
+                  "|---|---:|---:|---:|---:|---:|"]
+        for key, m in acc["mae_bpm"].items():
             agree = acc["argmax_agreement_vs_fp32"].get(key)
-            lines.append(f"| {key} | {mae:.3f} | {'-' if agree is None else f'{100 * agree:.1f}%'} |")
+            lines.append(f"| {key} | {m['mae_argmax']:.3f} | {m['mae_causal']:.3f} | {m['mae_fused']:.3f} | "
+                         f"{m['mae_fused_cov80']:.3f} | {'-' if agree is None else f'{100 * agree:.1f}%'} |")
         if "tflm" in card:
             t = card["tflm"]
             lines += ["", f"LiteRT vs TFLM: {100 * t['litert_tflm_identical_values']:.2f}% of int8 outputs "

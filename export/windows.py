@@ -22,7 +22,7 @@ from edgekd.data import load_windows
 from edgekd.errors import DataError
 from edgekd.model import WINDOW
 from edgekd.runs import RunConfig, resolve_fold
-from edgekd.teacher import data_hash
+from edgekd.windowset import identity_hash
 from edgekd.windowset import WindowSet
 
 MIN_CALIB_WINDOWS = 32  # fewer gives activation ranges from too few beats/motion states to trust
@@ -31,9 +31,16 @@ MAX_CALIB_WINDOWS = 500  # more changes the ranges little and slows the converte
 
 @dataclass
 class Windows:
-    x: np.ndarray  # [N, in_channels, 200] float32
-    hr: np.ndarray  # [N] BPM
+    ws: WindowSet  # the channels the model reads, windows in stored (time) order per recording
     description: dict[str, Any]
+
+    @property
+    def x(self) -> np.ndarray:  # [N, in_channels, 200] float32
+        return self.ws.x
+
+    @property
+    def hr(self) -> np.ndarray:  # [N] BPM
+        return self.ws.hr
 
 
 def source_config(folder: Path) -> dict[str, Any]:
@@ -50,9 +57,9 @@ def select(folder: Path, in_channels: int, data: Path | None, calib: Path | None
     if calib is None or evaluate is None:
         ws = load_windows(data)
         recorded = cfg.get("data", {}).get("hash") if isinstance(cfg.get("data"), dict) else None
-        if recorded and recorded != data_hash(ws):
+        if recorded and recorded != identity_hash(ws):
             raise DataError(f"{data or 'the synthetic default'}: not the data the run in {folder} was trained "
-                            f"on (hash {data_hash(ws)} != {recorded}, dataset "
+                            f"on (hash {identity_hash(ws)} != {recorded}, dataset "
                             f"'{cfg['data'].get('dataset')}'); pass --data with the run's WindowSet, "
                             f"or --calib and --eval")
         run = RunConfig.from_dict(cfg)
@@ -71,7 +78,7 @@ def select(folder: Path, in_channels: int, data: Path | None, calib: Path | None
                         f"least {MIN_CALIB_WINDOWS}")
     if len(cal.x) > MAX_CALIB_WINDOWS:
         idx = np.sort(np.random.default_rng(0).choice(len(cal.x), MAX_CALIB_WINDOWS, replace=False))
-        cal = Windows(cal.x[idx], cal.hr[idx], {**cal.description, "windows_used": MAX_CALIB_WINDOWS})
+        cal = Windows(cal.ws.subset(idx), {**cal.description, "windows_used": MAX_CALIB_WINDOWS})
     ev = _prepare(ev_ws, in_channels, str(evaluate) if evaluate else "held-out side of the run's fold", fold_desc)
     if len(ev.x) == 0:
         raise DataError(f"{evaluate or 'evaluation windows'}: no windows")
@@ -85,4 +92,4 @@ def _prepare(ws: WindowSet, in_channels: int, source: str, fold_desc: dict[str, 
     desc = {"source": source, **({} if source.endswith(".npz") else fold_desc), "windows": len(ws),
             "subjects": ws.subjects(), "dataset": ws.provenance.get("dataset"),
             "channels_used": list(ws.channels[:in_channels])}
-    return Windows(np.ascontiguousarray(ws.x[:, :in_channels]), ws.hr, desc)
+    return Windows(ws.first_channels(in_channels), desc)

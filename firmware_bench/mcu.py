@@ -1,4 +1,4 @@
-"""MCU latency and energy estimates from MACs, with the cycles-per-MAC table in ``models/mcu_targets.toml``.
+"""MCU latency and energy estimates from MACs, with the cycles-per-MAC table in ``edgekd/mcu_targets.toml``.
 
 latency = MACs x cycles_per_mac / clock, shown as [latency / band, latency x band] (band = 2 in the table:
 the MLPerf Tiny ResNet-8 figures transfer to our 1D-ResNets only roughly). energy = power x latency, only

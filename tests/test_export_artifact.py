@@ -85,8 +85,26 @@ def test_artifact_has_every_file_and_a_consistent_card(artifact):
     assert card["per_layer_quantization_error"] and all(r["rmse_over_scale"] >= 0
                                                         for r in card["per_layer_quantization_error"])
     assert card["data"]["calibration"]["subjects"] != card["data"]["evaluation"]["subjects"]
-    assert card["fusion"] == asdict(FusionConfig()) and "hr_spectral_fuse(z, evidence, 1.0f, 4.0f, 0.01f)" in (
+    assert card["accuracy"]["decoder"]["fusion"] == asdict(FusionConfig()) and "hr_spectral_fuse(z, evidence, 1.0f, 4.0f, 0.01f, 0.0f, 0.0f)" in (
         artifact / "card.md").read_text()
+
+
+def test_card_scores_the_shipped_decoder_per_runtime(artifact, split_files):
+    """The card's accuracy is mae_report (fused = hr_spectral + hr_tracker) of each runtime's own outputs on
+    the evaluation windows, and says what it was measured on."""
+    from edgekd.evaluate import mae_report
+    from edgekd.windowset import WindowSet
+    from export.infer import predict_logits
+
+    ws = WindowSet.load(split_files[1]).ppg_only()  # the 1-channel model: evidence without ACC suppression
+    acc = json.loads((artifact / "card.json").read_text())["accuracy"]
+    assert acc["measured_on"] == {"windows": len(ws), "subjects": 1, "recordings": len(set(ws.recording)),
+                                  "datasets": ws.datasets()}
+    for runtime, key in (("torch", "fp32"), ("tflm", "tflite_int8_tflm")):
+        report = mae_report(predict_logits(artifact, runtime, ws.x), ws)
+        assert acc["mae_bpm"][key]["mae_fused"] == pytest.approx(report["mae_fused"], abs=1e-6), runtime
+        assert acc["mae_bpm"][key]["mae_argmax"] == pytest.approx(report["mae_argmax"], abs=1e-6), runtime
+    assert acc["mae_bpm"]["fp32"]["mae_fused"] != acc["mae_bpm"]["fp32"]["mae_argmax"]
 
 
 def test_artifact_reloads_and_all_runtimes_agree(artifact, split_files):
@@ -244,18 +262,25 @@ def test_cli_exports_onnx_only_and_reports_errors(tmp_path, run_dir, split_files
 
 
 def test_default_windows_follow_the_runs_fold_and_data_hash(tmp_path, small_synth):
-    from edgekd.teacher import data_hash
+    from edgekd.windowset import identity_hash
     from export.windows import select
 
     data = small_synth.save(tmp_path / "data.npz")
     run = tmp_path / "run"
     run.mkdir()
     write_json(run / "config.json", {"model": {"blocks": 1, "in_channels": 1, "n_classes": 180}, "fold": "1/2",
-                                     "data": {"dataset": "synthetic", "hash": data_hash(small_synth)}})
+                                     "data": {"dataset": "synthetic", "hash": identity_hash(small_synth)}})
     cal, ev = select(run, 1, data, None, None)
     assert cal.x.shape[1:] == (1, 200) and not set(cal.description["subjects"]) & set(ev.description["subjects"])
     assert len(cal.x) + len(ev.x) == len(small_synth)
     write_json(run / "config.json", {"model": {"blocks": 1, "in_channels": 1, "n_classes": 180},
                                      "data": {"dataset": "ieee-spc2015", "hash": "0123456789abcdef"}})
+    with pytest.raises(DataError, match="not the data the run"):
+        select(run, 1, data, None, None)
+    # the same windows with corrected labels are other data: the run's fold and metrics do not carry over
+    relabelled = small_synth.subset(np.arange(len(small_synth)))
+    relabelled.hr = relabelled.hr + 1.0
+    write_json(run / "config.json", {"model": {"blocks": 1, "in_channels": 1, "n_classes": 180}, "fold": "1/2",
+                                     "data": {"dataset": "synthetic", "hash": identity_hash(relabelled)}})
     with pytest.raises(DataError, match="not the data the run"):
         select(run, 1, data, None, None)

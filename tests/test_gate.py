@@ -23,7 +23,9 @@ MCU_TABLE = """
 clock_mhz = 100
 cycles_per_mac = 2.0
 """
-LIMITS = ("flash_kb", "arena_kb", "latency_ms", "mae_bpm", "int8_mae_drop_bpm")
+LIMITS = ("flash_kb", "arena_kb", "latency_ms", "mae_bpm", "int8_mae_bpm", "int8_mae_drop_bpm")
+# tiny_artifact is scored on 2 subjects; the evidence refusal has its own test below
+SMALL_EVIDENCE = "min_windows = 1\nmin_subjects = 1\n"
 
 
 @pytest.fixture
@@ -58,12 +60,15 @@ def _generous(art: Path) -> dict[str, float]:
     arena = card_value(card, "arena_bytes") / KB
     latency = card_value(card, "macs") * 2.0 / 100e6 * 1e3
     return {"flash_kb": 2 * flash, "arena_kb": 2 * arena, "latency_ms": 2 * latency,
-            "mae_bpm": 2 * card_value(card, "mae_fp32") + 1, "int8_mae_drop_bpm": 5.0}
+            "mae_bpm": 2 * card_value(card, "mae_fp32") + 1, "int8_mae_bpm": 2 * card_value(card, "mae_int8") + 1,
+            "int8_mae_drop_bpm": 5.0}
 
 
-def _budget(root: Path, limits: dict[str, float], extra: str = 'mcu = "test-m4"\n') -> Path:
+def _budget(root: Path, limits: dict[str, float], extra: str = 'mcu = "test-m4"\n',
+            evidence: str = SMALL_EVIDENCE) -> Path:
     path = root / "budget.toml"
-    path.write_text('name = "t"\n' + extra + "[limits]\n" + "".join(f"{k} = {v}\n" for k, v in limits.items()))
+    path.write_text('name = "t"\n' + extra + "[limits]\n" + "".join(f"{k} = {v}\n" for k, v in limits.items())
+                    + "[evidence]\n" + evidence)
     return path
 
 
@@ -81,7 +86,7 @@ def test_all_limits_pass_with_measured_values_and_reports_written(tiny_artifact,
     assert _gate(_budget(tmp_path, _generous(art)), [art], mcu, "--junit", str(junit), "--markdown", str(md)) == 0
     assert "PASS" in capsys.readouterr().out
     suite = ET.parse(junit).getroot()
-    assert suite.get("tests") == "5" and suite.get("failures") == "0" and suite.get("errors") == "0"
+    assert suite.get("tests") == str(len(LIMITS)) and suite.get("failures") == "0" and suite.get("errors") == "0"
     assert "PASS" in md.read_text()
     assert _gate(_budget(tmp_path, _generous(art)), [art], mcu, "--json") == 0
     checks = {c["limit"]: c for c in json.loads(capsys.readouterr().out)["checks"]}
@@ -97,6 +102,8 @@ def test_each_limit_can_fail(tiny_artifact, tmp_path, mcu, capsys, limit):
     if limit == "int8_mae_drop_bpm":
         _edit_card(art, "mae_int8", card_value(_card(art), "mae_fp32") + 1.0)  # accuracy is the card's word
         limits[limit] = 0.5
+    elif limit in ("mae_bpm", "int8_mae_bpm"):  # the fused MAE on synthetic windows is well under 1 BPM
+        limits[limit] = card_value(_card(art), "mae_fp32" if limit == "mae_bpm" else "mae_int8") / 2
     else:
         limits[limit] = limits[limit] / 4
     junit = tmp_path / "gate.xml"
@@ -197,7 +204,7 @@ def test_card_missing_a_needed_value_fails_closed(tiny_artifact, tmp_path, mcu, 
     del card["accuracy"]
     (art / "card.json").write_text(json.dumps(card))
     assert _gate(budget, [art], mcu, "--json") == 2
-    assert [c["limit"] for c in _errors(capsys)] == ["mae_bpm", "int8_mae_drop_bpm"]
+    assert [c["limit"] for c in _errors(capsys)] == ["mae_bpm", "int8_mae_bpm", "int8_mae_drop_bpm"]
 
 
 def test_malformed_toml_fails_closed(tiny_artifact, tmp_path, mcu, capsys):
@@ -218,6 +225,26 @@ def test_unknown_mcu_fails_closed_even_without_a_latency_limit(tiny_artifact, tm
     assert _gate(tmp_path / "absent.toml", [tiny_artifact], mcu) == 2
 
 
+def test_accuracy_limits_need_enough_evaluation_windows_and_subjects(tiny_artifact, tmp_path, mcu, capsys):
+    """A card scored on too few windows or subjects cannot back an accuracy limit (exit 2, not a pass);
+    size limits are still checked."""
+    art = _copy(tiny_artifact, tmp_path)
+    on = _card(art)["accuracy"]["measured_on"]
+    limits = _generous(art)
+    for evidence, short in ((f"min_windows = {on['windows'] + 1}\nmin_subjects = 1\n", "windows"),
+                            (f"min_windows = 1\nmin_subjects = {on['subjects'] + 1}\n", "subjects")):
+        assert _gate(_budget(tmp_path, limits, evidence=evidence), [art], mcu, "--json") == 2
+        checks = {c["limit"]: c for c in json.loads(capsys.readouterr().out)["checks"]}
+        for key in ("mae_bpm", "int8_mae_bpm", "int8_mae_drop_bpm"):
+            assert checks[key]["verdict"] == "error" and "fewer than the budget's [evidence]" in checks[key]["detail"]
+            assert short in checks[key]["detail"]
+        assert checks["flash_kb"]["verdict"] == "pass"
+    # the defaults (200 windows, 3 subjects) apply when a budget says nothing
+    path = tmp_path / "default.toml"
+    path.write_text(f'mcu = "test-m4"\n[limits]\nmae_bpm = {limits["mae_bpm"]}\n')
+    assert _gate(path, [art], mcu, "--json") == 2
+
+
 def test_budget_validation_messages(tmp_path):
     with pytest.raises(EdgekdError, match="needs 'mcu"):
         load_budget(_budget(tmp_path, {"latency_ms": 5}, extra=""))
@@ -225,6 +252,10 @@ def test_budget_validation_messages(tmp_path):
         load_budget(_budget(tmp_path, {"flash_kb": "\"big\""}))
     with pytest.raises(EdgekdError, match="unknown key"):
         load_budget(_budget(tmp_path, {"flash_kb": 1}, extra='mcu = "x"\nflash = 3\n'))
+    with pytest.raises(EdgekdError, match="unknown \\[evidence\\] key"):
+        load_budget(_budget(tmp_path, {"flash_kb": 1}, evidence="min_window = 3\n"))
+    with pytest.raises(EdgekdError, match="positive integer"):
+        load_budget(_budget(tmp_path, {"flash_kb": 1}, evidence="min_windows = 0\n"))
 
 
 @pytest.mark.parametrize("name", ["wearable.toml", "wearable-firmware.toml", "cortex-m4-tight.toml"])

@@ -32,7 +32,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--runtimes", help=f"comma-separated subset of {RUNTIME_HELP} (default: every runtime the "
                                       "artifact has files for; cuda only with a GPU)")
     p.add_argument("--mcu", nargs="+", metavar="NAME",
-                   help="MCU targets from models/mcu_targets.toml for estimates (default: all; with --table3: "
+                   help="MCU targets from edgekd/mcu_targets.toml for estimates (default: all; with --table3: "
                         "none unless named, then one row per size and target)")
     p.add_argument("--repeat", type=positive_int, default=200, help="timed calls per runtime at batch 1 (default 200; "
                                                            "the large batch uses a tenth)")

@@ -5,9 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from edgekd.cli.args import non_negative_float
+from edgekd.cli.args import add_decoder_args, decoder_config
 from edgekd.cli.output import print_json, print_table
-from edgekd.fusion import FusionConfig
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -28,11 +27,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--calib", type=Path, metavar="FILE.npz", help="calibration windows (all used, max 500)")
     p.add_argument("--eval", type=Path, metavar="FILE.npz", dest="evaluate", help="evaluation windows")
     p.add_argument("--fixed-batch", action="store_true", help="ONNX with batch size 1 instead of a dynamic batch")
-    p.add_argument("--fusion-weight", type=non_negative_float, default=FusionConfig.weight, metavar="W",
-                   help=f"spectrum weight of the shipped decoder (hr_spectral_fuse; default {FusionConfig.weight:g})")
-    p.add_argument("--model-weight", type=non_negative_float, default=FusionConfig.model_weight, metavar="A",
-                   help="model weight of the shipped decoder: A * logit + W * log(floor + evidence); 0 with W = 1 "
-                        f"is the spectral baseline (default {FusionConfig.model_weight:g})")
+    add_decoder_args(p)
     p.add_argument("--force", action="store_true", help="replace an existing output folder")
     p.add_argument("--json", action="store_true", help="print the model card as JSON")
     p.set_defaults(func=run)
@@ -44,17 +39,19 @@ def run(args: argparse.Namespace) -> int:
     card = export_artifact(args.source, args.out, int8=args.int8, data=args.data, calib=args.calib,
                            evaluate=args.evaluate, name=args.name, force=args.force,
                            dynamic_batch=not args.fixed_batch, progress=not args.json,
-                           fusion=FusionConfig(weight=args.fusion_weight, model_weight=args.model_weight))
+                           fusion=decoder_config(args))
     if args.json:
         print_json(card)
         return 0
     print_table([{"file": k, "bytes": v["bytes"], "sha256": v["sha256"][:12]} for k, v in card["files"].items()],
                 title=f"{args.out}  ({card['export_seconds']:.1f} s)")
     acc = card["accuracy"]
-    rows = [{"runtime": k, "mae_bpm": v, "argmax_vs_fp32": acc["argmax_agreement_vs_fp32"].get(k)}
-            for k, v in acc["mae_bpm"].items()]
+    rows = [{"runtime": k, "argmax": v["mae_argmax"], "causal": v["mae_causal"], "fused": v["mae_fused"],
+             "argmax_vs_fp32": acc["argmax_agreement_vs_fp32"].get(k)} for k, v in acc["mae_bpm"].items()]
+    on = acc["measured_on"]
     print()
-    print_table(rows, title=f"MAE (argmax) on {acc['windows']} held-out windows")
+    print_table(rows, title=f"MAE in BPM on {on['windows']} held-out windows of {on['subjects']} subject(s) "
+                            f"(fused = the shipped decoder)")
     if "tflm" in card:
         t = card["tflm"]
         print(f"\nTFLM arena {t['arena_bytes']:,} bytes (min {t['arena_min_bytes']:,}); flash "

@@ -19,7 +19,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("budget", metavar="BUDGET.toml", help="budget file (see models/budgets/)")
     p.add_argument("artifacts", metavar="ARTIFACT", nargs="+", help="artifact folder (models/<name>/) or its card.json")
     p.add_argument("--mcu-targets", default=str(DEFAULT_MCU_TARGETS), metavar="FILE",
-                   help="MCU table for the latency estimate (default: models/mcu_targets.toml)")
+                   help="MCU table for the latency estimate (default: edgekd/mcu_targets.toml)")
     p.add_argument("--junit", metavar="FILE", help="also write JUnit XML (one testcase per artifact and limit)")
     p.add_argument("--markdown", metavar="FILE", help="also write a Markdown summary")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")

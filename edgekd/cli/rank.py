@@ -21,7 +21,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--bench", metavar="DIR", help="folder of artifacts (card.json) and benchmark records")
     p.add_argument("--cost", choices=list(COSTS), default="flash", help="the x axis (default flash)")
     p.add_argument("--budget", metavar="FILE", help="budget TOML: adds 'fits' (and its MCU for mcu-latency)")
-    p.add_argument("--mcu", metavar="NAME", help="MCU of models/mcu_targets.toml for mcu-latency")
+    p.add_argument("--mcu", metavar="NAME", help="MCU of edgekd/mcu_targets.toml for mcu-latency")
     p.add_argument("--runtime", default="tflm", help="benchmark runtime for --cost latency (default tflm)")
     p.add_argument("--metric", default="mae_argmax", choices=MAE_METRICS,
                    help="MAE decoding to rank by (default mae_argmax, WildPPG's; mae_causal / mae_fused: "
