@@ -18,7 +18,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from edgekd.windowset import FS
+from edgekd.geometry import FS
 
 SCALE = (0.8, 1.2)
 MAX_SHIFT = int(FS)  # samples

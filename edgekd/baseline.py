@@ -17,7 +17,8 @@ import numpy as np
 
 from edgekd.bpm import BPM_MAX, BPM_MIN
 from edgekd.errors import EdgekdError
-from edgekd.windowset import FS, WindowSet
+from edgekd.geometry import FS
+from edgekd.windowset import WindowSet
 
 N_FFT = 4096  # 25 Hz / 4096 = 0.37 BPM per bin: finer than the 1-BPM classes
 ACC_MIN_HZ = 0.3  # lowest ACC frequency searched for motion peaks

@@ -17,7 +17,6 @@ edgekd must not import ``export``: the card.json keys the gate reads are named h
 
 from __future__ import annotations
 
-import math
 import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -26,27 +25,13 @@ from xml.etree import ElementTree as ET
 
 from edgekd.budget import ACCURACY_LIMITS, DEFAULT_MCU_TARGETS, KB, LIMITS, Budget, McuTarget, mcu_target
 from edgekd.errors import EdgekdError
-from edgekd.layout import (CARD, CONFIG, MODEL_DATA_H, TFLITE_INT8, read_flatbuffer, read_json_object,
-                           verify_artifact)
+from edgekd.layout import (CARD_KEYS, CONFIG, MODEL_DATA_H, TFLITE_INT8, card_value, read_card, read_flatbuffer,
+                           read_json_object, verify_artifact)
 from edgekd.model import MAX_BLOCKS, MAX_IN_CHANNELS
 from edgekd.model import macs as model_macs
 
 # Limits that need the INT8 flatbuffer to be part of the artifact.
 NEEDS_FLATBUFFER = ("flash_kb", "arena_kb", "latency_ms", "int8_mae_bpm", "int8_mae_drop_bpm")
-# The card.json entries the gate and `edgekd rank` read (written by export/artifact.py), as key paths.
-# flash = the INT8 flatbuffer's size; arena = the TFLM arena the exporter recorded; INT8 MAE = the TFLM
-# host interpreter's (the kernels the device runs), FP32 MAE = PyTorch's, on the same held-out windows.
-CARD_KEYS: dict[str, tuple[str, ...]] = {
-    "flash_bytes": ("files", TFLITE_INT8, "bytes"),
-    "arena_bytes": ("tflm", "arena_bytes"),
-    "macs": ("architecture", "macs"),
-    "blocks": ("architecture", "blocks"),
-    "in_channels": ("architecture", "in_channels"),
-    "mae_fp32": ("accuracy", "mae_bpm", "fp32", "mae_fused"),
-    "mae_int8": ("accuracy", "mae_bpm", "tflite_int8_tflm", "mae_fused"),
-    "eval_windows": ("accuracy", "measured_on", "windows"),
-    "eval_subjects": ("accuracy", "measured_on", "subjects"),
-}
 
 EXIT_PASS, EXIT_FAIL, EXIT_ERROR = 0, 1, 2
 
@@ -60,33 +45,6 @@ class Check:
     threshold: float
     verdict: str  # pass | fail | error
     detail: str = ""
-
-
-def card_entry(card: dict[str, Any], field: str) -> Any:
-    """The entry ``CARD_KEYS[field]`` names in a card, as stored, or None when the card lacks it."""
-    node: Any = card
-    for part in CARD_KEYS[field]:
-        if not isinstance(node, dict) or part not in node:
-            return None
-        node = node[part]
-    return node
-
-
-def card_value(card: dict[str, Any], field: str) -> float | None:
-    """The number ``CARD_KEYS[field]`` names in a card, or None when absent or not a finite number."""
-    node = card_entry(card, field)
-    if node is None or isinstance(node, bool) or not isinstance(node, (int, float)) or not math.isfinite(node):
-        return None
-    return float(node)
-
-
-def read_card(artifact: str | Path) -> dict[str, Any]:
-    """card.json of an artifact folder (or the card file itself); EdgekdError when missing or corrupt."""
-    path = Path(artifact)
-    card_path = path / CARD if path.is_dir() else path
-    if not card_path.is_file():
-        raise EdgekdError(f"{card_path}: no {CARD} (is {artifact} an exported artifact?)")
-    return read_json_object(card_path, "corrupt card")
 
 
 def _missing(*fields: str) -> str:

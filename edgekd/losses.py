@@ -32,8 +32,8 @@ from torch import nn
 
 from edgekd.bpm import gaussian_targets
 from edgekd.errors import EdgekdError
-from edgekd.model import WINDOW, block_specs, lengths
-from edgekd.windowset import FS
+from edgekd.geometry import FS, WINDOW
+from edgekd.model import block_specs, lengths
 
 DEFAULTS: dict[str, Any] = {
     "T": 4.0, "alpha": 1.0, "beta": 8.0, "warmup": 20,

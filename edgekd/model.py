@@ -13,8 +13,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from edgekd.bpm import N_CLASSES
+from edgekd.geometry import WINDOW
 
-WINDOW = 200  # 8 s at 25 Hz
 STEM_WIDTH = 32
 KERNEL = 5
 DROPOUT = 0.5

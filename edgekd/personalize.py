@@ -17,10 +17,10 @@ import torch.nn.functional as F
 
 from edgekd.bpm import bpm_to_class
 from edgekd.errors import EdgekdError
-from edgekd.model import ResNet1D, WINDOW
-from edgekd.windowset import FS, WindowSet
+from edgekd.geometry import FS, STRIDE_S, WINDOW
+from edgekd.model import ResNet1D
+from edgekd.windowset import WindowSet
 
-STRIDE_S = 2.0  # consecutive windows start 2 s apart
 
 
 def trainable_modules(model: ResNet1D, layers: int) -> list[torch.nn.Module]:

@@ -22,8 +22,7 @@ from typing import Any
 
 from edgekd.budget import DEFAULT_MCU_TARGETS, KB, Budget, mcu_target
 from edgekd.errors import EdgekdError
-from edgekd.gate import card_value, read_card
-from edgekd.layout import CARD, verify_artifact
+from edgekd.layout import CARD, card_value, read_card, verify_artifact
 from edgekd.model import macs, size_table
 
 COSTS: dict[str, tuple[str, str]] = {  # cost name -> (row column, axis label)

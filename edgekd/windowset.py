@@ -20,9 +20,8 @@ from edgekd import __version__
 from edgekd.atomic import atomic_paths, json_text
 from edgekd.bpm import BPM_MAX, BPM_MIN
 from edgekd.errors import DataError
-from edgekd.model import WINDOW
+from edgekd.geometry import WINDOW
 
-FS = 25.0  # Hz, after resampling
 # A label outside this range is a sensor/annotation failure (e.g. WildPPG writes 0), not a heart rate.
 HR_PLAUSIBLE = (20.0, 250.0)
 CHANNEL_NAMES_PPG_ACC = ("ppg", "acc_x", "acc_y", "acc_z")

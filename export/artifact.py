@@ -27,6 +27,7 @@ from edgekd.checkpoint import CONFIG, WEIGHTS, load_model, save_weights
 from edgekd.errors import EdgekdError
 from edgekd.evaluate import MAE_KEYS, mae_report
 from edgekd.fusion import FusionConfig
+from edgekd.geometry import WINDOW
 from edgekd.layout import (CARD, CARD_MD, MODEL_DATA_CC, MODEL_DATA_H, ONNX_FP32, ONNX_INT8, TFLITE_INT8,
                            file_record)
 from edgekd.model import ResNet1D, deployed_param_count, final_width, macs, paper_param_count
@@ -207,7 +208,7 @@ def _build_int8(model: ResNet1D, work: Path, name: str, cal, ev, batch: int | No
     step("evaluate")
     return {
         "tflite": {"keras_mirror_max_abs_diff": mirror_diff, "ops": ops,
-                   "input": {"shape": [1, 200, model.in_channels], "dtype": "int8", "scale": in_s,
+                   "input": {"shape": [1, WINDOW, model.in_channels], "dtype": "int8", "scale": in_s,
                              "zero_point": in_z},
                    "output": {"shape": [1, model.n_classes], "dtype": "int8", "scale": out_s, "zero_point": out_z}},
         "tflm": {"arena_bytes": arena, "arena_min_bytes": arena_min, "ops": ops, "c_identifier": ident,

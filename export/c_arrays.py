@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass
 
 from edgekd.bpm import BPM_MIN, N_CLASSES
-from edgekd.model import WINDOW
+from edgekd.geometry import WINDOW
 from export.checks import TFLM_RESOLVER
 
 

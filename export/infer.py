@@ -10,7 +10,7 @@ import torch
 
 from edgekd.checkpoint import load_model
 from edgekd.errors import EdgekdError
-from edgekd.gate import card_entry, read_card
+from edgekd.layout import card_entry, read_card
 from edgekd.layout import CARD, ONNX_FP32, ONNX_INT8, TFLITE_INT8, verify_artifact
 from edgekd.tracking import dequantize
 

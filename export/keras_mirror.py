@@ -13,7 +13,8 @@ import keras  # this module is imported only when exporting: TensorFlow takes se
 import numpy as np
 import torch
 
-from edgekd.model import BN_EPS, KERNEL, STEM_WIDTH, WINDOW, ResNet1D, block_specs
+from edgekd.geometry import WINDOW
+from edgekd.model import BN_EPS, KERNEL, STEM_WIDTH, ResNet1D, block_specs
 
 
 class ChannelPad(keras.layers.Layer):

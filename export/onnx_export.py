@@ -14,7 +14,8 @@ import onnxruntime as ort
 import torch
 
 from edgekd.atomic import write_bytes
-from edgekd.model import WINDOW, ResNet1D
+from edgekd.geometry import WINDOW
+from edgekd.model import ResNet1D
 
 INPUT, OUTPUT = "window", "logits"
 

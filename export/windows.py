@@ -20,7 +20,7 @@ from edgekd.checkpoint import CONFIG
 from edgekd.layout import read_json_object
 from edgekd.data import load_windows
 from edgekd.errors import DataError
-from edgekd.model import WINDOW
+from edgekd.geometry import WINDOW
 from edgekd.runs import RunConfig, resolve_fold
 from edgekd.windowset import identity_hash
 from edgekd.windowset import WindowSet

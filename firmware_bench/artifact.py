@@ -1,6 +1,6 @@
 """Read an artifact folder (``models/<name>/``) by its files: the benchmark layer never imports ``export``.
 
-The file names (``edgekd.layout``) and the card.json keys (named once, in ``edgekd.gate.CARD_KEYS``) are the export
+The file names (``edgekd.layout``) and the card.json keys (named once, in ``edgekd.layout.CARD_KEYS``) are the export
 layer's contract (DESIGN.md "Artifact").
 """
 
@@ -12,9 +12,8 @@ from typing import Any
 
 from edgekd.checkpoint import model_spec
 from edgekd.errors import EdgekdError
-from edgekd.gate import CARD_KEYS, card_entry, read_card
 from edgekd.layout import CARD, ONNX_FP32, ONNX_INT8, TFLITE_INT8, WEIGHTS  # noqa: F401 - the layout, re-exported
-from edgekd.layout import read_flatbuffer
+from edgekd.layout import CARD_KEYS, card_entry, read_card, read_flatbuffer
 
 
 @dataclass(frozen=True)
@@ -44,7 +43,7 @@ class Artifact:
         return read_flatbuffer(self.path(TFLITE_INT8))
 
     def card_int(self, field: str) -> int | None:
-        """The positive integer card entry ``edgekd.gate.CARD_KEYS[field]`` names (e.g. "arena_bytes"), or
+        """The positive integer card entry ``edgekd.layout.CARD_KEYS[field]`` names (e.g. "arena_bytes"), or
         None when the card lacks it; a wrong type is an error."""
         value = card_entry(self.card, field)
         if value is None:

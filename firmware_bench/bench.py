@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from edgekd.errors import EdgekdError
+from edgekd.geometry import WINDOW
 from firmware_bench import mcu, records, tflm
 from firmware_bench.artifact import (ONNX_FP32, ONNX_INT8, TFLITE_INT8, WEIGHTS, Artifact,
                                      load_artifact)
@@ -66,7 +67,7 @@ def _measure(artifact: Artifact, runtime: str, repeat: int, threads: int, large_
 
             torch.set_num_threads(threads)
         model = load_model(artifact.folder)
-        figures = torchrt.bench(model, device, repeat, large_batch, (model.in_channels, 200))
+        figures = torchrt.bench(model, device, repeat, large_batch, (model.in_channels, WINDOW))
         info = torchrt.device_info(device)
         return (records.host_device(**{k: v for k, v in info.items() if k != "kind"}) if device == "cpu"
                 else info), figures

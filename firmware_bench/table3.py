@@ -33,7 +33,8 @@ import numpy as np
 import torch
 
 from edgekd.errors import EdgekdError
-from edgekd.model import WINDOW, ResNet1D
+from edgekd.geometry import WINDOW
+from edgekd.model import ResNet1D
 
 ALL_BLOCKS = tuple(range(1, 13))
 _REPO = Path(__file__).resolve().parent.parent  # the child imports firmware_bench from here

@@ -12,7 +12,8 @@ from edgekd.cli.main import main
 from edgekd.data import load_dataset
 from edgekd.errors import EdgekdError
 from edgekd.fusion import spectral_track
-from edgekd.windowset import CHANNEL_NAMES_PPG_ACC, FS, WindowSet, concat
+from edgekd.geometry import FS
+from edgekd.windowset import CHANNEL_NAMES_PPG_ACC, WindowSet, concat
 
 
 def _sine_windows(hr_bpm: np.ndarray, cadence_bpm: float | None, rng: np.random.Generator,

@@ -16,7 +16,7 @@ import pytest
 from edgekd.budget import KB, load_budget
 from edgekd.cli.main import main
 from edgekd.errors import EdgekdError
-from edgekd.gate import CARD_KEYS, card_value
+from edgekd.layout import CARD_KEYS, card_value
 
 MCU_TABLE = """
 [targets.test-m4]

@@ -11,7 +11,7 @@ from edgekd.budget import KB, Budget
 from edgekd.cli.main import main
 from edgekd.errors import EdgekdError
 from edgekd.layout import file_record
-from edgekd.gate import CARD_KEYS
+from edgekd.layout import CARD_KEYS
 from edgekd.model import size_table
 from edgekd.rank import BENCH_BLOCKS, BENCH_LATENCY, BENCH_SCHEMA, pareto, rank
 

@@ -12,13 +12,9 @@ import numpy as np
 from scipy import signal
 
 from edgekd.errors import DataError
-from edgekd.model import WINDOW
-from edgekd.windowset import FS
+from edgekd.geometry import FS, STRIDE, WINDOW, WINDOW_S
 
 BAND_HZ = (0.5, 4.0)
-WINDOW_S = 8.0
-STRIDE_S = 2.0
-STRIDE = int(STRIDE_S * FS)  # 50 samples at 25 Hz
 MIN_STD = 1e-6
 
 

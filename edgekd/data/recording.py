@@ -15,12 +15,11 @@ from typing import Any
 
 import numpy as np
 
-from edgekd.data.preprocess import BAND_HZ, STRIDE, STRIDE_S, WINDOW_S, fill_nans, frame, nan_runs_mask, \
-    to_25hz, zscore
+from edgekd.geometry import FS, STRIDE, STRIDE_S, WINDOW, WINDOW_S
+from edgekd.data.preprocess import BAND_HZ, fill_nans, frame, nan_runs_mask, to_25hz, zscore
 from edgekd.errors import DataError
 from edgekd.layout import sha256_file
-from edgekd.model import WINDOW
-from edgekd.windowset import CHANNEL_NAMES_PPG_ACC, FS, HR_PLAUSIBLE, WindowSet, concat
+from edgekd.windowset import CHANNEL_NAMES_PPG_ACC, HR_PLAUSIBLE, WindowSet, concat
 
 # A window labelled from an HR series needs valid readings for this share of it.
 MIN_LABEL_COVERAGE = 0.75

@@ -13,9 +13,9 @@ from __future__ import annotations
 import numpy as np
 from scipy import signal
 
-from edgekd.data.preprocess import STRIDE, frame, to_25hz, zscore, n_windows
-from edgekd.model import WINDOW
-from edgekd.windowset import CHANNEL_NAMES_PPG_ACC, FS, WindowSet
+from edgekd.geometry import FS, STRIDE, WINDOW
+from edgekd.data.preprocess import frame, to_25hz, zscore, n_windows
+from edgekd.windowset import CHANNEL_NAMES_PPG_ACC, WindowSet
 
 FS_GEN = 100.0
 # activity -> (HR above rest in BPM, cadence range in Hz, motion amplitude in g)

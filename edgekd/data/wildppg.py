@@ -20,7 +20,7 @@ import numpy as np
 import scipy.io
 from scipy import ndimage, signal
 
-from edgekd.data.preprocess import STRIDE_S, WINDOW_S
+from edgekd.geometry import STRIDE_S, WINDOW_S
 from edgekd.data.recording import Tally, finish, window_recording
 from edgekd.errors import DataError
 from edgekd.windowset import WindowSet

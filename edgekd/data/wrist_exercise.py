@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edgekd.data.preprocess import WINDOW_S
+from edgekd.geometry import WINDOW_S
 from edgekd.data.recording import Tally, finish, window_count, window_recording, window_starts_s
 from edgekd.errors import DataError
 from edgekd.windowset import WindowSet
