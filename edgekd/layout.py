@@ -134,8 +134,8 @@ CARD_KEYS: dict[str, tuple[str, ...]] = {
     "macs": ("architecture", "macs"),
     "blocks": ("architecture", "blocks"),
     "in_channels": ("architecture", "in_channels"),
-    "mae_fp32": ("accuracy", "mae_bpm", "fp32", "mae_fused"),
-    "mae_int8": ("accuracy", "mae_bpm", "tflite_int8_tflm", "mae_fused"),
+    "mae_fp32": ("accuracy", "mae_bpm", "torch", "mae_fused"),  # edgekd.runtimes: FP32_REFERENCE
+    "mae_int8": ("accuracy", "mae_bpm", "tflm", "mae_fused"),  # ... and DEVICE
     "eval_windows": ("accuracy", "measured_on", "windows"),
     "eval_subjects": ("accuracy", "measured_on", "subjects"),
 }

@@ -31,6 +31,7 @@ from edgekd.geometry import WINDOW
 from edgekd.layout import (CARD, CARD_MD, MODEL_DATA_CC, MODEL_DATA_H, ONNX_FP32, ONNX_INT8, TFLITE_INT8,
                            file_record)
 from edgekd.model import ResNet1D, deployed_param_count, final_width, macs, paper_param_count
+from edgekd.runtimes import FP32_REFERENCE
 from edgekd.tracking import TrackerConfig
 from edgekd.windowset import WindowSet
 
@@ -136,7 +137,7 @@ def _build(model: ResNet1D, folder: Path, work: Path, name: str, int8: bool, dat
     step("onnx")
     with torch.no_grad():
         fp32 = model(torch.from_numpy(ev.x)).numpy()
-    logits = {"fp32": fp32, "onnx_fp32": run_onnx(work / ONNX_FP32, ev.x, batch)}
+    logits = {"torch": fp32, "onnx": run_onnx(work / ONNX_FP32, ev.x, batch)}  # edgekd.runtimes names
     card: dict[str, Any] = {
         "name": name, "edgekd_version": __version__,
         "created_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
@@ -182,7 +183,7 @@ def _build_int8(model: ResNet1D, work: Path, name: str, cal, ev, batch: int | No
     from edgekd.tflm_arena import arena_bytes
 
     quantize_onnx(work / ONNX_FP32, work / ONNX_INT8, cal.x, batch)
-    logits["onnx_int8"] = run_onnx(work / ONNX_INT8, ev.x, batch)
+    logits["onnx-int8"] = run_onnx(work / ONNX_INT8, ev.x, batch)
     step("onnx-int8")
     flatbuffer, mirror_diff = convert_int8(model, cal.x, ev.x[:64])
     ops = check_tflm_ops(op_list(flatbuffer), f"{name}/model_int8.tflite")
@@ -201,10 +202,10 @@ def _build_int8(model: ResNet1D, work: Path, name: str, cal, ev, batch: int | No
             raise EdgekdError(f"{TRACKER_DIR / f}: missing from the edgekd installation; reinstall edgekd")
         write_bytes(work / f, (TRACKER_DIR / f).read_bytes())
     step("firmware")
-    q_lite = run_int8(flatbuffer, "tflite", ev.x)
+    q_lite = run_int8(flatbuffer, "litert", ev.x)
     q_tflm = run_int8(flatbuffer, "tflm", ev.x, arena)
-    logits["tflite_int8_litert"] = dequantize(q_lite, out_s, out_z)
-    logits["tflite_int8_tflm"] = dequantize(q_tflm, out_s, out_z)
+    logits["litert"] = dequantize(q_lite, out_s, out_z)
+    logits["tflm"] = dequantize(q_tflm, out_s, out_z)
     step("evaluate")
     return {
         "tflite": {"keras_mirror_max_abs_diff": mirror_diff, "ops": ops,
@@ -225,7 +226,7 @@ def _accuracy(logits: dict[str, np.ndarray], ev: WindowSet, fusion: FusionConfig
     """Every decoding's MAE per runtime on the same held-out windows (``mae_fused`` is the decoder firmware
     runs: hr_spectral.c + hr_tracker.c with the recorded settings), what it was measured on, so a gate can
     refuse a number backed by a handful of windows, and argmax agreement with FP32."""
-    ref = logits["fp32"].argmax(axis=1)
+    ref = logits[FP32_REFERENCE].argmax(axis=1)
     per_runtime = {}
     for key, v in logits.items():
         report = mae_report(v, ev, fusion)
@@ -236,5 +237,5 @@ def _accuracy(logits: dict[str, np.ndarray], ev: WindowSet, fusion: FusionConfig
                         "datasets": ev.datasets()},
         "mae_bpm": per_runtime,
         "argmax_agreement_vs_fp32": {k: float((v.argmax(axis=1) == ref).mean()) for k, v in logits.items()
-                                     if k != "fp32"},
+                                     if k != FP32_REFERENCE},
     }

@@ -10,12 +10,9 @@ import torch
 
 from edgekd.checkpoint import load_model
 from edgekd.errors import EdgekdError
-from edgekd.layout import card_entry, read_card
-from edgekd.layout import CARD, ONNX_FP32, ONNX_INT8, TFLITE_INT8, verify_artifact
+from edgekd.layout import CARD, card_entry, read_card, verify_artifact
+from edgekd.runtimes import RUNTIMES, SCORED
 from edgekd.tracking import dequantize
-
-RUNTIMES = ("torch", "onnx", "onnx-int8", "tflite", "tflm")
-FILES = {"onnx": ONNX_FP32, "onnx-int8": ONNX_INT8, "tflite": TFLITE_INT8, "tflm": TFLITE_INT8}
 
 
 def quantize(x: np.ndarray, scale: float, zero_point: int) -> np.ndarray:
@@ -26,19 +23,20 @@ def quantize(x: np.ndarray, scale: float, zero_point: int) -> np.ndarray:
 def predict_logits(artifact_dir: Path, runtime: str, x: np.ndarray) -> np.ndarray:
     """Float logits [N, 180] for windows x [N, C, 200] (float32, as in a WindowSet).
 
-    INT8 runtimes ("tflite" = LiteRT, "tflm" = TFLM host interpreter) get x quantised with the model's
+    INT8 runtimes ("litert", "tflm" = TFLM host interpreter) get x quantised with the model's
     input scale/zero point (channels-last, one window per invoke) and return dequantised outputs.
     """
     artifact_dir = Path(artifact_dir)
-    if runtime not in RUNTIMES:
-        raise EdgekdError(f"unknown runtime '{runtime}'; known: {', '.join(RUNTIMES)}")
+    if runtime not in SCORED:
+        raise EdgekdError(f"unknown runtime '{runtime}'; known: {', '.join(SCORED)}")
     x = np.ascontiguousarray(x, dtype=np.float32)
     if runtime == "torch":
         model = load_model(artifact_dir)
         with torch.no_grad():
             return model(torch.from_numpy(x)).numpy()
     card = read_card(artifact_dir)
-    path = verify_artifact(artifact_dir, card, required=(FILES[runtime],))[FILES[runtime]]
+    file = RUNTIMES[runtime].file
+    path = verify_artifact(artifact_dir, card, required=(file,))[file]
     try:
         if runtime in ("onnx", "onnx-int8"):
             from export.onnx_export import run_onnx
@@ -56,7 +54,7 @@ def predict_logits(artifact_dir: Path, runtime: str, x: np.ndarray) -> np.ndarra
 
 
 def run_int8(model: bytes, runtime: str, x: np.ndarray, arena_size: int = 0) -> np.ndarray:
-    """Raw int8 outputs [N, 180] of the INT8 flatbuffer on LiteRT ("tflite") or TFLM ("tflm")."""
+    """Raw int8 outputs [N, 180] of the INT8 flatbuffer on LiteRT ("litert") or TFLM ("tflm")."""
     (in_scale, in_zp), _ = int8_io(model)
     x_q = quantize(x.transpose(0, 2, 1), in_scale, in_zp)
     if runtime == "tflm":

@@ -12,8 +12,7 @@ from typing import Any
 
 from edgekd.checkpoint import model_spec
 from edgekd.errors import EdgekdError
-from edgekd.layout import CARD, ONNX_FP32, ONNX_INT8, TFLITE_INT8, WEIGHTS  # noqa: F401 - the layout, re-exported
-from edgekd.layout import CARD_KEYS, card_entry, read_card, read_flatbuffer
+from edgekd.layout import CARD, CARD_KEYS, TFLITE_INT8, card_entry, read_card, read_flatbuffer
 
 
 @dataclass(frozen=True)

@@ -14,19 +14,15 @@ from typing import Any
 from edgekd.errors import EdgekdError
 from edgekd.geometry import WINDOW
 from firmware_bench import mcu, records, tflm
-from firmware_bench.artifact import (ONNX_FP32, ONNX_INT8, TFLITE_INT8, WEIGHTS, Artifact,
-                                     load_artifact)
-
-RUNTIMES = ("torch", "cuda", "onnx", "onnx-int8", "litert", "tflm")
-_NEEDS = {"torch": WEIGHTS, "cuda": WEIGHTS, "onnx": ONNX_FP32, "onnx-int8": ONNX_INT8,
-          "litert": TFLITE_INT8, "tflm": TFLITE_INT8}
+from edgekd.runtimes import RUNTIMES
+from firmware_bench.artifact import Artifact, load_artifact
 
 
 def default_runtimes(artifact: Artifact) -> list[str]:
     """Every runtime whose file the artifact has; cuda only when torch sees a GPU."""
     from firmware_bench.torchrt import cuda_available
 
-    return [r for r in RUNTIMES if artifact.has(_NEEDS[r]) and (r != "cuda" or cuda_available())]
+    return [r for r in RUNTIMES if artifact.has(RUNTIMES[r].file) and (r != "cuda" or cuda_available())]
 
 
 def _check_runtimes(artifact: Artifact, runtimes: list[str]) -> None:
@@ -34,7 +30,7 @@ def _check_runtimes(artifact: Artifact, runtimes: list[str]) -> None:
     if unknown:
         raise EdgekdError(f"unknown runtime {', '.join(unknown)}; choose from {', '.join(RUNTIMES)}")
     for r in runtimes:
-        artifact.path(_NEEDS[r])  # a clean error naming the missing file, before any work starts
+        artifact.path(RUNTIMES[r].file)  # a clean error naming the missing file, before any work starts
 
 
 def verify_card_arena(model: bytes, card_arena: int, card: str = "card.json") -> dict[str, Any]:
@@ -74,7 +70,7 @@ def _measure(artifact: Artifact, runtime: str, repeat: int, threads: int, large_
     if runtime in ("onnx", "onnx-int8"):
         from firmware_bench import onnxrt
 
-        path = artifact.path(ONNX_FP32 if runtime == "onnx" else ONNX_INT8)
+        path = artifact.path(RUNTIMES[runtime].file)
         return records.host_device(threads=threads), onnxrt.bench(path, threads, repeat, large_batch)
     model_bytes = artifact.tflite_bytes()
     if runtime == "litert":

@@ -15,9 +15,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from edgekd.layout import TFLITE_INT8
 from edgekd.model import deployed_param_count, macs
 from firmware_bench import litert, tflm
-from firmware_bench.artifact import TFLITE_INT8, Artifact
+from firmware_bench.artifact import Artifact
 
 RUNTIME_CODE_SOURCE = ("x86-64 symbol sizes (nm -S) of the tflite-micro 0.dev20261023182759 host build, "
                        "grouped by kernel; order-of-magnitude estimate of Cortex-M code")

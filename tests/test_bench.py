@@ -13,7 +13,8 @@ from edgekd.cli.main import main
 from edgekd.errors import EdgekdError
 from edgekd.model import deployed_param_count, macs
 from firmware_bench import records, tflm
-from firmware_bench.artifact import TFLITE_INT8, load_artifact
+from edgekd.layout import TFLITE_INT8
+from firmware_bench.artifact import load_artifact
 from firmware_bench.bench import RUNTIMES, run_bench, verify_card_arena
 
 REPEAT = 5  # a few calls prove each path runs; timings themselves are never asserted

@@ -20,6 +20,7 @@ from edgekd.checkpoint import save_weights
 from edgekd.errors import DataError, EdgekdError
 from edgekd.fusion import FusionConfig
 from edgekd.model import ResNet1D
+from edgekd.runtimes import SCORED
 
 FILES = ("model.safetensors", "config.json", "model.onnx", "model_int8.onnx", "model_int8.tflite",
          "model_data.cc", "model_data.h", "ops.h", "hr_tracker.c", "hr_tracker.h", "hr_spectral.c", "hr_spectral.h",
@@ -80,8 +81,7 @@ def test_artifact_has_every_file_and_a_consistent_card(artifact):
     assert card["architecture"]["blocks"] == 1 and card["architecture"]["params"] == 16_628
     assert card["onnx"]["max_abs_diff_vs_torch"] < 1e-4
     assert card["tflite"]["keras_mirror_max_abs_diff"] < 1e-4
-    assert set(card["accuracy"]["mae_bpm"]) == {"fp32", "onnx_fp32", "onnx_int8", "tflite_int8_litert",
-                                                "tflite_int8_tflm"}
+    assert set(card["accuracy"]["mae_bpm"]) == set(SCORED)  # the runtime names evaluate and bench use
     assert card["per_layer_quantization_error"] and all(r["rmse_over_scale"] >= 0
                                                         for r in card["per_layer_quantization_error"])
     assert card["data"]["calibration"]["subjects"] != card["data"]["evaluation"]["subjects"]
@@ -100,11 +100,11 @@ def test_card_scores_the_shipped_decoder_per_runtime(artifact, split_files):
     acc = json.loads((artifact / "card.json").read_text())["accuracy"]
     assert acc["measured_on"] == {"windows": len(ws), "subjects": 1, "recordings": len(set(ws.recording)),
                                   "datasets": ws.datasets()}
-    for runtime, key in (("torch", "fp32"), ("tflm", "tflite_int8_tflm")):
+    for runtime in ("torch", "tflm"):
         report = mae_report(predict_logits(artifact, runtime, ws.x), ws)
-        assert acc["mae_bpm"][key]["mae_fused"] == pytest.approx(report["mae_fused"], abs=1e-6), runtime
-        assert acc["mae_bpm"][key]["mae_argmax"] == pytest.approx(report["mae_argmax"], abs=1e-6), runtime
-    assert acc["mae_bpm"]["fp32"]["mae_fused"] != acc["mae_bpm"]["fp32"]["mae_argmax"]
+        assert acc["mae_bpm"][runtime]["mae_fused"] == pytest.approx(report["mae_fused"], abs=1e-6), runtime
+        assert acc["mae_bpm"][runtime]["mae_argmax"] == pytest.approx(report["mae_argmax"], abs=1e-6), runtime
+    assert acc["mae_bpm"]["torch"]["mae_fused"] != acc["mae_bpm"]["torch"]["mae_argmax"]
 
 
 def test_artifact_reloads_and_all_runtimes_agree(artifact, split_files):
@@ -114,7 +114,7 @@ def test_artifact_reloads_and_all_runtimes_agree(artifact, split_files):
     x = WindowSet.load(split_files[1]).x[:, :1]
     ref = predict_logits(artifact, "torch", x)
     assert np.abs(predict_logits(artifact, "onnx", x) - ref).max() < 1e-4
-    for runtime in ("onnx-int8", "tflite", "tflm"):
+    for runtime in ("onnx-int8", "litert", "tflm"):
         got = predict_logits(artifact, runtime, x)
         assert got.shape == ref.shape
         agree = (got.argmax(1) == ref.argmax(1)).mean()
@@ -128,7 +128,7 @@ def test_litert_and_tflm_give_the_same_int8_outputs(artifact, split_files):
     card = json.loads((artifact / "card.json").read_text())
     model = (artifact / "model_int8.tflite").read_bytes()
     x = WindowSet.load(split_files[1]).x[:, :1]
-    lite, micro = run_int8(model, "tflite", x), run_int8(model, "tflm", x, card["tflm"]["arena_bytes"])
+    lite, micro = run_int8(model, "litert", x), run_int8(model, "tflm", x, card["tflm"]["arena_bytes"])
     identical = (lite == micro).mean()
     print(f"LiteRT vs TFLM identical int8 outputs: {identical:.4f}")
     assert identical > 0.9
@@ -142,7 +142,7 @@ def test_tflite_int8_tracks_pytorch_on_real_ieee_windows(artifact, ieee_root):
     ws = load_dataset("ieee-spc2015", ieee_root)
     idx = np.random.default_rng(0).choice(len(ws), 150, replace=False)
     x, hr = ws.x[idx, :1], ws.hr[idx]
-    ref, got = predict_logits(artifact, "torch", x), predict_logits(artifact, "tflite", x)
+    ref, got = predict_logits(artifact, "torch", x), predict_logits(artifact, "litert", x)
     agree = (ref.argmax(1) == got.argmax(1)).mean()
     mae_fp32, mae_int8 = (float(np.abs(decode_argmax(v) - hr).mean()) for v in (ref, got))
     print(f"IEEE SPC: argmax agreement {agree:.3f}, MAE FP32 {mae_fp32:.2f} vs INT8 {mae_int8:.2f}")

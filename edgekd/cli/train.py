@@ -15,6 +15,7 @@ from edgekd.distill import DistillPlan
 from edgekd.errors import EdgekdError
 from edgekd.model import MAX_BLOCKS
 from edgekd.runs import SELECT_ON, RunConfig
+from edgekd.runtimes import SCORED
 
 RUN = RunConfig()  # the defaults every training flag shows
 # The default `edgekd distill` (synthetic corpus, 2-core CPU) must finish in under 3 minutes.
@@ -23,7 +24,6 @@ DEMO_EPOCHS = 20
 DEMO_OUT = "runs/distill"
 BLOCK_CHOICES = range(1, MAX_BLOCKS + 1)
 batch_size = int_at_least(2)  # BatchNorm needs two windows per batch
-RUNTIMES = ("pytorch", "onnx", "onnx-int8", "tflite", "tflm")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -114,8 +114,9 @@ def _register_evaluate(sub: argparse._SubParsersAction) -> None:
                                    "Evaluates every window of --data: pass data the model was not trained on.")
     p.add_argument("model", metavar="RUN_OR_ARTIFACT", help="run or artifact folder")
     p.add_argument("--data", metavar="FILE", help="WindowSet .npz (default: the embedded synthetic corpus)")
-    p.add_argument("--runtime", default="pytorch", choices=RUNTIMES,
-                   help="pytorch (default), or an exported runtime of an artifact folder (needs export/)")
+    p.add_argument("--runtime", default="torch", choices=SCORED,
+                   help="torch (default), or an exported runtime of an artifact folder: onnx, onnx-int8, litert "
+                        "(INT8 flatbuffer), tflm (the TFLM host interpreter, the device's kernels)")
     p.add_argument("--device", default="cpu", help="PyTorch device (default cpu)")
     add_decoder_args(p)
     p.add_argument("--json", action="store_true", help="print JSON instead of tables")
@@ -213,7 +214,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
 
     ws = load_windows(args.data)
     fusion = decoder_config(args)
-    if args.runtime == "pytorch":
+    if args.runtime == "torch":
         report = evaluate_model(load_model(args.model), ws, args.device, fusion)
     else:
         try:
