@@ -40,7 +40,6 @@ DEFAULTS: dict[str, Any] = {
     "student_stage": -1, "teacher_stage": None,
     "tau": 0.1, "patch_seconds": 1.0,
 }
-STRATEGIES = ("scratch", "hard", "soft", "dkd", "feature", "ppg-distill")
 
 
 @dataclass
@@ -139,12 +138,28 @@ def rhythm_loss(s_patch: torch.Tensor, t_patch: torch.Tensor) -> torch.Tensor:
 
 # ---- strategy modules -----------------------------------------------------------------------------------
 
+@dataclass(frozen=True)
+class Shapes:
+    """What a term needs to size its adapters: the student's and teacher's block specs and the stages read."""
+
+    student: list  # block_specs(student_blocks)
+    teacher: list  # block_specs(teacher_blocks)
+    student_stage: int
+    teacher_stage: int | None  # set when a selected term reads a teacher stage
+
+
 class Term(nn.Module):
-    """One distillation term. ``stage``/``pooled``: which cached teacher features it reads."""
+    """One distillation term. ``stage``/``pooled``: which cached teacher features it reads; ``params``: the
+    strategy parameters (``DEFAULTS`` keys) it reads, so a parameter no selected term reads is refused."""
 
     replaces_labels = False
     uses_stage = False
     uses_pooled = False
+    params: tuple[str, ...] = ()
+
+    @classmethod
+    def build(cls, p: dict[str, Any], shapes: Shapes) -> Term:
+        return cls()
 
     def forward(self, s: StudentOut, t: TeacherBatch, target: torch.Tensor, epoch: int) -> torch.Tensor:
         raise NotImplementedError
@@ -160,18 +175,30 @@ class Hard(Term):
 
 
 class Soft(Term):
+    params = ("T",)
+
     def __init__(self, T: float):
         super().__init__()
         self.T = T
+
+    @classmethod
+    def build(cls, p, shapes):
+        return cls(float(p["T"]))
 
     def forward(self, s, t, target, epoch):
         return soft_kd(s.logits, t.logits, self.T)
 
 
 class DKD(Term):
+    params = ("T", "alpha", "beta", "warmup")
+
     def __init__(self, T: float, alpha: float, beta: float, warmup: int):
         super().__init__()
         self.T, self.alpha, self.beta, self.warmup = T, alpha, beta, max(1, warmup)
+
+    @classmethod
+    def build(cls, p, shapes):
+        return cls(float(p["T"]), float(p["alpha"]), float(p["beta"]), int(p["warmup"]))
 
     def forward(self, s, t, target, epoch):
         tckd, nckd = dkd_parts(s.logits, t.logits, target, self.T)
@@ -182,11 +209,17 @@ class Feature(Term):
     """FitNets hint: adapter(student stage) ~ teacher stage, lengths aligned to the teacher's."""
 
     uses_stage = True
+    params = ("student_stage", "teacher_stage", "patch_seconds")  # patch_seconds: the default teacher stage
 
     def __init__(self, student_stage: int, s_width: int, t_width: int):
         super().__init__()
         self.stage = student_stage
         self.adapter = nn.Conv1d(s_width, t_width, 1)
+
+    @classmethod
+    def build(cls, p, shapes):
+        return cls(shapes.student_stage, shapes.student[shapes.student_stage].out_ch,
+                   shapes.teacher[shapes.teacher_stage].out_ch)
 
     def forward(self, s, t, target, epoch):
         assert t.stage is not None
@@ -199,6 +232,7 @@ class PPGDistill(Term):
 
     uses_stage = True
     uses_pooled = True
+    params = ("T", "tau", "patch_seconds", "student_stage", "teacher_stage")
 
     def __init__(self, student_stage: int, s_width: int, t_width: int, s_pooled: int, t_pooled: int,
                  T: float, tau: float, n_patches: int):
@@ -206,6 +240,12 @@ class PPGDistill(Term):
         self.stage, self.T, self.tau, self.n_patches = student_stage, T, tau, n_patches
         self.patch_adapter = nn.Linear(s_width, t_width)
         self.global_adapter = nn.Linear(s_pooled, t_pooled)
+
+    @classmethod
+    def build(cls, p, shapes):
+        return cls(shapes.student_stage, shapes.student[shapes.student_stage].out_ch,
+                   shapes.teacher[shapes.teacher_stage].out_ch, shapes.student[-1].out_ch,
+                   shapes.teacher[-1].out_ch, float(p["T"]), float(p["tau"]), n_patches(p))
 
     def forward(self, s, t, target, epoch):
         assert t.stage is not None and t.pooled is not None
@@ -217,14 +257,27 @@ class PPGDistill(Term):
                 + rhythm_loss(sp, tp))
 
 
-# ---- composition ----------------------------------------------------------------------------------------
+# ---- registry and composition --------------------------------------------------------------------------
 
-def resolve_params(params: dict[str, Any], epochs: int) -> dict[str, Any]:
-    """Defaults filled in; unknown names rejected; the DKD warm-up capped at a quarter of the run."""
+# name -> term: a new strategy is one Term subclass and one line here ("scratch" = labels only, no term).
+TERMS: dict[str, type[Term]] = {"hard": Hard, "soft": Soft, "dkd": DKD, "feature": Feature, "ppg-distill": PPGDistill}
+STRATEGIES = ("scratch", *TERMS)
+
+
+def resolve_params(params: dict[str, Any], epochs: int, strategies: list[str] | None = None) -> dict[str, Any]:
+    """Defaults filled in; unknown names rejected, and with ``strategies`` also names none of them reads
+    (``--param tau=0.2`` with dkd would otherwise be silently ignored); the DKD warm-up capped at a quarter
+    of the run."""
     unknown = set(params) - set(DEFAULTS)
     if unknown:
         raise EdgekdError(f"unknown strategy parameter(s) {', '.join(sorted(unknown))}; "
                           f"known: {', '.join(DEFAULTS)}")
+    if strategies is not None:
+        read = {name for s in strategies if s in TERMS for name in TERMS[s].params}
+        unused = sorted(set(params) - read)
+        if unused:
+            raise EdgekdError(f"strategy parameter(s) {', '.join(unused)} are not read by "
+                              f"{'+'.join(strategies)} (it reads: {', '.join(sorted(read)) or 'none'})")
     for name, value in params.items():
         _check_param(name, value)
     out = {**DEFAULTS, **params}
@@ -290,27 +343,16 @@ class DistillLoss(nn.Module):
         p = params
         self.terms = nn.ModuleDict()
         self.teacher_stage: int | None = None
-        s_specs = block_specs(student_blocks)
         s_stage = int(p["student_stage"])
         if not -student_blocks <= s_stage < student_blocks:
             raise EdgekdError(f"student_stage {s_stage} is out of range for a {student_blocks}-block student")
-        for name in self.weights:
+        if self.weights:
             assert teacher_blocks is not None
-            t_specs = block_specs(teacher_blocks)
-            if name in ("feature", "ppg-distill"):
+            if any(TERMS[name].uses_stage for name in self.weights):
                 self.teacher_stage = teacher_stage_for(teacher_blocks, p["teacher_stage"], n_patches(p))
-            if name == "hard":
-                self.terms[name] = Hard()
-            elif name == "soft":
-                self.terms[name] = Soft(float(p["T"]))
-            elif name == "dkd":
-                self.terms[name] = DKD(float(p["T"]), float(p["alpha"]), float(p["beta"]), int(p["warmup"]))
-            elif name == "feature":
-                self.terms[name] = Feature(s_stage, s_specs[s_stage].out_ch, t_specs[self.teacher_stage].out_ch)
-            else:
-                self.terms[name] = PPGDistill(s_stage, s_specs[s_stage].out_ch, t_specs[self.teacher_stage].out_ch,
-                                              s_specs[-1].out_ch, t_specs[-1].out_ch, float(p["T"]),
-                                              float(p["tau"]), n_patches(p))
+            shapes = Shapes(block_specs(student_blocks), block_specs(teacher_blocks), s_stage, self.teacher_stage)
+            for name in self.weights:
+                self.terms[name] = TERMS[name].build(p, shapes)
         self.label_ce = not any(t.replaces_labels for t in self.terms.values())
 
     @property

@@ -116,7 +116,7 @@ class RunConfig:
                 raise EdgekdError(f"strategy weight of '{name}' must be a positive number, got {w!r}")
         if not isinstance(self.params, dict):
             raise EdgekdError(f"params must be a table of strategy parameters, got {self.params!r}")
-        resolve_params(self.params, self.epochs)
+        resolve_params(self.params, self.epochs, list(self.strategy_weights()))
         if not isinstance(self.teachers, list) or not all(isinstance(t, str) for t in self.teachers):
             raise EdgekdError(f"teachers must be a list of folders, got {self.teachers!r}")
         if not isinstance(self.fold, str):

@@ -162,6 +162,30 @@ def test_bad_strategies_and_parameters_are_rejected():
     with pytest.raises(EdgekdError, match="unknown strategy parameter"):
         resolve_params({"temperature": 3}, 10)
     assert not DistillLoss({"scratch": 1.0}, params, 1, None).needs_teacher
+    # a parameter no selected strategy reads is refused, not ignored
+    with pytest.raises(EdgekdError, match="tau are not read by dkd"):
+        resolve_params({"tau": 0.2}, 10, ["dkd"])
+    with pytest.raises(EdgekdError, match="T are not read by scratch"):
+        resolve_params({"T": 2.0}, 10, ["scratch"])
+    assert resolve_params({"tau": 0.2, "beta": 4.0}, 10, ["dkd", "ppg-distill"])["tau"] == 0.2
+
+
+def test_every_registered_strategy_builds_and_gives_a_finite_loss(logits):
+    from edgekd.losses import TERMS
+    from edgekd.model import block_specs, lengths
+
+    s_logits, t_logits, y = (torch.as_tensor(a) for a in logits)
+    s_logits, t_logits = s_logits.float(), t_logits.float()
+    params = resolve_params({}, 10)
+    for name in TERMS:
+        loss = DistillLoss({name: 1.0}, params, 1, 2)
+        n = s_logits.shape[0]
+        feats = [torch.randn(n, spec.out_ch, length) for spec, length in zip(block_specs(1), lengths(1)[1:])]
+        stage = (torch.randn(n, block_specs(2)[loss.teacher_stage].out_ch, lengths(2)[1 + loss.teacher_stage])
+                 if loss.teacher_stage is not None else None)
+        total, parts = loss(StudentOut(s_logits, feats, torch.randn(n, block_specs(1)[-1].out_ch)),
+                            TeacherBatch(t_logits, stage, torch.randn(n, block_specs(2)[-1].out_ch)), y, 0)
+        assert torch.isfinite(total) and name in parts, name
 
 
 def test_gaussian_label_smoothing_matches_its_definition(logits):
