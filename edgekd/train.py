@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import math
 import time
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +31,7 @@ from edgekd.layout import CONFIG, LOG, METRICS, WEIGHTS, read_json_object, sha25
 from edgekd.losses import DistillLoss, StudentOut, resolve_params
 from edgekd.model import ResNet1D, deployed_param_count, macs
 from edgekd.runs import RunConfig, model_entry, resolve_fold
-from edgekd.splits import validation_split
+from edgekd.splits import Fold, validation_split
 from edgekd.teacher import TeacherOutputs, load_teachers
 from edgekd.windowset import WindowSet, identity_hash, windows_hash
 
@@ -73,6 +73,25 @@ def resolved_config(cfg: RunConfig) -> RunConfig:
     return replace(cfg, params=resolve_params(cfg.params, cfg.epochs), device=resolve_device(cfg.device).type)
 
 
+@dataclass
+class _Fit:
+    """Everything one run's epochs share: the data on the device, the model, its loss, optimiser and schedule."""
+
+    cfg: RunConfig
+    device: torch.device
+    loss_fn: DistillLoss
+    teacher: TeacherOutputs | None
+    model: ResNet1D
+    opt: torch.optim.Optimizer
+    sched: torch.optim.lr_scheduler.LRScheduler
+    gen: torch.Generator
+    x: torch.Tensor  # all windows, the student's channels
+    hr: torch.Tensor
+    y: torch.Tensor
+    train: torch.Tensor  # indices
+    val: torch.Tensor
+
+
 def train_run(ws: WindowSet, cfg: RunConfig, out_dir: str | Path, teacher: TeacherOutputs | None = None,
               progress: bool = True, teacher_cache: str | Path | None = None) -> dict[str, Any]:
     """Train ``cfg`` on ``ws`` and write ``out_dir`` (config.json, model.safetensors, log.jsonl, metrics.json).
@@ -81,8 +100,55 @@ def train_run(ws: WindowSet, cfg: RunConfig, out_dir: str | Path, teacher: Teach
     needs one, they are computed from ``cfg.teachers`` (cached in memory, and in ``teacher_cache`` on disk).
     Returns the metrics written to metrics.json. Raises EdgekdError on bad input or a NaN loss; then no
     metrics.json is written and model.safetensors holds the last good (best-so-far) weights, if any.
+    Three steps: prepare (check everything, write config.json), fit (epochs, best checkpoint, early stop),
+    finalize (score the best weights on the fold's test subjects, write metrics.json last).
     """
     out_dir = Path(out_dir)
+    fit, fold = _prepare(ws, cfg, out_dir, teacher, teacher_cache)
+    best = {"score": math.inf, "val_loss": math.inf, "epoch": -1, "state": None}
+    log: list[str] = []
+    step_time, seen, epochs_run = 0.0, 0, 0
+    t_start = time.perf_counter()
+    # disable=None: bars only on a terminal, so CI logs stay readable.
+    bar = tqdm(range(cfg.epochs), desc=f"{cfg.blocks}b {cfg.strategy_label()}",
+               disable=None if progress else True,
+               leave=False, dynamic_ncols=True)
+    for epoch in bar:
+        t0 = time.perf_counter()
+        train_loss, parts, n_seen = _fit_epoch(fit, epoch)
+        step_time += time.perf_counter() - t0
+        seen += n_seen
+        epochs_run = epoch + 1
+        if not math.isfinite(train_loss):
+            bar.close()
+            kept = f"; {out_dir / WEIGHTS} keeps the weights of epoch {best['epoch'] + 1}" if best["state"] else ""
+            raise EdgekdError(f"{out_dir}: loss became {train_loss} in epoch {epoch + 1} "
+                              f"(try a lower --lr){kept}")
+        val_loss, val_mae = _validate(fit)
+        score = val_loss if cfg.select_on == "val_loss" else val_mae
+        improved = score < best["score"]
+        if improved:
+            best = {"score": score, "val_loss": val_loss, "epoch": epoch,
+                    "state": {k: v.detach().clone() for k, v in fit.model.state_dict().items()}}
+            save_weights(fit.model, out_dir / WEIGHTS)
+        log.append(json.dumps({"epoch": epoch + 1, "train_loss": train_loss, **parts,
+                               "val_loss": val_loss, "val_mae_argmax": val_mae,
+                               "lr": fit.sched.get_last_lr()[0], "best": improved}))
+        write_text(out_dir / LOG, "\n".join(log) + "\n")
+        bar.set_postfix(loss=f"{train_loss:.3f}", val_mae=f"{val_mae:.2f}")
+        if epoch - best["epoch"] >= cfg.patience:
+            break
+    bar.close()
+    fit.model.load_state_dict(best["state"])
+    return _finalize(fit, ws, fold, out_dir, best, {
+        "epochs_run": epochs_run, "train_time_s": time.perf_counter() - t_start,
+        "windows_per_s": seen / step_time if step_time > 0 else None})
+
+
+def _prepare(ws: WindowSet, cfg: RunConfig, out_dir: Path, teacher: TeacherOutputs | None,
+             teacher_cache: str | Path | None) -> tuple[_Fit, Fold]:
+    """Check the config, data and teacher (nothing is written before they pass), write config.json, and
+    build the model, loss, optimiser and device tensors."""
     cfg.validate()
     device = resolve_device(cfg.device)
     if cfg.in_channels > ws.n_channels:
@@ -128,85 +194,66 @@ def train_run(ws: WindowSet, cfg: RunConfig, out_dir: str | Path, teacher: Teach
         model.load_state_dict(init_state)
     model = model.to(device)
     loss_fn = loss_fn.to(device)
-    x_all = torch.from_numpy(ws.x[:, :cfg.in_channels]).to(device)
     hr_all = torch.from_numpy(ws.hr).to(device)
-    y_all = bpm_to_class(hr_all)
-    train_t = torch.from_numpy(train_idx).to(device)
-    val_t = torch.from_numpy(val_idx).to(device)
     opt = torch.optim.Adam([*model.parameters(), *loss_fn.parameters()], lr=cfg.lr, weight_decay=cfg.weight_decay)
     steps = max(1, len(train_idx) // cfg.batch_size + (len(train_idx) % cfg.batch_size >= 2))
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg.epochs * steps)
+    return _Fit(cfg, device, loss_fn, teacher, model, opt, sched, gen,
+                x=torch.from_numpy(ws.x[:, :cfg.in_channels]).to(device), hr=hr_all, y=bpm_to_class(hr_all),
+                train=torch.from_numpy(train_idx).to(device), val=torch.from_numpy(val_idx).to(device)), fold
+
+
+def _fit_epoch(fit: _Fit, epoch: int) -> tuple[float, dict[str, float], int]:
+    """One pass over the training windows in a seeded random order: (mean loss, mean of each loss term,
+    windows seen). One device sync per epoch."""
+    cfg, device, loss_fn = fit.cfg, fit.device, fit.loss_fn
     autocast = dict(device_type=device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
+    fit.model.train()
+    loss_fn.train()
+    perm = fit.train[torch.randperm(len(fit.train), generator=fit.gen, device=device)]
+    total = torch.zeros((), device=device)
+    parts_sum: dict[str, torch.Tensor] = {}
+    n_batches = seen = 0
+    for start in range(0, len(perm), cfg.batch_size):
+        idx = perm[start:start + cfg.batch_size]
+        if len(idx) < 2:  # BatchNorm cannot train on one window
+            continue
+        xb, hrb = fit.x[idx], fit.hr[idx]
+        if cfg.augment:
+            xb, hrb = augment(xb, hrb, fit.gen, label_preserving=loss_fn.needs_teacher)
+        with torch.autocast(**autocast):
+            logits, feats, pooled = fit.model.forward_features(xb)
+        loss, parts = loss_fn(StudentOut(logits, feats, pooled),
+                              fit.teacher.batch(idx) if fit.teacher is not None and loss_fn.needs_teacher else None,
+                              bpm_to_class(hrb), epoch)
+        fit.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        fit.opt.step()
+        fit.sched.step()
+        total += loss.detach()
+        for k, v in parts.items():
+            parts_sum[k] = parts_sum.get(k, 0) + v
+        n_batches += 1
+        seen += len(idx)
+    return (float(total) / max(1, n_batches), {k: float(v) / max(1, n_batches) for k, v in parts_sum.items()},
+            seen)
 
-    best = {"score": math.inf, "val_loss": math.inf, "epoch": -1, "state": None}
-    log: list[str] = []
-    step_time, seen, epochs_run = 0.0, 0, 0
-    t_start = time.perf_counter()
-    # disable=None: bars only on a terminal, so CI logs stay readable.
-    bar = tqdm(range(cfg.epochs), desc=f"{cfg.blocks}b {cfg.strategy_label()}",
-               disable=None if progress else True,
-               leave=False, dynamic_ncols=True)
-    for epoch in bar:
-        model.train()
-        loss_fn.train()
-        t0 = time.perf_counter()
-        perm = train_t[torch.randperm(len(train_t), generator=gen, device=device)]
-        total = torch.zeros((), device=device)
-        parts_sum: dict[str, torch.Tensor] = {}
-        n_batches = 0
-        for start in range(0, len(perm), cfg.batch_size):
-            idx = perm[start:start + cfg.batch_size]
-            if len(idx) < 2:  # BatchNorm cannot train on one window
-                continue
-            xb, hrb = x_all[idx], hr_all[idx]
-            if cfg.augment:
-                xb, hrb = augment(xb, hrb, gen, label_preserving=loss_fn.needs_teacher)
-            with torch.autocast(**autocast):
-                logits, feats, pooled = model.forward_features(xb)
-            loss, parts = loss_fn(StudentOut(logits, feats, pooled),
-                                  teacher.batch(idx) if loss_fn.needs_teacher else None,
-                                  bpm_to_class(hrb), epoch)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            sched.step()
-            total += loss.detach()
-            for k, v in parts.items():
-                parts_sum[k] = parts_sum.get(k, 0) + v
-            n_batches += 1
-            seen += len(idx)
-        train_loss = float(total) / max(1, n_batches)  # one device sync per epoch
-        step_time += time.perf_counter() - t0
-        epochs_run = epoch + 1
-        if not math.isfinite(train_loss):
-            bar.close()
-            kept = f"; {out_dir / WEIGHTS} keeps the weights of epoch {best['epoch'] + 1}" if best["state"] else ""
-            raise EdgekdError(f"{out_dir}: loss became {train_loss} in epoch {epoch + 1} "
-                              f"(try a lower --lr){kept}")
-        val_logits = torch.from_numpy(predict_logits(model, x_all[val_t], device))
-        val_loss = float(F.cross_entropy(val_logits, y_all[val_t].cpu()))
-        val_mae = float((decode_argmax(val_logits) - hr_all[val_t].cpu()).abs().mean())
-        score = val_loss if cfg.select_on == "val_loss" else val_mae
-        improved = score < best["score"]
-        if improved:
-            best = {"score": score, "val_loss": val_loss, "epoch": epoch,
-                    "state": {k: v.detach().clone() for k, v in model.state_dict().items()}}
-            save_weights(model, out_dir / WEIGHTS)
-        log.append(json.dumps({"epoch": epoch + 1, "train_loss": train_loss,
-                               **{k: float(v) / max(1, n_batches) for k, v in parts_sum.items()},
-                               "val_loss": val_loss, "val_mae_argmax": val_mae,
-                               "lr": sched.get_last_lr()[0], "best": improved}))
-        write_text(out_dir / LOG, "\n".join(log) + "\n")
-        bar.set_postfix(loss=f"{train_loss:.3f}", val_mae=f"{val_mae:.2f}")
-        if epoch - best["epoch"] >= cfg.patience:
-            break
-    bar.close()
-    train_time = time.perf_counter() - t_start
 
-    model.load_state_dict(best["state"])
+def _validate(fit: _Fit) -> tuple[float, float]:
+    """(validation loss, validation argmax MAE) on the validation subjects."""
+    val_logits = torch.from_numpy(predict_logits(fit.model, fit.x[fit.val], fit.device))
+    return (float(F.cross_entropy(val_logits, fit.y[fit.val].cpu())),
+            float((decode_argmax(val_logits) - fit.hr[fit.val].cpu()).abs().mean()))
+
+
+def _finalize(fit: _Fit, ws: WindowSet, fold: Fold, out_dir: Path, best: dict[str, Any],
+              timing: dict[str, Any]) -> dict[str, Any]:
+    """Score the best weights on the fold's test subjects and write metrics.json, the completion marker."""
+    cfg = fit.cfg
     if len(fold.test):
         test_ws = ws.subset(fold.test)
-        report = mae_report(predict_logits(model, x_all[torch.from_numpy(fold.test).to(device)], device), test_ws)
+        report = mae_report(predict_logits(fit.model, fit.x[torch.from_numpy(fold.test).to(fit.device)], fit.device),
+                            test_ws)
     else:  # --fold all: nothing held out, so no test numbers (evaluate on other data)
         report = {"windows": 0, **{k: None for k in MAE_KEYS}}
     metrics = {
@@ -214,11 +261,11 @@ def train_run(ws: WindowSet, cfg: RunConfig, out_dir: str | Path, teacher: Teach
         "params": deployed_param_count(cfg.blocks, cfg.in_channels), "macs": macs(cfg.blocks, cfg.in_channels),
         "fold": cfg.fold, "seed": cfg.seed, "test_subjects": list(fold.test_subjects),
         **report,
-        "best_epoch": best["epoch"] + 1, "epochs_run": epochs_run, "select_on": cfg.select_on,
+        "best_epoch": best["epoch"] + 1, "epochs_run": timing["epochs_run"], "select_on": cfg.select_on,
         "val_score_best": best["score"], "val_loss_at_best": best["val_loss"],
-        "train_windows": int(len(train_idx)), "val_windows": int(len(val_idx)),
-        "train_time_s": train_time, "windows_per_s": seen / step_time if step_time > 0 else None,
-        "device": device.type,
+        "train_windows": int(len(fit.train)), "val_windows": int(len(fit.val)),
+        "train_time_s": timing["train_time_s"], "windows_per_s": timing["windows_per_s"],
+        "device": fit.device.type,
         "weights_sha256": sha256_file(out_dir / WEIGHTS),  # ties this completion marker to these weights
     }
     write_json(out_dir / METRICS, metrics)
