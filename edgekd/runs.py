@@ -71,7 +71,7 @@ class RunConfig:
     split_seed: int = 0
     val_fraction: float = 0.15
     augment: bool = False
-    label_sigma: float = 0.0
+    label_sigma: float = 3.0  # Gaussian label smoothing (BPM); 0 = WildPPG's one-hot labels
     init_from: str | None = None
     patience: int = 10
     select_on: str = "val_mae"  # the number users judge a model by

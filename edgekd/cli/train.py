@@ -13,7 +13,7 @@ from edgekd.cli.output import print_json, print_table
 from edgekd.data import load_windows
 from edgekd.distill import DistillPlan
 from edgekd.errors import EdgekdError
-from edgekd.model import MAX_BLOCKS
+from edgekd.model import MAX_BLOCKS, MAX_IN_CHANNELS
 from edgekd.runs import SELECT_ON, RunConfig
 from edgekd.runtimes import SCORED
 
@@ -22,6 +22,8 @@ RUN = RunConfig()  # the defaults every training flag shows
 DEMO_TEACHER_BLOCKS = DistillPlan.teacher_blocks
 DEMO_EPOCHS = 20
 DEMO_OUT = "runs/distill"
+CHANNELS_HELP = ("input channels read from the data: 1 = PPG, 4 = PPG + 3-axis ACC (default: every channel the "
+                 "data have, up to 4; on wrist data with motion the accelerometer is what tells cadence from pulse)")
 BLOCK_CHOICES = range(1, MAX_BLOCKS + 1)
 batch_size = int_at_least(2)  # BatchNorm needs two windows per batch
 
@@ -32,16 +34,19 @@ def register(sub: argparse._SubParsersAction) -> None:
     _register_evaluate(sub)
 
 
-def _common(p: argparse.ArgumentParser, epochs: int = RUN.epochs) -> None:
+def _common(p: argparse.ArgumentParser, epochs: int | None = RUN.epochs) -> None:
     """Training flags shared by train and distill; every default is RunConfig's (one source of defaults,
-    also used by sweep plans and the Python API), except distill's shorter demo ``epochs``."""
+    also used by sweep plans and the Python API), except distill's shorter demo ``epochs`` (None: decided
+    by whether --data is given)."""
     p.add_argument("--data", metavar="FILE", help="WindowSet .npz (default: the embedded synthetic corpus)")
     p.add_argument("--fold", default=RUN.fold,
                    help="K/N (fold K of an N-fold subject split), loso:SUBJECT, lodo:DATASET (leave a data set out), "
                         "all (train on everything), or holdout[:FRACTION] (default {RUN.fold})")
     p.add_argument("--split-seed", type=non_negative_int, default=RUN.split_seed,
                    help=f"seed of the subject shuffle (default {RUN.split_seed})")
-    p.add_argument("--epochs", type=positive_int, default=epochs, help=f"maximum epochs (default {epochs})")
+    p.add_argument("--epochs", type=positive_int, default=epochs,
+                   help=f"maximum epochs (default {epochs})" if epochs else
+                   f"maximum epochs (default {RUN.epochs}; {DEMO_EPOCHS} on the synthetic demo without --data)")
     p.add_argument("--batch-size", type=batch_size, default=RUN.batch_size,
                    help=f"default {RUN.batch_size} (at least 2)")
     p.add_argument("--lr", type=non_negative_float, default=RUN.lr,
@@ -71,8 +76,7 @@ def _register_train(sub: argparse._SubParsersAction) -> None:
                                    "fold; writes config.json, model.safetensors, log.jsonl, metrics.json to --out.")
     p.add_argument("--blocks", type=int, required=True, choices=BLOCK_CHOICES, metavar="N",
                    help="residual blocks 1..12")
-    p.add_argument("--in-channels", type=int, default=1, choices=(1, 2, 3, 4),
-                   help="input channels read from the data: 1 = PPG, 4 = PPG + 3-axis ACC (default 1)")
+    p.add_argument("--in-channels", type=int, choices=(1, 2, 3, 4), help=CHANNELS_HELP)
     p.add_argument("--out", required=True, metavar="DIR", help="run folder to write")
     _common(p)
     p.set_defaults(func=run_train)
@@ -88,11 +92,12 @@ def _register_distill(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--teacher", nargs="+", metavar="RUN", help="teacher run/artifact folder(s); several = ensemble")
     t.add_argument("--teacher-blocks", type=int, default=DEMO_TEACHER_BLOCKS, choices=BLOCK_CHOICES, metavar="N",
                    help=f"train a teacher of N blocks (default {DEMO_TEACHER_BLOCKS})")
-    p.add_argument("--teacher-in-channels", type=int, default=1, choices=(1, 2, 3, 4),
-                   help="channels the trained teacher reads; 4 = cross-modal (PPG + ACC teacher, PPG student)")
+    p.add_argument("--teacher-in-channels", type=int, choices=(1, 2, 3, 4),
+                   help="channels the trained teacher reads (default: the student's); 4 with a 1-channel student "
+                        "= cross-modal (PPG + ACC teacher, PPG student)")
     p.add_argument("--teacher-epochs", type=positive_int, help="teacher epochs (default: --epochs)")
     p.add_argument("--student-blocks", type=int, default=2, choices=BLOCK_CHOICES, metavar="N", help="default 2")
-    p.add_argument("--in-channels", type=int, default=1, choices=(1, 2, 3, 4), help="student channels (default 1)")
+    p.add_argument("--in-channels", type=int, choices=(1, 2, 3, 4), help=CHANNELS_HELP)
     p.add_argument("--strategy", default="dkd",
                    help="hard, soft, dkd, feature, ppg-distill, or a composition like dkd+feature or "
                         "dkd=1,feature=0.5 (default dkd)")
@@ -102,7 +107,7 @@ def _register_distill(sub: argparse._SubParsersAction) -> None:
                    help="progressive distillation: teacher -> N-block intermediate -> student")
     p.add_argument("--no-scratch", action="store_true", help="skip the from-scratch baseline student")
     p.add_argument("--out", default=DEMO_OUT, metavar="DIR", help=f"output folder (default {DEMO_OUT})")
-    _common(p, epochs=DEMO_EPOCHS)
+    _common(p, epochs=None)
     p.set_defaults(func=run_distill)
 
 
@@ -173,7 +178,7 @@ def run_train(args: argparse.Namespace) -> int:
 
     _threads(args)
     ws = load_windows(args.data)
-    cfg = _config(args, blocks=args.blocks, in_channels=args.in_channels)
+    cfg = _config(args, blocks=args.blocks, in_channels=args.in_channels or min(ws.n_channels, MAX_IN_CHANNELS))
     metrics = train_run(ws, cfg, Path(args.out), progress=not args.quiet)
     if args.json:
         print_json(metrics)
@@ -191,10 +196,13 @@ def run_distill(args: argparse.Namespace) -> int:
     _threads(args)
     t0 = time.perf_counter()
     ws = load_windows(args.data)
-    student = _config(args, blocks=args.student_blocks, in_channels=args.in_channels,
+    if args.epochs is None:
+        args.epochs = DEMO_EPOCHS if args.data is None else RUN.epochs
+    channels = args.in_channels or min(ws.n_channels, MAX_IN_CHANNELS)
+    student = _config(args, blocks=args.student_blocks, in_channels=channels,
                       strategy=parse_strategy(args.strategy), params=parse_params(args.param))
     plan = DistillPlan(student=student, teachers=args.teacher or [], teacher_blocks=args.teacher_blocks,
-                       teacher_in_channels=args.teacher_in_channels, teacher_epochs=args.teacher_epochs,
+                       teacher_in_channels=args.teacher_in_channels or channels, teacher_epochs=args.teacher_epochs,
                        intermediate_blocks=args.intermediate_blocks, scratch=not args.no_scratch)
     rows = distill(ws, plan, args.out, progress=not args.quiet)
     if args.json:
