@@ -11,7 +11,7 @@ import pytest
 from edgekd.cli.main import main
 from edgekd.errors import EdgekdError
 from edgekd.evaluate import mae_report
-from edgekd.fusion import FusionConfig
+from edgekd.fusion import MODEL_ONLY, FusionConfig
 from edgekd.windowset import WindowSet
 
 
@@ -64,7 +64,7 @@ def test_fused_mae_uses_the_ppg_spectrum_where_the_model_is_wrong():
     r = mae_report(logits, ws)
     assert r["mae_causal"] == pytest.approx(20.0)
     assert r["mae_fused"] <= 2.0 and r["fusion"] == asdict(FusionConfig())
-    assert mae_report(logits, ws, FusionConfig(weight=0.0))["mae_fused"] == pytest.approx(20.0)
+    assert mae_report(logits, ws, MODEL_ONLY)["mae_fused"] == pytest.approx(20.0)
 
 
 def test_cli_train_then_evaluate(small_synth, tmp_path, capsys):
@@ -82,7 +82,8 @@ def test_cli_train_then_evaluate(small_synth, tmp_path, capsys):
     assert main(["evaluate", str(run), "--data", str(data)]) == 0
     text = capsys.readouterr().out
     assert "per subject" in text and "per recording" in text and "fused@90%" in text
-    assert main(["evaluate", str(run), "--data", str(data), "--fusion-weight", "0", "--json"]) == 0
+    assert main(["evaluate", str(run), "--data", str(data), "--fusion-weight", "0", "--model-weight", "1",
+                 "--clear-quality", "0", "--json"]) == 0  # the model alone
     alone = json.loads(capsys.readouterr().out)
     assert alone["mae_fused"] == pytest.approx(alone["mae_causal"])
     # A 4-channel model on PPG-only data, and a folder that is no run: clean errors, exit 2.

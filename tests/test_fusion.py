@@ -13,7 +13,8 @@ import pytest
 from edgekd.baseline import BaselineConfig
 from edgekd.bpm import BPM_MIN, N_CLASSES, bin_bpms
 from edgekd.errors import EdgekdError
-from edgekd.fusion import ACC_BPM, FusionConfig, fuse, spectral_evidence, spectral_quality, spectral_track
+from edgekd.fusion import (ACC_BPM, MODEL_ONLY, SPECTRUM_ONLY, FusionConfig, fuse, plain, spectral_evidence,
+                           spectral_quality, spectral_track)
 from edgekd.tracking import causal_track, decode_recordings
 from edgekd.geometry import FS, WINDOW
 from edgekd.windowset import WindowSet
@@ -107,8 +108,8 @@ def test_fusion_weight_zero_is_the_model_and_spectrum_can_overrule_it(rng):
     ev = spectral_evidence(ws)
     logits = rng.normal(0, 0.1, (3, N_CLASSES)).astype(np.float32)
     logits[:, 120 - BPM_MIN] += 2.0  # the model says 120
-    np.testing.assert_array_equal(fuse(logits, ev, FusionConfig(weight=0.0)), logits)
-    fused = bin_bpms()[fuse(logits, ev, FusionConfig(weight=2.0)).argmax(1)]
+    np.testing.assert_array_equal(fuse(logits, ev, MODEL_ONLY), logits)
+    fused = bin_bpms()[fuse(logits, ev, plain(1.0, 2.0)).argmax(1)]
     assert (np.abs(fused - 90) <= 2).all()  # the spectral peak is broad (8 s window), the noise moves it a little
 
 
@@ -129,9 +130,9 @@ def test_c_matches_python_on_synthetic_recordings(c_fusion, tmp_path, small_synt
     logits[np.arange(len(ws)), truth] += 3.0
     wrong = rng.random(len(ws)) < 0.25
     logits[wrong, rng.integers(0, N_CLASSES, wrong.sum())] += 5.0
-    for cfg, data in ((FusionConfig(weight=2.0), ws), (FusionConfig(weight=2.0), ws.ppg_only()),
-                      (FusionConfig(weight=1.0, model_weight=0.25), ws),
-                      (FusionConfig(weight=1.0, model_weight=0.25, clear_quality=0.3, unclear_weight=0.25), ws)):
+    for cfg, data in ((plain(1.0, 2.0), ws), (plain(1.0, 2.0), ws.ppg_only()), (plain(0.25, 1.0), ws),
+                      (FusionConfig(weight=1.0, model_weight=0.25, clear_quality=0.3, unclear_weight=0.25), ws),
+                      (FusionConfig(), ws)):
         ev = spectral_evidence(data)
         c_ev, c_cls = _run_c(c_fusion, tmp_path, logits, data.x, cfg)
         np.testing.assert_allclose(c_ev, ev, rtol=1e-4, atol=1e-6)
@@ -156,7 +157,7 @@ def test_c_header_agrees_with_python_constants():
 def test_model_weight_zero_is_the_spectral_baseline(small_synth, rng):
     logits = rng.normal(0, 3.0, (len(small_synth), N_CLASSES)).astype(np.float32)
     ev = spectral_evidence(small_synth)
-    fused = fuse(logits, ev, FusionConfig(weight=1.0, model_weight=0.0))
+    fused = fuse(logits, ev, SPECTRUM_ONLY)
     np.testing.assert_array_equal(decode_recordings(fused, small_synth.recording), spectral_track(small_synth))
     with pytest.raises(EdgekdError, match="model_weight"):
         FusionConfig(model_weight=-0.5)
@@ -176,7 +177,7 @@ def test_clear_spectrum_decides_alone_and_unclear_windows_ask_the_model(rng):
     np.testing.assert_array_equal(fused[0], (np.float32(1.0) * log_ev[0]).astype(np.float32))  # model ignored
     np.testing.assert_array_equal(fused[1], (np.float32(0.5) * logits[1] + np.float32(0.25) * log_ev[1]))
     # clear_quality 0 is the plain formula on every window
-    np.testing.assert_array_equal(fuse(logits, ev, FusionConfig(weight=1.0, model_weight=0.5)),
+    np.testing.assert_array_equal(fuse(logits, ev, plain(0.5, 1.0)),
                                   np.float32(0.5) * logits + np.float32(1.0) * log_ev)
     with pytest.raises(EdgekdError, match="clear_quality"):
         FusionConfig(clear_quality=1.5)
