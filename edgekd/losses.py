@@ -264,6 +264,11 @@ TERMS: dict[str, type[Term]] = {"hard": Hard, "soft": Soft, "dkd": DKD, "feature
 STRATEGIES = ("scratch", *TERMS)
 
 
+def params_read(strategies: list[str]) -> set[str]:
+    """The strategy parameters (``DEFAULTS`` keys) the terms of ``strategies`` read."""
+    return {name for s in strategies if s in TERMS for name in TERMS[s].params}
+
+
 def resolve_params(params: dict[str, Any], epochs: int, strategies: list[str] | None = None) -> dict[str, Any]:
     """Defaults filled in; unknown names rejected, and with ``strategies`` also names none of them reads
     (``--param tau=0.2`` with dkd would otherwise be silently ignored); the DKD warm-up capped at a quarter
@@ -272,14 +277,14 @@ def resolve_params(params: dict[str, Any], epochs: int, strategies: list[str] | 
     if unknown:
         raise EdgekdError(f"unknown strategy parameter(s) {', '.join(sorted(unknown))}; "
                           f"known: {', '.join(DEFAULTS)}")
+    for name, value in params.items():
+        _check_param(name, value)
     if strategies is not None:
-        read = {name for s in strategies if s in TERMS for name in TERMS[s].params}
+        read = params_read(strategies)
         unused = sorted(set(params) - read)
         if unused:
             raise EdgekdError(f"strategy parameter(s) {', '.join(unused)} are not read by "
                               f"{'+'.join(strategies)} (it reads: {', '.join(sorted(read)) or 'none'})")
-    for name, value in params.items():
-        _check_param(name, value)
     out = {**DEFAULTS, **params}
     out["warmup"] = int(min(int(out["warmup"]), max(1, epochs // 4)))
     return out

@@ -39,6 +39,7 @@ from typing import Any
 from edgekd.atomic import write_json, write_text
 from edgekd.errors import EdgekdError
 from edgekd.evaluate import MAE_KEYS
+from edgekd.losses import params_read
 from edgekd.runs import RunConfig, is_complete, read_metrics
 from edgekd.windowset import WindowSet
 
@@ -128,13 +129,25 @@ def load_sweep_config(path: str | Path) -> SweepConfig:
         raise EdgekdError(f"{path}: 'seeds' must be non-negative integers")
     # The whole plan is checked before the first run trains: a bad student size or learning rate must not
     # surface after hours of teacher training.
+    # [params] apply to the strategies that read them (a scratch run ignores T): each must be read by one.
+    unread = sorted(set(params) - params_read(strategies))
+    if unread:
+        raise EdgekdError(f"{path}: [params] {', '.join(unread)} read by none of the strategies "
+                          f"{', '.join(strategies)}")
     for blocks in dict.fromkeys([*teachers, *students]):
         for strategy in strategies:
             try:
-                RunConfig(**{**train, "blocks": blocks, "strategy": strategy, "params": dict(params)}).validate()
+                RunConfig(**{**train, "blocks": blocks, "strategy": strategy,
+                             "params": params_for(strategy, params)}).validate()
             except EdgekdError as exc:
                 raise EdgekdError(f"{path}: {exc}") from None
     return sweep
+
+
+def params_for(strategy: str, params: dict[str, Any]) -> dict[str, Any]:
+    """The grid's [params] that ``strategy`` reads (so a scratch run is the same run whatever T the grid sets)."""
+    read = params_read([strategy])
+    return {k: v for k, v in params.items() if k in read}
 
 
 def run_name(cfg: RunConfig, teacher: str | None, data_key: str) -> str:
@@ -159,7 +172,7 @@ def plan(sweep: SweepConfig, runs_root: Path, data_key: str) -> list[PlannedRun]
         for k in range(1, sweep.folds + 1):
             def make(blocks: int, strategy: str, teacher: PlannedRun | None) -> PlannedRun:
                 cfg = RunConfig(**{**sweep.train, "blocks": blocks, "strategy": strategy, "seed": seed,
-                                   "fold": f"{k}/{sweep.folds}", "params": dict(sweep.params),
+                                   "fold": f"{k}/{sweep.folds}", "params": params_for(strategy, sweep.params),
                                    "teachers": [str(runs_root / teacher.name)] if teacher else []})
                 run = PlannedRun(run_name(cfg, teacher.name if teacher else None, data_key), cfg,
                                  teacher.name if teacher else None,

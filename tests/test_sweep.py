@@ -49,6 +49,20 @@ def test_config_errors_name_the_file(tmp_path):
     bad.write_text('students = [1]\nstrategies = ["soft"]\n')
     with pytest.raises(EdgekdError, match="need 'teachers'"):
         load_sweep_config(bad)
+    bad.write_text('teachers = [2]\nstudents = [1]\nstrategies = ["scratch", "soft"]\n[params]\ntau = 0.2\n')
+    with pytest.raises(EdgekdError, match=r"\[params\] tau read by none of the strategies"):
+        load_sweep_config(bad)
+
+
+def test_grid_params_reach_only_the_strategies_that_read_them(tmp_path):
+    path = tmp_path / "s.toml"
+    path.write_text('teachers = [2]\nstudents = [1]\nstrategies = ["scratch", "soft"]\n[params]\nT = 2\n')
+    runs = plan(load_sweep_config(path), tmp_path, "data")
+    by_strategy = {r.config.strategy_label(): r.config.params for r in runs if r.config.blocks == 1}
+    assert by_strategy == {"scratch": {}, "soft": {"T": 2}}
+    path.write_text('teachers = [2]\nstudents = [1]\nstrategies = ["scratch", "soft"]\n[params]\nT = 3\n')
+    other = {r.name for r in plan(load_sweep_config(path), tmp_path, "data")}
+    assert {r.name for r in runs if r.config.strategy == "scratch"} <= other  # scratch runs are reused
 
 
 @pytest.mark.parametrize("name", ["small.toml", "paper.toml", "ieee-spc2015.toml"])
