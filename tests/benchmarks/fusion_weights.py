@@ -24,7 +24,7 @@ from edgekd.checkpoint import load_model
 from edgekd.cli.output import print_table
 from edgekd.data import load_dataset
 from edgekd.evaluate import predict_logits
-from edgekd.fusion import FusionConfig, fuse, spectral_evidence, spectral_track
+from edgekd.fusion import fuse, plain, spectral_evidence, spectral_track
 from edgekd.runs import is_complete
 from edgekd.tracking import decode_recordings
 
@@ -57,7 +57,7 @@ def main() -> None:
             model = load_model(root / subject / name)
             logits = predict_logits(model, ws.x[idx, :model.in_channels])
             for j, w in enumerate(WEIGHTS):
-                fused = fuse(logits, evidence[idx], FusionConfig(weight=w))
+                fused = fuse(logits, evidence[idx], plain(1.0, w))  # a = 1, the weight swept
                 err[i, j] = np.abs(decode_recordings(fused, ws.recording[idx], "causal") - ws.hr[idx]).sum()
         chosen = [int(np.argmin(err.sum(axis=0) - err[i])) for i in range(len(subjects))]
         row = {"model": name, "folds": len(subjects)}

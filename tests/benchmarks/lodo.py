@@ -123,6 +123,7 @@ def main() -> None:
     p.add_argument("--int8", type=int, nargs="+", default=[], metavar="BLOCKS",
                    help="also export the first-seed students of these sizes with --int8 (calibrated on the fold's "
                         "training sets) and score the TFLM interpreter's outputs on the held-out set")
+    p.add_argument("--table", type=Path, help="also write the Markdown table here (the README links models/results/)")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     out = Path(args.out)
@@ -189,8 +190,11 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     print(f"decoder chosen on all six directions, per size: {shipped}")
     (out / "lodo.json").write_text(json.dumps({"settings": vars(args), "rows": results, "summary": summary,
-                                               "shipped_decoder": shipped}, indent=2))
-    (out / "lodo.md").write_text(markdown(rows, summary, args, shipped))
+                                               "shipped_decoder": shipped}, indent=2, default=str))
+    table = markdown(rows, summary, args, shipped)
+    for path in (out / "lodo.md", args.table):
+        if path:
+            path.write_text(table)
 
 
 def summarise(rows: list[dict]) -> list[dict]:

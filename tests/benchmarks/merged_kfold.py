@@ -40,6 +40,7 @@ def main() -> None:
     p.add_argument("--blocks", type=int, default=2)
     p.add_argument("--epochs", type=int, default=30)
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--table", type=Path, help="also write the Markdown table here (the README links models/results/)")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     out = Path(args.out)
@@ -68,17 +69,19 @@ def main() -> None:
     print_table(rows, title=f"{args.folds}-fold subject-independent CV on the merged set, MAE in BPM")
     out.mkdir(parents=True, exist_ok=True)
     (out / "merged_kfold.json").write_text(json.dumps({"settings": vars(args), "rows": rows,
-                                                       "shipped": str(FusionConfig())}, indent=2))
+                                                       "shipped": str(FusionConfig())}, indent=2, default=str))
     cols = list(DECODERS)
     lines = [f"{args.folds}-fold subject-independent cross-validation on the merged set ({args.blocks}-block PPG + ACC "
              f"student, {args.epochs} epochs, RunConfig defaults; every subject held out once, the other "
              f"subjects of all three sets in training). MAE in BPM. Shipped default decoder: `{FusionConfig()}`. Regenerate: "
              f"`.venv/bin/python tests/benchmarks/merged_kfold.py --out {args.out} --folds {args.folds} "
-             f"--blocks {args.blocks} --epochs {args.epochs}`.", "",
+             f"--blocks {args.blocks} --epochs {args.epochs}{f' --table {args.table}' if args.table else ''}`.", "",
              "| data set | windows | subjects | " + " | ".join(cols) + " |", "|---|---:|---:|" + "---:|" * len(cols)]
     lines += [f"| {r['data set']} | {r['windows']} | {r['subjects']} | " + " | ".join(f"{r[c]:.2f}" for c in cols) + " |"
               for r in rows]
-    (out / "merged_kfold.md").write_text("\n".join(lines) + "\n")
+    for target in (out / "merged_kfold.md", args.table):
+        if target:
+            target.write_text("\n".join(lines) + "\n")
 
 
 if __name__ == "__main__":
