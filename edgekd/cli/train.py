@@ -18,7 +18,7 @@ from edgekd.runs import SELECT_ON, RunConfig
 from edgekd.runtimes import SCORED
 
 RUN = RunConfig()  # the defaults every training flag shows
-# The default `edgekd distill` (synthetic corpus, 2-core CPU) must finish in under 3 minutes.
+# The default `edgekd distill` (synthetic corpus, 2-core CPU) is the demo: a few minutes.
 DEMO_TEACHER_BLOCKS = DistillPlan.teacher_blocks
 DEMO_EPOCHS = 20
 DEMO_OUT = "runs/distill"
@@ -87,7 +87,7 @@ def _register_distill(sub: argparse._SubParsersAction) -> None:
                        description="Train (or reuse) a teacher, a student from scratch and a distilled student on "
                                    "one fold, and print their MAE, parameters and MACs. With no arguments: the "
                                    f"synthetic corpus, an {DEMO_TEACHER_BLOCKS}-block teacher, a 2-block DKD student, "
-                                   f"{DEMO_EPOCHS} epochs (under 3 minutes on a 2-core CPU).")
+                                   f"{DEMO_EPOCHS} epochs (a few minutes on a 2-core CPU).")
     t = p.add_mutually_exclusive_group()
     t.add_argument("--teacher", nargs="+", metavar="RUN", help="teacher run/artifact folder(s); several = ensemble")
     t.add_argument("--teacher-blocks", type=int, default=DEMO_TEACHER_BLOCKS, choices=BLOCK_CHOICES, metavar="N",
