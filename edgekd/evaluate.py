@@ -58,15 +58,19 @@ def _metrics(errs: dict[str, np.ndarray], conf: np.ndarray, idx: np.ndarray | sl
     return out
 
 
-def mae_report(logits: np.ndarray, ws: WindowSet, fusion: FusionConfig = FusionConfig()) -> dict[str, Any]:
+def mae_report(logits: np.ndarray, ws: WindowSet, fusion: FusionConfig = FusionConfig(),
+               evidence: np.ndarray | None = None) -> dict[str, Any]:
     """MAE (BPM) of every decoding (argmax, expectation, the causal tracker without and with spectral
     fusion), overall and per data set / subject / recording / activity, plus the fused decoder's MAE on the
-    90 % and 80 % most confident windows (windows must be in time order within each recording)."""
+    90 % and 80 % most confident windows (windows must be in time order within each recording).
+    ``evidence``: ``spectral_evidence(ws)``, when the caller scores several models on the same windows."""
     if len(ws) == 0:
         raise EdgekdError("cannot evaluate on an empty set of windows")
     if logits.shape[0] != len(ws):
         raise EdgekdError(f"{logits.shape[0]} predictions for {len(ws)} windows")
-    fused_bpm, conf = track_with_confidence(fuse(logits, spectral_evidence(ws), fusion), ws.recording)
+    if evidence is None:
+        evidence = spectral_evidence(ws)
+    fused_bpm, conf = track_with_confidence(fuse(logits, evidence, fusion), ws.recording)
     errs = {
         "argmax": np.abs(np.asarray(decode_argmax(logits)) - ws.hr),
         "expectation": np.abs(np.asarray(decode_expectation(logits)) - ws.hr),

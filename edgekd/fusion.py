@@ -34,8 +34,8 @@ import numpy as np
 from edgekd.baseline import ACC_MIN_HZ, BaselineConfig, acc_suppression
 from edgekd.bpm import N_CLASSES, bin_bpms
 from edgekd.errors import EdgekdError
-from edgekd.tracking import CONFIDENCE_HALFWIDTH, decode_recordings
 from edgekd.geometry import FS
+from edgekd.tracking import CONFIDENCE_HALFWIDTH, decode_recordings
 from edgekd.windowset import WindowSet
 
 # ACC grid: 1-BPM steps from 18 BPM (0.3 Hz, the baseline's lowest cadence) to the top class (209 BPM).

@@ -12,7 +12,7 @@ positive number). Exit codes follow: 0 all pass, 1 some limit failed, 2 anything
 (an error outranks a failure, so a broken artifact never passes as "only over budget"). An unknown MCU
 in the budget stops the gate before any artifact is read (exit 2).
 
-edgekd must not import ``export``: the card.json keys the gate reads are named here, once.
+edgekd must not import ``export``: the card.json keys the gate reads are named once, in edgekd.layout.
 """
 
 from __future__ import annotations

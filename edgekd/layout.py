@@ -134,8 +134,8 @@ CARD_KEYS: dict[str, tuple[str, ...]] = {
     "macs": ("architecture", "macs"),
     "blocks": ("architecture", "blocks"),
     "in_channels": ("architecture", "in_channels"),
-    "mae_fp32": ("accuracy", "mae_bpm", "torch", "mae_fused"),  # edgekd.runtimes: FP32_REFERENCE
-    "mae_int8": ("accuracy", "mae_bpm", "tflm", "mae_fused"),  # ... and DEVICE
+    "mae_fp32": ("accuracy", "mae_bpm", "torch", "mae_fused"),  # runtime names of edgekd.runtimes, which
+    "mae_int8": ("accuracy", "mae_bpm", "tflm", "mae_fused"),  # imports this module: spelled out here
     "eval_windows": ("accuracy", "measured_on", "windows"),
     "eval_subjects": ("accuracy", "measured_on", "subjects"),
 }

@@ -22,7 +22,6 @@ from edgekd.model import ResNet1D
 from edgekd.windowset import WindowSet
 
 
-
 def trainable_modules(model: ResNet1D, layers: int) -> list[torch.nn.Module]:
     """layers=1: the classifier; layers=2: also the final batch-norm and the last residual block."""
     if layers == 1:

@@ -26,7 +26,7 @@ from edgekd.bpm import BPM_MIN
 from edgekd.checkpoint import CONFIG, WEIGHTS, load_model, save_weights
 from edgekd.errors import EdgekdError
 from edgekd.evaluate import MAE_KEYS, mae_report
-from edgekd.fusion import FusionConfig
+from edgekd.fusion import FusionConfig, spectral_evidence
 from edgekd.geometry import WINDOW
 from edgekd.layout import (CARD, CARD_MD, MODEL_DATA_CC, MODEL_DATA_H, ONNX_FP32, ONNX_INT8, TFLITE_INT8,
                            file_record)
@@ -227,9 +227,10 @@ def _accuracy(logits: dict[str, np.ndarray], ev: WindowSet, fusion: FusionConfig
     runs: hr_spectral.c + hr_tracker.c with the recorded settings), what it was measured on, so a gate can
     refuse a number backed by a handful of windows, and argmax agreement with FP32."""
     ref = logits[FP32_REFERENCE].argmax(axis=1)
+    evidence = spectral_evidence(ev)  # the same windows for every runtime: computed once
     per_runtime = {}
     for key, v in logits.items():
-        report = mae_report(v, ev, fusion)
+        report = mae_report(v, ev, fusion, evidence)
         per_runtime[key] = {m: report[m] for m in MAE_KEYS}
     return {
         "decoder": {"fusion": asdict(fusion), "tracker": asdict(TrackerConfig())},

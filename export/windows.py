@@ -17,13 +17,12 @@ from typing import Any
 import numpy as np
 
 from edgekd.checkpoint import CONFIG
-from edgekd.layout import read_json_object
 from edgekd.data import load_windows
 from edgekd.errors import DataError
 from edgekd.geometry import WINDOW
+from edgekd.layout import read_json_object
 from edgekd.runs import RunConfig, resolve_fold
-from edgekd.windowset import identity_hash
-from edgekd.windowset import WindowSet
+from edgekd.windowset import WindowSet, identity_hash
 
 MIN_CALIB_WINDOWS = 32  # fewer gives activation ranges from too few beats/motion states to trust
 MAX_CALIB_WINDOWS = 500  # more changes the ranges little and slows the converter; a seeded subset is used

@@ -13,8 +13,8 @@ from typing import Any
 
 from edgekd.errors import EdgekdError
 from edgekd.geometry import WINDOW
-from firmware_bench import mcu, records, tflm
 from edgekd.runtimes import RUNTIMES
+from firmware_bench import mcu, records, tflm
 from firmware_bench.artifact import Artifact, load_artifact
 
 

@@ -15,8 +15,8 @@ from edgekd.bpm import BPM_MIN, N_CLASSES, bin_bpms
 from edgekd.errors import EdgekdError
 from edgekd.fusion import (ACC_BPM, MODEL_ONLY, SPECTRUM_ONLY, FusionConfig, fuse, plain, spectral_evidence,
                            spectral_quality, spectral_track)
-from edgekd.tracking import causal_track, decode_recordings
 from edgekd.geometry import FS, WINDOW
+from edgekd.tracking import causal_track, decode_recordings
 from edgekd.windowset import WindowSet
 from c_harness import TRACKER_DIR, compile_tracker_harness
 

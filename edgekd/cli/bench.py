@@ -12,8 +12,9 @@ from typing import Any
 from edgekd.cli.args import positive_int
 from edgekd.cli.output import print_json, print_table
 from edgekd.errors import EdgekdError
+from edgekd.runtimes import RUNTIMES
 
-RUNTIME_HELP = "torch, cuda, onnx, onnx-int8, litert, tflm"
+RUNTIME_HELP = ", ".join(RUNTIMES)
 
 
 def register(sub: argparse._SubParsersAction) -> None:

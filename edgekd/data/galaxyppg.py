@@ -19,9 +19,9 @@ from pathlib import Path
 import numpy as np
 
 from edgekd.data.csv_loader import read_columns
-from edgekd.geometry import STRIDE_S, WINDOW_S
 from edgekd.data.recording import Tally, finish, labels_from_series, window_recording
 from edgekd.errors import DataError
+from edgekd.geometry import STRIDE_S, WINDOW_S
 from edgekd.windowset import WindowSet
 
 FS = 25.0

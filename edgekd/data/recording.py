@@ -15,9 +15,9 @@ from typing import Any
 
 import numpy as np
 
-from edgekd.geometry import FS, STRIDE, STRIDE_S, WINDOW, WINDOW_S
 from edgekd.data.preprocess import BAND_HZ, fill_nans, frame, nan_runs_mask, to_25hz, zscore
 from edgekd.errors import DataError
+from edgekd.geometry import FS, STRIDE, STRIDE_S, WINDOW, WINDOW_S
 from edgekd.layout import sha256_file
 from edgekd.windowset import CHANNEL_NAMES_PPG_ACC, HR_PLAUSIBLE, WindowSet, concat
 

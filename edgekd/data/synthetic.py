@@ -13,8 +13,8 @@ from __future__ import annotations
 import numpy as np
 from scipy import signal
 
-from edgekd.geometry import FS, STRIDE, WINDOW
 from edgekd.data.preprocess import frame, to_25hz, zscore, n_windows
+from edgekd.geometry import FS, STRIDE, WINDOW
 from edgekd.windowset import CHANNEL_NAMES_PPG_ACC, WindowSet
 
 FS_GEN = 100.0

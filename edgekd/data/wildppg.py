@@ -20,9 +20,9 @@ import numpy as np
 import scipy.io
 from scipy import ndimage, signal
 
-from edgekd.geometry import STRIDE_S, WINDOW_S
 from edgekd.data.recording import Tally, finish, window_recording
 from edgekd.errors import DataError
+from edgekd.geometry import STRIDE_S, WINDOW_S
 from edgekd.windowset import WindowSet
 
 LOCATIONS = ("head", "sternum", "wrist", "ankle")

@@ -22,9 +22,9 @@ from pathlib import Path
 
 import numpy as np
 
-from edgekd.geometry import WINDOW_S
 from edgekd.data.recording import Tally, finish, window_count, window_recording, window_starts_s
 from edgekd.errors import DataError
+from edgekd.geometry import WINDOW_S
 from edgekd.windowset import WindowSet
 
 FS = 256.0
