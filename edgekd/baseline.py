@@ -59,8 +59,8 @@ def acc_suppression(acc_power: np.ndarray, acc_bpm: np.ndarray, target_bpm: np.n
     (edgekd.fusion, export/tracker/hr_spectral.c: 1-BPM grid), so both suppress motion the same way.
     """
     w = np.ones(len(target_bpm), dtype=target_bpm.dtype)
-    # Mean accumulated in float64, then rounded to the spectrum's dtype (the C sums in double, compares in float).
-    mean = acc_power.dtype.type(acc_power.mean(dtype=np.float64))
+    # Summed left to right and divided in the spectrum's own float type, as the C's single-precision loop.
+    mean = np.cumsum(acc_power)[-1] / acc_power.dtype.type(len(acc_power))
     if mean <= 0:
         return w
     sa = acc_power

@@ -73,13 +73,28 @@ def plain(model_weight: float, weight: float) -> FusionConfig:
     return FusionConfig(weight=weight, model_weight=model_weight, clear_quality=0.0, unclear_weight=0.0)
 
 
+def hann_window(n: int) -> np.ndarray:
+    """Hann window [n] (float32; computed in double, as export/tracker/hr_spectral_tables.h holds it)."""
+    return (0.5 - 0.5 * np.cos(2.0 * np.pi * np.arange(n) / (n - 1))).astype(np.float32)
+
+
+def goertzel_coeffs(bpm: np.ndarray) -> np.ndarray:
+    """Goertzel coefficients 2 cos(2 pi f / FS) at ``bpm`` (float32; computed in double, as the C tables)."""
+    return (2.0 * np.cos(2.0 * np.pi * np.asarray(bpm, np.float64) / 60.0 / FS)).astype(np.float32)
+
+
+def seq_mean(x: np.ndarray) -> np.ndarray:
+    """Mean over the last axis, kept as [..., 1], summed left to right in x's float type and divided in it:
+    the C's single-precision loop (NumPy's pairwise sum would round differently)."""
+    return np.cumsum(x, axis=-1)[..., -1:] / x.dtype.type(x.shape[-1])
+
+
 def goertzel_power(x: np.ndarray, bpm: np.ndarray) -> np.ndarray:
     """Hann-windowed power of mean-removed windows ``x`` [..., n] at ``bpm`` [F] (float32, like the C)."""
     n = x.shape[-1]
-    mean = (x.astype(np.float64).sum(axis=-1, keepdims=True) / n).astype(np.float32)
-    hann = (0.5 - 0.5 * np.cos(2.0 * np.pi * np.arange(n) / (n - 1))).astype(np.float32)
-    xw = ((x.astype(np.float32) - mean) * hann).astype(np.float32)
-    coeff = (2.0 * np.cos(2.0 * np.pi * np.asarray(bpm, np.float64) / 60.0 / FS)).astype(np.float32)
+    x = x.astype(np.float32)
+    xw = ((x - seq_mean(x)) * hann_window(n)).astype(np.float32)
+    coeff = goertzel_coeffs(bpm)
     s1 = np.zeros(x.shape[:-1] + (len(coeff),), np.float32)
     s2 = np.zeros_like(s1)
     for i in range(n):
@@ -109,13 +124,13 @@ def spectral_evidence(ws: WindowSet, cfg: BaselineConfig = BaselineConfig()) -> 
 
 def spectral_quality(evidence: np.ndarray) -> np.ndarray:
     """Share of each window's evidence within CONFIDENCE_HALFWIDTH classes of its peak (first maximum), [N]
-    float64 in 0..1: high for one clear pulse peak, low for a flat or many-peaked spectrum. Sums run left to
-    right in double, as hr_spectral_quality() adds, so the clear/unclear switch agrees with the C."""
-    ev = np.asarray(evidence, np.float32).astype(np.float64)
+    float32 in 0..1: high for one clear pulse peak, low for a flat or many-peaked spectrum. Sums run left to
+    right in float32, as hr_spectral_quality() adds, so the clear/unclear switch agrees with the C."""
+    ev = np.asarray(evidence, np.float32)
     near = np.abs(np.arange(ev.shape[1])[None, :] - ev.argmax(axis=1)[:, None]) <= CONFIDENCE_HALFWIDTH
     total = np.cumsum(ev, axis=1)[:, -1]
-    peak = np.cumsum(np.where(near, ev, 0.0), axis=1)[:, -1]
-    return np.where(total > 0, peak / np.where(total > 0, total, 1.0), 0.0)
+    peak = np.cumsum(np.where(near, ev, np.float32(0)), axis=1)[:, -1]
+    return np.where(total > 0, peak / np.where(total > 0, total, np.float32(1)), np.float32(0)).astype(np.float32)
 
 
 def fuse(logits: np.ndarray, evidence: np.ndarray, cfg: FusionConfig = FusionConfig()) -> np.ndarray:
@@ -127,7 +142,7 @@ def fuse(logits: np.ndarray, evidence: np.ndarray, cfg: FusionConfig = FusionCon
                           f"[N, {N_CLASSES}]")
     a, w = np.float32(cfg.model_weight), np.float32(cfg.weight)
     if cfg.clear_quality > 0:
-        clear = (spectral_quality(evidence) >= float(np.float32(cfg.clear_quality)))[:, None]
+        clear = (spectral_quality(evidence) >= np.float32(cfg.clear_quality))[:, None]
         a = np.where(clear, np.float32(0), a).astype(np.float32)
         w = np.where(clear, w, np.float32(cfg.unclear_weight)).astype(np.float32)
     return (a * logits + w * np.log(np.float32(cfg.floor) + evidence)).astype(np.float32)

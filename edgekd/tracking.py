@@ -20,6 +20,7 @@ from edgekd.bpm import N_CLASSES, class_to_bpm
 from edgekd.errors import EdgekdError
 
 MAX_BAND = 32  # the C struct's kernel size is fixed: 2 * MAX_BAND + 1 taps
+SQRT2_F32 = np.float32(np.sqrt(2.0))  # HR_TRACKER_SQRT2 in hr_tracker.c (Laplace scale = sigma / sqrt 2)
 
 
 @dataclass(frozen=True)
@@ -50,7 +51,7 @@ class TrackerConfig:
     @property
     def band(self) -> int:
         """Kernel half-width in classes: 4 sigma, capped at MAX_BAND (same rule as the C init)."""
-        return min(MAX_BAND, int(np.ceil(4.0 * self.sigma32)))
+        return min(MAX_BAND, int(np.ceil(np.float32(4.0) * np.float32(self.sigma32))))
 
 
 def transition_kernel(cfg: TrackerConfig) -> np.ndarray:
@@ -59,7 +60,7 @@ def transition_kernel(cfg: TrackerConfig) -> np.ndarray:
     if cfg.kind == "gaussian":
         k = np.exp(np.float32(-0.5) * (d / np.float32(cfg.sigma32)) ** 2)
     else:
-        k = np.exp(-np.abs(d) / np.float32(cfg.sigma32 / np.sqrt(2.0)))
+        k = np.exp(-np.abs(d) / (np.float32(cfg.sigma32) / SQRT2_F32))
     k = k.astype(np.float32)
     return (k / _seq_sum(k)).astype(np.float32)
 
@@ -105,7 +106,7 @@ def causal_filter(logits: np.ndarray, cfg: TrackerConfig = TrackerConfig()
     logits = _check(logits)
     k = transition_kernel(cfg)
     band = cfg.band
-    stay, spread = np.float32(1.0 - cfg.floor32), np.float32(cfg.floor32 / N_CLASSES)
+    stay, spread = np.float32(1.0) - np.float32(cfg.floor32), np.float32(cfg.floor32) / np.float32(N_CLASSES)
     alpha = np.zeros(N_CLASSES, dtype=np.float32)
     out = np.empty(len(logits), dtype=np.int64)
     conf = np.empty(len(logits), dtype=np.float32)

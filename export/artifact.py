@@ -38,7 +38,7 @@ from edgekd.windowset import WindowSet
 ONNX_TOLERANCE = 1e-4  # max abs logit difference PyTorch vs ONNX Runtime (FP32)
 # Package data, so an installed wheel ships the C it copies (a folder on disk: setuptools installs folders).
 TRACKER_DIR = Path(str(resources.files("export") / "tracker"))
-TRACKER_FILES = ("hr_tracker.c", "hr_tracker.h", "hr_spectral.c", "hr_spectral.h")
+TRACKER_FILES = ("hr_tracker.c", "hr_tracker.h", "hr_spectral.c", "hr_spectral.h", "hr_spectral_tables.h")
 PARTIAL = ".partial"  # suffix of the hidden folder an export is built in
 DEBUG_WINDOWS = 32  # windows for the per-layer quantisation debugger (it runs float and int8 side by side)
 

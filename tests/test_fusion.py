@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import shutil
 import subprocess
 from dataclasses import fields
 from pathlib import Path
@@ -18,6 +19,7 @@ from edgekd.fusion import (ACC_BPM, MODEL_ONLY, SPECTRUM_ONLY, FusionConfig, fus
 from edgekd.geometry import FS, WINDOW
 from edgekd.tracking import causal_track, decode_recordings
 from edgekd.windowset import WindowSet
+from export.tracker_tables import TABLES_FILE, tables_source
 from c_harness import TRACKER_DIR, compile_tracker_harness
 
 
@@ -135,7 +137,7 @@ def test_c_matches_python_on_synthetic_recordings(c_fusion, tmp_path, small_synt
                       (FusionConfig(), ws)):
         ev = spectral_evidence(data)
         c_ev, c_cls = _run_c(c_fusion, tmp_path, logits, data.x, cfg)
-        np.testing.assert_allclose(c_ev, ev, rtol=1e-4, atol=1e-6)
+        np.testing.assert_array_equal(c_ev, ev)  # bit-exact: same float32 operations in the same order
         np.testing.assert_array_equal(c_cls, causal_track(fuse(logits, ev, cfg)))
 
 
@@ -149,9 +151,25 @@ def test_c_header_agrees_with_python_constants():
     assert int(defines["ACC_PEAKS"]) == cfg.acc_peaks
     assert float(defines["ACC_PROMINENCE"]) == cfg.acc_prominence
     assert int(defines["ACC_MIN_BPM"]) == ACC_BPM[0] and int(defines["N"]) == WINDOW
-    assert float(defines["FS"]) == FS
     assert {f.name for f in fields(BaselineConfig) if f.name.startswith("acc_")} == {
         "acc_tol_bpm", "acc_harmonics", "acc_attenuation", "acc_peaks", "acc_prominence"}
+
+
+def test_c_tables_are_what_python_generates():
+    """The const tables hr_spectral.c reads are edgekd.fusion's float32 values (FS, window, BPM grid inside)."""
+    assert (TRACKER_DIR / TABLES_FILE).read_text() == tables_source(), \
+        "export/tracker/hr_spectral_tables.h is stale: run python -m export.tracker_tables"
+
+
+@pytest.mark.parametrize("source", ["hr_spectral.c", "hr_tracker.c"])
+def test_firmware_c_is_single_precision(tmp_path, source):
+    """No double arithmetic (gcc -Wdouble-promotion) and no double libm call: a Cortex-M4F has no double unit."""
+    cc = shutil.which("cc") or shutil.which("gcc")
+    obj = tmp_path / "x.o"
+    subprocess.run([cc, "-std=c99", "-O2", "-Wall", "-Wextra", "-Werror", "-Wdouble-promotion", "-Wfloat-conversion",
+                    f"-I{TRACKER_DIR}", "-c", str(TRACKER_DIR / source), "-o", str(obj)], check=True)
+    undefined = set(subprocess.run(["nm", "-u", str(obj)], capture_output=True, text=True, check=True).stdout.split())
+    assert undefined - {"U"} <= {"logf", "expf", "fabsf", "ceilf"}, undefined
 
 
 def test_model_weight_zero_is_the_spectral_baseline(small_synth, rng):
@@ -194,5 +212,6 @@ def test_c_switch_matches_python_on_a_real_wrist_recording(c_fusion, tmp_path, w
     ev = spectral_evidence(ws)
     cfg = FusionConfig(weight=1.0, model_weight=0.25, clear_quality=0.2, unclear_weight=0.25)
     assert 0.2 < (spectral_quality(ev) >= np.float32(0.2)).mean() < 0.8
-    _, c_cls = _run_c(c_fusion, tmp_path, logits, ws.x, cfg)
+    c_ev, c_cls = _run_c(c_fusion, tmp_path, logits, ws.x, cfg)
+    np.testing.assert_array_equal(c_ev, ev)
     np.testing.assert_array_equal(c_cls, causal_track(fuse(logits, ev, cfg)))

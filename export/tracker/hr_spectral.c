@@ -1,47 +1,22 @@
-/* hr_spectral.c: see hr_spectral.h. Operation order matches edgekd/fusion.py (float32; means in double). */
+/* hr_spectral.c: see hr_spectral.h. Operation order matches edgekd/fusion.py; single precision only (no double
+ * arithmetic, no double libm: a Cortex-M4F/M33 FPU has no double unit). */
 #include "hr_spectral.h"
 
 #include <math.h>
 #include <stddef.h>
 
-#define HR_PI 3.14159265358979323846
+/* Hann window and Goertzel coefficients: const tables in flash, generated from edgekd.fusion. */
+#include "hr_spectral_tables.h"
 
-/* Hann window and Goertzel coefficients, computed once (in double, like NumPy) on the first call: the
-   double-precision cos() is slow on an FPU-less or single-precision MCU, so it must not run per window. */
-static float hann[HR_SPECTRAL_N];
-static float coeff_ppg[HR_TRACKER_N_CLASSES];
-static float coeff_acc[HR_SPECTRAL_ACC_BINS];
-static int tables_ready = 0;
-
-static float goertzel_coeff(int bpm)
-{
-    return (float)(2.0 * cos(2.0 * HR_PI * (double)bpm / 60.0 / HR_SPECTRAL_FS));
-}
-
-static void init_tables(void)
-{
-    int n, k;
-    for (n = 0; n < HR_SPECTRAL_N; ++n) {
-        hann[n] = (float)(0.5 - 0.5 * cos(2.0 * HR_PI * n / (HR_SPECTRAL_N - 1)));
-    }
-    for (k = 0; k < HR_TRACKER_N_CLASSES; ++k) {
-        coeff_ppg[k] = goertzel_coeff(HR_TRACKER_BPM_MIN + k);
-    }
-    for (k = 0; k < HR_SPECTRAL_ACC_BINS; ++k) {
-        coeff_acc[k] = goertzel_coeff(HR_SPECTRAL_ACC_MIN_BPM + k);
-    }
-    tables_ready = 1;
-}
-
-/* Mean of n floats, accumulated in double (as NumPy's float64 mean), rounded to float. */
+/* Mean of n floats, summed left to right in float (edgekd.fusion.seq_mean). */
 static float mean_of(const float *x, int n)
 {
-    double s = 0.0;
+    float s = 0.0f;
     int i;
     for (i = 0; i < n; ++i) {
-        s += (double)x[i];
+        s += x[i];
     }
-    return (float)(s / n);
+    return s / (float)n;
 }
 
 /* Goertzel power of the mean-removed, Hann-windowed x at the n_bins frequencies of coeff; out += power. */
@@ -107,9 +82,6 @@ void hr_spectral_evidence(const float *ppg, const float *acc_x, const float *acc
     float w[HR_TRACKER_N_CLASSES];
     float peak = 0.0f;
     int j;
-    if (!tables_ready) {
-        init_tables();
-    }
     for (j = 0; j < HR_TRACKER_N_CLASSES; ++j) {
         evidence[j] = 0.0f;
         w[j] = 1.0f;
@@ -136,9 +108,9 @@ void hr_spectral_evidence(const float *ppg, const float *acc_x, const float *acc
     }
 }
 
-double hr_spectral_quality(const float *evidence)
+float hr_spectral_quality(const float *evidence)
 {
-    double total = 0.0, peak = 0.0;
+    float total = 0.0f, peak = 0.0f;
     int j, top = 0;
     for (j = 1; j < HR_TRACKER_N_CLASSES; ++j) {
         if (evidence[j] > evidence[top]) {
@@ -146,12 +118,12 @@ double hr_spectral_quality(const float *evidence)
         }
     }
     for (j = 0; j < HR_TRACKER_N_CLASSES; ++j) {
-        total += (double)evidence[j];
+        total += evidence[j];
         if (j >= top - HR_TRACKER_CONFIDENCE_HALFWIDTH && j <= top + HR_TRACKER_CONFIDENCE_HALFWIDTH) {
-            peak += (double)evidence[j];
+            peak += evidence[j];
         }
     }
-    return total > 0.0 ? peak / total : 0.0;
+    return total > 0.0f ? peak / total : 0.0f;
 }
 
 void hr_spectral_fuse(float *logits, const float *evidence, float model_weight, float weight, float floor_p,
@@ -159,7 +131,7 @@ void hr_spectral_fuse(float *logits, const float *evidence, float model_weight, 
 {
     int j;
     if (clear_quality > 0.0f) {
-        if (hr_spectral_quality(evidence) >= (double)clear_quality) {
+        if (hr_spectral_quality(evidence) >= clear_quality) {
             model_weight = 0.0f;
         } else {
             weight = unclear_weight;

@@ -4,7 +4,8 @@
  * edgekd's preprocessing), compute the Hann-windowed PPG power at each class's BPM (Goertzel), attenuate
  * classes near the dominant accelerometer frequencies and their 2nd harmonic, scale to max 1, and add
  * weight * log(floor + evidence) to the logits before hr_tracker_update_f32. About 150 k multiply-adds per
- * window, 2.3 KB of static tables (filled on the first call; not reentrant until then) and about 2.5 KB of stack.
+ * window, 2.3 KB of const tables (flash; hr_spectral_tables.h), no static state (reentrant), about 2.5 KB of
+ * stack, single precision only.
  * It mirrors edgekd.fusion (spectral_evidence, fuse), which a test checks.
  *
  * Usage (after the model has run on window x):
@@ -24,7 +25,6 @@ extern "C" {
 #endif
 
 #define HR_SPECTRAL_N 200          /* samples per window (8 s at 25 Hz; edgekd.windowset) */
-#define HR_SPECTRAL_FS 25.0        /* Hz */
 #define HR_SPECTRAL_ACC_MIN_BPM 18 /* ACC grid: 1-BPM steps from 0.3 Hz ... */
 #define HR_SPECTRAL_ACC_BINS (HR_TRACKER_BPM_MIN + HR_TRACKER_N_CLASSES - HR_SPECTRAL_ACC_MIN_BPM) /* ... to 209 */
 /* Motion suppression: edgekd.baseline.BaselineConfig defaults (a test checks they agree). */
@@ -39,7 +39,7 @@ void hr_spectral_evidence(const float *ppg, const float *acc_x, const float *acc
                           float *evidence);
 /* Share of the evidence within HR_TRACKER_CONFIDENCE_HALFWIDTH classes of its (first) peak, 0..1: how clear
    the pulse is in this window's spectrum (edgekd.fusion.spectral_quality). */
-double hr_spectral_quality(const float *evidence);
+float hr_spectral_quality(const float *evidence);
 /* In place: logits[k] = a * logits[k] + w * logf(floor_p + evidence[k]) with (a, w) = (model_weight, weight),
    or, when clear_quality > 0, (0, weight) on a window whose hr_spectral_quality >= clear_quality (the spectrum
    decides alone) and (model_weight, unclear_weight) on the others (edgekd.fusion.fuse). */

@@ -1,7 +1,10 @@
-/* hr_tracker.c: see hr_tracker.h. Operation order matches edgekd/tracking.py (float32, sequential sums). */
+/* hr_tracker.c: see hr_tracker.h. Operation order matches edgekd/tracking.py (float32, sequential sums).
+ * Single precision only (no double arithmetic, no double libm): a Cortex-M4F/M33 FPU has no double unit. */
 #include "hr_tracker.h"
 
 #include <math.h>
+
+#define HR_TRACKER_SQRT2 1.41421354f /* float32(sqrt(2)): edgekd.tracking.SQRT2_F32 */
 
 int hr_tracker_init(hr_tracker_t *tr, float sigma_bpm, float temperature, hr_tracker_kind_t kind, float floor_p)
 {
@@ -13,7 +16,7 @@ int hr_tracker_init(hr_tracker_t *tr, float sigma_bpm, float temperature, hr_tra
     if (kind != HR_TRACKER_GAUSSIAN && kind != HR_TRACKER_LAPLACE) {
         return -1;
     }
-    band = (int)ceil(4.0 * (double)sigma_bpm);
+    band = (int)ceilf(4.0f * sigma_bpm);
     if (band > HR_TRACKER_MAX_BAND) {
         band = HR_TRACKER_MAX_BAND;
     }
@@ -25,7 +28,7 @@ int hr_tracker_init(hr_tracker_t *tr, float sigma_bpm, float temperature, hr_tra
             float u = d / sigma_bpm;
             w = expf(-0.5f * (u * u));
         } else {
-            float b = (float)((double)sigma_bpm / sqrt(2.0)); /* Laplace scale with std sigma */
+            float b = sigma_bpm / HR_TRACKER_SQRT2; /* Laplace scale with std sigma */
             w = expf(-fabsf(d) / b);
         }
         tr->kernel[i] = w;
@@ -35,8 +38,8 @@ int hr_tracker_init(hr_tracker_t *tr, float sigma_bpm, float temperature, hr_tra
         tr->kernel[i] = tr->kernel[i] / sum;
     }
     tr->inv_temperature = 1.0f / temperature;
-    tr->stay = (float)(1.0 - (double)floor_p);
-    tr->spread = (float)((double)floor_p / HR_TRACKER_N_CLASSES);
+    tr->stay = 1.0f - floor_p;
+    tr->spread = floor_p / (float)HR_TRACKER_N_CLASSES;
     hr_tracker_reset(tr);
     return 0;
 }

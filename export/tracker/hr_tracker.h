@@ -1,4 +1,4 @@
-/* hr_tracker: causal heart-rate tracker for firmware (C99, no malloc, float math).
+/* hr_tracker: causal heart-rate tracker for firmware (C99, no malloc, single-precision float only).
  *
  * The model outputs 180 logits per 8 s window (1-BPM classes, 30..209 BPM), one window every 2 s. This
  * tracker runs the HMM forward pass over those windows: the previous filtered distribution is spread by a
