@@ -29,6 +29,12 @@ ONNX_INT8 = "model_int8.onnx"
 TFLITE_INT8 = "model_int8.tflite"
 MODEL_DATA_H = "model_data.h"
 MODEL_DATA_CC = "model_data.cc"
+MODEL_DATA_HPP = "model_data.hpp"
+OPS_H = "ops.h"
+KERNEL_SOURCES = "kernel_sources.txt"
+# The decoder C export copies into every artifact (package data of export/tracker/).
+TRACKER_FILES = ("hr_tracker.c", "hr_tracker.h", "hr_spectral.c", "hr_spectral.h", "hr_spectral_tables.h")
+BENCH_DIR = "bench"  # benchmark and firmware records of an artifact: ARTIFACT/bench/RUNTIME.json
 TFLITE_MAGIC = b"TFL3"  # flatbuffer file identifier at bytes 4..8
 # Written after the card (they describe it), so the card cannot record their hashes.
 NOT_IN_CARD = (CARD, CARD_MD)
@@ -138,6 +144,7 @@ CARD_KEYS: dict[str, tuple[str, ...]] = {
     "mae_int8": ("accuracy", "mae_bpm", "tflm", "mae_fused"),  # imports this module: spelled out here
     "eval_windows": ("accuracy", "measured_on", "windows"),
     "eval_subjects": ("accuracy", "measured_on", "subjects"),
+    "c_identifier": ("tflm", "c_identifier"),
 }
 
 
@@ -166,3 +173,43 @@ def read_card(artifact: str | Path) -> dict[str, Any]:
     if not card_path.is_file():
         raise EdgekdError(f"{card_path}: no {CARD} (is {artifact} an exported artifact?)")
     return read_json_object(card_path, "corrupt card")
+
+
+# Benchmark records (firmware_bench writes them; rank and the gate read them).
+BENCH_SCHEMA = "edgekd.bench/1"
+FIRMWARE_FIGURES = ("flash_bytes", "ram_bytes", "arena_bytes", "instructions_per_inference")
+
+
+def firmware_record_path(folder: str | Path, target: str) -> Path:
+    return Path(folder) / BENCH_DIR / f"firmware-{target}.json"
+
+
+def read_firmware_record(folder: str | Path, card: dict[str, Any], target: str,
+                         kernels: str | None = None) -> dict[str, Any]:
+    """The figures of ``ARTIFACT/bench/firmware-TARGET.json`` (`edgekd firmware`), refused unless the record
+    is for this artifact's flatbuffer (sha256 of the card, which the caller verified against the file), for
+    ``kernels`` when given, ran identical to the Python interpreter and decoder, and holds positive figures."""
+    path = firmware_record_path(folder, target)
+    if not path.is_file():
+        raise EdgekdError(f"{path}: no firmware record (run `edgekd firmware {folder} --target {target}`)")
+    rec = read_json_object(path, "corrupt firmware record")
+    fb = card.get("files", {}).get(TFLITE_INT8, {}) if isinstance(card.get("files"), dict) else {}
+    art = rec.get("artifact") if isinstance(rec.get("artifact"), dict) else {}
+    settings = rec.get("settings") if isinstance(rec.get("settings"), dict) else {}
+    figures = rec.get("figures") if isinstance(rec.get("figures"), dict) else {}
+    if rec.get("schema") != BENCH_SCHEMA or rec.get("runtime") != f"firmware-{target}":
+        raise EdgekdError(f"{path}: not an edgekd firmware record for {target}")
+    if not fb.get("sha256") or art.get("tflite_sha256") != fb.get("sha256"):
+        raise EdgekdError(f"{path}: measured another flatbuffer than this artifact's {TFLITE_INT8} (stale record; "
+                          f"re-run `edgekd firmware`)")
+    if kernels is not None and settings.get("kernels") != kernels:
+        raise EdgekdError(f"{path}: built with {settings.get('kernels')} kernels, the budget asks for {kernels}")
+    for key in ("int8_mismatches", "bpm_mismatches"):
+        if figures.get(key) != 0:
+            raise EdgekdError(f"{path}: {key} = {figures.get(key)!r}: the firmware does not reproduce the Python "
+                              f"interpreter, so its figures cannot stand for the model")
+    for key in FIRMWARE_FIGURES:
+        v = figures.get(key)
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v <= 0:
+            raise EdgekdError(f"{path}: figures/{key} = {v!r}, not a positive number")
+    return {**figures, "kernels": settings.get("kernels"), "path": str(path)}

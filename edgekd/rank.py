@@ -22,7 +22,7 @@ from typing import Any
 
 from edgekd.budget import DEFAULT_MCU_TARGETS, KB, Budget, mcu_target
 from edgekd.errors import EdgekdError
-from edgekd.layout import CARD, card_value, read_card, verify_artifact
+from edgekd.layout import BENCH_SCHEMA, CARD, card_value, read_card, verify_artifact
 from edgekd.model import macs, size_table
 
 COSTS: dict[str, tuple[str, str]] = {  # cost name -> (row column, axis label)
@@ -32,7 +32,6 @@ COSTS: dict[str, tuple[str, str]] = {  # cost name -> (row column, axis label)
     "latency": ("latency_ms", "measured latency per window (ms)"),
 }
 # Benchmark records (firmware_bench/records.py): schema tag, and where the per-window latency sits.
-BENCH_SCHEMA = "edgekd.bench/1"
 BENCH_LATENCY = ("figures", "batch_1", "median_ms")
 BENCH_BLOCKS = ("artifact", "blocks")
 # Budget limit -> the candidate column it bounds (mae_bpm bounds the ranked metric; INT8 drop needs cards).

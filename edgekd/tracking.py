@@ -77,6 +77,12 @@ def emission(logits: np.ndarray, temperature: float) -> np.ndarray:
     return np.exp((z - z.max(axis=-1, keepdims=True)) * inv_t).astype(np.float32)
 
 
+def quantize(x: np.ndarray, scale: float, zero_point: int) -> np.ndarray:
+    """float -> int8 with the tensor's scale and zero point, as firmware does before invoking: float32 division,
+    round half to even (C: lrintf), clamp."""
+    return np.clip(np.round(x / scale) + zero_point, -128, 127).astype(np.int8)
+
+
 def dequantize(q: np.ndarray, scale: float, zero_point: int) -> np.ndarray:
     """INT8 logits -> float32 the way the C tracker does it: scale * (q - zero_point)."""
     return (np.float32(scale) * (np.asarray(q, dtype=np.int32) - zero_point).astype(np.float32)).astype(np.float32)

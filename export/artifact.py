@@ -28,8 +28,8 @@ from edgekd.errors import EdgekdError
 from edgekd.evaluate import MAE_KEYS, mae_report
 from edgekd.fusion import FusionConfig, spectral_evidence
 from edgekd.geometry import WINDOW
-from edgekd.layout import (CARD, CARD_MD, MODEL_DATA_CC, MODEL_DATA_H, ONNX_FP32, ONNX_INT8, TFLITE_INT8,
-                           file_record)
+from edgekd.layout import (CARD, CARD_MD, KERNEL_SOURCES, MODEL_DATA_CC, MODEL_DATA_H, MODEL_DATA_HPP, ONNX_FP32,
+                           ONNX_INT8, OPS_H, TFLITE_INT8, TRACKER_FILES, file_record)
 from edgekd.model import ResNet1D, deployed_param_count, final_width, macs, paper_param_count
 from edgekd.runtimes import FP32_REFERENCE
 from edgekd.tracking import TrackerConfig
@@ -38,7 +38,6 @@ from edgekd.windowset import WindowSet
 ONNX_TOLERANCE = 1e-4  # max abs logit difference PyTorch vs ONNX Runtime (FP32)
 # Package data, so an installed wheel ships the C it copies (a folder on disk: setuptools installs folders).
 TRACKER_DIR = Path(str(resources.files("export") / "tracker"))
-TRACKER_FILES = ("hr_tracker.c", "hr_tracker.h", "hr_spectral.c", "hr_spectral.h", "hr_spectral_tables.h")
 PARTIAL = ".partial"  # suffix of the hidden folder an export is built in
 DEBUG_WINDOWS = 32  # windows for the per-layer quantisation debugger (it runs float and int8 side by side)
 
@@ -151,7 +150,7 @@ def _build(model: ResNet1D, folder: Path, work: Path, name: str, int8: bool, dat
         "onnx": {"dynamic_batch": dynamic_batch, "max_abs_diff_vs_torch": onnx_diff},
     }
     if int8:
-        card.update(_build_int8(model, work, name, cal, ev, batch, logits, step))
+        card.update(_build_int8(model, work, name, cal, ev, batch, logits, step, fusion))
     card["accuracy"] = _accuracy(logits, ev.ws, fusion)
     if int8:
         from export.tflite_int8 import layer_errors
@@ -172,8 +171,9 @@ def _build(model: ResNet1D, folder: Path, work: Path, name: str, int8: bool, dat
 
 
 def _build_int8(model: ResNet1D, work: Path, name: str, cal, ev, batch: int | None,
-                logits: dict[str, np.ndarray], step) -> dict[str, Any]:
-    from export.c_arrays import QuantParams, c_identifier, model_data_cc, model_data_h, ops_h
+                logits: dict[str, np.ndarray], step, fusion: FusionConfig) -> dict[str, Any]:
+    from export.c_arrays import QuantParams, c_identifier, model_data_cc, model_data_h, model_data_hpp, ops_h
+    from edgekd.tflm_ops import sources_manifest
     from export.checks import check_tflm_ops, op_list
     from edgekd.tracking import dequantize
     from export.infer import int8_io, run_int8
@@ -194,9 +194,11 @@ def _build_int8(model: ResNet1D, work: Path, name: str, cal, ev, batch: int | No
     (in_s, in_z), (out_s, out_z) = int8_io(flatbuffer)
     ident = c_identifier(name)
     write_text(work / MODEL_DATA_H, model_data_h(ident, len(flatbuffer), arena, arena_min, model.in_channels,
-                                                   QuantParams(in_s, in_z, out_s, out_z)))
+                                                   QuantParams(in_s, in_z, out_s, out_z), fusion, TrackerConfig()))
+    write_text(work / MODEL_DATA_HPP, model_data_hpp(ident))
     write_text(work / MODEL_DATA_CC, model_data_cc(ident, flatbuffer))
-    write_text(work / "ops.h", ops_h(ident, ops))
+    write_text(work / OPS_H, ops_h(ident, ops))
+    write_text(work / KERNEL_SOURCES, sources_manifest(ops))
     for f in TRACKER_FILES:  # an artifact without the decoder C is not the shipped decoder: fail, never skip
         if not (TRACKER_DIR / f).is_file():
             raise EdgekdError(f"{TRACKER_DIR / f}: missing from the edgekd installation; reinstall edgekd")

@@ -1,7 +1,7 @@
 """What is inside a .tflite flatbuffer, and the TFLM gate: only int8 builtins TFLM ships, nothing else.
 
-``TFLM_RESOLVER`` is the one table of op name -> ``MicroMutableOpResolver`` method; ``ops.h`` is generated
-from it, and an op missing from it fails the export.
+``edgekd.tflm_ops.TFLM_RESOLVER`` is the one table of op name -> ``MicroMutableOpResolver`` method; ``ops.h``
+is generated from it, and an op missing from it fails the export.
 """
 
 from __future__ import annotations
@@ -11,25 +11,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from edgekd.errors import EdgekdError
+from edgekd.tflm_ops import TFLM_RESOLVER
 
-TFLM_RESOLVER = {
-    "ADD": "AddAdd",
-    "AVERAGE_POOL_2D": "AddAveragePool2D",
-    "CONCATENATION": "AddConcatenation",
-    "CONV_2D": "AddConv2D",
-    "DEPTHWISE_CONV_2D": "AddDepthwiseConv2D",
-    "EXPAND_DIMS": "AddExpandDims",
-    "FULLY_CONNECTED": "AddFullyConnected",
-    "MAX_POOL_2D": "AddMaxPool2D",
-    "MEAN": "AddMean",
-    "MUL": "AddMul",
-    "PAD": "AddPad",
-    "PADV2": "AddPadV2",
-    "RELU": "AddRelu",
-    "RESHAPE": "AddReshape",
-    "SOFTMAX": "AddSoftmax",
-    "SQUEEZE": "AddSqueeze",
-}
 # Present in TFLM but never acceptable here: they mean a float island or a layout change on the MCU.
 FORBIDDEN = {"QUANTIZE", "DEQUANTIZE", "TRANSPOSE"}
 

@@ -12,12 +12,7 @@ from edgekd.checkpoint import load_model
 from edgekd.errors import EdgekdError
 from edgekd.layout import CARD, card_entry, read_card, verify_artifact
 from edgekd.runtimes import RUNTIMES, SCORED
-from edgekd.tracking import dequantize
-
-
-def quantize(x: np.ndarray, scale: float, zero_point: int) -> np.ndarray:
-    """float -> int8 with the tensor's scale and zero point (what firmware does before invoking)."""
-    return np.clip(np.round(x / scale) + zero_point, -128, 127).astype(np.int8)
+from edgekd.tracking import dequantize, quantize
 
 
 def predict_logits(artifact_dir: Path, runtime: str, x: np.ndarray) -> np.ndarray:

@@ -16,8 +16,9 @@ from typing import Any
 from edgekd import __version__
 from edgekd.atomic import write_json
 from edgekd.errors import EdgekdError
+from edgekd.layout import BENCH_SCHEMA
 
-SCHEMA = "edgekd.bench/1"
+SCHEMA = BENCH_SCHEMA
 _DISTRIBUTIONS = ("numpy", "torch", "onnxruntime", "ai-edge-litert", "tflite-micro")
 REQUIRED = ("schema", "created", "artifact", "runtime", "device", "versions", "settings", "figures")
 

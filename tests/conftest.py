@@ -11,16 +11,17 @@ import torch
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED_DATA = REPO.parent / "shared" / "data"
+SHARED_TFLM = REPO.parent / "shared" / "tflm"
 
 torch.set_num_threads(min(2, os.cpu_count() or 1))
 
 
-def require_shared(sub: str) -> Path:
-    """Path of a ../shared/data folder; skip (or fail under CI) when it is absent."""
-    path = SHARED_DATA / sub
+def require_shared(sub: str, root: Path = SHARED_DATA) -> Path:
+    """Path of a ../shared/data (or other ../shared) folder; skip (or fail under CI) when it is absent."""
+    path = root / sub
     if not path.exists():
         if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
-            pytest.fail(f"{path} is missing; CI must have ../shared/data beside the clone")
+            pytest.fail(f"{path} is missing; CI must have ../shared beside the clone")
         pytest.skip(f"{path} not present")
     return path
 
@@ -38,6 +39,12 @@ def bidmc_root() -> Path:
 @pytest.fixture(scope="session")
 def wrist_root() -> Path:
     return require_shared("wrist_exercise")
+
+
+@pytest.fixture(scope="session")
+def shared_tflm() -> Path:
+    """../shared/tflm: the pinned TFLM source trees (reference/, cmsis-nn/)."""
+    return require_shared("", SHARED_TFLM)
 
 
 @pytest.fixture(scope="session")

@@ -23,8 +23,8 @@ from edgekd.model import ResNet1D
 from edgekd.runtimes import SCORED
 
 FILES = ("model.safetensors", "config.json", "model.onnx", "model_int8.onnx", "model_int8.tflite",
-         "model_data.cc", "model_data.h", "ops.h", "hr_tracker.c", "hr_tracker.h", "hr_spectral.c", "hr_spectral.h",
-         "card.json", "card.md")
+         "model_data.cc", "model_data.h", "model_data.hpp", "ops.h", "kernel_sources.txt", "hr_tracker.c",
+         "hr_tracker.h", "hr_spectral.c", "hr_spectral.h", "hr_spectral_tables.h", "card.json", "card.md")
 
 
 def make_run(folder: Path, ws, blocks: int = 1, steps: int = 40) -> Path:
@@ -160,34 +160,55 @@ def test_arena_is_the_bisected_minimum_plus_margin(artifact):
         assert _allocates(model, lo) and not _allocates(model, lo - ALIGN)
 
 
-def test_c_array_round_trips_through_the_compiler(artifact, tmp_path):
+def test_c_array_round_trips_through_a_c_and_a_cpp_compiler(artifact, tmp_path):
+    """model_data.h is plain C (a C99 main reads the array and the constants); model_data.hpp gives C++ the
+    same values; the decoder constants are the card's."""
     card = json.loads((artifact / "card.json").read_text())
     ident = card["tflm"]["c_identifier"]
     assert ident == "tiny_hr_v1"
-    main = tmp_path / "main.cc"
-    main.write_text(f"""#include <cstdio>
+    p = ident.upper()
+    (tmp_path / "main.c").write_text(f"""#include <stdio.h>
+#include <stdint.h>
 #include "model_data.h"
-int main(int, char** argv) {{
-  static_assert({ident}::kNumClasses == 180, "classes");
-  if (reinterpret_cast<unsigned long>(g_{ident}_model_data) % 16 != 0) return 3;
-  FILE* f = std::fopen(argv[1], "wb");
-  std::fwrite(g_{ident}_model_data, 1, g_{ident}_model_data_size, f);
-  std::fclose(f);
-  std::printf("%u %d %d", {ident}::kArenaSize, (int){ident}::kInputZeroPoint, {ident}::kBpmMin);
+int main(int argc, char** argv) {{
+  (void)argc;
+  if ((uintptr_t)g_{ident}_model_data % 16 != 0) return 3;
+  FILE* f = fopen(argv[1], "wb");
+  fwrite(g_{ident}_model_data, 1, g_{ident}_model_data_size, f);
+  fclose(f);
+  printf("%u %d %d %d %.9g %.9g %.9g %.9g %.9g %d", {p}_ARENA_SIZE, (int){p}_INPUT_ZERO_POINT, {p}_BPM_MIN,
+         {p}_NUM_CLASSES, (double){p}_FUSION_MODEL_WEIGHT, (double){p}_FUSION_WEIGHT, (double){p}_FUSION_CLEAR_QUALITY,
+         (double){p}_FUSION_UNCLEAR_WEIGHT, (double){p}_TRACKER_SIGMA_BPM, {p}_TRACKER_KIND);
   return 0;
 }}
 """)
+    (tmp_path / "check.cc").write_text(f"""#include "model_data.hpp"
+static_assert({ident}::kNumClasses == 180, "classes");
+static_assert({ident}::kArenaSize == {card["tflm"]["arena_bytes"]}u, "arena");
+const unsigned char* first_byte() {{ return {ident}::ModelData(); }}
+""")
     exe = tmp_path / "dump"
-    subprocess.run(["g++", "-std=c++17", "-O0", f"-I{artifact}", str(main), str(artifact / "model_data.cc"),
-                    "-o", str(exe)], check=True)
+    subprocess.run(["gcc", "-std=c99", "-Wall", "-Wextra", "-Werror", "-c", f"-I{artifact}", str(tmp_path / "main.c"),
+                    "-o", str(tmp_path / "main.o")], check=True)
+    subprocess.run(["g++", "-std=c++17", "-Wall", "-Werror", "-c", f"-I{artifact}", str(tmp_path / "check.cc"),
+                    "-o", str(tmp_path / "check.o")], check=True)
+    subprocess.run(["g++", "-std=c++17", f"-I{artifact}", str(tmp_path / "main.o"), str(tmp_path / "check.o"),
+                    str(artifact / "model_data.cc"), "-o", str(exe)], check=True)
     out = subprocess.run([str(exe), str(tmp_path / "bytes.bin")], check=True, capture_output=True, text=True)
     assert (tmp_path / "bytes.bin").read_bytes() == (artifact / "model_int8.tflite").read_bytes()
-    arena, zp, bpm_min = map(int, out.stdout.split())
-    assert arena == card["tflm"]["arena_bytes"] and zp == card["tflite"]["input"]["zero_point"] and bpm_min == 30
+    arena, zp, bpm_min, classes, a, w, q, u, sigma, kind = out.stdout.split()
+    assert int(arena) == card["tflm"]["arena_bytes"] and int(zp) == card["tflite"]["input"]["zero_point"]
+    assert (int(bpm_min), int(classes)) == (30, 180)
+    fusion, tracker = card["accuracy"]["decoder"]["fusion"], card["accuracy"]["decoder"]["tracker"]
+    assert [np.float32(float(v)) for v in (a, w, q, u, sigma)] == [np.float32(v) for v in (
+        fusion["model_weight"], fusion["weight"], fusion["clear_quality"], fusion["unclear_weight"], tracker["sigma_bpm"])]
+    assert int(kind) == {"gaussian": 0, "laplace": 1}[tracker["kind"]]
     ops_h = (artifact / "ops.h").read_text()
     assert f"MicroMutableOpResolver<kNumOps>" in ops_h and f"kNumOps = {len(card['tflm']['ops'])}" in ops_h
     for call in ("AddConv2D()", "AddExpandDims()", "AddReshape()", "AddFullyConnected()", "AddMean()"):
         assert call in ops_h
+    sources = (artifact / "kernel_sources.txt").read_text()
+    assert "tensorflow/lite/micro/kernels/conv.cc" in sources and "kernels/cmsis_nn/conv.cc" in sources
 
 
 def test_refuses_an_existing_output_folder(artifact, run_dir):

@@ -53,3 +53,42 @@ def test_c_identifiers_are_valid():
     assert c_identifier("hr-2b.v1") == "hr_2b_v1"
     assert c_identifier("2blocks") == "m_2blocks"
     assert c_identifier("---") == "model"
+    for keyword in ("int", "new", "std", "tflite", "uint8_t", "NDEBUG", "class"):
+        assert c_identifier(keyword) == f"m_{keyword}"
+    assert c_identifier("a__b") == "a_b"  # double underscores are the implementation's
+
+
+def test_two_models_link_into_one_c_program(tmp_path):
+    """Names are per model (array, macros, guards): two artifacts' headers and arrays build into one image."""
+    import shutil
+    import subprocess
+
+    from export.c_arrays import QuantParams, model_data_cc, model_data_h
+    from edgekd.fusion import FusionConfig
+    from edgekd.tracking import TrackerConfig
+
+    cxx, cc = shutil.which("g++"), shutil.which("gcc")
+    if cxx is None or cc is None:
+        pytest.fail("gcc/g++ needed to check the generated C")
+    includes = []
+    for ident, blob in (("hr_a", b"\x01\x02\x03"), ("hr_b", b"\x04\x05")):
+        (tmp_path / ident).mkdir()
+        (tmp_path / ident / "model_data.h").write_text(model_data_h(ident, len(blob), 1024, 900, 4, QuantParams(
+            0.05, -3, 0.1, 7), FusionConfig(), TrackerConfig()))
+        (tmp_path / ident / "model_data.cc").write_text(model_data_cc(ident, blob))
+        includes.append(f'#include "{ident}/model_data.h"')
+    (tmp_path / "main.c").write_text("\n".join(includes) + """
+int main(void) {
+  return (int)(g_hr_a_model_data_size + g_hr_b_model_data_size + g_hr_b_model_data[1]) - 10 + HR_A_INPUT_ZERO_POINT + 3
+         + (HR_B_ARENA_SIZE - 1024);
+}
+""")
+    objs = []
+    for src, tool, std in (("main.c", cc, "-std=c99"), ("hr_a/model_data.cc", cxx, "-std=c++17"),
+                           ("hr_b/model_data.cc", cxx, "-std=c++17")):
+        obj = tmp_path / (src.replace("/", "_") + ".o")
+        subprocess.run([tool, std, "-Wall", "-Werror", "-c", f"-I{tmp_path}", str(tmp_path / src), "-o", str(obj)],
+                       check=True)
+        objs.append(str(obj))
+    subprocess.run([cxx, *objs, "-o", str(tmp_path / "app")], check=True)
+    assert subprocess.run([str(tmp_path / "app")]).returncode == 0

@@ -24,6 +24,7 @@ COMMAND_MODULES = (
     "edgekd.cli.models",
     "edgekd.cli.export",
     "edgekd.cli.bench",
+    "edgekd.cli.firmware",
     "edgekd.cli.train",
     "edgekd.cli.baseline",
     "edgekd.cli.gate",

@@ -1,0 +1,76 @@
+"""`edgekd firmware`: build the artifact with real TFLM C++ for a target, run it, compare with Python."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from edgekd.cli.args import positive_int
+from edgekd.cli.output import print_json, print_table
+
+TARGET_NAMES = ("host", "cortex-m4", "cortex-m33", "cortex-m55")  # firmware_bench.firmware.targets.TARGETS
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("firmware", help="build the artifact into test firmware (host or Cortex-M on QEMU), run it, "
+                                        "compare with Python, measure flash/RAM/arena/instructions",
+                       description="Generates a test firmware (main; for Cortex-M also startup and linker script "
+                                   "for the QEMU board: mps2-an386 M4, mps2-an505 M33, mps3-an547 M55), compiles the "
+                                   "TFLM sources the artifact's kernel_sources.txt lists (cached per target and "
+                                   "flags), links, runs windows through TFLM and the shipped decoder (hr_spectral.c "
+                                   "+ hr_tracker.c with model_data.h's settings) and compares the int8 outputs with "
+                                   "the Python TFLM interpreter and the heart rate with edgekd's decoder. Cortex-M "
+                                   "runs bare-metal under qemu-system-arm with semihosting and -icount shift=0, "
+                                   "which counts instructions per inference; a second link without stdio "
+                                   "(newlib-nano) gives flash and RAM per component from the linker map. Writes "
+                                   "ARTIFACT/bench/firmware-TARGET.json. Exit 0: identical; 1: outputs or heart "
+                                   "rates differ; 2: could not build or run.")
+    p.add_argument("artifact", type=Path, help="artifact folder (models/<name>/, from `edgekd export --int8`)")
+    p.add_argument("--target", choices=TARGET_NAMES, default="host", help="where to build and run (default host)")
+    p.add_argument("--kernels", choices=("reference", "cmsis-nn"),
+                   help="TFLM kernel set (default: cmsis-nn on Cortex-M, reference on the host)")
+    p.add_argument("--tflm", type=Path, metavar="DIR",
+                   help="TFLM source tree (create_tflm_tree.py output, or a folder with reference/ and cmsis-nn/ "
+                        "trees; default $EDGEKD_TFLM, else ../shared/tflm)")
+    p.add_argument("--windows", type=positive_int, default=64, help="windows to run (default 64)")
+    p.add_argument("--data", type=Path, metavar="FILE.npz",
+                   help="WindowSet the windows come from, recording by recording (default: the synthetic corpus)")
+    p.add_argument("--cache", type=Path, metavar="DIR",
+                   help="compiled TFLM objects (default $EDGEKD_FIRMWARE_CACHE, else ~/.cache/edgekd/firmware)")
+    p.add_argument("--clock-mhz", type=float, help="clock for the latency estimate (default per target: M4 80, "
+                                                   "M33 160, M55 160)")
+    p.add_argument("--cpi", type=float, default=1.0, help="cycles per instruction for the estimate (default 1.0)")
+    p.add_argument("--keep", type=Path, metavar="DIR", help="keep the generated sources, ELF and map in DIR")
+    p.add_argument("--out", type=Path, help="folder for the record (default ARTIFACT/bench/)")
+    p.add_argument("--json", action="store_true", help="print the record as JSON instead of tables")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from edgekd.layout import BENCH_DIR
+    from firmware_bench import records
+    from firmware_bench.firmware.run import firmware_check
+
+    rec = firmware_check(args.artifact, args.target, args.kernels, args.tflm, args.windows, args.data, args.cache,
+                         args.cpi, args.clock_mhz, keep=args.keep)
+    records.write_records([rec], args.out or args.artifact / BENCH_DIR)
+    f = rec["figures"]
+    ok = f["int8_mismatches"] == 0 and f["bpm_mismatches"] == 0
+    if args.json:
+        print_json(rec)
+        return 0 if ok else 1
+    s = rec["settings"]
+    rows = [{"figure": k, "value": v} for k, v in f.items() if not isinstance(v, dict)]
+    if isinstance(f.get("latency_ms_estimate"), dict):
+        e = f["latency_ms_estimate"]
+        rows.append({"figure": "latency_ms_estimate", "value": f"{e['ms']:.2f} ms at {e['clock_mhz']:g} MHz, CPI "
+                                                               f"{e['cpi']:g} (estimate)"})
+    print_table(rows, ["figure", "value"], title=f"firmware {s['target']} ({s['kernels']} kernels)")
+    if "flash_by_component" in f:
+        comps = sorted(set(f["flash_by_component"]) | set(f["ram_by_component"]))
+        print_table([{"component": c, "flash": f["flash_by_component"].get(c, 0), "ram": f["ram_by_component"].get(c, 0)}
+                     for c in comps], ["component", "flash", "ram"], ["component", "flash (B)", "RAM (B)"],
+                    title="linked size build (newlib-nano, no stdio)")
+    print(f"firmware: {'IDENTICAL' if ok else 'DIFFERS'} to the Python TFLM interpreter and edgekd's decoder on "
+          f"{f['windows']} windows")
+    return 0 if ok else 1

@@ -1,0 +1,198 @@
+"""Run the built firmware on windows and hold it against Python: the TFLM interpreter (``tflite-micro``) for
+the int8 outputs, edgekd's decoder (edgekd.fusion + edgekd.tracking, what ``edgekd evaluate`` scores) for the
+heart rate; write the record ``ARTIFACT/bench/firmware-TARGET.json``.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgekd.bpm import BPM_MIN, N_CLASSES
+from edgekd.data import load_windows
+from edgekd.errors import EdgekdError
+from edgekd.fusion import FusionConfig, fuse, spectral_evidence
+from edgekd.layout import (CARD, KERNEL_SOURCES, MODEL_DATA_CC, MODEL_DATA_H, OPS_H, TFLITE_INT8, TRACKER_FILES,
+                           card_entry)
+from edgekd.tracking import TrackerConfig, decode_recordings, dequantize, quantize
+from edgekd.windowset import WindowSet
+from firmware_bench import records
+from firmware_bench.artifact import Artifact, load_artifact
+from firmware_bench.firmware import build
+from firmware_bench.firmware.targets import Target, get_target
+
+QEMU = "qemu-system-arm"
+CALIBRATION_INSTRUCTIONS = 2 * 1_000_000  # edgekd_target.h: EDGEKD_CALIBRATION_LOOPS x (subs + bne)
+RUN_TIMEOUT_S = 900
+EXIT_CODES = {3: "registering the ops failed", 4: "AllocateTensors failed (arena too small?)",
+              5: "Invoke failed", 6: "hr_tracker_init refused the card's tracker settings",
+              10: "cannot open windows.bin/results.bin (semihosting?)", 11: "windows.bin has the wrong channels",
+              12: "windows.bin is short", 13: "cannot write results.bin", 70: "the firmware faulted (HardFault)"}
+
+
+def select_windows(data: Path | None, in_channels: int, n: int) -> WindowSet:
+    """The first ``n`` windows, recording after recording in stored order (the tracker's order), with the
+    channels the model reads."""
+    ws = load_windows(data)
+    if ws.x.shape[1] < in_channels:
+        raise EdgekdError(f"{data or 'the synthetic default'}: {ws.x.shape[1]} channel(s); the model reads "
+                          f"{in_channels}")
+    order = np.concatenate([np.flatnonzero(ws.recording == r) for r in dict.fromkeys(ws.recording.tolist())])
+    return ws.subset(order[:n]).first_channels(in_channels)
+
+
+def write_windows(ws: WindowSet, path: Path) -> None:
+    new = np.r_[True, ws.recording[1:] != ws.recording[:-1]].astype(np.int32)
+    with open(path, "wb") as fh:
+        fh.write(np.array([len(ws), ws.x.shape[1]], np.int32).tobytes())
+        for i in range(len(ws)):
+            fh.write(new[i:i + 1].tobytes())
+            fh.write(np.ascontiguousarray(ws.x[i], np.float32).tobytes())
+
+
+def read_results(path: Path, n: int) -> dict[str, Any]:
+    raw = path.read_bytes() if path.is_file() else b""
+    row = np.dtype([("out", np.int8, N_CLASSES), ("cls", "<i4"), ("ticks", "<u8")])
+    need = n * row.itemsize + 24
+    if len(raw) != need:
+        raise EdgekdError(f"{path}: {len(raw)} bytes, expected {need} (the firmware stopped early)")
+    rows = np.frombuffer(raw[:n * row.itemsize], row)
+    used, smallest, calibration = np.frombuffer(raw[n * row.itemsize:], "<u8")
+    return {"out": rows["out"].copy(), "cls": rows["cls"].astype(np.int64), "ticks": rows["ticks"].astype(np.int64),
+            "arena_used": int(used), "arena_smallest": int(smallest), "calibration_ticks": int(calibration)}
+
+
+def execute(exe: Path, target: Target, folder: Path) -> None:
+    """Run the firmware in ``folder`` (it reads windows.bin and writes results.bin there)."""
+    if target.cortex_m:
+        qemu = shutil.which(QEMU)
+        if qemu is None:
+            raise EdgekdError(f"firmware target {target.name}: {QEMU} not found (apt-get install qemu-system-arm)")
+        # -icount shift=0: the virtual clock advances one ns per instruction, so SysTick counts instructions.
+        cmd = [qemu, "-M", target.machine, "-nographic", "-monitor", "none", "-serial", "none",
+               "-semihosting-config", "enable=on,target=native", "-icount", "shift=0", "-kernel", str(exe)]
+    else:
+        cmd = [str(exe)]
+    try:
+        proc = subprocess.run(cmd, cwd=folder, capture_output=True, text=True, timeout=RUN_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        raise EdgekdError(f"{exe}: no result after {RUN_TIMEOUT_S} s on {target.name}") from None
+    if proc.returncode != 0:
+        why = EXIT_CODES.get(proc.returncode, (proc.stderr or proc.stdout).strip()[-300:])
+        raise EdgekdError(f"{exe}: exit {proc.returncode} on {target.name}: {why}")
+
+
+def _decoder(art: Artifact) -> tuple[FusionConfig, TrackerConfig]:
+    decoder = (art.card.get("accuracy") or {}).get("decoder")
+    if not isinstance(decoder, dict):
+        raise EdgekdError(f"{art.folder / CARD}: card lacks accuracy/decoder (re-export with this edgekd)")
+    try:
+        return FusionConfig(**decoder["fusion"]), TrackerConfig(**decoder["tracker"])
+    except (KeyError, TypeError) as exc:
+        raise EdgekdError(f"{art.folder / CARD}: unreadable accuracy/decoder ({exc})") from None
+
+
+def _io(art: Artifact) -> tuple[tuple[float, int], tuple[float, int]]:
+    tfl = art.card.get("tflite") or {}
+    try:
+        return ((float(tfl["input"]["scale"]), int(tfl["input"]["zero_point"])),
+                (float(tfl["output"]["scale"]), int(tfl["output"]["zero_point"])))
+    except (KeyError, TypeError, ValueError):
+        raise EdgekdError(f"{art.folder / CARD}: card lacks tflite input/output quantisation") from None
+
+
+def firmware_check(folder: Path, target_name: str, kernels: str | None = None, tflm: Path | None = None,
+                   windows: int = 64, data: Path | None = None, cache: Path | None = None, cpi: float = 1.0,
+                   clock_mhz: float | None = None, progress: bool = True, keep: Path | None = None) -> dict[str, Any]:
+    """Build, run and compare; the benchmark record (also written to ``folder/bench/firmware-TARGET.json``)."""
+    target = get_target(target_name)
+    kernels = kernels or target.default_kernels
+    art = load_artifact(folder)  # every file checked against the card's sha256
+    for name in (TFLITE_INT8, MODEL_DATA_H, MODEL_DATA_CC, OPS_H, KERNEL_SOURCES, *TRACKER_FILES):
+        art.path(name)
+    ident = card_entry(art.card, "c_identifier")
+    if not isinstance(ident, str) or not ident.isidentifier():
+        raise EdgekdError(f"{art.folder / CARD}: card lacks tflm/c_identifier (re-export with this edgekd)")
+    fusion, tracker = _decoder(art)
+    (in_s, in_z), (out_s, out_z) = _io(art)
+    in_channels = art.spec["in_channels"]
+    ws = select_windows(data, in_channels, windows)
+    tools = build.toolchain(target)
+    tree = build.find_tree(tflm, kernels)
+    lib = build.build_library(art.folder, target, kernels, tree, tools, cache or build.default_cache(), progress)
+    work = keep or build.temp_workdir()
+    work.mkdir(parents=True, exist_ok=True)
+    try:
+        build.write_sources(art.folder, work, ident, target)
+        exe = build.link(art.folder, work, lib, target, tools, size_build=False)
+        sizes = None
+        if target.cortex_m:
+            build.link(art.folder, work, lib, target, tools, size_build=True)
+            sizes = build.image_sizes(work / "size" / "firmware.map")
+        write_windows(ws, exe.parent / "windows.bin")
+        execute(exe, target, exe.parent)
+        fw = read_results(exe.parent / "results.bin", len(ws))
+    finally:
+        if keep is None:
+            shutil.rmtree(work, ignore_errors=True)
+    return _record(art, target, kernels, tree, ws, fw, sizes, fusion, tracker, (in_s, in_z), (out_s, out_z),
+                   cpi, clock_mhz or target.clock_mhz, data)
+
+
+def _record(art: Artifact, target: Target, kernels: str, tree: Path, ws: WindowSet, fw: dict[str, Any],
+            sizes: dict[str, dict[str, int]] | None, fusion: FusionConfig, tracker: TrackerConfig,
+            in_q: tuple[float, int], out_q: tuple[float, int], cpi: float, clock_mhz: float,
+            data: Path | None) -> dict[str, Any]:
+    from edgekd.tflm_arena import run_tflm
+
+    model = art.tflite_bytes()
+    arena = art.card_int("arena_bytes") or 0
+    q_py = run_tflm(model, quantize(ws.x.transpose(0, 2, 1), *in_q), arena)
+    evidence = spectral_evidence(ws)
+    bpm_py = decode_recordings(fuse(dequantize(q_py, *out_q), evidence, fusion), ws.recording, "causal", tracker)
+    bpm_py_on_fw = decode_recordings(fuse(dequantize(fw["out"], *out_q), evidence, fusion), ws.recording, "causal",
+                                     tracker)
+    bpm_fw = (fw["cls"] + BPM_MIN).astype(np.float32)
+    figures: dict[str, Any] = {
+        "windows": len(ws),
+        "int8_mismatches": int((fw["out"] != q_py).sum()),
+        "int8_values": int(q_py.size),
+        "int8_max_abs_diff": int(np.abs(fw["out"].astype(int) - q_py.astype(int)).max()),
+        "argmax_mismatches": int((fw["out"].argmax(1) != q_py.argmax(1)).sum()),
+        "bpm_mismatches": int((bpm_fw != bpm_py).sum()),
+        "decoder_mismatches": int((bpm_fw != bpm_py_on_fw).sum()),
+        "mae_fused_bpm": float(np.abs(bpm_fw - ws.hr).mean()),
+        "arena_bytes": fw["arena_smallest"],
+        "arena_used_bytes": fw["arena_used"],
+        "arena_reserved_bytes": arena,
+        "flatbuffer_bytes": len(model),
+    }
+    if sizes is not None:
+        figures.update({"flash_bytes": sum(sizes["flash"].values()), "ram_bytes": sum(sizes["ram"].values()),
+                        "flash_by_component": dict(sorted(sizes["flash"].items())),
+                        "ram_by_component": dict(sorted(sizes["ram"].items()))})
+    if target.cortex_m:
+        if fw["calibration_ticks"] <= 0:
+            raise EdgekdError(f"{target.name}: the instruction counter did not advance (QEMU without -icount?)")
+        per_tick = CALIBRATION_INSTRUCTIONS / fw["calibration_ticks"]
+        instructions = fw["ticks"] * per_tick
+        figures.update({
+            "instructions_per_inference": float(np.median(instructions)),
+            "instructions_per_inference_max": float(instructions.max()),
+            "instructions_per_tick": per_tick,
+            "latency_ms_estimate": {"ms": float(np.median(instructions)) * cpi / (clock_mhz * 1e3),
+                                    "clock_mhz": clock_mhz, "cpi": cpi,
+                                    "note": "estimate: QEMU instructions x CPI / clock (no caches, wait states or "
+                                            "memory stalls modelled)"}})
+    settings = {"target": target.name, "kernels": kernels, "machine": target.machine, "tflm_tree": str(tree),
+                "cpu_flags": list(target.cpu_flags), "optimisation": {"core": build.CORE_OPT,
+                                                                      "kernels": build.KERNEL_OPT},
+                "windows_from": str(data) if data else "synthetic default",
+                "size_build": "newlib-nano, no stdio, one inference (--gc-sections)" if target.cortex_m else None}
+    device = records.host_device() if not target.cortex_m else {"kind": "qemu", "name": target.machine,
+                                                                "core": target.name}
+    return records.make_record(art.describe(), f"firmware-{target.name}", device, settings, figures)

@@ -1,0 +1,153 @@
+"""`edgekd firmware`: the artifact built with real TFLM C++ and run, on the host (g++, always) and on a Cortex-M4
+under QEMU (when Debian's arm-none-eabi toolchain and qemu-system-arm are installed: .ci/run installs them and
+sets EDGEKD_REQUIRE_CORTEX_M=1, so there they must run, not skip).
+
+Compiled TFLM objects are cached ($EDGEKD_FIRMWARE_CACHE, else ~/.cache/edgekd/firmware): the first run of a
+target compiles about 40 core and 10 kernel files (about 1.5 min on 2 cores), later runs only link.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from edgekd.cli.main import main
+from edgekd.errors import EdgekdError
+
+
+def _windows(artifact: Path) -> Path:
+    return artifact.parent.parent / "windows.npz"  # the WindowSet tiny_artifact was calibrated and scored on
+
+
+@pytest.fixture(scope="module")
+def host_record(tiny_artifact, shared_tflm):
+    from firmware_bench.firmware.run import firmware_check
+
+    return firmware_check(tiny_artifact, "host", tflm=shared_tflm, windows=24, data=_windows(tiny_artifact),
+                          progress=False)
+
+
+def test_host_firmware_is_bit_exact_with_the_python_interpreter_and_decoder(host_record):
+    f = host_record["figures"]
+    assert f["windows"] == 24 and f["int8_values"] == 24 * 180
+    assert f["int8_mismatches"] == 0 and f["argmax_mismatches"] == 0
+    assert f["bpm_mismatches"] == 0 and f["decoder_mismatches"] == 0
+    # The arena search on the device: the smallest 16-byte step that allocates, never above what is reserved.
+    assert 0 < f["arena_bytes"] <= f["arena_reserved_bytes"] and f["arena_bytes"] % 16 == 0
+    assert f["arena_used_bytes"] <= f["arena_bytes"]
+    assert host_record["settings"]["kernels"] == "reference"
+    assert "instructions_per_inference" not in f  # the host has no instruction counter
+
+
+def test_cli_writes_the_record_and_exits_0(tiny_artifact, shared_tflm, tmp_path, capsys):
+    art = tmp_path / "art"
+    shutil.copytree(tiny_artifact, art)
+    code = main(["firmware", str(art), "--tflm", str(shared_tflm), "--windows", "8", "--data",
+                 str(_windows(tiny_artifact)), "--json"])
+    assert code == 0
+    printed = json.loads(capsys.readouterr().out)
+    written = json.loads((art / "bench" / "firmware-host.json").read_text())
+    assert printed["figures"] == written["figures"] and written["runtime"] == "firmware-host"
+    assert written["artifact"]["tflite_sha256"] == json.loads((art / "card.json").read_text())[
+        "files"]["model_int8.tflite"]["sha256"]
+
+
+def test_bad_inputs_are_one_line_errors(tiny_artifact, shared_tflm, tmp_path, capsys):
+    assert main(["firmware", str(tiny_artifact), "--tflm", str(tmp_path / "nowhere")]) == 2
+    assert "no TFLM source tree" in capsys.readouterr().err
+    assert main(["firmware", str(tiny_artifact), "--tflm", str(shared_tflm), "--kernels", "cmsis-nn"]) == 2
+    assert "needs a Cortex-M target" in capsys.readouterr().err
+    old = tmp_path / "old"
+    shutil.copytree(tiny_artifact, old)
+    (old / "kernel_sources.txt").unlink()  # what an artifact exported before kernel_sources.txt existed lacks
+    assert main(["firmware", str(old), "--tflm", str(shared_tflm)]) == 2
+    err = capsys.readouterr().err
+    assert "kernel_sources.txt" in err and err.count("\n") == 1
+
+
+def test_a_wrong_kernel_list_fails_the_link_by_name(tiny_artifact, shared_tflm, tmp_path):
+    """kernel_sources.txt is what gets compiled: an entry removed is a link error naming the file, not a
+    silently different build."""
+    from edgekd.layout import file_record
+    from firmware_bench.firmware.run import firmware_check
+
+    art = tmp_path / "art"
+    shutil.copytree(tiny_artifact, art)
+    path = art / "kernel_sources.txt"
+    path.write_text(path.read_text().replace("tensorflow/lite/micro/kernels/conv.cc\n", ""))
+    card = json.loads((art / "card.json").read_text())
+    card["files"]["kernel_sources.txt"] = file_record(path)
+    (art / "card.json").write_text(json.dumps(card))
+    with pytest.raises(EdgekdError, match="kernel_sources.txt: the firmware does not link .*Register_CONV_2D"):
+        firmware_check(art, "host", tflm=shared_tflm, windows=4, data=_windows(tiny_artifact), progress=False)
+
+
+def test_linker_map_is_split_by_component(tmp_path):
+    from firmware_bench.firmware.build import image_sizes
+
+    (tmp_path / "x.map").write_text("""Archive member included ...
+Linker script and memory map
+
+.text           0x00000000     0x1000
+ *(.isr_vector)
+ .isr_vector    0x00000000       0x40 /w/size/startup.o
+ .text._ZN6tflite16MicroInterpreter6InvokeEv
+                0x00000040      0x200 /c/libtflm-core-0123.a(tensorflow__lite__micro__micro_interpreter.o)
+                0x00000040                tflite::MicroInterpreter::Invoke()
+ .text.arm_convolve_s8
+                0x00000240      0x300 /c/libcmsis-nn-ab.a(arm_convolve_s8.o)
+ .rodata.g_m_model_data
+                0x00000540      0x400 /w/size/model_data.o
+ .text.memcpy   0x00000940       0x20 /usr/lib/arm-none-eabi/lib/thumb/libc_nano.a(libc_a-memcpy.o)
+ *fill*         0x00000960        0x4
+.data           0x20000000       0x10 load address 0x00000964
+ .data.x        0x20000000       0x10 /w/size/hr_tracker.o
+.bss            0x20000010     0x9010
+ .bss._ZL7g_arena
+                0x20000010     0x9000 /w/size/main.o
+ .bss.g_window  0x20009010       0x10 /w/size/main.o
+.comment        0x00000000       0x20
+ .comment       0x00000000       0x20 /w/size/main.o
+""")
+    sizes = image_sizes(tmp_path / "x.map")
+    assert sizes["flash"] == {"app": 0x40, "tflm": 0x200, "kernels": 0x300, "model": 0x400, "libc": 0x20,
+                              "tracker": 0x10}
+    assert sizes["ram"] == {"tracker": 0x10, "arena": 0x9000, "app": 0x10}
+
+
+def _cortex_m_tools() -> bool:
+    return all(shutil.which(t) for t in ("arm-none-eabi-gcc", "arm-none-eabi-g++", "qemu-system-arm"))
+
+
+@pytest.fixture(scope="module")
+def m4_record(tiny_artifact, shared_tflm):
+    if not _cortex_m_tools():
+        if os.environ.get("EDGEKD_REQUIRE_CORTEX_M"):
+            pytest.fail("EDGEKD_REQUIRE_CORTEX_M is set but arm-none-eabi-gcc/g++ or qemu-system-arm is missing")
+        pytest.skip("Cortex-M tier: apt-get install gcc-arm-none-eabi libnewlib-arm-none-eabi "
+                    "libstdc++-arm-none-eabi-newlib qemu-system-arm")
+    from firmware_bench.firmware.run import firmware_check
+
+    return firmware_check(tiny_artifact, "cortex-m4", tflm=shared_tflm, windows=6, data=_windows(tiny_artifact),
+                          progress=False)
+
+
+def test_cortex_m4_on_qemu_is_bit_exact_and_measured(m4_record, tiny_artifact):
+    f = m4_record["figures"]
+    assert m4_record["settings"]["kernels"] == "cmsis-nn" and m4_record["settings"]["machine"] == "mps2-an386"
+    assert f["int8_mismatches"] == 0 and f["bpm_mismatches"] == 0 and f["decoder_mismatches"] == 0
+    # SysTick on the processor clock under -icount shift=0: a fixed number of instructions per tick.
+    assert f["instructions_per_tick"] == pytest.approx(40.0, rel=1e-3)
+    assert 1e5 < f["instructions_per_inference"] < 1e9
+    assert f["latency_ms_estimate"]["ms"] == pytest.approx(f["instructions_per_inference"] / 80e3)
+    # The linked image holds the model, TFLM, kernels, libc and the decoder; RAM holds the reserved arena.
+    card = json.loads((tiny_artifact / "card.json").read_text())
+    assert f["flash_by_component"]["model"] == card["files"]["model_int8.tflite"]["bytes"]
+    assert all(f["flash_by_component"][c] > 0 for c in ("tflm", "kernels", "libc", "tracker", "app"))
+    assert f["flash_bytes"] == sum(f["flash_by_component"].values())
+    assert f["ram_by_component"]["arena"] == card["tflm"]["arena_bytes"]
+    assert 0 < f["arena_bytes"] <= card["tflm"]["arena_bytes"]
