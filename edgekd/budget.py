@@ -15,6 +15,10 @@ A budget file::
     [evidence]                       # what an accuracy limit must be backed by (defaults shown)
     min_windows = 200                # held-out windows the card's MAE was measured on
     min_subjects = 3                 # ... and distinct subjects among them
+    [firmware]                       # optional: judge flash, arena and latency on the firmware build
+    target = "cortex-m4"             # ARTIFACT/bench/firmware-cortex-m4.json from `edgekd firmware` must exist:
+    kernels = "cmsis-nn"             # flash = linked image, arena = measured on the target, latency = measured
+                                     # instructions / the mcu's clock (CPI 1); optional kernels pins the kernel set
 
 Unknown keys are errors, not warnings: a typo in a CI budget must not silently disable a limit.
 """
@@ -42,7 +46,8 @@ LIMITS: dict[str, str] = {
 ACCURACY_LIMITS = ("mae_bpm", "int8_mae_bpm", "int8_mae_drop_bpm")
 # A card's MAE on 16 windows of one subject says nothing; accuracy limits need at least this much evidence.
 EVIDENCE_DEFAULTS: dict[str, int] = {"min_windows": 200, "min_subjects": 3}
-TOP_KEYS = {"name", "description", "mcu", "limits", "evidence"}
+TOP_KEYS = {"name", "description", "mcu", "limits", "evidence", "firmware"}
+FIRMWARE_KEYS = ("target", "kernels")
 # Package data (pyproject's package-data), so gate, bench and rank have the table in an installed wheel too;
 # setuptools installs packages as folders, so the resource is a real file.
 DEFAULT_MCU_TARGETS = Path(str(resources.files("edgekd") / "mcu_targets.toml"))
@@ -56,6 +61,7 @@ class Budget:
     description: str = ""
     path: Path | None = field(default=None, compare=False)
     evidence: dict[str, int] = field(default_factory=lambda: dict(EVIDENCE_DEFAULTS))
+    firmware: dict[str, str] | None = None  # {"target": ..., "kernels"?: ...}: measured figures, see module doc
 
 
 @dataclass(frozen=True)
@@ -107,7 +113,23 @@ def load_budget(path: str | Path) -> Budget:
         if key in doc and not isinstance(doc[key], str):
             raise EdgekdError(f"{path}: '{key}' must be a string")
     return Budget(name=doc.get("name", path.stem), limits=limits, mcu=mcu,
-                  description=doc.get("description", ""), path=path, evidence=_evidence(path, doc.get("evidence", {})))
+                  description=doc.get("description", ""), path=path, evidence=_evidence(path, doc.get("evidence", {})),
+                  firmware=_firmware(path, doc.get("firmware")))
+
+
+def _firmware(path: Path, doc: object) -> dict[str, str] | None:
+    if doc is None:
+        return None
+    if not isinstance(doc, dict) or "target" not in doc:
+        raise EdgekdError(f"{path}: [firmware] must be a table with target = \"cortex-m4\" (and optional kernels)")
+    unknown = set(doc) - set(FIRMWARE_KEYS)
+    if unknown:
+        raise EdgekdError(f"{path}: unknown [firmware] key(s) {', '.join(sorted(unknown))}; allowed: "
+                          f"{', '.join(FIRMWARE_KEYS)}")
+    for key, value in doc.items():
+        if not isinstance(value, str) or not value.replace("-", "").isalnum():
+            raise EdgekdError(f"{path}: [firmware] '{key}' must be a name like cortex-m4 / cmsis-nn, got {value!r}")
+    return dict(doc)
 
 
 def _evidence(path: Path, doc: object) -> dict[str, int]:

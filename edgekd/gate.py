@@ -4,7 +4,10 @@ The gate trusts the card only as far as the files prove it: every file card.json
 with its recorded size and sha256 (edgekd.layout), flash is the flatbuffer's own size on disk, the arena is
 re-measured by allocating the flatbuffer in TFLM when ``tflite-micro`` is installed (the card's figure
 otherwise, and the card may never claim less than TFLM needs), and MACs are recomputed from the
-architecture. Accuracy limits read the card (measuring them needs the data).
+architecture. Accuracy limits read the card (measuring them needs the data). With a budget's [firmware]
+table, flash, arena and latency come from the record `edgekd firmware` wrote for that target instead (the
+linked image, the arena measured on the target, measured instructions / the MCU clock): missing, stale (another
+flatbuffer) or not bit-exact, and those limits are errors, never the estimate in its place.
 
 Verdicts per (artifact, limit): ``pass``, ``fail`` (value over the limit) or ``error`` (the gate could
 not evaluate: missing, modified or corrupt artifact files, a value the card lacks or that is not a
@@ -25,13 +28,15 @@ from xml.etree import ElementTree as ET
 
 from edgekd.budget import ACCURACY_LIMITS, DEFAULT_MCU_TARGETS, KB, LIMITS, Budget, McuTarget, mcu_target
 from edgekd.errors import EdgekdError
-from edgekd.layout import (CARD_KEYS, CONFIG, MODEL_DATA_H, TFLITE_INT8, card_value, read_card, read_flatbuffer,
-                           read_json_object, verify_artifact)
+from edgekd.layout import (CARD_KEYS, CONFIG, MODEL_DATA_H, TFLITE_INT8, card_value, read_card, read_firmware_record,
+                           read_flatbuffer, read_json_object, verify_artifact)
 from edgekd.model import MAX_BLOCKS, MAX_IN_CHANNELS
 from edgekd.model import macs as model_macs
 
 # Limits that need the INT8 flatbuffer to be part of the artifact.
 NEEDS_FLATBUFFER = ("flash_kb", "arena_kb", "latency_ms", "int8_mae_bpm", "int8_mae_drop_bpm")
+# Limits a budget's [firmware] table judges on the firmware record instead of the card and the estimate.
+FIRMWARE_LIMITS = ("flash_kb", "arena_kb", "latency_ms")
 
 EXIT_PASS, EXIT_FAIL, EXIT_ERROR = 0, 1, 2
 
@@ -58,11 +63,14 @@ class Evidence:
     card: dict[str, Any]
     flatbuffer: bytes | None
     arena: tuple[int, int] | None  # (minimum, recommended) measured by TFLM; None when not installed
-    reserved_arena: int | None  # kArenaSize of model_data.h: what the firmware really reserves
+    reserved_arena: int | None  # NAME_ARENA_SIZE of model_data.h: what the firmware really reserves
     architecture: dict[str, int] | None  # config.json's "model" entry (card.json itself is not hashed)
+    firmware: dict[str, Any] | None = None  # figures of the budget's firmware record
+    firmware_error: str = ""  # why that record cannot be used (its limits become errors)
 
 
-def collect_evidence(folder: Path, card: dict[str, Any], limits: dict[str, float]) -> Evidence:
+def collect_evidence(folder: Path, card: dict[str, Any], limits: dict[str, float],
+                     firmware: dict[str, str] | None = None) -> Evidence:
     """Verify the files against the card and measure what the limits need (EdgekdError on any mismatch)."""
     needs_fb = any(k in limits for k in NEEDS_FLATBUFFER)
     files = verify_artifact(folder, card, required=(TFLITE_INT8,) if needs_fb else ())
@@ -72,13 +80,19 @@ def collect_evidence(folder: Path, card: dict[str, Any], limits: dict[str, float
         arena = measured_arena(flatbuffer, files[TFLITE_INT8])
     reserved = None
     if MODEL_DATA_H in files:
-        found = re.search(r"kArenaSize = (\d+)", files[MODEL_DATA_H].read_text(errors="replace"))
+        found = re.search(r"^#define \w+_ARENA_SIZE (\d+)$", files[MODEL_DATA_H].read_text(errors="replace"), re.M)
         reserved = int(found.group(1)) if found else None
     architecture = None
     if CONFIG in files:
         model = read_json_object(files[CONFIG]).get("model")
         architecture = model if isinstance(model, dict) else None
-    return Evidence(card, flatbuffer, arena, reserved, architecture)
+    record, why = None, ""
+    if firmware is not None and any(k in limits for k in FIRMWARE_LIMITS):
+        try:
+            record = read_firmware_record(folder, card, firmware["target"], firmware.get("kernels"))
+        except EdgekdError as exc:
+            why = str(exc)
+    return Evidence(card, flatbuffer, arena, reserved, architecture, record, why)
 
 
 def measured_arena(flatbuffer: bytes, path: Path) -> tuple[int, int] | None:
@@ -120,15 +134,17 @@ def _measure(ev: Evidence, limit: str, mcu: McuTarget | None, evidence: dict[str
     card = ev.card
     if limit in ACCURACY_LIMITS and (thin := _thin_evidence(card, evidence)):
         return None, thin
+    if limit in FIRMWARE_LIMITS and (ev.firmware is not None or ev.firmware_error):
+        return _measured(ev, limit, mcu)
     if limit == "flash_kb":
         assert ev.flatbuffer is not None  # collect_evidence requires the flatbuffer for this limit
-        return len(ev.flatbuffer) / KB, "flatbuffer bytes on disk (sha256 checked)"
+        return len(ev.flatbuffer) / KB, "flatbuffer bytes on disk (sha256 checked; no TFLM, no tracker)"
     if limit == "arena_kb":
         recorded, why = _positive(card, "arena_bytes")
         if recorded is None:
             return None, why
         if ev.reserved_arena is None:
-            return None, f"no {MODEL_DATA_H} with kArenaSize in the artifact: the firmware's arena is unknown"
+            return None, f"no {MODEL_DATA_H} with an _ARENA_SIZE in the artifact: the firmware's arena is unknown"
         if ev.reserved_arena != recorded:
             return None, f"card's arena {recorded:.0f} B is not the {ev.reserved_arena} B model_data.h reserves"
         if ev.arena is None:
@@ -151,7 +167,7 @@ def _measure(ev: Evidence, limit: str, mcu: McuTarget | None, evidence: dict[str
         if recorded != computed:
             return None, f"card's MACs {recorded} disagree with its architecture ({computed})"
         assert mcu is not None  # load_budget guarantees an mcu with latency_ms; gate() resolves it
-        return mcu.latency_ms(computed), f"estimate on {mcu.name}"
+        return mcu.latency_ms(computed), f"MACs x cycles/MAC estimate on {mcu.name} (+-2x)"
     if limit in ("mae_bpm", "int8_mae_bpm"):
         field = "mae_fp32" if limit == "mae_bpm" else "mae_int8"
         v = card_value(card, field)
@@ -164,6 +180,25 @@ def _measure(ev: Evidence, limit: str, mcu: McuTarget | None, evidence: dict[str
             return None, _missing("mae_fp32", "mae_int8")
         return int8 - fp32, "from card.json"
     raise EdgekdError(f"unknown limit '{limit}'")
+
+
+def _measured(ev: Evidence, limit: str, mcu: McuTarget | None) -> tuple[float | None, str]:
+    """A firmware limit from the record `edgekd firmware` wrote (the budget's [firmware] target)."""
+    if ev.firmware is None:
+        return None, ev.firmware_error
+    fw = ev.firmware
+    where = f"{Path(fw['path']).name}, {fw['kernels']} kernels"
+    if limit == "flash_kb":
+        return fw["flash_bytes"] / KB, f"linked image ({where}); flatbuffer {fw.get('flatbuffer_bytes')} B"
+    if limit == "arena_kb":
+        if ev.reserved_arena is not None and ev.reserved_arena < fw["arena_bytes"]:
+            return None, (f"model_data.h reserves {ev.reserved_arena} B, less than the {fw['arena_bytes']:.0f} B the "
+                          f"target needs ({where})")
+        return fw["arena_bytes"] / KB, f"smallest arena that allocates on the target ({where})"
+    assert mcu is not None  # load_budget guarantees an mcu with latency_ms
+    ms = fw["instructions_per_inference"] / mcu.clock_hz * 1e3
+    return ms, (f"{fw['instructions_per_inference'] / 1e6:.2f} M instructions measured ({where}) at CPI 1 on "
+                f"{mcu.name}'s {mcu.clock_hz / 1e6:g} MHz (estimate)")
 
 
 def gate(budget: Budget, artifacts: list[str | Path], mcu_targets: str | Path = DEFAULT_MCU_TARGETS) -> list[Check]:
@@ -180,7 +215,7 @@ def gate(budget: Budget, artifacts: list[str | Path], mcu_targets: str | Path = 
         folder = path if path.is_dir() else path.parent
         try:
             card = read_card(art)
-            ev = collect_evidence(folder, card, budget.limits)
+            ev = collect_evidence(folder, card, budget.limits, budget.firmware)
         except EdgekdError as exc:
             checks += [Check(name, k, LIMITS[k], None, t, "error", str(exc)) for k, t in budget.limits.items()]
             continue

@@ -262,3 +262,70 @@ def test_budget_validation_messages(tmp_path):
 def test_shipped_budgets_parse(name):
     budget = load_budget(Path(__file__).resolve().parent.parent / "models" / "budgets" / name)
     assert budget.limits and budget.mcu
+
+
+FIRMWARE = 'mcu = "test-m4"\n[firmware]\ntarget = "cortex-m4"\nkernels = "cmsis-nn"\n'
+
+
+def _firmware_record(art: Path, **figures) -> Path:
+    """A record as `edgekd firmware --target cortex-m4` writes it (the real run is tested in test_firmware.py)."""
+    card = _card(art)
+    rec = {"schema": "edgekd.bench/1", "runtime": "firmware-cortex-m4",
+           "artifact": {"tflite_sha256": card["files"]["model_int8.tflite"]["sha256"]},
+           "settings": {"target": "cortex-m4", "kernels": "cmsis-nn"},
+           "figures": {"windows": 8, "int8_mismatches": 0, "bpm_mismatches": 0, "flash_bytes": 150_000,
+                       "ram_bytes": 40_000, "arena_bytes": card["tflm"]["arena_bytes"] - 1024,
+                       "instructions_per_inference": 12_000_000, "flatbuffer_bytes": 9, **figures}}
+    path = art / "bench" / "firmware-cortex-m4.json"
+    path.parent.mkdir(exist_ok=True)
+    path.write_text(json.dumps(rec))
+    return path
+
+
+def test_firmware_budget_judges_the_measured_image_arena_and_instructions(tiny_artifact, tmp_path, mcu, capsys):
+    art = _copy(tiny_artifact, tmp_path)
+    _firmware_record(art)
+    limits = {"flash_kb": 200, "arena_kb": 64, "latency_ms": 200}
+    assert _gate(_budget(tmp_path, limits, FIRMWARE), [art], mcu, "--json") == 0
+    checks = {c["limit"]: c for c in json.loads(capsys.readouterr().out)["checks"]}
+    assert checks["flash_kb"]["value"] == 150_000 / KB and "linked image" in checks["flash_kb"]["detail"]
+    assert checks["arena_kb"]["value"] == (_card(art)["tflm"]["arena_bytes"] - 1024) / KB
+    assert checks["latency_ms"]["value"] == pytest.approx(12e6 / 100e6 * 1e3)  # test-m4: 100 MHz, CPI 1
+    assert "measured" in checks["latency_ms"]["detail"]
+    assert _gate(_budget(tmp_path, {"flash_kb": 100}, FIRMWARE), [art], mcu) == 1  # the image, not the flatbuffer
+
+
+@pytest.mark.parametrize("problem", ["missing", "stale", "mismatch", "kernels", "corrupt", "arena"])
+def test_firmware_budget_fails_closed_without_a_trustworthy_record(tiny_artifact, tmp_path, mcu, capsys, problem):
+    art = _copy(tiny_artifact, tmp_path)
+    path = _firmware_record(art)
+    if problem == "missing":
+        path.unlink()
+    elif problem == "stale":
+        rec = json.loads(path.read_text())
+        rec["artifact"]["tflite_sha256"] = "0" * 64
+        path.write_text(json.dumps(rec))
+    elif problem == "mismatch":
+        _firmware_record(art, int8_mismatches=3)
+    elif problem == "kernels":
+        rec = json.loads(path.read_text())
+        rec["settings"]["kernels"] = "reference"
+        path.write_text(json.dumps(rec))
+    elif problem == "corrupt":
+        path.write_text("{")
+    else:  # the target needs more arena than model_data.h reserves: the firmware would not run
+        _firmware_record(art, arena_bytes=_card(art)["tflm"]["arena_bytes"] + 16)
+    limits = {"flash_kb": 10_000, "arena_kb": 10_000, "latency_ms": 10_000, "int8_mae_drop_bpm": 100}
+    assert _gate(_budget(tmp_path, limits, FIRMWARE), [art], mcu, "--json") == 2
+    errors = {c["limit"] for c in _errors(capsys)}
+    assert errors == ({"arena_kb"} if problem == "arena" else {"flash_kb", "arena_kb", "latency_ms"})
+
+
+def test_firmware_table_validation(tmp_path):
+    for body, match in (("[firmware]\nkernels = \"cmsis-nn\"\n", "with target"),
+                        ("[firmware]\ntarget = \"m4\"\ncore = 1\n", "unknown \\[firmware\\] key"),
+                        ("[firmware]\ntarget = \"../x\"\n", "must be a name")):
+        path = tmp_path / "b.toml"
+        path.write_text("[limits]\nflash_kb = 1\n" + body)
+        with pytest.raises(EdgekdError, match=match):
+            load_budget(path)
