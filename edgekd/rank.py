@@ -9,6 +9,11 @@ blocks:
 - ``arena``: the TFLM arena bytes from card.json (needs ``--bench DIR``).
 - ``mcu-latency``: MACs x cycles/MAC / clock on an MCU from edgekd/mcu_targets.toml (``--mcu`` or the budget's).
 - ``latency``: measured median per-window latency from benchmark records (``--bench DIR``; runtime tflm by default).
+- ``instructions``: instructions per window measured in firmware (``--bench DIR --firmware TARGET``).
+
+With ``--firmware TARGET`` the records `edgekd firmware` wrote replace the estimates where an artifact has one:
+flash is the linked image, arena the target's, and mcu-latency measured instructions / the MCU clock (CPI 1).
+A stale or not bit-exact record is an error, not skipped.
 """
 
 from __future__ import annotations
@@ -22,7 +27,8 @@ from typing import Any
 
 from edgekd.budget import DEFAULT_MCU_TARGETS, KB, Budget, mcu_target
 from edgekd.errors import EdgekdError
-from edgekd.layout import BENCH_SCHEMA, CARD, card_value, read_card, verify_artifact
+from edgekd.layout import (BENCH_SCHEMA, CARD, card_value, firmware_record_path, read_card, read_firmware_record,
+                           verify_artifact)
 from edgekd.model import macs, size_table
 
 COSTS: dict[str, tuple[str, str]] = {  # cost name -> (row column, axis label)
@@ -30,6 +36,7 @@ COSTS: dict[str, tuple[str, str]] = {  # cost name -> (row column, axis label)
     "arena": ("arena_kb", "TFLM arena (KB)"),
     "mcu-latency": ("mcu_latency_ms", "MCU latency per window (ms, est.)"),
     "latency": ("latency_ms", "measured latency per window (ms)"),
+    "instructions": ("mcu_instructions_m", "instructions per window (M, measured in firmware)"),
 }
 # Benchmark records (firmware_bench/records.py): schema tag, and where the per-window latency sits.
 BENCH_LATENCY = ("figures", "batch_1", "median_ms")
@@ -69,8 +76,11 @@ def _visible(root: Path, pattern: str) -> list[Path]:
     return sorted(p for p in root.rglob(pattern) if not any(part.startswith(".") for part in p.relative_to(root).parts))
 
 
-def bench_costs(bench_dir: str | Path, runtime: str = "tflm") -> dict[int, dict[str, float]]:
-    """blocks -> {flash_kb, arena_kb, latency_ms} from card.json files and benchmark records under ``bench_dir``."""
+def bench_costs(bench_dir: str | Path, runtime: str = "tflm", firmware: str | None = None
+                ) -> dict[int, dict[str, float]]:
+    """blocks -> {flash_kb, arena_kb, latency_ms[, mcu_instructions_m]} from card.json files and benchmark
+    records under ``bench_dir``; with ``firmware`` (a target), flash and arena of artifacts with a firmware
+    record for it are the measured image and arena."""
     root = Path(bench_dir)
     if not root.is_dir():
         raise EdgekdError(f"{root}: no such folder of artifacts / benchmark records")
@@ -81,6 +91,12 @@ def bench_costs(bench_dir: str | Path, runtime: str = "tflm") -> dict[int, dict[
         blocks = card_value(card, "blocks")
         if blocks is None:
             raise EdgekdError(f"{card_path}: card lacks architecture/blocks")
+        if firmware and firmware_record_path(card_path.parent, firmware).is_file():
+            fw = read_firmware_record(card_path.parent, card, firmware)  # stale or not bit-exact: an error
+            found[int(blocks)]["flash_kb"].append(fw["flash_bytes"] / KB)
+            found[int(blocks)]["arena_kb"].append(fw["arena_bytes"] / KB)
+            found[int(blocks)]["mcu_instructions_m"].append(fw["instructions_per_inference"] / 1e6)
+            continue
         for field, col in (("flash_bytes", "flash_kb"), ("arena_bytes", "arena_kb")):
             v = card_value(card, field)
             if v is not None:
@@ -112,11 +128,18 @@ def add_costs(cands: list[dict[str, Any]], bench: dict[int, dict[str, float]] | 
         if key not in sizes:
             sizes[key] = size_table((key[0],), key[1])[0]["int8_weight_bytes"]
         measured = (bench or {}).get(c["student"], {})
+        instructions = measured.get("mcu_instructions_m")
         c["flash_kb"] = measured.get("flash_kb", sizes[key] / KB)
-        c["flash_source"] = "card" if "flash_kb" in measured else "estimate"
+        c["flash_source"] = "firmware" if instructions else ("card" if "flash_kb" in measured else "estimate")
         c["arena_kb"] = measured.get("arena_kb")
         c["latency_ms"] = measured.get("latency_ms")
-        c["mcu_latency_ms"] = target.latency_ms(macs(c["student"], c["in_channels"])) if target else None
+        c["mcu_instructions_m"] = instructions
+        if target is None:
+            c["mcu_latency_ms"] = None
+        elif instructions:  # measured instructions at CPI 1 on the MCU's clock
+            c["mcu_latency_ms"] = instructions * 1e6 / target.clock_hz * 1e3
+        else:
+            c["mcu_latency_ms"] = target.latency_ms(macs(c["student"], c["in_channels"]))
 
 
 def pareto(cands: list[dict[str, Any]], cost_col: str, metric: str) -> None:
@@ -138,18 +161,20 @@ def mark_budget(cands: list[dict[str, Any]], budget: Budget, metric: str) -> Non
 
 def rank(rows: list[dict[str, Any]], cost: str, metric: str = "mae_argmax", bench_dir: str | Path | None = None,
          budget: Budget | None = None, mcu: str | None = None, runtime: str = "tflm",
-         mcu_targets: str | Path = DEFAULT_MCU_TARGETS) -> list[dict[str, Any]]:
+         mcu_targets: str | Path = DEFAULT_MCU_TARGETS, firmware: str | None = None) -> list[dict[str, Any]]:
     """Candidates with costs, Pareto flags and (with a budget) fits, sorted by cost then MAE."""
     if cost not in COSTS:
         raise EdgekdError(f"unknown cost '{cost}'; choose from {', '.join(COSTS)}")
     col = COSTS[cost][0]
-    if cost in ("arena", "latency") and bench_dir is None:
+    if cost in ("arena", "latency", "instructions") and bench_dir is None:
         raise EdgekdError(f"--cost {cost} needs --bench DIR (artifacts with card.json / benchmark records)")
+    if cost == "instructions" and not firmware:
+        raise EdgekdError("--cost instructions needs --firmware TARGET (records of `edgekd firmware`)")
     mcu = mcu or (budget.mcu if budget else None)
     if cost == "mcu-latency" and not mcu:
         raise EdgekdError("--cost mcu-latency needs --mcu NAME (or a --budget that names one)")
     cands = candidates(rows, metric)
-    add_costs(cands, bench_costs(bench_dir, runtime) if bench_dir is not None else None, mcu, mcu_targets)
+    add_costs(cands, bench_costs(bench_dir, runtime, firmware) if bench_dir is not None else None, mcu, mcu_targets)
     if all(c[col] is None for c in cands):
         raise EdgekdError(f"no candidate has a '{cost}' cost (which student sizes do the artifacts cover?)")
     pareto(cands, col, metric)

@@ -13,8 +13,9 @@ from typing import Any
 
 from edgekd.errors import EdgekdError
 from edgekd.geometry import WINDOW
+from edgekd.layout import TFLITE_INT8
 from edgekd.runtimes import RUNTIMES
-from firmware_bench import mcu, records, tflm
+from firmware_bench import mcu, records, tflm, vela
 from firmware_bench.artifact import Artifact, load_artifact
 
 
@@ -116,5 +117,6 @@ def run_bench(folder: str | Path, runtimes: list[str] | None = None, mcu_targets
     estimates = [mcu.estimate(costs["macs"], t) for t in targets]
     out.append(records.make_record(ident, "static", records.host_device(), {"mcu_table": str(mcu.TARGETS_FILE)},
                                    {**costs, "mcu": estimates, "mcu_source": targets[0].source if targets else "",
-                                    "ethos_u": mcu.vela_status()}))
+                                    "ethos_u": vela.estimate(artifact.tflite_bytes()) if artifact.has(TFLITE_INT8)
+                                    else {"status": f"no {TFLITE_INT8}: no Ethos-U estimate"}}))
     return out

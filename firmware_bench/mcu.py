@@ -8,7 +8,6 @@ for targets whose table entry has a datasheet ``power_mw``. The arithmetic lives
 
 from __future__ import annotations
 
-import shutil
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -88,8 +87,3 @@ def estimate(macs: int, target: Target) -> dict[str, Any]:
         "energy_mj": None if target.power_mw is None else target.power_mw * ms / 1e3,
     }
     return row
-
-
-def vela_status() -> str:
-    """Arm Ethos-U estimates need ``ethos-u-vela``; say whether it is there rather than guess NPU cycles."""
-    return "ethos-u-vela found (not run)" if shutil.which("vela") else "ethos-u-vela not installed: no Ethos-U estimate"

@@ -12,7 +12,7 @@ import torch
 from edgekd.cli.main import main
 from edgekd.errors import EdgekdError
 from edgekd.model import deployed_param_count, macs
-from firmware_bench import records, tflm
+from firmware_bench import records, tflm, vela
 from edgekd.layout import TFLITE_INT8
 from firmware_bench.artifact import load_artifact
 from firmware_bench.bench import RUNTIMES, run_bench, verify_card_arena
@@ -58,6 +58,17 @@ def test_records_have_sane_fields(bench_records: list[dict], artifact: Path, tmp
     paths = records.write_records(bench_records, tmp_path)
     assert sorted(p.name for p in paths) == sorted(f"{r}.json" for r in recs)
     assert json.loads((tmp_path / "tflm.json").read_text())["schema"] == records.SCHEMA
+
+
+def test_static_record_has_vela_s_ethos_u55_estimate(bench_records: list[dict]) -> None:
+    """Vela (the ethos extra, which make installs) compiles the flatbuffer for an Ethos-U55: every op on the NPU."""
+    ethos = _by_runtime(bench_records)["static"]["figures"]["ethos_u"]
+    if not vela.installed():
+        assert "not installed" in ethos["status"]
+        return
+    assert ethos["accelerator"] == "Ethos_U55_128" and ethos["cpu_ops"] == 0 and ethos["npu_ops"] > 0
+    assert ethos["sram_bytes"] > 0 and ethos["flash_bytes"] > 0 and ethos["cycles_total"] > 0
+    assert ethos["macs"] == pytest.approx(macs(1), rel=0.05)  # Vela counts the graph's MACs itself
 
 
 def test_tflm_verifies_the_card_arena(bench_records: list[dict], artifact: Path) -> None:

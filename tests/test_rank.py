@@ -111,3 +111,34 @@ def test_rank_by_the_fused_tracker_mae(tmp_path, capsys):
     assert "mae_argmax" not in best
     assert main(["rank", str(tmp_path / "results.json"), "--metric", "mae_causal"]) == 2  # no such column
     assert "mae_causal" in capsys.readouterr().err
+
+
+def test_firmware_records_replace_the_estimates(tmp_path):
+    """--firmware TARGET: the image, the target's arena and measured instructions (and mcu-latency from them);
+    a record of another flatbuffer is an error, not a silent fallback to the card."""
+    for blocks, instructions in ((1, 6e6), (2, 10e6)):
+        art = tmp_path / f"student{blocks}"
+        art.mkdir()
+        card: dict = {}
+        _nest(card, CARD_KEYS["blocks"], blocks)
+        (art / "model_int8.tflite").write_bytes(b"\0" * 1000 * blocks)
+        card["files"] = {"model_int8.tflite": file_record(art / "model_int8.tflite")}
+        (art / "card.json").write_text(json.dumps(card))
+        (art / "bench").mkdir()
+        (art / "bench" / "firmware-cortex-m4.json").write_text(json.dumps({
+            "schema": BENCH_SCHEMA, "runtime": "firmware-cortex-m4", "settings": {"kernels": "cmsis-nn"},
+            "artifact": {"blocks": blocks, "tflite_sha256": card["files"]["model_int8.tflite"]["sha256"]},
+            "figures": {"int8_mismatches": 0, "bpm_mismatches": 0, "flash_bytes": 100_000 * blocks,
+                        "ram_bytes": 40_000, "arena_bytes": 30_000, "instructions_per_inference": instructions}}))
+    rows = rank(_rows(), "instructions", bench_dir=tmp_path, mcu="m4-120-cmsisnn", firmware="cortex-m4")
+    by = {r["name"]: r for r in rows}
+    assert by["2b scratch"]["mcu_instructions_m"] == 10.0 and by["2b scratch"]["flash_kb"] == 200_000 / KB
+    assert by["2b scratch"]["flash_source"] == "firmware" and by["2b scratch"]["arena_kb"] == 30_000 / KB
+    assert by["2b scratch"]["mcu_latency_ms"] == pytest.approx(10e6 / 120e6 * 1e3)
+    assert by["4b scratch"]["mcu_instructions_m"] is None
+    with pytest.raises(EdgekdError, match="needs --firmware"):
+        rank(_rows(), "instructions", bench_dir=tmp_path)
+    rec = tmp_path / "student1" / "bench" / "firmware-cortex-m4.json"
+    rec.write_text(rec.read_text().replace('"bpm_mismatches": 0', '"bpm_mismatches": 2'))
+    with pytest.raises(EdgekdError, match="bpm_mismatches"):
+        rank(_rows(), "flash", bench_dir=tmp_path, firmware="cortex-m4")

@@ -143,7 +143,15 @@ def print_tables(recs: list[dict[str, Any]]) -> None:
                                "latency_high_ms", "energy_mj", "stack"],
                     ["target", "MHz", "cycles/MAC", "latency ms", "low (/2)", "high (x2)", "energy mJ", "stack"],
                     title="MCU estimates (MACs x cycles/MAC / clock; MLPerf Tiny ResNet-8 table, +-2x)")
-    print(s["ethos_u"])
+    e = s["ethos_u"]
+    if "cycles_total" in e:
+        print()
+        print_table([e], ["accelerator", "clock_mhz", "sram_bytes", "flash_bytes", "npu_ops", "cpu_ops", "cycles_total",
+                          "inference_ms"],
+                    ["NPU", "MHz", "SRAM (B)", "flash (B)", "NPU ops", "CPU ops", "cycles", "ms"],
+                    title=f"Ethos-U ({e['status']}; Vela {e['vela_version']}, {e['system_config']})")
+    else:
+        print(e["status"])
 
 
 def _table3(args: argparse.Namespace) -> int:

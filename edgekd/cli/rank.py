@@ -15,14 +15,18 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("rank", help="Pareto front of student MAE against flash/arena/latency",
                        description="Averages each (teacher, student, strategy) over folds and seeds and ranks "
                                    "them by a deployment cost: flash (card.json, else the INT8 weight estimate), "
-                                   "arena (card.json), mcu-latency (MACs x cycles/MAC / clock) or latency "
-                                   "(benchmark records). With --out, writes OUT/rank.json and OUT/pareto_<cost>.png.")
+                                   "arena (card.json), mcu-latency (MACs x cycles/MAC / clock), latency "
+                                   "(benchmark records) or instructions (firmware records); with --firmware "
+                                   "TARGET, measured firmware figures replace the estimates. With --out, writes OUT/rank.json and OUT/pareto_<cost>.png.")
     p.add_argument("results", metavar="RESULTS", help="results.csv / results.json, or a sweep folder")
     p.add_argument("--bench", metavar="DIR", help="folder of artifacts (card.json) and benchmark records")
     p.add_argument("--cost", choices=list(COSTS), default="flash", help="the x axis (default flash)")
     p.add_argument("--budget", metavar="FILE", help="budget TOML: adds 'fits' (and its MCU for mcu-latency)")
     p.add_argument("--mcu", metavar="NAME", help="MCU of edgekd/mcu_targets.toml for mcu-latency")
     p.add_argument("--runtime", default="tflm", help="benchmark runtime for --cost latency (default tflm)")
+    p.add_argument("--firmware", metavar="TARGET",
+                   help="use the `edgekd firmware --target TARGET` records under --bench: the linked image for "
+                        "flash, the target's arena, measured instructions for mcu-latency and --cost instructions")
     p.add_argument("--metric", default="mae_argmax", choices=MAE_METRICS,
                    help="MAE decoding to rank by (default mae_argmax, WildPPG's; mae_causal / mae_fused: "
                         "the firmware's tracker without / with spectral fusion)")
@@ -34,7 +38,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     budget = load_budget(args.budget) if args.budget else None
     rows = rank(read_results(args.results), args.cost, args.metric, args.bench, budget, args.mcu, args.runtime,
-                DEFAULT_MCU_TARGETS)
+                DEFAULT_MCU_TARGETS, args.firmware)
     col, label = COSTS[args.cost]
     if args.out:
         from edgekd.atomic import write_json

@@ -41,7 +41,7 @@ def _common(p: argparse.ArgumentParser, epochs: int | None = RUN.epochs) -> None
     p.add_argument("--data", metavar="FILE", help="WindowSet .npz (default: the embedded synthetic corpus)")
     p.add_argument("--fold", default=RUN.fold,
                    help="K/N (fold K of an N-fold subject split), loso:SUBJECT, lodo:DATASET (leave a data set out), "
-                        "all (train on everything), or holdout[:FRACTION] (default {RUN.fold})")
+                        f"all (train on everything), or holdout[:FRACTION] (default {RUN.fold})")
     p.add_argument("--split-seed", type=non_negative_int, default=RUN.split_seed,
                    help=f"seed of the subject shuffle (default {RUN.split_seed})")
     p.add_argument("--epochs", type=positive_int, default=epochs,
