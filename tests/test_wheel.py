@@ -1,5 +1,6 @@
 """`pip install` of the built wheel works outside the repository: the MCU table and the decoder C travel as
-package data, so export -> bench -> gate run from an unrelated folder with only the installed package."""
+package data, so export -> bench -> firmware (host) -> gate run from an unrelated folder with only the installed
+package."""
 
 from __future__ import annotations
 
@@ -12,7 +13,10 @@ from pathlib import Path
 
 import torch
 
+from edgekd.layout import TRACKER_FILES
+
 REPO = Path(__file__).resolve().parent.parent
+SHARED_TFLM = REPO.parent / "shared" / "tflm"
 
 
 def _run(cmd: list[str], cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess:
@@ -63,8 +67,12 @@ def test_wheel_installs_and_runs_export_bench_gate_outside_the_repo(tmp_path: Pa
     generate(subjects=2, minutes=1.0, seed=3).save(work / "windows.npz")
     _run([edgekd, "export", "run", "--out", "art", "--int8", "--calib", "windows.npz", "--eval", "windows.npz"],
          work, env)
-    for f in ("hr_tracker.c", "hr_tracker.h", "hr_spectral.c", "hr_spectral.h"):
+    for f in TRACKER_FILES:
         assert (work / "art" / f).read_bytes() == (REPO / "export" / "tracker" / f).read_bytes()
+    # The firmware templates are package data too: the host build runs from the wheel (TFLM objects cached).
+    if SHARED_TFLM.is_dir():
+        _run([edgekd, "firmware", "art", "--tflm", str(SHARED_TFLM), "--windows", "4", "--data", "windows.npz"],
+             work, env)
     # bench's MCU estimates read the packaged table; the gate's latency limit needs it too
     _run([edgekd, "bench", "art", "--runtimes", "tflm", "--repeat", "3", "--batch", "4", "--mcu", "m4-120-xcubeai",
           "--out", "bench"], work, env)
