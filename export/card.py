@@ -30,15 +30,22 @@ def card_md(card: dict[str, Any]) -> str:
                          f"fusion: {', '.join(f'`{f}`' for f in card['firmware_extras'])} (portable C).")
         if "decoder" in acc:
             f, t = acc["decoder"]["fusion"], acc["decoder"]["tracker"]
-            # repr() of a float always has a point or exponent: 4.0f is C, 4f is not.
-            lines += ["- The decoder the accuracy below is for (z = dequantised logits, float[kNumClasses]):",
-                      "", "```c",
-                      f"hr_tracker_init(&tr, {float(t['sigma_bpm'])!r}f, {float(t['temperature'])!r}f, "
-                      f"HR_TRACKER_{t['kind'].upper()}, {float(t['floor'])!r}f);  /* once per recording */",
+            p = card["tflm"]["c_identifier"].upper()
+            # The macros of model_data.h, with the values they hold (repr() of a float always has a point or an
+            # exponent: 4.0f is C, 4f is not).
+            lines += [f"- The decoder the accuracy below is for (z = dequantised logits, float[{p}_NUM_CLASSES]; "
+                      f"the values are macros of `model_data.h`):", "", "```c",
+                      f"hr_tracker_init(&tr, {p}_TRACKER_SIGMA_BPM, {p}_TRACKER_TEMPERATURE, {p}_TRACKER_KIND, "
+                      f"{p}_TRACKER_FLOOR);  /* {float(t['sigma_bpm'])!r}f, {float(t['temperature'])!r}f, "
+                      f"HR_TRACKER_{t['kind'].upper()}, {float(t['floor'])!r}f; once per recording */",
                       "hr_spectral_evidence(ppg, acc_x, acc_y, acc_z, evidence);  /* the float window */",
-                      f"hr_spectral_fuse(z, evidence, {float(f['model_weight'])!r}f, {float(f['weight'])!r}f, "
-                      f"{float(f['floor'])!r}f, {float(f['clear_quality'])!r}f, {float(f['unclear_weight'])!r}f);",
-                      "int cls = hr_tracker_update_f32(&tr, z);  /* BPM = kBpmMin + cls */", "```"]
+                      f"hr_spectral_fuse(z, evidence, {p}_FUSION_MODEL_WEIGHT, {p}_FUSION_WEIGHT, {p}_FUSION_FLOOR,",
+                      f"                 {p}_FUSION_CLEAR_QUALITY, {p}_FUSION_UNCLEAR_WEIGHT);  /* "
+                      f"{float(f['model_weight'])!r}f, {float(f['weight'])!r}f, {float(f['floor'])!r}f, "
+                      f"{float(f['clear_quality'])!r}f, {float(f['unclear_weight'])!r}f */",
+                      f"int cls = hr_tracker_update_f32(&tr, z);  /* BPM = {p}_BPM_MIN + cls */", "```",
+                      f"- TFLM sources to compile: `kernel_sources.txt`; `edgekd firmware {card['name']} --target "
+                      f"cortex-m4` builds and runs all of it under QEMU."]
     if acc:
         ev, on = card["data"]["evaluation"], acc["measured_on"]
         lines += ["", "## Accuracy (MAE in BPM; fused = the decoder above, what firmware reports)", "",

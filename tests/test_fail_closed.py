@@ -317,7 +317,9 @@ def test_outputs_honour_the_umask(workdir: Path):
     card = json.loads((workdir / "models/m/card.json").read_text())  # the decoder setting reaches the card
     assert card["accuracy"]["decoder"]["fusion"] == {"weight": 2.0, "floor": 0.01, "model_weight": 0.5,
                                                    "clear_quality": 0.3, "unclear_weight": 0.5}
-    assert "hr_spectral_fuse(z, evidence, 0.5f, 2.0f, 0.01f, 0.3f, 0.5f)" in (workdir / "models/m/card.md").read_text()
+    assert "/* 0.5f, 2.0f, 0.01f, 0.3f, 0.5f */" in (workdir / "models/m/card.md").read_text()  # model_data.h's values
+    header = (workdir / "models/m/model_data.h").read_text()
+    assert "#define M_FUSION_WEIGHT 2.0f" in header and "#define M_FUSION_CLEAR_QUALITY 0.3f" in header
 
 
 def test_a_killed_exports_leftovers_are_cleaned_and_never_ranked(workdir: Path):

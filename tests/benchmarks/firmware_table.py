@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from pathlib import Path
 
 from edgekd.budget import mcu_target
@@ -36,7 +35,6 @@ def _kb(b: float | None) -> str:
 
 def row(art_dir: Path, target: str, kernels: str, windows: int, tflm: Path | None) -> dict[str, str]:
     art = load_artifact(art_dir)
-    t0 = time.perf_counter()
     rec = firmware_check(art_dir, target, kernels, tflm, windows, progress=False)
     f = rec["figures"]
     spec = art.spec
@@ -49,7 +47,7 @@ def row(art_dir: Path, target: str, kernels: str, windows: int, tflm: Path | Non
            "arena KB (target / card est.)": f"{_kb(f['arena_bytes'])} / {_kb(art.card['tflm']['arena_bytes'])}",
            "flash KB (image / est.)": f"{_kb(f.get('flash_bytes'))} / {_kb(len(model) + (code or 0))}",
            "model / TFLM / kernels / libc / decoder KB": "-", "RAM KB": _kb(f.get("ram_bytes")),
-           "M instr. / window": "-", "ms (measured est. / MAC est.)": "-", "wall s": f"{time.perf_counter() - t0:.0f}"}
+           "M instr. / window": "-", "ms (measured est. / MAC est.)": "-"}
     if "flash_by_component" in f:
         c = f["flash_by_component"]
         out["model / TFLM / kernels / libc / decoder KB"] = " / ".join(
