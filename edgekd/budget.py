@@ -16,9 +16,11 @@ A budget file::
     min_windows = 200                # held-out windows the card's MAE was measured on
     min_subjects = 3                 # ... and distinct subjects among them
     [firmware]                       # optional: judge flash, arena and latency on the firmware build
-    target = "cortex-m4"             # ARTIFACT/bench/firmware-cortex-m4.json from `edgekd firmware` must exist:
-    kernels = "cmsis-nn"             # flash = linked image, arena = measured on the target, latency = measured
-                                     # instructions / the mcu's clock (CPI 1); optional kernels pins the kernel set
+    target = "cortex-m4"             # ARTIFACT/bench/firmware-cortex-m4.json from `edgekd firmware` must exist
+    kernels = "cmsis-nn"             # (optional: pins the kernel set); flash = the linked image, arena = what
+                                     # model_data.h reserves (the target's measured need must fit in it), latency
+                                     # = measured instructions per window (model + decoder) / the mcu's clock at
+                                     # CPI 1; the mcu must be the target's core
 
 Unknown keys are errors, not warnings: a typo in a CI budget must not silently disable a limit.
 """
@@ -33,6 +35,8 @@ from pathlib import Path
 from typing import Any
 
 from edgekd.errors import EdgekdError
+from edgekd.firmware_targets import MCU_TARGETS, TARGETS
+from edgekd.tflm_ops import KERNEL_SETS
 
 KB = 1024
 LIMITS: dict[str, str] = {
@@ -69,6 +73,7 @@ class McuTarget:
     name: str
     clock_hz: float
     cycles_per_mac: float
+    core: str | None = None  # "Cortex-M4": what a budget's [firmware] target must be measured on
 
     def latency_ms(self, macs: float) -> float:
         """Per-window latency estimated from MACs (REFERENCE.md section 5: treat as +-2x)."""
@@ -126,10 +131,21 @@ def _firmware(path: Path, doc: object) -> dict[str, str] | None:
     if unknown:
         raise EdgekdError(f"{path}: unknown [firmware] key(s) {', '.join(sorted(unknown))}; allowed: "
                           f"{', '.join(FIRMWARE_KEYS)}")
-    for key, value in doc.items():
-        if not isinstance(value, str) or not value.replace("-", "").isalnum():
-            raise EdgekdError(f"{path}: [firmware] '{key}' must be a name like cortex-m4 / cmsis-nn, got {value!r}")
+    if doc["target"] not in MCU_TARGETS:
+        raise EdgekdError(f"{path}: [firmware] target must be one of {', '.join(MCU_TARGETS)}, got {doc['target']!r}")
+    if "kernels" in doc and doc["kernels"] not in KERNEL_SETS:
+        raise EdgekdError(f"{path}: [firmware] kernels must be one of {', '.join(KERNEL_SETS)}, got {doc['kernels']!r}")
     return dict(doc)
+
+
+def check_firmware_mcu(budget: Budget, mcu: McuTarget | None) -> None:
+    """A [firmware] record measured on one core cannot stand for another MCU's latency (EdgekdError)."""
+    if budget.firmware is None or mcu is None:
+        return
+    core = TARGETS[budget.firmware["target"]].core
+    if mcu.core != core:
+        raise EdgekdError(f"{budget.path or budget.name}: [firmware] target {budget.firmware['target']} is a {core}, "
+                          f"but mcu '{mcu.name}' is a {mcu.core or 'core the MCU table does not name'}")
 
 
 def _evidence(path: Path, doc: object) -> dict[str, int]:
@@ -163,7 +179,8 @@ def load_mcu_targets(path: str | Path = DEFAULT_MCU_TARGETS) -> dict[str, McuTar
             raise EdgekdError(f"{path}: target '{name}' needs numeric clock_mhz and cycles_per_mac") from None
         if clock <= 0 or cpm <= 0:
             raise EdgekdError(f"{path}: target '{name}' has a non-positive clock or cycles/MAC")
-        out[name] = McuTarget(name, clock, cpm)
+        core = entry.get("core")
+        out[name] = McuTarget(name, clock, cpm, core if isinstance(core, str) else None)
     if not out:
         raise EdgekdError(f"{path}: no MCU targets found")
     return out

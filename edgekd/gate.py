@@ -26,7 +26,8 @@ from pathlib import Path
 from typing import Any
 from xml.etree import ElementTree as ET
 
-from edgekd.budget import ACCURACY_LIMITS, DEFAULT_MCU_TARGETS, KB, LIMITS, Budget, McuTarget, mcu_target
+from edgekd.budget import (ACCURACY_LIMITS, DEFAULT_MCU_TARGETS, KB, LIMITS, Budget, McuTarget, check_firmware_mcu,
+                           mcu_target)
 from edgekd.errors import EdgekdError
 from edgekd.layout import (CARD_KEYS, CONFIG, MODEL_DATA_H, TFLITE_INT8, card_value, read_card, read_firmware_record,
                            read_flatbuffer, read_json_object, verify_artifact)
@@ -190,15 +191,18 @@ def _measured(ev: Evidence, limit: str, mcu: McuTarget | None) -> tuple[float | 
     where = f"{Path(fw['path']).name}, {fw['kernels']} kernels"
     if limit == "flash_kb":
         return fw["flash_bytes"] / KB, f"linked image ({where}); flatbuffer {fw.get('flatbuffer_bytes')} B"
-    if limit == "arena_kb":
-        if ev.reserved_arena is not None and ev.reserved_arena < fw["arena_bytes"]:
+    if limit == "arena_kb":  # what the image reserves is what the part must have; the target's need must fit it
+        if ev.reserved_arena is None:
+            return None, f"no {MODEL_DATA_H} with an _ARENA_SIZE in the artifact: the firmware's arena is unknown"
+        if ev.reserved_arena < fw["arena_bytes"]:
             return None, (f"model_data.h reserves {ev.reserved_arena} B, less than the {fw['arena_bytes']:.0f} B the "
                           f"target needs ({where})")
-        return fw["arena_bytes"] / KB, f"smallest arena that allocates on the target ({where})"
+        return ev.reserved_arena / KB, (f"what model_data.h reserves; the target needs {fw['arena_bytes']:.0f} B "
+                                        f"({where})")
     assert mcu is not None  # load_budget guarantees an mcu with latency_ms
-    ms = fw["instructions_per_inference"] / mcu.clock_hz * 1e3
-    return ms, (f"{fw['instructions_per_inference'] / 1e6:.2f} M instructions measured ({where}) at CPI 1 on "
-                f"{mcu.name}'s {mcu.clock_hz / 1e6:g} MHz (estimate)")
+    ms = fw["instructions_per_window"] / mcu.clock_hz * 1e3
+    return ms, (f"{fw['instructions_per_window'] / 1e6:.2f} M instructions per window (model + decoder) measured "
+                f"({where}) at CPI 1 on {mcu.name}'s {mcu.clock_hz / 1e6:g} MHz (estimate)")
 
 
 def gate(budget: Budget, artifacts: list[str | Path], mcu_targets: str | Path = DEFAULT_MCU_TARGETS) -> list[Check]:
@@ -208,6 +212,7 @@ def gate(budget: Budget, artifacts: list[str | Path], mcu_targets: str | Path = 
     if not artifacts:
         raise EdgekdError("gate needs at least one artifact")
     mcu = mcu_target(budget.mcu, mcu_targets) if budget.mcu else None  # an unknown MCU fails closed
+    check_firmware_mcu(budget, mcu)
     checks: list[Check] = []
     for art in artifacts:
         name = str(art)

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from edgekd.errors import EdgekdError
+from edgekd.tflm_ops import KERNEL_SETS
 
 CONFIG = "config.json"
 WEIGHTS = "model.safetensors"
@@ -177,7 +178,14 @@ def read_card(artifact: str | Path) -> dict[str, Any]:
 
 # Benchmark records (firmware_bench writes them; rank and the gate read them).
 BENCH_SCHEMA = "edgekd.bench/1"
-FIRMWARE_FIGURES = ("flash_bytes", "ram_bytes", "arena_bytes", "instructions_per_inference")
+FIRMWARE_FIGURES = ("flash_bytes", "ram_bytes", "arena_bytes", "instructions_per_window")
+MIN_FIRMWARE_WINDOWS = 4  # a record must have compared at least this many windows to stand for the model
+
+
+def files_sha256(card: dict[str, Any]) -> str:
+    """One hash of every file the card lists (names, sizes, sha256s): a record made from these files, and no
+    other export of them (a new decoder C, another kernel list), carries it."""
+    return hashlib.sha256(json.dumps(card.get("files"), sort_keys=True).encode()).hexdigest()
 
 
 def firmware_record_path(folder: str | Path, target: str) -> Path:
@@ -187,8 +195,10 @@ def firmware_record_path(folder: str | Path, target: str) -> Path:
 def read_firmware_record(folder: str | Path, card: dict[str, Any], target: str,
                          kernels: str | None = None) -> dict[str, Any]:
     """The figures of ``ARTIFACT/bench/firmware-TARGET.json`` (`edgekd firmware`), refused unless the record
-    is for this artifact's flatbuffer (sha256 of the card, which the caller verified against the file), for
-    ``kernels`` when given, ran identical to the Python interpreter and decoder, and holds positive figures."""
+    was made from exactly this artifact's files (the card's hashes, which the caller verified against the files),
+    with a known kernel set (``kernels`` when given), compared at least MIN_FIRMWARE_WINDOWS windows with zero
+    int8 and heart-rate mismatches, and holds positive figures (an image no smaller than the flatbuffer)."""
+
     path = firmware_record_path(folder, target)
     if not path.is_file():
         raise EdgekdError(f"{path}: no firmware record (run `edgekd firmware {folder} --target {target}`)")
@@ -199,17 +209,25 @@ def read_firmware_record(folder: str | Path, card: dict[str, Any], target: str,
     figures = rec.get("figures") if isinstance(rec.get("figures"), dict) else {}
     if rec.get("schema") != BENCH_SCHEMA or rec.get("runtime") != f"firmware-{target}":
         raise EdgekdError(f"{path}: not an edgekd firmware record for {target}")
-    if not fb.get("sha256") or art.get("tflite_sha256") != fb.get("sha256"):
-        raise EdgekdError(f"{path}: measured another flatbuffer than this artifact's {TFLITE_INT8} (stale record; "
-                          f"re-run `edgekd firmware`)")
-    if kernels is not None and settings.get("kernels") != kernels:
-        raise EdgekdError(f"{path}: built with {settings.get('kernels')} kernels, the budget asks for {kernels}")
+    if not fb.get("sha256") or art.get("tflite_sha256") != fb.get("sha256") \
+            or art.get("files_sha256") != files_sha256(card):
+        raise EdgekdError(f"{path}: made from other files than this artifact's (stale record; re-run `edgekd "
+                          f"firmware`)")
+    if settings.get("kernels") not in KERNEL_SETS or (kernels is not None and settings.get("kernels") != kernels):
+        raise EdgekdError(f"{path}: built with {settings.get('kernels')!r} kernels, the budget asks for "
+                          f"{kernels or ' or '.join(KERNEL_SETS)}")
+    windows = figures.get("windows")
+    if type(windows) is not int or windows < MIN_FIRMWARE_WINDOWS:
+        raise EdgekdError(f"{path}: compared {windows!r} windows; a record needs at least {MIN_FIRMWARE_WINDOWS}")
     for key in ("int8_mismatches", "bpm_mismatches"):
-        if figures.get(key) != 0:
+        if type(figures.get(key)) is not int or figures[key] != 0:
             raise EdgekdError(f"{path}: {key} = {figures.get(key)!r}: the firmware does not reproduce the Python "
                               f"interpreter, so its figures cannot stand for the model")
     for key in FIRMWARE_FIGURES:
         v = figures.get(key)
         if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v <= 0:
             raise EdgekdError(f"{path}: figures/{key} = {v!r}, not a positive number")
-    return {**figures, "kernels": settings.get("kernels"), "path": str(path)}
+    if figures["flash_bytes"] < fb.get("bytes", 0):
+        raise EdgekdError(f"{path}: an image of {figures['flash_bytes']} B cannot hold the {fb.get('bytes')} B "
+                          f"flatbuffer")
+    return {**figures, "kernels": settings["kernels"], "path": str(path)}

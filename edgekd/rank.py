@@ -91,11 +91,12 @@ def bench_costs(bench_dir: str | Path, runtime: str = "tflm", firmware: str | No
         blocks = card_value(card, "blocks")
         if blocks is None:
             raise EdgekdError(f"{card_path}: card lacks architecture/blocks")
-        if firmware and firmware_record_path(card_path.parent, firmware).is_file():
-            fw = read_firmware_record(card_path.parent, card, firmware)  # stale or not bit-exact: an error
-            found[int(blocks)]["flash_kb"].append(fw["flash_bytes"] / KB)
-            found[int(blocks)]["arena_kb"].append(fw["arena_bytes"] / KB)
-            found[int(blocks)]["mcu_instructions_m"].append(fw["instructions_per_inference"] / 1e6)
+        if firmware:  # measured figures only: an artifact without a record for the target is left out, not mixed in
+            if firmware_record_path(card_path.parent, firmware).is_file():
+                fw = read_firmware_record(card_path.parent, card, firmware)  # stale or not bit-exact: an error
+                found[int(blocks)]["flash_kb"].append(fw["flash_bytes"] / KB)
+                found[int(blocks)]["arena_kb"].append(fw["arena_bytes"] / KB)
+                found[int(blocks)]["mcu_instructions_m"].append(fw["instructions_per_window"] / 1e6)
             continue
         for field, col in (("flash_bytes", "flash_kb"), ("arena_bytes", "arena_kb")):
             v = card_value(card, field)
@@ -113,6 +114,9 @@ def bench_costs(bench_dir: str | Path, runtime: str = "tflm", firmware: str | No
         blocks, ms = _dig(rec, BENCH_BLOCKS), _dig(rec, BENCH_LATENCY)
         if isinstance(blocks, int) and isinstance(ms, (int, float)):
             found[blocks]["latency_ms"].append(float(ms))
+    if firmware and not any("mcu_instructions_m" in cols for cols in found.values()):
+        raise EdgekdError(f"{root}: no artifact has a bench/firmware-{firmware}.json (run `edgekd firmware ARTIFACT "
+                          f"--target {firmware}`)")
     if not found:
         raise EdgekdError(f"{root}: no card.json or '{runtime}' benchmark records found")
     return {b: {k: mean(v) for k, v in cols.items()} for b, cols in found.items()}

@@ -12,7 +12,7 @@ from typing import Any
 
 from edgekd.checkpoint import model_spec
 from edgekd.errors import EdgekdError
-from edgekd.layout import CARD, CARD_KEYS, TFLITE_INT8, card_entry, read_card, read_flatbuffer
+from edgekd.layout import CARD, CARD_KEYS, TFLITE_INT8, card_entry, files_sha256, read_card, read_flatbuffer
 
 
 @dataclass(frozen=True)
@@ -57,6 +57,7 @@ class Artifact:
         out: dict[str, Any] = {"name": self.name, "path": str(self.folder), **self.spec}
         if self.has(TFLITE_INT8):  # load_artifact checked the file against this recorded hash
             out["tflite_sha256"] = self.card["files"][TFLITE_INT8]["sha256"]
+        out["files_sha256"] = files_sha256(self.card)  # all of the files: what a firmware record was built from
         return out
 
 

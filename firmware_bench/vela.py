@@ -17,6 +17,7 @@ from edgekd.errors import EdgekdError
 
 ACCELERATOR = "ethos-u55-128"  # the smallest common U55 configuration (128 MACs/cycle)
 KIB = 1024
+VELA_TIMEOUT_S = 300
 
 
 def installed() -> bool:
@@ -30,12 +31,17 @@ def estimate(model: bytes, accelerator: str = ACCELERATOR) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="edgekd-vela-") as tmp:
         path = Path(tmp) / "model.tflite"
         path.write_bytes(model)
-        proc = subprocess.run([sys.executable, "-m", "ethosu.vela", str(path), "--accelerator-config", accelerator,
-                               "--output-dir", tmp], capture_output=True, text=True, cwd=tmp, timeout=300)
+        try:
+            proc = subprocess.run([sys.executable, "-m", "ethosu.vela", str(path), "--accelerator-config",
+                                   accelerator, "--output-dir", tmp], capture_output=True, text=True, cwd=tmp,
+                                  timeout=VELA_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            raise EdgekdError(f"vela: no result for {accelerator} after {VELA_TIMEOUT_S} s") from None
         summaries = sorted(Path(tmp).glob("model_summary_*.csv"))
         if proc.returncode != 0 or not summaries:
+            lines = (proc.stderr or proc.stdout).strip().splitlines()
             raise EdgekdError(f"vela cannot compile the INT8 flatbuffer for {accelerator}: "
-                              f"{(proc.stderr or proc.stdout).strip().splitlines()[-1:] or 'no summary'}")
+                              f"{' '.join(lines[-1].split()) if lines else 'no summary written'}")
         with open(summaries[0], newline="") as fh:
             s = next(csv.DictReader(fh))
         npu_ops = proc.stdout.split("NPU operators = ")[1].split()[0] if "NPU operators = " in proc.stdout else None

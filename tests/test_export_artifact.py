@@ -205,7 +205,7 @@ const unsigned char* first_byte() {{ return {ident}::ModelData(); }}
         fusion["model_weight"], fusion["weight"], fusion["clear_quality"], fusion["unclear_weight"], tracker["sigma_bpm"])]
     assert int(kind) == {"gaussian": 0, "laplace": 1}[tracker["kind"]]
     ops_h = (artifact / "ops.h").read_text()
-    assert f"MicroMutableOpResolver<kNumOps>" in ops_h and f"kNumOps = {len(card['tflm']['ops'])}" in ops_h
+    assert "MicroMutableOpResolver<kNumOps>" in ops_h and f"kNumOps = {len(card['tflm']['ops'])}" in ops_h
     for call in ("AddConv2D()", "AddExpandDims()", "AddReshape()", "AddFullyConnected()", "AddMean()"):
         assert call in ops_h
     sources = (artifact / "kernel_sources.txt").read_text()

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -103,7 +104,11 @@ Linker script and memory map
  .rodata.g_m_model_data
                 0x00000540      0x400 /w/size/model_data.o
  .text.memcpy   0x00000940       0x20 /usr/lib/arm-none-eabi/lib/thumb/libc_nano.a(libc_a-memcpy.o)
- *fill*         0x00000960        0x4
+ .rodata.str1.1
+                0x00000960       0x30 /w/size/main.o
+ .rodata.str1.1
+                0x00000960       0x18 /c/libtflm-core-0123.a(tensorflow__lite__micro__micro_log.o)
+ *fill*         0x00000990        0x4
 .data           0x20000000       0x10 load address 0x00000964
  .data.x        0x20000000       0x10 /w/size/hr_tracker.o
 .bss            0x20000010     0x9010
@@ -114,8 +119,10 @@ Linker script and memory map
  .comment       0x00000000       0x20 /w/size/main.o
 """)
     sizes = image_sizes(tmp_path / "x.map")
-    assert sizes["flash"] == {"app": 0x40, "tflm": 0x200, "kernels": 0x300, "model": 0x400, "libc": 0x20,
-                              "tracker": 0x10}
+    # Merged strings share one address range: counted once (main.o's 0x30; micro_log's 0x18 adds nothing).
+    assert sizes["flash"] == {"app": 0x40 + 0x30, "tflm": 0x200, "kernels": 0x300, "model": 0x400, "libc": 0x20,
+                              "tracker": 0x10, "padding": 0x1000 - 0x990}
+    assert sum(sizes["flash"].values()) == 0x1000 + 0x10  # the output sections: .text + .data's load image
     assert sizes["ram"] == {"tracker": 0x10, "arena": 0x9000, "app": 0x10}
 
 
@@ -124,7 +131,12 @@ def _cortex_m_tools() -> bool:
 
 
 @pytest.fixture(scope="module")
-def m4_record(tiny_artifact, shared_tflm):
+def m4_keep(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("m4")
+
+
+@pytest.fixture(scope="module")
+def m4_record(tiny_artifact, shared_tflm, m4_keep):
     if not _cortex_m_tools():
         if os.environ.get("EDGEKD_REQUIRE_CORTEX_M"):
             pytest.fail("EDGEKD_REQUIRE_CORTEX_M is set but arm-none-eabi-gcc/g++ or qemu-system-arm is missing")
@@ -133,21 +145,34 @@ def m4_record(tiny_artifact, shared_tflm):
     from firmware_bench.firmware.run import firmware_check
 
     return firmware_check(tiny_artifact, "cortex-m4", tflm=shared_tflm, windows=6, data=_windows(tiny_artifact),
-                          progress=False)
+                          progress=False, keep=m4_keep)
 
 
-def test_cortex_m4_on_qemu_is_bit_exact_and_measured(m4_record, tiny_artifact):
+def test_cortex_m4_on_qemu_is_bit_exact_and_measured(m4_record, m4_keep, tiny_artifact):
     f = m4_record["figures"]
     assert m4_record["settings"]["kernels"] == "cmsis-nn" and m4_record["settings"]["machine"] == "mps2-an386"
     assert f["int8_mismatches"] == 0 and f["bpm_mismatches"] == 0 and f["decoder_mismatches"] == 0
     # SysTick on the processor clock under -icount shift=0: a fixed number of instructions per tick.
     assert f["instructions_per_tick"] == pytest.approx(40.0, rel=1e-3)
     assert 1e5 < f["instructions_per_inference"] < 1e9
-    assert f["latency_ms_estimate"]["ms"] == pytest.approx(f["instructions_per_inference"] / 80e3)
+    # The decoder (Goertzel evidence, fusion, tracker) is about 0.15 M multiply-adds: part of every window.
+    assert 5e4 < f["instructions_per_decode"] < 5e6
+    assert f["instructions_per_window"] == pytest.approx(f["instructions_per_inference"] + f["instructions_per_decode"],
+                                                         rel=0.02)
+    assert f["latency_ms_estimate"]["ms"] == pytest.approx(f["instructions_per_window"] / 80e3)
+    assert 1024 < f["stack_bytes"] < 64 * 1024  # measured high-water mark of the run build
     # The linked image holds the model, TFLM, kernels, libc and the decoder; RAM holds the reserved arena.
     card = json.loads((tiny_artifact / "card.json").read_text())
     assert f["flash_by_component"]["model"] == card["files"]["model_int8.tflite"]["bytes"]
     assert all(f["flash_by_component"][c] > 0 for c in ("tflm", "kernels", "libc", "tracker", "app"))
     assert f["flash_bytes"] == sum(f["flash_by_component"].values())
+    # The map's totals are the ELF's: flash = what loads into FLASH, RAM = .data + .bss (arm-none-eabi-size -A).
+    sections = dict(line.split()[:2] for line in subprocess.run(
+        ["arm-none-eabi-size", "-A", str(m4_keep / "size" / "firmware.elf")], capture_output=True, text=True,
+        check=True).stdout.splitlines()[2:] if line.strip() and not line.startswith("Total"))
+    size = {k: int(v) for k, v in sections.items()}
+    assert f["flash_bytes"] == sum(size.get(k, 0) for k in (".text", ".ARM.exidx", ".ARM.extab", ".preinit_array",
+                                                            ".init_array", ".fini_array", ".data"))
+    assert f["ram_bytes"] == size[".data"] + size[".bss"]
     assert f["ram_by_component"]["arena"] == card["tflm"]["arena_bytes"]
     assert 0 < f["arena_bytes"] <= card["tflm"]["arena_bytes"]

@@ -20,8 +20,14 @@ from edgekd.layout import CARD_KEYS, card_value
 
 MCU_TABLE = """
 [targets.test-m4]
+core = "Cortex-M4"
 clock_mhz = 100
 cycles_per_mac = 2.0
+
+[targets.test-m7]
+core = "Cortex-M7"
+clock_mhz = 200
+cycles_per_mac = 1.0
 """
 LIMITS = ("flash_kb", "arena_kb", "latency_ms", "mae_bpm", "int8_mae_bpm", "int8_mae_drop_bpm")
 # tiny_artifact is scored on 2 subjects; the evidence refusal has its own test below
@@ -269,13 +275,15 @@ FIRMWARE = 'mcu = "test-m4"\n[firmware]\ntarget = "cortex-m4"\nkernels = "cmsis-
 
 def _firmware_record(art: Path, **figures) -> Path:
     """A record as `edgekd firmware --target cortex-m4` writes it (the real run is tested in test_firmware.py)."""
+    from edgekd.layout import files_sha256
+
     card = _card(art)
     rec = {"schema": "edgekd.bench/1", "runtime": "firmware-cortex-m4",
-           "artifact": {"tflite_sha256": card["files"]["model_int8.tflite"]["sha256"]},
+           "artifact": {"tflite_sha256": card["files"]["model_int8.tflite"]["sha256"], "files_sha256": files_sha256(card)},
            "settings": {"target": "cortex-m4", "kernels": "cmsis-nn"},
            "figures": {"windows": 8, "int8_mismatches": 0, "bpm_mismatches": 0, "flash_bytes": 150_000,
                        "ram_bytes": 40_000, "arena_bytes": card["tflm"]["arena_bytes"] - 1024,
-                       "instructions_per_inference": 12_000_000, "flatbuffer_bytes": 9, **figures}}
+                       "instructions_per_window": 12_000_000, "flatbuffer_bytes": 9, **figures}}
     path = art / "bench" / "firmware-cortex-m4.json"
     path.parent.mkdir(exist_ok=True)
     path.write_text(json.dumps(rec))
@@ -289,13 +297,16 @@ def test_firmware_budget_judges_the_measured_image_arena_and_instructions(tiny_a
     assert _gate(_budget(tmp_path, limits, FIRMWARE), [art], mcu, "--json") == 0
     checks = {c["limit"]: c for c in json.loads(capsys.readouterr().out)["checks"]}
     assert checks["flash_kb"]["value"] == 150_000 / KB and "linked image" in checks["flash_kb"]["detail"]
-    assert checks["arena_kb"]["value"] == (_card(art)["tflm"]["arena_bytes"] - 1024) / KB
+    # The arena the image reserves (model_data.h) is judged; the target's smaller need is in the note.
+    assert checks["arena_kb"]["value"] == _card(art)["tflm"]["arena_bytes"] / KB
+    assert f"target needs {_card(art)['tflm']['arena_bytes'] - 1024} B" in checks["arena_kb"]["detail"]
     assert checks["latency_ms"]["value"] == pytest.approx(12e6 / 100e6 * 1e3)  # test-m4: 100 MHz, CPI 1
     assert "measured" in checks["latency_ms"]["detail"]
     assert _gate(_budget(tmp_path, {"flash_kb": 100}, FIRMWARE), [art], mcu) == 1  # the image, not the flatbuffer
 
 
-@pytest.mark.parametrize("problem", ["missing", "stale", "mismatch", "kernels", "corrupt", "arena"])
+@pytest.mark.parametrize("problem", ["missing", "stale", "other-files", "mismatch", "bool", "kernels", "corrupt",
+                                     "windows", "tiny-image", "arena"])
 def test_firmware_budget_fails_closed_without_a_trustworthy_record(tiny_artifact, tmp_path, mcu, capsys, problem):
     art = _copy(tiny_artifact, tmp_path)
     path = _firmware_record(art)
@@ -305,8 +316,18 @@ def test_firmware_budget_fails_closed_without_a_trustworthy_record(tiny_artifact
         rec = json.loads(path.read_text())
         rec["artifact"]["tflite_sha256"] = "0" * 64
         path.write_text(json.dumps(rec))
+    elif problem == "other-files":  # same flatbuffer, another export of the rest (e.g. new decoder C)
+        rec = json.loads(path.read_text())
+        rec["artifact"]["files_sha256"] = "1" * 64
+        path.write_text(json.dumps(rec))
     elif problem == "mismatch":
         _firmware_record(art, int8_mismatches=3)
+    elif problem == "bool":  # False == 0 in Python: a type check, not only a value check
+        _firmware_record(art, bpm_mismatches=False)
+    elif problem == "windows":
+        _firmware_record(art, windows=0)
+    elif problem == "tiny-image":
+        _firmware_record(art, flash_bytes=1)
     elif problem == "kernels":
         rec = json.loads(path.read_text())
         rec["settings"]["kernels"] = "reference"
@@ -321,10 +342,20 @@ def test_firmware_budget_fails_closed_without_a_trustworthy_record(tiny_artifact
     assert errors == ({"arena_kb"} if problem == "arena" else {"flash_kb", "arena_kb", "latency_ms"})
 
 
+def test_firmware_budget_needs_the_target_s_core(tiny_artifact, tmp_path, mcu, capsys):
+    """M4 instructions divided by an M7's clock would be a number about no device: refused before any artifact."""
+    art = _copy(tiny_artifact, tmp_path)
+    _firmware_record(art)
+    budget = _budget(tmp_path, {"latency_ms": 1000}, FIRMWARE.replace("test-m4", "test-m7"))
+    assert _gate(budget, [art], mcu) == 2
+    assert "is a Cortex-M4, but mcu 'test-m7' is a Cortex-M7" in capsys.readouterr().err
+
+
 def test_firmware_table_validation(tmp_path):
     for body, match in (("[firmware]\nkernels = \"cmsis-nn\"\n", "with target"),
-                        ("[firmware]\ntarget = \"m4\"\ncore = 1\n", "unknown \\[firmware\\] key"),
-                        ("[firmware]\ntarget = \"../x\"\n", "must be a name")):
+                        ("[firmware]\ntarget = \"cortex-m4\"\ncore = 1\n", "unknown \\[firmware\\] key"),
+                        ("[firmware]\ntarget = \"host\"\n", "target must be one of cortex-m4"),
+                        ("[firmware]\ntarget = \"cortex-m4\"\nkernels = \"fast\"\n", "kernels must be one of")):
         path = tmp_path / "b.toml"
         path.write_text("[limits]\nflash_kb = 1\n" + body)
         with pytest.raises(EdgekdError, match=match):

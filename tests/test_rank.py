@@ -10,7 +10,7 @@ import pytest
 from edgekd.budget import KB, Budget
 from edgekd.cli.main import main
 from edgekd.errors import EdgekdError
-from edgekd.layout import file_record
+from edgekd.layout import file_record, files_sha256
 from edgekd.layout import CARD_KEYS
 from edgekd.model import size_table
 from edgekd.rank import BENCH_BLOCKS, BENCH_LATENCY, BENCH_SCHEMA, pareto, rank
@@ -127,9 +127,10 @@ def test_firmware_records_replace_the_estimates(tmp_path):
         (art / "bench").mkdir()
         (art / "bench" / "firmware-cortex-m4.json").write_text(json.dumps({
             "schema": BENCH_SCHEMA, "runtime": "firmware-cortex-m4", "settings": {"kernels": "cmsis-nn"},
-            "artifact": {"blocks": blocks, "tflite_sha256": card["files"]["model_int8.tflite"]["sha256"]},
-            "figures": {"int8_mismatches": 0, "bpm_mismatches": 0, "flash_bytes": 100_000 * blocks,
-                        "ram_bytes": 40_000, "arena_bytes": 30_000, "instructions_per_inference": instructions}}))
+            "artifact": {"blocks": blocks, "tflite_sha256": card["files"]["model_int8.tflite"]["sha256"],
+                         "files_sha256": files_sha256(card)},
+            "figures": {"windows": 8, "int8_mismatches": 0, "bpm_mismatches": 0, "flash_bytes": 100_000 * blocks,
+                        "ram_bytes": 40_000, "arena_bytes": 30_000, "instructions_per_window": instructions}}))
     rows = rank(_rows(), "instructions", bench_dir=tmp_path, mcu="m4-120-cmsisnn", firmware="cortex-m4")
     by = {r["name"]: r for r in rows}
     assert by["2b scratch"]["mcu_instructions_m"] == 10.0 and by["2b scratch"]["flash_kb"] == 200_000 / KB
@@ -138,6 +139,8 @@ def test_firmware_records_replace_the_estimates(tmp_path):
     assert by["4b scratch"]["mcu_instructions_m"] is None
     with pytest.raises(EdgekdError, match="needs --firmware"):
         rank(_rows(), "instructions", bench_dir=tmp_path)
+    with pytest.raises(EdgekdError, match="no artifact has a bench/firmware-cortex-m33.json"):  # a misspelt target
+        rank(_rows(), "flash", bench_dir=tmp_path, firmware="cortex-m33")
     rec = tmp_path / "student1" / "bench" / "firmware-cortex-m4.json"
     rec.write_text(rec.read_text().replace('"bpm_mismatches": 0', '"bpm_mismatches": 2'))
     with pytest.raises(EdgekdError, match="bpm_mismatches"):

@@ -5,10 +5,10 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from edgekd.cli.args import positive_int
+from edgekd.cli.args import positive_float, positive_int
 from edgekd.cli.output import print_json, print_table
-
-TARGET_NAMES = ("host", "cortex-m4", "cortex-m33", "cortex-m55")  # firmware_bench.firmware.targets.TARGETS
+from edgekd.firmware_targets import TARGETS
+from edgekd.tflm_ops import KERNEL_SETS
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -26,8 +26,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                                    "ARTIFACT/bench/firmware-TARGET.json. Exit 0: identical; 1: outputs or heart "
                                    "rates differ; 2: could not build or run.")
     p.add_argument("artifact", type=Path, help="artifact folder (models/<name>/, from `edgekd export --int8`)")
-    p.add_argument("--target", choices=TARGET_NAMES, default="host", help="where to build and run (default host)")
-    p.add_argument("--kernels", choices=("reference", "cmsis-nn"),
+    p.add_argument("--target", choices=list(TARGETS), default="host", help="where to build and run (default host)")
+    p.add_argument("--kernels", choices=KERNEL_SETS,
                    help="TFLM kernel set (default: cmsis-nn on Cortex-M, reference on the host)")
     p.add_argument("--tflm", type=Path, metavar="DIR",
                    help="TFLM source tree (create_tflm_tree.py output, or a folder with reference/ and cmsis-nn/ "
@@ -37,9 +37,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="WindowSet the windows come from, recording by recording (default: the synthetic corpus)")
     p.add_argument("--cache", type=Path, metavar="DIR",
                    help="compiled TFLM objects (default $EDGEKD_FIRMWARE_CACHE, else ~/.cache/edgekd/firmware)")
-    p.add_argument("--clock-mhz", type=float, help="clock for the latency estimate (default per target: M4 80, "
+    p.add_argument("--clock-mhz", type=positive_float, help="clock for the latency estimate (default per target: M4 80, "
                                                    "M33 160, M55 160)")
-    p.add_argument("--cpi", type=float, default=1.0, help="cycles per instruction for the estimate (default 1.0)")
+    p.add_argument("--cpi", type=positive_float, default=1.0, help="cycles per instruction for the estimate (default 1.0)")
     p.add_argument("--keep", type=Path, metavar="DIR", help="keep the generated sources, ELF and map in DIR")
     p.add_argument("--out", type=Path, help="folder for the record (default ARTIFACT/bench/)")
     p.add_argument("--json", action="store_true", help="print the record as JSON instead of tables")

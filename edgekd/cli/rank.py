@@ -17,7 +17,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                                    "them by a deployment cost: flash (card.json, else the INT8 weight estimate), "
                                    "arena (card.json), mcu-latency (MACs x cycles/MAC / clock), latency "
                                    "(benchmark records) or instructions (firmware records); with --firmware "
-                                   "TARGET, measured firmware figures replace the estimates. With --out, writes OUT/rank.json and OUT/pareto_<cost>.png.")
+                                   "TARGET, measured firmware figures replace the estimates. With --out, writes "
+                                   "OUT/rank.json and OUT/pareto_<cost>.png.")
     p.add_argument("results", metavar="RESULTS", help="results.csv / results.json, or a sweep folder")
     p.add_argument("--bench", metavar="DIR", help="folder of artifacts (card.json) and benchmark records")
     p.add_argument("--cost", choices=list(COSTS), default="flash", help="the x axis (default flash)")

@@ -9,6 +9,7 @@ aside and renamed, so a killed build never leaves a half-written object in the c
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import re
@@ -26,7 +27,7 @@ from tqdm import tqdm
 from edgekd.errors import EdgekdError
 from edgekd.layout import KERNEL_SOURCES, MODEL_DATA_CC
 from edgekd.tflm_ops import KERNEL_SETS, parse_sources_manifest
-from firmware_bench.firmware.targets import Target
+from edgekd.firmware_targets import Target
 
 SRC = Path(str(resources.files("firmware_bench.firmware") / "src"))
 TRACKER_C = ("hr_spectral.c", "hr_tracker.c")
@@ -60,6 +61,23 @@ def toolchain(target: Target) -> Toolchain:
         hint = f"apt-get install {APT_PACKAGES}" if target.cortex_m else "install gcc and g++"
         raise EdgekdError(f"firmware target {target.name}: {missing} not found on PATH ({hint})")
     return Toolchain(*found)  # type: ignore[arg-type]
+
+
+@functools.lru_cache(maxsize=None)
+def _version_line(tool: str) -> str:
+    proc = subprocess.run([tool, "--version"], capture_output=True, text=True)
+    return proc.stdout.splitlines()[0].strip() if proc.returncode == 0 and proc.stdout else tool
+
+
+def compiler_version(tools: Toolchain) -> str:
+    return _version_line(tools.cxx)
+
+
+def one_line(text: str) -> str:
+    """The line of a tool's output that says what went wrong (its first 'error' line, else its last line)."""
+    lines = [" ".join(ln.split()) for ln in text.splitlines() if ln.strip()]
+    found = next((ln for ln in lines if "error" in ln.lower()), lines[-1] if lines else "no output")
+    return found[:300]
 
 
 def find_tree(tflm: Path | None, kernels: str) -> Path:
@@ -112,7 +130,10 @@ def _expand(tree: Path, paths: list[str], source: str) -> list[Path]:
 
 
 def _object_name(tree: Path, src: Path) -> str:
-    return str(src.relative_to(tree)).replace("/", "__").rsplit(".", 1)[0] + ".o"
+    """Path-derived (two kernel_util.cc exist) plus a fingerprint of the source, so an edited file recompiles."""
+    st = src.stat()
+    tag = hashlib.sha256(f"{st.st_size}:{st.st_mtime_ns}".encode()).hexdigest()[:8]
+    return str(src.relative_to(tree)).replace("/", "__").rsplit(".", 1)[0] + f"-{tag}.o"
 
 
 def _compile(tool: str, flags: list[str], src: Path, obj: Path) -> None:
@@ -122,8 +143,7 @@ def _compile(tool: str, flags: list[str], src: Path, obj: Path) -> None:
     proc = subprocess.run([tool, *flags, "-c", str(src), "-o", str(tmp)], capture_output=True, text=True)
     if proc.returncode != 0:
         tmp.unlink(missing_ok=True)
-        first = next((ln for ln in proc.stderr.splitlines() if "error" in ln), proc.stderr.strip()[:300])
-        raise EdgekdError(f"{src}: does not compile for this target: {first.strip()}")
+        raise EdgekdError(f"{src}: does not compile for this target: {one_line(proc.stderr)}")
     os.replace(tmp, obj)
 
 
@@ -140,8 +160,8 @@ def build_library(artifact: Path, target: Target, kernels: str, tree: Path, tool
     includes = tuple(tree / p for p in manifest[f"includes {kernels}"])
     defines = FLAGS + (("-DCMSIS_NN",) if kernels == "cmsis-nn" else ())
     flags = (*target.cpu_flags, *defines)
-    key = hashlib.sha256("\0".join([target.name, kernels, str(tree), tools.cxx, *flags, *CXX_FLAGS, *C_FLAGS,
-                                    CORE_OPT, KERNEL_OPT]).encode()).hexdigest()[:16]
+    key = hashlib.sha256("\0".join([target.name, kernels, str(tree), tools.cxx, compiler_version(tools), *flags,
+                                    *CXX_FLAGS, *C_FLAGS, CORE_OPT, KERNEL_OPT]).encode()).hexdigest()[:16]
     folder = cache / f"{target.name}-{kernels}-{key}"
     folder.mkdir(parents=True, exist_ok=True)
     inc = [f"-I{p}" for p in includes]
@@ -173,7 +193,10 @@ def build_library(artifact: Path, target: Target, kernels: str, tree: Path, tool
         path = folder / f"{archive[:-2]}-{digest}.a"
         if not path.is_file():
             tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-            subprocess.run([tools.ar, "rcs", str(tmp), *objs], check=True, capture_output=True)
+            proc = subprocess.run([tools.ar, "rcs", str(tmp), *objs], capture_output=True, text=True)
+            if proc.returncode != 0:
+                tmp.unlink(missing_ok=True)
+                raise EdgekdError(f"{path}: {tools.ar} failed: {one_line(proc.stderr)}")
             os.replace(tmp, path)
         archives.append(path)
     return Library(tuple(archives), includes, flags, folder)
@@ -201,7 +224,8 @@ def link(artifact: Path, work: Path, lib: Library, target: Target, tools: Toolch
     out = work / name
     out.mkdir(exist_ok=True)
     inc = [f"-I{artifact}", f"-I{work}", *(f"-I{p}" for p in lib.includes)]
-    defines = ["-DEDGEKD_SIZE_BUILD"] if size_build else (["-DEDGEKD_SEMIHOSTING"] if target.cortex_m else [])
+    defines = ["-DEDGEKD_CORTEX_M"] if target.cortex_m else []
+    defines += ["-DEDGEKD_SIZE_BUILD"] if size_build else (["-DEDGEKD_SEMIHOSTING"] if target.cortex_m else [])
     objs = []
     units = [(work / "main.cc", "main.o"), (artifact / MODEL_DATA_CC, "model_data.o")]
     units += [(artifact / c, c.replace(".c", ".o")) for c in TRACKER_C]
@@ -214,8 +238,7 @@ def link(artifact: Path, work: Path, lib: Library, target: Target, tools: Toolch
         flags = [KERNEL_OPT, *lib.flags, *defines, *(C_FLAGS if c else CXX_FLAGS), "-ffp-contract=off", *inc]
         proc = subprocess.run([tool, *flags, "-c", str(src), "-o", str(out / obj)], capture_output=True, text=True)
         if proc.returncode != 0:
-            raise EdgekdError(f"{src}: does not compile against {lib.includes[0]}: "
-                              f"{next((ln for ln in proc.stderr.splitlines() if 'error' in ln), proc.stderr[:300])}")
+            raise EdgekdError(f"{src}: does not compile against {lib.includes[0]}: {one_line(proc.stderr)}")
         objs.append(str(out / obj))
     exe = out / ("firmware.elf" if target.cortex_m else "firmware")
     # A group: kernels call the core, the core calls kernels' registration through the resolver.
@@ -231,21 +254,25 @@ def link(artifact: Path, work: Path, lib: Library, target: Target, tools: Toolch
     proc = subprocess.run([*cmd, "-o", str(exe)], capture_output=True, text=True)
     if proc.returncode != 0:
         undefined = sorted(set(re.findall(r"undefined reference to `([^']+)'", proc.stderr)))
-        why = f"undefined: {', '.join(undefined[:5])}" if undefined else proc.stderr.strip()[-400:]
+        why = f"undefined: {', '.join(undefined[:5])}" if undefined else one_line(proc.stderr)
         raise EdgekdError(f"{artifact / KERNEL_SOURCES}: the firmware does not link ({why})")
     return exe
 
 
-_MAP_LINE = re.compile(r"^\s+(?:(\S+)\s+)?0x([0-9a-f]+)\s+0x([0-9a-f]+)\s+(\S+)$")
+_MAP_LINE = re.compile(r"^\s+(?:(\S+)\s+)?0x([0-9a-f]+)\s+0x([0-9a-f]+)(?:\s+(\S+))?$")
+PADDING = "padding"  # alignment fill and what no input section accounts for
 
 
 def image_sizes(map_path: Path) -> dict[str, dict[str, int]]:
     """{"flash": {component: bytes}, "ram": {...}} from a GNU ld map: flash = everything loaded into FLASH
-    (code, constants, .data's initial values), RAM = .data + .bss (the arena and every static buffer)."""
-    flash: dict[str, int] = {}
-    ram: dict[str, int] = {}
+    (code, constants, .data's initial values), RAM = .data + .bss (the arena and every static buffer; the stack
+    is measured separately). Totals are the output sections' sizes; input sections are attributed to components
+    by the address range they add (merged string sections overlap and are counted once); the rest is padding."""
+    totals: dict[str, int] = {}
+    parts: dict[str, dict[str, int]] = {}
     output = None
     pending = None
+    cursor = 0
     in_map = False
     for line in map_path.read_text(errors="replace").splitlines():
         if line.startswith("Linker script and memory map"):
@@ -253,26 +280,47 @@ def image_sizes(map_path: Path) -> dict[str, dict[str, int]]:
             continue
         if not in_map:
             continue
-        head = re.match(r"^(\.[\w.]+)\b", line)
+        head = re.match(r"^(\.[\w.]+)(?:\s+0x([0-9a-f]+)\s+0x([0-9a-f]+))?", line)
         if head:
             output = head.group(1)
+            if head.group(2) is not None:
+                totals[output] = int(head.group(3), 16)
+                cursor = int(head.group(2), 16)
+            else:
+                pending = ("header", output)
             continue
-        if re.match(r"^ \.[\w.$]+$", line):  # a long input section name; its address and size follow
-            pending = line.strip()
+        if re.match(r"^ (?:\.[\w.$]+|COMMON)$", line):  # a long input section name; its address and size follow
+            pending = ("input", line.strip())
             continue
         m = _MAP_LINE.match(line)
         if not m or output is None:
             pending = None
             continue
-        section, size, origin = m.group(1) or pending, int(m.group(3), 16), m.group(4)
-        pending = None
-        if section is None or not section.startswith(".") or size == 0:
+        addr, size = int(m.group(2), 16), int(m.group(3), 16)
+        if pending and pending[0] == "header":  # the output section's own address line
+            totals[output], cursor, pending = size, addr, None
             continue
-        component = "arena" if "g_arena" in section else _component(origin)  # main.cc's tensor arena
-        if output in (".data", ".bss"):
-            ram[component] = ram.get(component, 0) + size
-        if output in FLASH_SECTIONS:
-            flash[component] = flash.get(component, 0) + size
+        section = m.group(1) or (pending[1] if pending else None)
+        pending = None
+        origin = m.group(4)
+        if section is None or origin is None or not (section.startswith(".") or section == "COMMON"):
+            continue
+        added = max(0, addr + size - max(addr, cursor))
+        cursor = max(cursor, addr + size)
+        if added:
+            component = "arena" if "g_arena" in section else _component(origin)  # main.cc's tensor arena
+            into = parts.setdefault(output, {})
+            into[component] = into.get(component, 0) + added
+    flash: dict[str, int] = {}
+    ram: dict[str, int] = {}
+    for out_sec, total in totals.items():
+        regions = ([flash] if out_sec in FLASH_SECTIONS else []) + ([ram] if out_sec in (".data", ".bss") else [])
+        known = parts.get(out_sec, {})
+        for region in regions:
+            for component, size in known.items():
+                region[component] = region.get(component, 0) + size
+            if total > sum(known.values()):
+                region[PADDING] = region.get(PADDING, 0) + total - sum(known.values())
     return {"flash": flash, "ram": ram}
 
 

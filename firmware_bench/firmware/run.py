@@ -23,7 +23,7 @@ from edgekd.windowset import WindowSet
 from firmware_bench import records
 from firmware_bench.artifact import Artifact, load_artifact
 from firmware_bench.firmware import build
-from firmware_bench.firmware.targets import Target, get_target
+from edgekd.firmware_targets import Target, get_target
 
 QEMU = "qemu-system-arm"
 CALIBRATION_INSTRUCTIONS = 2 * 1_000_000  # edgekd_target.h: EDGEKD_CALIBRATION_LOOPS x (subs + bne)
@@ -38,9 +38,11 @@ def select_windows(data: Path | None, in_channels: int, n: int) -> WindowSet:
     """The first ``n`` windows, recording after recording in stored order (the tracker's order), with the
     channels the model reads."""
     ws = load_windows(data)
+    source = data or "the synthetic default"
     if ws.x.shape[1] < in_channels:
-        raise EdgekdError(f"{data or 'the synthetic default'}: {ws.x.shape[1]} channel(s); the model reads "
-                          f"{in_channels}")
+        raise EdgekdError(f"{source}: {ws.x.shape[1]} channel(s); the model reads {in_channels}")
+    if n > len(ws):
+        raise EdgekdError(f"{source}: {len(ws)} windows, fewer than the {n} asked for (--windows)")
     order = np.concatenate([np.flatnonzero(ws.recording == r) for r in dict.fromkeys(ws.recording.tolist())])
     return ws.subset(order[:n]).first_channels(in_channels)
 
@@ -56,14 +58,15 @@ def write_windows(ws: WindowSet, path: Path) -> None:
 
 def read_results(path: Path, n: int) -> dict[str, Any]:
     raw = path.read_bytes() if path.is_file() else b""
-    row = np.dtype([("out", np.int8, N_CLASSES), ("cls", "<i4"), ("ticks", "<u8")])
-    need = n * row.itemsize + 24
+    row = np.dtype([("out", np.int8, N_CLASSES), ("cls", "<i4"), ("invoke", "<u8"), ("decode", "<u8")])
+    need = n * row.itemsize + 32
     if len(raw) != need:
         raise EdgekdError(f"{path}: {len(raw)} bytes, expected {need} (the firmware stopped early)")
     rows = np.frombuffer(raw[:n * row.itemsize], row)
-    used, smallest, calibration = np.frombuffer(raw[n * row.itemsize:], "<u8")
-    return {"out": rows["out"].copy(), "cls": rows["cls"].astype(np.int64), "ticks": rows["ticks"].astype(np.int64),
-            "arena_used": int(used), "arena_smallest": int(smallest), "calibration_ticks": int(calibration)}
+    used, smallest, calibration, stack = (int(v) for v in np.frombuffer(raw[n * row.itemsize:], "<u8"))
+    return {"out": rows["out"].copy(), "cls": rows["cls"].astype(np.int64), "invoke": rows["invoke"].astype(np.int64),
+            "decode": rows["decode"].astype(np.int64), "arena_used": used, "arena_smallest": smallest,
+            "calibration_ticks": calibration, "stack_bytes": stack}
 
 
 def execute(exe: Path, target: Target, folder: Path) -> None:
@@ -82,7 +85,7 @@ def execute(exe: Path, target: Target, folder: Path) -> None:
     except subprocess.TimeoutExpired:
         raise EdgekdError(f"{exe}: no result after {RUN_TIMEOUT_S} s on {target.name}") from None
     if proc.returncode != 0:
-        why = EXIT_CODES.get(proc.returncode, (proc.stderr or proc.stdout).strip()[-300:])
+        why = EXIT_CODES.get(proc.returncode) or build.one_line(proc.stderr or proc.stdout)
         raise EdgekdError(f"{exe}: exit {proc.returncode} on {target.name}: {why}")
 
 
@@ -111,6 +114,9 @@ def firmware_check(folder: Path, target_name: str, kernels: str | None = None, t
     """Build, run and compare; the benchmark record (also written to ``folder/bench/firmware-TARGET.json``)."""
     target = get_target(target_name)
     kernels = kernels or target.default_kernels
+    if not cpi > 0 or (clock_mhz is not None and not clock_mhz > 0) or windows < 1:
+        raise EdgekdError(f"--cpi and --clock-mhz must be positive and --windows at least 1, got {cpi}, {clock_mhz}, "
+                          f"{windows}")
     art = load_artifact(folder)  # every file checked against the card's sha256
     for name in (TFLITE_INT8, MODEL_DATA_H, MODEL_DATA_CC, OPS_H, KERNEL_SOURCES, *TRACKER_FILES):
         art.path(name)
@@ -139,11 +145,12 @@ def firmware_check(folder: Path, target_name: str, kernels: str | None = None, t
     finally:
         if keep is None:
             shutil.rmtree(work, ignore_errors=True)
-    return _record(art, target, kernels, tree, ws, fw, sizes, fusion, tracker, (in_s, in_z), (out_s, out_z),
-                   cpi, clock_mhz or target.clock_mhz, data)
+    return _record(art, target, kernels, tree, tools, ws, fw, sizes, fusion, tracker, (in_s, in_z), (out_s, out_z),
+                   cpi, target.clock_mhz if clock_mhz is None else clock_mhz, data)
 
 
-def _record(art: Artifact, target: Target, kernels: str, tree: Path, ws: WindowSet, fw: dict[str, Any],
+def _record(art: Artifact, target: Target, kernels: str, tree: Path, tools: build.Toolchain, ws: WindowSet,
+            fw: dict[str, Any],
             sizes: dict[str, dict[str, int]] | None, fusion: FusionConfig, tracker: TrackerConfig,
             in_q: tuple[float, int], out_q: tuple[float, int], cpi: float, clock_mhz: float,
             data: Path | None) -> dict[str, Any]:
@@ -176,23 +183,30 @@ def _record(art: Artifact, target: Target, kernels: str, tree: Path, ws: WindowS
                         "flash_by_component": dict(sorted(sizes["flash"].items())),
                         "ram_by_component": dict(sorted(sizes["ram"].items()))})
     if target.cortex_m:
-        if fw["calibration_ticks"] <= 0:
-            raise EdgekdError(f"{target.name}: the instruction counter did not advance (QEMU without -icount?)")
+        ticks = np.concatenate([fw["invoke"], fw["decode"], [fw["calibration_ticks"]]])
+        # A counter that went backwards wraps to ~2^64: refuse it rather than report ~0 instructions.
+        if not (0 < ticks).all() or not (ticks < 2 ** 40).all():
+            raise EdgekdError(f"{target.name}: implausible instruction counter readings (min {ticks.min()}, max "
+                              f"{ticks.max()} ticks); QEMU without -icount?")
         per_tick = CALIBRATION_INSTRUCTIONS / fw["calibration_ticks"]
-        instructions = fw["ticks"] * per_tick
+        invoke, decode = fw["invoke"] * per_tick, fw["decode"] * per_tick
+        window = float(np.median(invoke + decode))
         figures.update({
-            "instructions_per_inference": float(np.median(instructions)),
-            "instructions_per_inference_max": float(instructions.max()),
+            "instructions_per_inference": float(np.median(invoke)),  # Invoke() alone
+            "instructions_per_decode": float(np.median(decode)),  # hr_spectral evidence + fuse + tracker update
+            "instructions_per_window": window,  # what one heart-rate reading costs: model + decoder
+            "instructions_per_window_max": float((invoke + decode).max()),
             "instructions_per_tick": per_tick,
-            "latency_ms_estimate": {"ms": float(np.median(instructions)) * cpi / (clock_mhz * 1e3),
-                                    "clock_mhz": clock_mhz, "cpi": cpi,
-                                    "note": "estimate: QEMU instructions x CPI / clock (no caches, wait states or "
-                                            "memory stalls modelled)"}})
+            "stack_bytes": fw["stack_bytes"],
+            "latency_ms_estimate": {"ms": window * cpi / (clock_mhz * 1e3), "clock_mhz": clock_mhz, "cpi": cpi,
+                                    "note": "estimate: QEMU instructions per window (Invoke + decoder) x CPI / clock; "
+                                            "no caches, wait states or memory stalls modelled"}})
     settings = {"target": target.name, "kernels": kernels, "machine": target.machine, "tflm_tree": str(tree),
-                "cpu_flags": list(target.cpu_flags), "optimisation": {"core": build.CORE_OPT,
-                                                                      "kernels": build.KERNEL_OPT},
+                "compiler": build.compiler_version(tools), "cpu_flags": list(target.cpu_flags),
+                "optimisation": {"core": build.CORE_OPT, "kernels": build.KERNEL_OPT},
                 "windows_from": str(data) if data else "synthetic default",
-                "size_build": "newlib-nano, no stdio, one inference (--gc-sections)" if target.cortex_m else None}
+                "size_build": "newlib-nano, no stdio, one inference (--gc-sections)" if target.cortex_m else None,
+                "stack": "high-water mark of the run build (semihosting stdio included)" if target.cortex_m else None}
     device = records.host_device() if not target.cortex_m else {"kind": "qemu", "name": target.machine,
                                                                 "core": target.name}
     return records.make_record(art.describe(), f"firmware-{target.name}", device, settings, figures)

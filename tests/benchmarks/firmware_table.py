@@ -20,7 +20,7 @@ from edgekd.budget import mcu_target
 from edgekd.errors import EdgekdError
 from firmware_bench.artifact import load_artifact
 from firmware_bench.firmware.run import firmware_check
-from firmware_bench.firmware.targets import TARGETS
+from edgekd.firmware_targets import TARGETS
 from firmware_bench.static import runtime_code_bytes
 
 # The edgekd/mcu_targets.toml rows the old latency estimate would use for each core (cycles/MAC; the clock is
@@ -46,18 +46,20 @@ def row(art_dir: Path, target: str, kernels: str, windows: int, tflm: Path | Non
            "BPM mismatches": str(f["bpm_mismatches"]),
            "arena KB (target / card est.)": f"{_kb(f['arena_bytes'])} / {_kb(art.card['tflm']['arena_bytes'])}",
            "flash KB (image / est.)": f"{_kb(f.get('flash_bytes'))} / {_kb(len(model) + (code or 0))}",
-           "model / TFLM / kernels / libc / decoder KB": "-", "RAM KB": _kb(f.get("ram_bytes")),
-           "M instr. / window": "-", "ms (measured est. / MAC est.)": "-"}
+           "model / TFLM / kernels / libc / decoder KB": "-", "RAM KB (static / stack)": "-",
+           "M instr. model + decoder": "-", "ms per window (measured est. / MAC est.)": "-"}
     if "flash_by_component" in f:
         c = f["flash_by_component"]
         out["model / TFLM / kernels / libc / decoder KB"] = " / ".join(
             _kb(c.get(k, 0)) for k in ("model", "tflm", "kernels", "libc", "tracker"))
-    if "instructions_per_inference" in f:
+    if "instructions_per_window" in f:
         est = f["latency_ms_estimate"]
         mcu = mcu_target(ESTIMATE_ROW[target])
         mac_ms = art.card["architecture"]["macs"] * mcu.cycles_per_mac / (est["clock_mhz"] * 1e6) * 1e3
-        out["M instr. / window"] = f"{f['instructions_per_inference'] / 1e6:.2f}"
-        out["ms (measured est. / MAC est.)"] = f"{est['ms']:.1f} / {mac_ms:.1f} @ {est['clock_mhz']:g} MHz"
+        out["RAM KB (static / stack)"] = f"{_kb(f['ram_bytes'])} / {_kb(f['stack_bytes'])}"
+        out["M instr. model + decoder"] = (f"{f['instructions_per_inference'] / 1e6:.2f} + "
+                                           f"{f['instructions_per_decode'] / 1e6:.2f}")
+        out["ms per window (measured est. / MAC est.)"] = f"{est['ms']:.1f} / {mac_ms:.1f} @ {est['clock_mhz']:g} MHz"
     return out
 
 
@@ -70,8 +72,9 @@ def markdown(rows: list[dict[str, str]], command: str) -> str:
     lines += ["", "Image = the linked size build (newlib-nano, no stdio, --gc-sections); est. = what edgekd reported "
               "before: flatbuffer + the x86 TFLM code table (firmware_bench/static.py), the host interpreter's arena "
               "+ 10 %, MACs x cycles/MAC of the MLPerf Tiny row named in ESTIMATE_ROW (M4 3.74, M33 1.79, M55 0.33) at the "
-              "target's clock. Measured ms = QEMU instructions at CPI 1 "
-              "and the stated clock: an estimate that counts instructions, not stalls."]
+              "target's clock (the model only). Measured ms = QEMU instructions of Invoke() + the decoder (hr_spectral "
+              "evidence, fusion, tracker) at CPI 1 and the stated clock: an estimate that counts instructions, not "
+              "stalls. Stack = high-water mark of the run build (with semihosting stdio)."]
     return "\n".join(lines) + "\n"
 
 

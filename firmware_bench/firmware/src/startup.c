@@ -22,11 +22,45 @@ void SysTick_Handler(void) { g_edgekd_systick_wraps++; }
 void Fault_Handler(void)
 {
 #ifdef EDGEKD_SEMIHOSTING
-    exit(70); /* QEMU exits with this code: the firmware faulted */
-#else
+    /* Straight to QEMU (SYS_EXIT_EXTENDED, exit code 70): no atexit handlers or stdio from a fault. */
+    static const uint32_t block[2] = {0x20026u /* ADP_Stopped_ApplicationExit */, 70u};
+    register uint32_t op __asm("r0") = 0x20u;
+    register const uint32_t *arg __asm("r1") = block;
+    __asm volatile("bkpt 0xAB" : : "r"(op), "r"(arg) : "memory");
+#endif
     for (;;) {
     }
-#endif
+}
+
+/* Stack high-water mark: the free RAM between the heap and the stack is filled with a pattern at reset;
+ * edgekd_stack_used() reports how far down from the top the stack has written since. */
+#define EDGEKD_STACK_PAINT 0xC5AC5AC5u
+extern char end;
+
+static uint32_t *paint_floor(void)
+{
+    extern void *_sbrk(int);
+    char *heap_top = (char *)_sbrk(0);
+    return (uint32_t *)(((uintptr_t)(heap_top > &end ? heap_top : &end) + 63u) & ~(uintptr_t)63u);
+}
+
+static void paint_stack(void)
+{
+    uint32_t *p = (uint32_t *)(((uintptr_t)&end + 63u) & ~(uintptr_t)63u);
+    uint32_t *sp;
+    __asm volatile("mov %0, sp" : "=r"(sp));
+    while (p < sp - 64) { /* leave the running frame alone */
+        *p++ = EDGEKD_STACK_PAINT;
+    }
+}
+
+uint32_t edgekd_stack_used(void)
+{
+    uint32_t *p = paint_floor();
+    while (p < &__stack_top && *p == EDGEKD_STACK_PAINT) {
+        ++p;
+    }
+    return (uint32_t)((char *)&__stack_top - (char *)p);
 }
 
 void Reset_Handler(void)
@@ -35,6 +69,7 @@ void Reset_Handler(void)
     __asm volatile("dsb\n\tisb");
     memcpy(&_sdata, &_sidata, (size_t)((char *)&_edata - (char *)&_sdata));
     memset(&_sbss, 0, (size_t)((char *)&_ebss - (char *)&_sbss));
+    paint_stack();
 #ifdef EDGEKD_SEMIHOSTING
     initialise_monitor_handles();
 #endif
