@@ -1,7 +1,8 @@
 """Model checkpoints without pickle: weights in safetensors, architecture in the run's config.json.
 
-A run folder (see DESIGN.md "Run") holds ``config.json`` with a ``model`` entry
-({"blocks", "in_channels", "n_classes"}) and ``model.safetensors`` with the ResNet1D state dict
+A run folder (see DESIGN.md "Run") holds ``config.json`` with a ``model`` entry (an edgekd.arch spec:
+{"blocks", "in_channels", "n_classes"}, plus "family" and "width" for a TCN) and ``model.safetensors`` with the
+state dict
 (BatchNorm running statistics included). An artifact folder ``models/<name>/`` uses the same two files,
 so everything that loads a model goes through ``load_model``.
 """
@@ -19,10 +20,11 @@ from edgekd.atomic import atomic_path, write_error
 from edgekd.bpm import N_CLASSES
 from edgekd.errors import EdgekdError
 from edgekd.layout import CONFIG, WEIGHTS, check_model_folder, read_json_object
-from edgekd.model import MAX_BLOCKS, MAX_IN_CHANNELS, ResNet1D
+from edgekd import arch, tcn
+from edgekd.model import MAX_BLOCKS, MAX_IN_CHANNELS
 
 
-def save_weights(model: ResNet1D, path: str | Path) -> None:
+def save_weights(model: torch.nn.Module, path: str | Path) -> None:
     """Write the state dict atomically, with the architecture in the safetensors metadata too."""
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     meta = {k: str(v) for k, v in model.config().items()}
@@ -33,13 +35,19 @@ def save_weights(model: ResNet1D, path: str | Path) -> None:
             raise write_error(path, exc) from None
 
 
-def _checked_spec(raw: Any, source: Path) -> dict[str, int]:
-    """{"blocks", "in_channels", "n_classes"} as integers in range; EdgekdError naming ``source`` otherwise."""
+def checked_spec(raw: Any, source: Path) -> dict[str, Any]:
+    """{"blocks", "in_channels", "n_classes"} as integers in range (and "family": "tcn" with its "width");
+    EdgekdError naming ``source`` otherwise."""
     if not isinstance(raw, dict):
         raise EdgekdError(f"{source}: 'model' must be an object with blocks, in_channels, n_classes")
-    spec: dict[str, int] = {}
-    for key, lo, hi in (("blocks", 1, MAX_BLOCKS), ("in_channels", 1, MAX_IN_CHANNELS),
-                        ("n_classes", N_CLASSES, N_CLASSES)):
+    family = raw.get("family", "resnet")
+    if family not in arch.FAMILIES:
+        raise EdgekdError(f"{source}: model 'family' must be one of {', '.join(arch.FAMILIES)}, got {family!r}")
+    spec: dict[str, Any] = {"family": family} if family == "tcn" else {}
+    ranges = [("blocks", 1, MAX_BLOCKS), ("in_channels", 1, MAX_IN_CHANNELS), ("n_classes", N_CLASSES, N_CLASSES)]
+    if family == "tcn":
+        ranges = [("blocks", 1, tcn.MAX_DEPTH), ("width", *tcn.WIDTHS)] + ranges[1:]
+    for key, lo, hi in ranges:
         value = raw.get(key)
         try:
             number = int(value)  # safetensors metadata holds strings
@@ -52,7 +60,7 @@ def _checked_spec(raw: Any, source: Path) -> dict[str, int]:
     return spec
 
 
-def model_spec(folder: str | Path) -> dict[str, int]:
+def model_spec(folder: str | Path) -> dict[str, Any]:
     """The architecture of a run or artifact folder, from config.json (or the safetensors metadata).
 
     Refuses an interrupted run or an artifact whose files differ from its card (edgekd.layout), so every
@@ -64,7 +72,7 @@ def model_spec(folder: str | Path) -> dict[str, int]:
     if cfg_path.exists():
         cfg = read_json_object(cfg_path)
         if "model" in cfg:
-            return _checked_spec(cfg["model"], cfg_path)
+            return checked_spec(cfg["model"], cfg_path)
     weights = folder / WEIGHTS
     try:
         from safetensors import safe_open
@@ -74,20 +82,20 @@ def model_spec(folder: str | Path) -> dict[str, int]:
     except (FileNotFoundError, SafetensorError, OSError):
         meta = None
     if meta is not None and all(k in meta for k in ("blocks", "in_channels", "n_classes")):
-        return _checked_spec(meta, weights)
+        return checked_spec(meta, weights)
     raise EdgekdError(f"{folder}: not a run or artifact folder (no {CONFIG} with a 'model' entry and no "
                       f"readable {WEIGHTS} with architecture metadata)")
 
 
-def load_model(path: str | Path, map_location: str = "cpu") -> ResNet1D:
-    """A ResNet1D in eval mode from a run/artifact folder or a .safetensors file inside one."""
+def load_model(path: str | Path, map_location: str = "cpu") -> torch.nn.Module:
+    """The model (ResNet1D or TCN) in eval mode from a run/artifact folder or a .safetensors file inside one."""
     path = Path(path)
     folder = path.parent if path.suffix == ".safetensors" else path
     weights = path if path.suffix == ".safetensors" else folder / WEIGHTS
     if not weights.exists():
         raise EdgekdError(f"{weights}: no such checkpoint")
     spec = model_spec(folder)
-    model = ResNet1D(spec["blocks"], spec["in_channels"], spec["n_classes"])
+    model = arch.build(spec)
     try:
         state = load_file(str(weights), device=map_location)
     except (SafetensorError, OSError) as exc:
@@ -100,8 +108,8 @@ def load_model(path: str | Path, map_location: str = "cpu") -> ResNet1D:
         detail = "; ".join(f"{label}: {', '.join(keys[:4])}{' ...' if len(keys) > 4 else ''}"
                            for label, keys in (("missing", missing), ("unexpected", unexpected),
                                                ("wrong shape", wrong)) if keys)
-        raise EdgekdError(f"{weights}: weights do not fit ResNet1D({spec['blocks']} blocks, "
-                          f"{spec['in_channels']} channels) - {detail}")
+        raise EdgekdError(f"{weights}: weights do not fit {arch.describe(spec)}, {spec['in_channels']} channels - "
+                          f"{detail}")
     bad = [k for k, v in state.items() if v.is_floating_point() and not torch.isfinite(v).all()]
     if bad:
         raise EdgekdError(f"{weights}: non-finite (NaN or infinite) weights in {', '.join(bad[:3])}"

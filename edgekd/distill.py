@@ -16,8 +16,8 @@ from typing import Any
 
 from edgekd.checkpoint import model_spec
 from edgekd.errors import EdgekdError
-from edgekd.model import deployed_param_count, macs
-from edgekd.runs import RunConfig, is_complete, read_config, read_metrics
+from edgekd import arch
+from edgekd.runs import RunConfig, is_complete, model_entry, read_config, read_metrics
 from edgekd.train import resolved_config, train_run
 from edgekd.windowset import WindowSet
 
@@ -58,36 +58,37 @@ def distill(ws: WindowSet, plan: DistillPlan, out: str | Path, progress: bool = 
         teachers = [str(t) for t in plan.teachers]
         for t in teachers:
             spec = model_spec(t)
-            rows.append(_row("teacher", t, spec["blocks"], spec["in_channels"], None))
+            rows.append(_row("teacher", t, spec, None))
     else:
-        tcfg = replace(s, blocks=plan.teacher_blocks, in_channels=plan.teacher_in_channels, strategy="scratch",
-                       params={}, teachers=[], epochs=plan.teacher_epochs or s.epochs, init_from=None)
+        # Teachers (and intermediates, which teach) are ResNet1D whatever family the student is.
+        tcfg = replace(s, family="resnet", blocks=plan.teacher_blocks, in_channels=plan.teacher_in_channels,
+                       strategy="scratch", params={}, teachers=[], epochs=plan.teacher_epochs or s.epochs,
+                       init_from=None)
         metrics = _run(ws, tcfg, out / "teacher", progress)
         teachers = [str(out / "teacher")]
-        rows.append(_row("teacher", teachers[0], tcfg.blocks, tcfg.in_channels, metrics))
+        rows.append(_row("teacher", teachers[0], model_entry(tcfg), metrics))
     if plan.intermediate_blocks is not None:
-        icfg = replace(s, blocks=plan.intermediate_blocks, teachers=teachers, init_from=None)
-        rows.append(_row("intermediate", out / "intermediate", icfg.blocks, icfg.in_channels,
+        icfg = replace(s, family="resnet", blocks=plan.intermediate_blocks, teachers=teachers, init_from=None)
+        rows.append(_row("intermediate", out / "intermediate", model_entry(icfg),
                          _run(ws, icfg, out / "intermediate", progress)))
         teachers = [str(out / "intermediate")]
     if plan.scratch:
         ccfg = replace(s, strategy="scratch", params={}, teachers=[])
-        rows.append(_row("scratch student", out / "scratch", s.blocks, s.in_channels,
-                         _run(ws, ccfg, out / "scratch", progress)))
+        rows.append(_row("scratch student", out / "scratch", model_entry(s), _run(ws, ccfg, out / "scratch", progress)))
     dcfg = replace(s, teachers=teachers)
-    rows.append(_row(f"{dcfg.strategy_label()} student", out / "student", s.blocks, s.in_channels,
+    rows.append(_row(f"{dcfg.strategy_label()} student", out / "student", model_entry(s),
                      _run(ws, dcfg, out / "student", progress)))
     return rows
 
 
-def _row(role: str, path: str | Path, blocks: int, in_channels: int, metrics: dict[str, Any] | None) -> dict[str, Any]:
+def _row(role: str, path: str | Path, spec: dict[str, Any], metrics: dict[str, Any] | None) -> dict[str, Any]:
     return {
-        "model": role, "blocks": blocks, "in_channels": in_channels,
+        "model": role, "family": arch.family(spec), "blocks": spec["blocks"], "in_channels": spec["in_channels"],
         "mae_argmax": None if metrics is None else metrics["mae_argmax"],
         "mae_expectation": None if metrics is None else metrics["mae_expectation"],
         "mae_causal": None if metrics is None else metrics.get("mae_causal"),  # older reused runs lack it
         "mae_fused": None if metrics is None else metrics.get("mae_fused"),
-        "params": deployed_param_count(blocks, in_channels), "macs": macs(blocks, in_channels),
+        "params": arch.params(spec), "macs": arch.macs(spec),
         "train_s": None if metrics is None else metrics["train_time_s"],
         "run": str(path),
     }

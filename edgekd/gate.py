@@ -31,8 +31,8 @@ from edgekd.budget import (ACCURACY_LIMITS, DEFAULT_MCU_TARGETS, KB, LIMITS, Bud
 from edgekd.errors import EdgekdError
 from edgekd.layout import (CARD_KEYS, CONFIG, MODEL_DATA_H, TFLITE_INT8, card_value, read_card, read_firmware_record,
                            read_flatbuffer, read_json_object, verify_artifact)
-from edgekd.model import MAX_BLOCKS, MAX_IN_CHANNELS
-from edgekd.model import macs as model_macs
+from edgekd import arch
+from edgekd.checkpoint import checked_spec
 
 # Limits that need the INT8 flatbuffer to be part of the artifact.
 NEEDS_FLATBUFFER = ("flash_kb", "arena_kb", "latency_ms", "int8_mae_bpm", "int8_mae_drop_bpm")
@@ -156,14 +156,15 @@ def _measure(ev: Evidence, limit: str, mcu: McuTarget | None, evidence: dict[str
         return recorded / KB, f"what model_data.h reserves; TFLM needs {minimum} B"
     if limit == "latency_ms":
         blocks, in_ch = card_value(card, "blocks"), card_value(card, "in_channels")
-        arch = ev.architecture or {}
-        if (arch.get("blocks"), arch.get("in_channels")) != (blocks, in_ch):
+        recorded_arch = ev.architecture or {}
+        if (recorded_arch.get("blocks"), recorded_arch.get("in_channels")) != (blocks, in_ch):
             return None, (f"card's architecture ({blocks} blocks, {in_ch} channels) is not config.json's "
-                          f"({arch.get('blocks')} blocks, {arch.get('in_channels')} channels)")
-        if blocks is None or in_ch is None or blocks != int(blocks) or in_ch != int(in_ch) \
-                or not 1 <= blocks <= MAX_BLOCKS or not 1 <= in_ch <= MAX_IN_CHANNELS:
+                          f"({recorded_arch.get('blocks')} blocks, {recorded_arch.get('in_channels')} channels)")
+        try:  # config.json is hashed: its architecture, not the card's, says what the MACs are
+            spec = checked_spec(recorded_arch, Path(CONFIG))
+        except EdgekdError:
             return None, _missing("blocks", "in_channels")
-        computed = model_macs(int(blocks), int(in_ch))
+        computed = arch.macs(spec)
         recorded = card_value(card, "macs")
         if recorded != computed:
             return None, f"card's MACs {recorded} disagree with its architecture ({computed})"

@@ -142,8 +142,8 @@ def rhythm_loss(s_patch: torch.Tensor, t_patch: torch.Tensor) -> torch.Tensor:
 class Shapes:
     """What a term needs to size its adapters: the student's and teacher's block specs and the stages read."""
 
-    student: list  # block_specs(student_blocks)
-    teacher: list  # block_specs(teacher_blocks)
+    student: list[int]  # channels of each student stage (edgekd.arch.stage_widths)
+    teacher: list[int]  # channels of each teacher stage (a ResNet1D's block outputs)
     student_stage: int
     teacher_stage: int | None  # set when a selected term reads a teacher stage
 
@@ -218,8 +218,7 @@ class Feature(Term):
 
     @classmethod
     def build(cls, p, shapes):
-        return cls(shapes.student_stage, shapes.student[shapes.student_stage].out_ch,
-                   shapes.teacher[shapes.teacher_stage].out_ch)
+        return cls(shapes.student_stage, shapes.student[shapes.student_stage], shapes.teacher[shapes.teacher_stage])
 
     def forward(self, s, t, target, epoch):
         assert t.stage is not None
@@ -243,9 +242,8 @@ class PPGDistill(Term):
 
     @classmethod
     def build(cls, p, shapes):
-        return cls(shapes.student_stage, shapes.student[shapes.student_stage].out_ch,
-                   shapes.teacher[shapes.teacher_stage].out_ch, shapes.student[-1].out_ch,
-                   shapes.teacher[-1].out_ch, float(p["T"]), float(p["tau"]), n_patches(p))
+        return cls(shapes.student_stage, shapes.student[shapes.student_stage], shapes.teacher[shapes.teacher_stage],
+                   shapes.student[-1], shapes.teacher[-1], float(p["T"]), float(p["tau"]), n_patches(p))
 
     def forward(self, s, t, target, epoch):
         assert t.stage is not None and t.pooled is not None
@@ -330,7 +328,7 @@ def n_patches(params: dict[str, Any]) -> int:
 class DistillLoss(nn.Module):
     """Label CE + weighted terms. Learnable adapters live here: optimise ``parameters()`` with the student."""
 
-    def __init__(self, weights: dict[str, float], params: dict[str, Any], student_blocks: int,
+    def __init__(self, weights: dict[str, float], params: dict[str, Any], student_widths: list[int],
                  teacher_blocks: int | None, label_sigma: float = 0.0):
         super().__init__()
         if label_sigma < 0:
@@ -349,13 +347,14 @@ class DistillLoss(nn.Module):
         self.terms = nn.ModuleDict()
         self.teacher_stage: int | None = None
         s_stage = int(p["student_stage"])
-        if not -student_blocks <= s_stage < student_blocks:
-            raise EdgekdError(f"student_stage {s_stage} is out of range for a {student_blocks}-block student")
+        if not -len(student_widths) <= s_stage < len(student_widths):
+            raise EdgekdError(f"student_stage {s_stage} is out of range for a {len(student_widths)}-block student")
         if self.weights:
             assert teacher_blocks is not None
             if any(TERMS[name].uses_stage for name in self.weights):
                 self.teacher_stage = teacher_stage_for(teacher_blocks, p["teacher_stage"], n_patches(p))
-            shapes = Shapes(block_specs(student_blocks), block_specs(teacher_blocks), s_stage, self.teacher_stage)
+            shapes = Shapes(list(student_widths), [b.out_ch for b in block_specs(teacher_blocks)], s_stage,
+                            self.teacher_stage)
             for name in self.weights:
                 self.terms[name] = TERMS[name].build(p, shapes)
         self.label_ce = not any(t.replaces_labels for t in self.terms.values())

@@ -118,7 +118,34 @@ class BasicBlock(nn.Module):
         return out + identity
 
 
-class ResNet1D(nn.Module):
+class StudentNet(nn.Module):
+    """What every student family shares (ResNet1D here, edgekd.tcn.TCN): a stem, blocks, a pooled embedding
+    and the classifier; ``forward_features`` is what distillation reads. Subclasses set stem, stem_bn,
+    layers, fc and say how the last block's map is pooled."""
+
+    stem: nn.Module
+    stem_bn: nn.Module
+    layers: nn.ModuleList
+    fc: nn.Linear
+
+    def pool(self, h: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward_features(x)[0]
+
+    def forward_features(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor], torch.Tensor]:
+        """(logits, per-block feature maps [N, C_i, L_i], pooled embedding [N, C]) for distillation."""
+        h = F.relu(self.stem_bn(self.stem(x)))
+        feats = []
+        for layer in self.layers:
+            h = layer(h)
+            feats.append(h)
+        pooled = self.pool(h)
+        return self.fc(pooled), feats, pooled
+
+
+class ResNet1D(StudentNet):
     """WildPPG ResNet1D. Input [N, in_channels, 200] (channel 0 green PPG; 1..3 ACC), output [N, 180] logits."""
 
     def __init__(self, blocks: int, in_channels: int = 1, n_classes: int = N_CLASSES):
@@ -135,18 +162,8 @@ class ResNet1D(nn.Module):
     def width(self) -> int:
         return self.specs[-1].out_ch
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.forward_features(x)[0]
-
-    def forward_features(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor], torch.Tensor]:
-        """(logits, per-block feature maps [N, C_i, L_i], pooled embedding [N, C]) for distillation."""
-        h = F.relu(self.stem_bn(self.stem(x)))
-        feats = []
-        for layer in self.layers:
-            h = layer(h)
-            feats.append(h)
-        pooled = F.relu(self.final_bn(h)).mean(dim=-1)
-        return self.fc(pooled), feats, pooled
+    def pool(self, h: torch.Tensor) -> torch.Tensor:
+        return F.relu(self.final_bn(h)).mean(dim=-1)
 
     def config(self) -> dict[str, int]:
         return {"blocks": self.blocks, "in_channels": self.in_channels, "n_classes": self.n_classes}

@@ -32,6 +32,8 @@ from edgekd.bpm import N_CLASSES
 from edgekd.errors import EdgekdError
 from edgekd.layout import CONFIG, METRICS, WEIGHTS, read_json_object
 from edgekd.losses import STRATEGIES, resolve_params
+from edgekd import tcn
+from edgekd.arch import FAMILIES
 from edgekd.model import MAX_BLOCKS, MAX_IN_CHANNELS
 from edgekd.splits import Fold, holdout, kfold, parse_fold
 from edgekd.windowset import WindowSet
@@ -55,9 +57,13 @@ class RunConfig:
     ``"val_mae"`` (argmax MAE in BPM, the reported metric). ``label_sigma`` > 0 replaces one-hot labels by
     a Gaussian of that many BPM. ``init_from``: a run/artifact folder (or its .safetensors) of the same
     architecture whose weights start this run: pretrain on one WindowSet, fine-tune on another.
+    ``family``: "resnet" (WildPPG's ResNet1D, ``blocks`` residual blocks) or "tcn" (edgekd.tcn, ``blocks``
+    separable blocks of ``width`` channels).
     """
 
     blocks: int = 2
+    family: str = "resnet"
+    width: int = 16  # TCN channels (a ResNet's widths follow from its blocks)
     in_channels: int = 1
     strategy: str | dict[str, float] = "scratch"
     params: dict[str, Any] = field(default_factory=dict)
@@ -94,7 +100,10 @@ class RunConfig:
                 raise EdgekdError(f"{name} must be a finite number {'>' if strict else '>='} {lo:g}"
                                   f"{'' if hi == math.inf else f' and < {hi:g}'}, got {v!r}")
 
-        integer("blocks", 1, MAX_BLOCKS)
+        if self.family not in FAMILIES:
+            raise EdgekdError(f"family must be one of {', '.join(FAMILIES)}, got {self.family!r}")
+        integer("blocks", 1, tcn.MAX_DEPTH if self.family == "tcn" else MAX_BLOCKS)
+        integer("width", *tcn.WIDTHS)
         integer("in_channels", 1, MAX_IN_CHANNELS)
         integer("epochs", 1)
         integer("batch_size", 2)  # BatchNorm cannot train on one window
@@ -134,7 +143,10 @@ class RunConfig:
         return "+".join(self.strategy_weights())
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        d = dataclasses.asdict(self)
+        if self.family == "resnet":  # not part of a ResNet run: its config, and so its run name, stay as before
+            del d["family"], d["width"]
+        return d
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> RunConfig:
@@ -203,9 +215,10 @@ def resolve_fold(ws: WindowSet, spec: str, split_seed: int = 0) -> Fold:
     return fold
 
 
-def model_entry(cfg: RunConfig) -> dict[str, int]:
-    """The "model" entry of config.json that edgekd.checkpoint reads."""
-    return {"blocks": cfg.blocks, "in_channels": cfg.in_channels, "n_classes": N_CLASSES}
+def model_entry(cfg: RunConfig) -> dict[str, Any]:
+    """The "model" entry of config.json that edgekd.checkpoint reads (an edgekd.arch spec)."""
+    entry: dict[str, Any] = {"blocks": cfg.blocks, "in_channels": cfg.in_channels, "n_classes": N_CLASSES}
+    return {"family": "tcn", "width": cfg.width, **entry} if cfg.family == "tcn" else entry
 
 
 def is_complete(run_dir: str | Path) -> bool:

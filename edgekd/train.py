@@ -1,4 +1,4 @@
-"""Train one ResNet1D on one fold and write its run folder (layout: :mod:`edgekd.runs`).
+"""Train one student (edgekd.arch: ResNet1D or TCN) on one fold and write its run folder (layout: :mod:`edgekd.runs`).
 
 Design (DESIGN.md "Performance design"): the whole WindowSet is one tensor on the training device and
 batches are indexed from it (no DataLoader); teacher outputs come precomputed from :mod:`edgekd.teacher`.
@@ -29,7 +29,7 @@ from edgekd.errors import EdgekdError
 from edgekd.evaluate import MAE_KEYS, mae_report, predict_logits
 from edgekd.layout import CONFIG, LOG, METRICS, WEIGHTS, read_json_object, sha256_file
 from edgekd.losses import DistillLoss, StudentOut, resolve_params
-from edgekd.model import ResNet1D, deployed_param_count, macs
+from edgekd import arch
 from edgekd.runs import RunConfig, model_entry, resolve_fold
 from edgekd.splits import Fold, validation_split
 from edgekd.teacher import TeacherOutputs, load_teachers
@@ -55,8 +55,8 @@ def resolve_device(device: str) -> torch.device:
 
 def build_loss(cfg: RunConfig, teacher_blocks: int | None) -> DistillLoss:
     """The strategy's loss module for ``cfg`` (validates strategy names and parameters)."""
-    return DistillLoss(cfg.strategy_weights(), resolve_params(cfg.params, cfg.epochs), cfg.blocks, teacher_blocks,
-                       label_sigma=cfg.label_sigma)
+    return DistillLoss(cfg.strategy_weights(), resolve_params(cfg.params, cfg.epochs),
+                       arch.stage_widths(model_entry(cfg)), teacher_blocks, label_sigma=cfg.label_sigma)
 
 
 def teacher_requirements(cfg: RunConfig, teacher_blocks: int) -> tuple[int | None, bool]:
@@ -81,7 +81,7 @@ class _Fit:
     device: torch.device
     loss_fn: DistillLoss
     teacher: TeacherOutputs | None
-    model: ResNet1D
+    model: torch.nn.Module
     opt: torch.optim.Optimizer
     sched: torch.optim.lr_scheduler.LRScheduler
     gen: torch.Generator
@@ -154,6 +154,9 @@ def _prepare(ws: WindowSet, cfg: RunConfig, out_dir: Path, teacher: TeacherOutpu
     if cfg.in_channels > ws.n_channels:
         raise EdgekdError(f"the student reads {cfg.in_channels} channels but the data have {ws.n_channels} "
                           f"({', '.join(ws.channels)})")
+    for t in cfg.teachers:  # the distillation terms read a ResNet1D teacher's stages
+        if arch.family(model_spec(t)) != "resnet":
+            raise EdgekdError(f"{t}: a teacher must be a ResNet1D, not a {arch.describe(model_spec(t))}")
     teacher_blocks = teacher.blocks if teacher is not None else (
         model_spec(cfg.teachers[0])["blocks"] if cfg.teachers else None)
     loss_fn = build_loss(cfg, teacher_blocks)
@@ -189,7 +192,7 @@ def _prepare(ws: WindowSet, cfg: RunConfig, out_dir: Path, teacher: TeacherOutpu
 
     torch.manual_seed(cfg.seed)
     gen = torch.Generator(device=device).manual_seed(cfg.seed)
-    model = ResNet1D(cfg.blocks, cfg.in_channels)
+    model = arch.build(model_entry(cfg))
     if init_state is not None:
         model.load_state_dict(init_state)
     model = model.to(device)
@@ -257,8 +260,8 @@ def _finalize(fit: _Fit, ws: WindowSet, fold: Fold, out_dir: Path, best: dict[st
     else:  # --fold all: nothing held out, so no test numbers (evaluate on other data)
         report = {"windows": 0, **{k: None for k in MAE_KEYS}}
     metrics = {
-        "strategy": cfg.strategy_label(), "blocks": cfg.blocks, "in_channels": cfg.in_channels,
-        "params": deployed_param_count(cfg.blocks, cfg.in_channels), "macs": macs(cfg.blocks, cfg.in_channels),
+        "strategy": cfg.strategy_label(), **model_entry(cfg),
+        "params": arch.params(model_entry(cfg)), "macs": arch.macs(model_entry(cfg)),
         "fold": cfg.fold, "seed": cfg.seed, "test_subjects": list(fold.test_subjects),
         **report,
         "best_epoch": best["epoch"] + 1, "epochs_run": timing["epochs_run"], "select_on": cfg.select_on,
@@ -277,9 +280,9 @@ def _init_state(cfg: RunConfig) -> dict[str, torch.Tensor] | None:
     if not cfg.init_from:
         return None
     pre = load_model(cfg.init_from)
-    if (pre.blocks, pre.in_channels) != (cfg.blocks, cfg.in_channels):
-        raise EdgekdError(f"{cfg.init_from}: init_from has {pre.blocks} blocks / {pre.in_channels} channels, "
-                          f"this run trains {cfg.blocks} blocks / {cfg.in_channels} channels")
+    if pre.config() != model_entry(cfg):
+        raise EdgekdError(f"{cfg.init_from}: init_from is a {arch.describe(pre.config())} with {pre.in_channels} "
+                          f"channel(s), this run trains a {arch.describe(model_entry(cfg))} with {cfg.in_channels}")
     return pre.state_dict()
 
 

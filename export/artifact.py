@@ -30,7 +30,8 @@ from edgekd.fusion import FusionConfig, spectral_evidence
 from edgekd.geometry import WINDOW
 from edgekd.layout import (CARD, CARD_MD, KERNEL_SOURCES, MODEL_DATA_CC, MODEL_DATA_H, MODEL_DATA_HPP, ONNX_FP32,
                            ONNX_INT8, OPS_H, TFLITE_INT8, TRACKER_FILES, file_record)
-from edgekd.model import ResNet1D, deployed_param_count, final_width, macs, paper_param_count
+from edgekd import arch
+from edgekd.model import final_width, paper_param_count
 from edgekd.runtimes import FP32_REFERENCE
 from edgekd.tracking import TrackerConfig
 from edgekd.windowset import WindowSet
@@ -108,7 +109,7 @@ def _replace(work: Path, out: Path) -> None:
         shutil.rmtree(old)
 
 
-def _build(model: ResNet1D, folder: Path, work: Path, name: str, int8: bool, data: Path | None,
+def _build(model: torch.nn.Module, folder: Path, work: Path, name: str, int8: bool, data: Path | None,
            calib: Path | None, evaluate: Path | None, dynamic_batch: bool, progress: bool,
            fusion: FusionConfig) -> dict[str, Any]:
     from export import windows
@@ -142,10 +143,7 @@ def _build(model: ResNet1D, folder: Path, work: Path, name: str, int8: bool, dat
         "created_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "source": {"path": str(folder), "config": config},
         "data": {"calibration": cal.description, "evaluation": ev.description},
-        "architecture": {"family": "ResNet1D (WildPPG)", **model.config(), "final_width": final_width(model.blocks),
-                         "params": deployed_param_count(model.blocks, model.in_channels),
-                         "paper_params": paper_param_count(model.blocks, model.in_channels),
-                         "macs": macs(model.blocks, model.in_channels)},
+        "architecture": _architecture(model.config()),
         "bpm_min": BPM_MIN,
         "onnx": {"dynamic_batch": dynamic_batch, "max_abs_diff_vs_torch": onnx_diff},
     }
@@ -170,7 +168,7 @@ def _build(model: ResNet1D, folder: Path, work: Path, name: str, int8: bool, dat
     return card
 
 
-def _build_int8(model: ResNet1D, work: Path, name: str, cal, ev, batch: int | None,
+def _build_int8(model: torch.nn.Module, work: Path, name: str, cal, ev, batch: int | None,
                 logits: dict[str, np.ndarray], step, fusion: FusionConfig) -> dict[str, Any]:
     from export.c_arrays import QuantParams, c_identifier, model_data_cc, model_data_h, model_data_hpp, ops_h
     from edgekd.tflm_ops import sources_manifest
@@ -222,6 +220,16 @@ def _build_int8(model: ResNet1D, work: Path, name: str, cal, ev, batch: int | No
         "firmware_extras": list(TRACKER_FILES),
 
     }
+
+
+def _architecture(spec: dict[str, Any]) -> dict[str, Any]:
+    """The card's architecture entry: the spec, what it is, its deployed parameters and MACs per window."""
+    out = {**spec, "family": arch.family(spec), "description": arch.describe(spec), "params": arch.params(spec),
+           "macs": arch.macs(spec)}
+    if arch.family(spec) == "resnet":  # the paper's figures (WildPPG Table 1)
+        out.update(final_width=final_width(spec["blocks"]), paper_params=paper_param_count(spec["blocks"],
+                                                                                          spec["in_channels"]))
+    return out
 
 
 def _accuracy(logits: dict[str, np.ndarray], ev: WindowSet, fusion: FusionConfig) -> dict[str, Any]:

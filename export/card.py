@@ -11,7 +11,7 @@ def card_md(card: dict[str, Any]) -> str:
     """A short human summary of card.json (which stays the complete record)."""
     arch, acc, files = card["architecture"], card.get("accuracy", {}), card["files"]
     lines = [f"# {card['name']}", "",
-             f"ResNet1D, {arch['blocks']} blocks, {arch['in_channels']} input channel(s), "
+             f"{arch['description']}, {arch['in_channels']} input channel(s), "
              f"{arch['params']:,} parameters, {arch['macs']:,} MACs per 8 s window.",
              f"Source: `{card['source']['path']}`. Exported with edgekd {card['edgekd_version']} "
              f"in {card['export_seconds']:.1f} s.", "", "## Files", "", "| file | bytes |", "|---|---:|"]

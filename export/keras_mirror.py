@@ -1,6 +1,7 @@
-"""A Keras copy of ResNet1D with the PyTorch weights, the path to a TFLM-only INT8 flatbuffer.
+"""A Keras copy of the student (ResNet1D or TCN) with the PyTorch weights, the path to a TFLM-only INT8
+flatbuffer.
 
-Built from ``edgekd.model.block_specs`` so the two never disagree on shapes. Layout is channels-last
+Built from ``edgekd.model.block_specs`` / ``edgekd.tcn.dilations`` so the two never disagree on shapes. Layout is channels-last
 ([N, 200, C]) because that is what TFLite's Conv1D lowering (EXPAND_DIMS -> CONV_2D -> RESHAPE) wants and
 what firmware fills sample by sample. Facts that make the float outputs match (REFERENCE.md section 5):
 BatchNorm epsilon 1e-5; the convolutions' "same" padding puts the smaller half on the left like TF SAME;
@@ -13,6 +14,8 @@ import keras  # this module is imported only when exporting: TensorFlow takes se
 import numpy as np
 import torch
 
+from edgekd import tcn
+from edgekd.arch import family
 from edgekd.geometry import WINDOW
 from edgekd.model import BN_EPS, KERNEL, STEM_WIDTH, ResNet1D, block_specs
 
@@ -28,8 +31,69 @@ class ChannelPad(keras.layers.Layer):
         return keras.ops.pad(x, [[0, 0], [0, 0], [self.left, self.right]])
 
 
-def build_keras(model: ResNet1D):
+def _bn(sd: dict[str, np.ndarray], x, prefix: str, name: str, eps: float):
+    layer = keras.layers.BatchNormalization(epsilon=eps, name=name)
+    y = layer(x)
+    layer.set_weights([sd[f"{prefix}.weight"], sd[f"{prefix}.bias"], sd[f"{prefix}.running_mean"],
+                       sd[f"{prefix}.running_var"]])
+    return y
+
+
+class ToImage(keras.layers.Layer):
+    """[N, L, C] -> [N, L, 1, C] as one EXPAND_DIMS (a Reshape with a dynamic batch lowers to SHAPE/PACK ops)."""
+
+    def call(self, x):
+        return keras.ops.expand_dims(x, 2)
+
+
+def build_keras(model: torch.nn.Module):
     """A keras.Model computing the same logits as ``model`` (eval mode) on [N, 200, C] input."""
+    if family(model.config()) == "tcn":
+        return _build_tcn(model)
+    return _build_resnet(model)
+
+
+def _fold_bn(sd: dict[str, np.ndarray], conv: str, bn: str, eps: float) -> tuple[np.ndarray, np.ndarray]:
+    """Conv weights [out, in, k] and bias with the following eval-mode BatchNorm folded in (per out channel)."""
+    g = sd[f"{bn}.weight"] / np.sqrt(sd[f"{bn}.running_var"] + eps)
+    w = sd[f"{conv}.weight"] * g[:, None, None]
+    b = (sd[f"{conv}.bias"] - sd[f"{bn}.running_mean"]) * g + sd[f"{bn}.bias"]
+    return w.astype(np.float32), b.astype(np.float32)
+
+
+def _build_tcn(model: tcn.TCN):
+    """The TCN as a 2-D graph of width-1 images: one EXPAND_DIMS of the window to [N, 200, 1, C], then Conv2D /
+    DepthwiseConv2D with (k, 1) kernels (SAME padding, strided stem and even blocks) and pointwise 1x1 convs.
+    Keras' Conv1D would wrap every convolution in EXPAND_DIMS + RESHAPE (two ops and two tensors each, a third
+    of a small model's flatbuffer). Each BatchNorm is folded into the convolution before it."""
+    L = keras.layers
+    sd = {k: v.detach().cpu().numpy() for k, v in model.state_dict().items()}
+    inp = keras.Input((WINDOW, model.in_channels), batch_size=None, name="window")
+    h = ToImage(name="to_2d")(inp)
+
+    def conv(x, conv_key: str, bn_key: str, kernel: int, stride: int, name: str, depthwise: bool, relu: bool):
+        kw = {"strides": (stride, 1), "padding": "same", "activation": "relu" if relu else None, "name": name}
+        layer = L.DepthwiseConv2D((kernel, 1), **kw) if depthwise else L.Conv2D(model.width, (kernel, 1), **kw)
+        y = layer(x)
+        w, b = _fold_bn(sd, conv_key, bn_key, tcn.BN_EPS)
+        # PyTorch [out, in/groups, k] -> Keras Conv2D [k, 1, in, out] / DepthwiseConv2D [k, 1, C, 1].
+        layer.set_weights([w.transpose(2, 0, 1)[:, None] if depthwise else w.transpose(2, 1, 0)[:, None], b])
+        return y
+
+    h = conv(h, "stem.conv", "stem_bn", tcn.STEM_KERNEL, tcn.STRIDE, "stem", False, True)
+    for i, stride in enumerate(tcn.strides(model.blocks)):
+        p = f"layers.{i}"
+        y = conv(h, f"{p}.depthwise.conv", f"{p}.bn1", tcn.KERNEL, stride, f"b{i}_dw", True, True)
+        y = conv(y, f"{p}.pointwise", f"{p}.bn2", 1, 1, f"b{i}_pw", False, False)
+        h = L.ReLU(name=f"b{i}_relu")(y if stride != 1 else L.Add(name=f"b{i}_add")([h, y]))
+    h = L.GlobalAveragePooling2D(name="mean")(h)
+    fc = L.Dense(model.n_classes, name="fc")
+    logits = fc(h)
+    fc.set_weights([sd["fc.weight"].T, sd["fc.bias"]])
+    return keras.Model(inp, logits, name=f"tcn_{model.blocks}x{model.width}")
+
+
+def _build_resnet(model: ResNet1D):
     L = keras.layers
     sd = {k: v.detach().cpu().numpy() for k, v in model.state_dict().items()}
 
@@ -41,11 +105,7 @@ def build_keras(model: ResNet1D):
         return y
 
     def bn(x, prefix: str, name: str):
-        layer = L.BatchNormalization(epsilon=BN_EPS, name=name)
-        y = layer(x)
-        layer.set_weights([sd[f"{prefix}.weight"], sd[f"{prefix}.bias"], sd[f"{prefix}.running_mean"],
-                           sd[f"{prefix}.running_var"]])
-        return y
+        return _bn(sd, x, prefix, name, BN_EPS)
 
     inp = keras.Input((WINDOW, model.in_channels), batch_size=None, name="window")
     h = conv(inp, "stem.conv", STEM_WIDTH, 1, "stem_conv")
@@ -74,7 +134,7 @@ def build_keras(model: ResNet1D):
     return keras.Model(inp, logits, name=f"resnet1d_{model.blocks}")
 
 
-def mirror_max_abs_diff(model: ResNet1D, kmodel, x: np.ndarray) -> float:
+def mirror_max_abs_diff(model: torch.nn.Module, kmodel, x: np.ndarray) -> float:
     """Max abs logit difference between PyTorch ([N, C, 200]) and the Keras mirror in float32."""
     with torch.no_grad():
         ref = model.eval()(torch.from_numpy(x)).numpy()

@@ -15,12 +15,11 @@ import torch
 
 from edgekd.atomic import write_bytes
 from edgekd.geometry import WINDOW
-from edgekd.model import ResNet1D
 
 INPUT, OUTPUT = "window", "logits"
 
 
-def export_onnx(model: ResNet1D, path: Path, dynamic_batch: bool = True) -> None:
+def export_onnx(model: torch.nn.Module, path: Path, dynamic_batch: bool = True) -> None:
     """Write ``model`` as one self-contained .onnx file (weights inline), input [N, C, 200] float32."""
     model = model.eval()
     example = (torch.zeros(2 if dynamic_batch else 1, model.in_channels, WINDOW),)
@@ -53,7 +52,7 @@ def run_onnx(path: Path, x: np.ndarray, batch: int | None = None) -> np.ndarray:
                            for i in range(0, len(x), batch)])
 
 
-def onnx_max_abs_diff(model: ResNet1D, path: Path, x: np.ndarray, batch: int | None = None) -> float:
+def onnx_max_abs_diff(model: torch.nn.Module, path: Path, x: np.ndarray, batch: int | None = None) -> float:
     """Max abs logit difference between PyTorch and ONNX Runtime on the same windows."""
     with torch.no_grad():
         ref = model.eval()(torch.from_numpy(x)).numpy()

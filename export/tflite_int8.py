@@ -15,9 +15,9 @@ from collections.abc import Callable, Iterator
 
 import numpy as np
 import tensorflow as tf
+import torch
 
 from edgekd.errors import EdgekdError
-from edgekd.model import ResNet1D
 from export.keras_mirror import build_keras, mirror_max_abs_diff
 
 MIRROR_TOLERANCE = 1e-4  # float Keras vs PyTorch, max abs logit difference
@@ -43,7 +43,7 @@ def _representative(x: np.ndarray) -> Callable[[], Iterator[list[np.ndarray]]]:
     return gen
 
 
-def convert_int8(model: ResNet1D, calib_x: np.ndarray, check_x: np.ndarray) -> tuple[bytes, float]:
+def convert_int8(model: torch.nn.Module, calib_x: np.ndarray, check_x: np.ndarray) -> tuple[bytes, float]:
     """(flatbuffer bytes, Keras-vs-PyTorch float max abs diff). Refuses a mirror that does not match."""
     kmodel = build_keras(model)
     diff = mirror_max_abs_diff(model, kmodel, check_x)
@@ -52,10 +52,21 @@ def convert_int8(model: ResNet1D, calib_x: np.ndarray, check_x: np.ndarray) -> t
                           f"the architecture and keras_mirror.py disagree")
     with _quiet():
         flatbuffer = _converter(kmodel, calib_x).convert()
-    return flatbuffer, diff
+    return strip_names(flatbuffer), diff
 
 
-def layer_errors(model: ResNet1D, calib_x: np.ndarray, debug_x: np.ndarray) -> list[dict[str, float | str]]:
+def strip_names(flatbuffer: bytes) -> bytes:
+    """The flatbuffer without tensor names, subgraph names and signature defs (TF's own flatbuffer_utils):
+    TFLM never reads them, and in a graph of fused layers they are long ("model/b0_conv/...;model/b0_bn/...")
+    and a large share of the bytes flashed."""
+    from tensorflow.lite.tools import flatbuffer_utils
+
+    model = flatbuffer_utils.read_model_from_bytearray(bytearray(flatbuffer))
+    flatbuffer_utils.strip_strings(model)
+    return bytes(flatbuffer_utils.convert_object_to_bytearray(model))
+
+
+def layer_errors(model: torch.nn.Module, calib_x: np.ndarray, debug_x: np.ndarray) -> list[dict[str, float | str]]:
     """Per-layer INT8 error from TF's QuantizationDebugger: each quantised op's output compared with its
     float counterpart on ``debug_x``. ``rmse_over_scale`` near 0.29 (= 1/sqrt(12)) is pure rounding noise;
     much larger values show where INT8 loses accuracy."""

@@ -16,7 +16,7 @@ from __future__ import annotations
 from typing import Any
 
 from edgekd.layout import TFLITE_INT8
-from edgekd.model import deployed_param_count, macs
+from edgekd import arch
 from firmware_bench import litert, tflm
 from firmware_bench.artifact import Artifact
 
@@ -53,8 +53,8 @@ def static_costs(artifact: Artifact) -> dict[str, Any]:
     """
     spec = artifact.spec
     costs: dict[str, Any] = {
-        "params": deployed_param_count(spec["blocks"], spec["in_channels"], spec["n_classes"]),
-        "macs": macs(spec["blocks"], spec["in_channels"], spec["n_classes"]),
+        "params": arch.params(spec),
+        "macs": arch.macs(spec),
         "card_arena_bytes": artifact.card_int("arena_bytes"),
     }
     if not artifact.has(TFLITE_INT8):

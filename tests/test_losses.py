@@ -9,6 +9,9 @@ import torch
 from edgekd.errors import EdgekdError
 from edgekd.losses import (DistillLoss, StudentOut, TeacherBatch, distance_matrix, dkd_parts, morphology_infonce,
                            normalised_mse, resolve_params, rhythm_loss, soft_kd, teacher_stage_for)
+from edgekd.arch import stage_widths
+
+WIDTHS_1 = stage_widths({"blocks": 1, "in_channels": 1})  # a 1-block ResNet student's stages
 
 
 def _softmax(z: np.ndarray) -> np.ndarray:
@@ -56,7 +59,7 @@ def test_dkd_equals_tckd_plus_nckd_from_definitions(logits):
     assert float(got_t) == pytest.approx(tckd, rel=1e-4)
     assert float(got_n) == pytest.approx(nckd, rel=1e-4)
     # Composed with alpha 1, beta 8 after warm-up, through the module the trainer uses.
-    loss = DistillLoss({"dkd": 1.0}, resolve_params({}, epochs=100), 1, 2)
+    loss = DistillLoss({"dkd": 1.0}, resolve_params({}, epochs=100), WIDTHS_1, 2)
     total, parts = loss(StudentOut(torch.tensor(s), [], torch.zeros(6, 32)), TeacherBatch(torch.tensor(t)),
                         torch.tensor(y), epoch=99)
     assert float(parts["dkd"]) == pytest.approx(tckd + 8 * nckd, rel=1e-4)
@@ -77,7 +80,7 @@ def test_nckd_ignores_the_target_class(logits):
 
 def test_dkd_warmup_ramps_linearly():
     params = resolve_params({"warmup": 20}, epochs=200)
-    loss = DistillLoss({"dkd": 1.0}, params, 1, 2)
+    loss = DistillLoss({"dkd": 1.0}, params, WIDTHS_1, 2)
     s, t, y = torch.randn(4, 180), torch.randn(4, 180), torch.randint(0, 180, (4,))
     out = StudentOut(s, [], torch.zeros(4, 32))
     full = float(loss(out, TeacherBatch(t), y, epoch=50)[1]["dkd"])
@@ -132,7 +135,7 @@ def test_feature_and_ppg_distill_terms_run_and_have_gradients():
     student, teacher = ResNet1D(1), ResNet1D(4)
     x = torch.randn(4, 1, 200)
     params = resolve_params({}, epochs=10)
-    loss = DistillLoss({"feature": 1.0, "ppg-distill": 0.5}, params, 1, 4)
+    loss = DistillLoss({"feature": 1.0, "ppg-distill": 0.5}, params, WIDTHS_1, 4)
     stage = teacher_stage_for(4, None, 8)
     assert loss.teacher_stage == stage == 3  # deepest 4-block stage with >= 8 steps (length 50)
     with torch.no_grad():
@@ -146,7 +149,7 @@ def test_feature_and_ppg_distill_terms_run_and_have_gradients():
 
 
 def test_hard_replaces_labels_with_teacher_argmax():
-    loss = DistillLoss({"hard": 1.0}, resolve_params({}, 10), 1, 2)
+    loss = DistillLoss({"hard": 1.0}, resolve_params({}, 10), WIDTHS_1, 2)
     s, t = torch.randn(5, 180), torch.randn(5, 180)
     total, parts = loss(StudentOut(s, [], torch.zeros(5, 32)), TeacherBatch(t), torch.zeros(5, dtype=torch.long), 0)
     assert "ce" not in parts
@@ -156,12 +159,12 @@ def test_hard_replaces_labels_with_teacher_argmax():
 def test_bad_strategies_and_parameters_are_rejected():
     params = resolve_params({}, 10)
     with pytest.raises(EdgekdError, match="unknown strategy 'fitnet'"):
-        DistillLoss({"fitnet": 1.0}, params, 1, 2)
+        DistillLoss({"fitnet": 1.0}, params, WIDTHS_1, 2)
     with pytest.raises(EdgekdError, match="needs a teacher"):
-        DistillLoss({"dkd": 1.0}, params, 1, None)
+        DistillLoss({"dkd": 1.0}, params, WIDTHS_1, None)
     with pytest.raises(EdgekdError, match="unknown strategy parameter"):
         resolve_params({"temperature": 3}, 10)
-    assert not DistillLoss({"scratch": 1.0}, params, 1, None).needs_teacher
+    assert not DistillLoss({"scratch": 1.0}, params, WIDTHS_1, None).needs_teacher
     # a parameter no selected strategy reads is refused, not ignored
     with pytest.raises(EdgekdError, match="tau are not read by dkd"):
         resolve_params({"tau": 0.2}, 10, ["dkd"])
@@ -178,7 +181,7 @@ def test_every_registered_strategy_builds_and_gives_a_finite_loss(logits):
     s_logits, t_logits = s_logits.float(), t_logits.float()
     params = resolve_params({}, 10)
     for name in TERMS:
-        loss = DistillLoss({name: 1.0}, params, 1, 2)
+        loss = DistillLoss({name: 1.0}, params, WIDTHS_1, 2)
         n = s_logits.shape[0]
         feats = [torch.randn(n, spec.out_ch, length) for spec, length in zip(block_specs(1), lengths(1)[1:])]
         stage = (torch.randn(n, block_specs(2)[loss.teacher_stage].out_ch, lengths(2)[1 + loss.teacher_stage])
@@ -195,7 +198,7 @@ def test_gaussian_label_smoothing_matches_its_definition(logits):
     q = np.exp(-0.5 * ((k[None, :] - y[:, None]) / sigma) ** 2)
     q /= q.sum(-1, keepdims=True)
     expected = -(q * np.log(_softmax(s))).sum(-1).mean()
-    loss = DistillLoss({"scratch": 1.0}, resolve_params({}, 10), 1, None, label_sigma=sigma)
+    loss = DistillLoss({"scratch": 1.0}, resolve_params({}, 10), WIDTHS_1, None, label_sigma=sigma)
     total, parts = loss(StudentOut(torch.tensor(s, dtype=torch.float32), [], torch.zeros(6, 32)), None,
                         torch.tensor(y), 0)
     assert float(total) == pytest.approx(expected, rel=1e-5)
@@ -205,7 +208,7 @@ def test_gaussian_label_smoothing_matches_its_definition(logits):
     target = torch.tensor([100])
     out = lambda z: StudentOut(z, [], torch.zeros(1, 32))  # noqa: E731
     assert float(loss(out(near), None, target, 0)[0]) < float(loss(out(far), None, target, 0)[0])
-    hard = DistillLoss({"scratch": 1.0}, resolve_params({}, 10), 1, None)
+    hard = DistillLoss({"scratch": 1.0}, resolve_params({}, 10), WIDTHS_1, None)
     assert float(hard(out(near), None, target, 0)[0]) == pytest.approx(float(hard(out(far), None, target, 0)[0]))
     with pytest.raises(EdgekdError, match="label_sigma"):
-        DistillLoss({"scratch": 1.0}, resolve_params({}, 10), 1, None, label_sigma=-1)
+        DistillLoss({"scratch": 1.0}, resolve_params({}, 10), WIDTHS_1, None, label_sigma=-1)

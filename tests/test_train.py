@@ -153,7 +153,7 @@ def test_init_from_starts_from_pretrained_weights_and_checks_the_architecture(sm
     train_run(small_synth, RunConfig(**{**FAST, "lr": 0.0, "seed": 1}), tmp_path / "s1", progress=False)
     fresh = load_model(tmp_path / "s1").state_dict()  # without init_from: a different random start
     assert not all(torch.equal(a[k], fresh[k]) for k in weights)
-    with pytest.raises(EdgekdError, match="init_from has 1 blocks"):
+    with pytest.raises(EdgekdError, match="init_from is a ResNet1D 1 blocks with 1 channel.s., this run trains a ResNet1D 2 blocks"):
         train_run(small_synth, RunConfig(**{**FAST, "blocks": 2}, init_from=str(tmp_path / "pre")),
                   tmp_path / "bad", progress=False)
     assert not (tmp_path / "bad").exists()

@@ -13,6 +13,8 @@ from edgekd.cli.output import print_json, print_table
 from edgekd.data import load_windows
 from edgekd.distill import DistillPlan
 from edgekd.errors import EdgekdError
+from edgekd import tcn
+from edgekd.arch import FAMILIES
 from edgekd.model import MAX_BLOCKS, MAX_IN_CHANNELS
 from edgekd.runs import SELECT_ON, RunConfig
 from edgekd.runtimes import SCORED
@@ -39,6 +41,11 @@ def _common(p: argparse.ArgumentParser, epochs: int | None = RUN.epochs) -> None
     also used by sweep plans and the Python API), except distill's shorter demo ``epochs`` (None: decided
     by whether --data is given)."""
     p.add_argument("--data", metavar="FILE", help="WindowSet .npz (default: the embedded synthetic corpus)")
+    p.add_argument("--family", choices=FAMILIES, default=RUN.family,
+                   help=f"student family: resnet (WildPPG's ResNet1D) or tcn (MCU-lean dilated separable CNN, "
+                        f"edgekd/tcn.py; --blocks is its depth) (default {RUN.family}; teachers are always resnet)")
+    p.add_argument("--width", type=int, default=RUN.width, metavar="C",
+                   help=f"tcn channels, {tcn.WIDTHS[0]}..{tcn.WIDTHS[1]} (default {RUN.width})")
     p.add_argument("--fold", default=RUN.fold,
                    help="K/N (fold K of an N-fold subject split), loso:SUBJECT, lodo:DATASET (leave a data set out), "
                         f"all (train on everything), or holdout[:FRACTION] (default {RUN.fold})")
@@ -71,11 +78,11 @@ def _common(p: argparse.ArgumentParser, epochs: int | None = RUN.epochs) -> None
 
 
 def _register_train(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("train", help="train one ResNet1D on one fold and write a run folder",
-                       description="Train ResNet1D(--blocks) with label cross-entropy on one subject-independent "
+    p = sub.add_parser("train", help="train one student (ResNet1D or TCN) on one fold and write a run folder",
+                       description="Train a ResNet1D (or --family tcn) of --blocks blocks on one subject-independent "
                                    "fold; writes config.json, model.safetensors, log.jsonl, metrics.json to --out.")
     p.add_argument("--blocks", type=int, required=True, choices=BLOCK_CHOICES, metavar="N",
-                   help="residual blocks 1..12")
+                   help="blocks 1..12 (ResNet residual blocks, or TCN depth)")
     p.add_argument("--in-channels", type=int, choices=(1, 2, 3, 4), help=CHANNELS_HELP)
     p.add_argument("--out", required=True, metavar="DIR", help="run folder to write")
     _common(p)
@@ -137,7 +144,8 @@ def _threads(args: argparse.Namespace) -> None:
 
 def _config(args: argparse.Namespace, **kw: Any):
 
-    return RunConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, weight_decay=args.weight_decay,
+    return RunConfig(family=args.family, width=args.width, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+                     weight_decay=args.weight_decay,
                      seed=args.seed, fold=args.fold, split_seed=args.split_seed, augment=args.augment,
                      label_sigma=args.label_sigma, init_from=args.init_from,
                      patience=args.patience, select_on=args.select_on, device=args.device, **kw)

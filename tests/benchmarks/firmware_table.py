@@ -16,6 +16,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from edgekd import arch
 from edgekd.budget import mcu_target
 from edgekd.errors import EdgekdError
 from firmware_bench.artifact import load_artifact
@@ -39,13 +40,13 @@ def row(art_dir: Path, target: str, kernels: str, windows: int, tflm: Path | Non
     f = rec["figures"]
     spec = art.spec
     model = art.tflite_bytes()
-    code, _ = runtime_code_bytes(sorted(set(art.card["tflm"]["ops"])))
-    out = {"model": f"{spec['blocks']} block{'s' if spec['blocks'] > 1 else ''}", "target": target,
+    code, _ = runtime_code_bytes(sorted(set(art.card["tflm"]["ops"])))  # None: an op the old table lacks
+    out = {"model": arch.describe(spec), "target": target,
            "kernels": kernels, "windows": str(f["windows"]),
            "int8 mismatches": f"{f['int8_mismatches']} of {f['int8_values']} (max {f['int8_max_abs_diff']} LSB)",
            "BPM mismatches": str(f["bpm_mismatches"]),
            "arena KB (target / card est.)": f"{_kb(f['arena_bytes'])} / {_kb(art.card['tflm']['arena_bytes'])}",
-           "flash KB (image / est.)": f"{_kb(f.get('flash_bytes'))} / {_kb(len(model) + (code or 0))}",
+           "flash KB (image / est.)": f"{_kb(f.get('flash_bytes'))} / {_kb(None if code is None else len(model) + code)}",
            "model / TFLM / kernels / libc / decoder KB": "-", "RAM KB (static / stack)": "-",
            "M instr. model + decoder": "-", "ms per window (measured est. / MAC est.)": "-"}
     if "flash_by_component" in f:

@@ -13,6 +13,7 @@ the same two data sets (the inner models that choose the decoder stay from scrat
 Runs are reused when a complete run of the same resolved config and data exists (folder = config hash).
 
     .venv/bin/python tests/benchmarks/lodo.py --out runs/lodo [--blocks 1 2 4] [--seeds 0 1 2] [--strategies scratch dkd]
+    .venv/bin/python tests/benchmarks/lodo.py --family tcn --width 16 --blocks 6     # the MCU-lean students
 """
 
 from __future__ import annotations
@@ -106,7 +107,9 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--shared", default="../shared/data", help="folder with ieee_spc2015, wrist_exercise, bidmc")
     p.add_argument("--out", default="runs/lodo", help="runs and results go here")
-    p.add_argument("--blocks", type=int, nargs="+", default=[2], help="student sizes")
+    p.add_argument("--blocks", type=int, nargs="+", default=[2], help="student sizes (ResNet blocks or TCN depth)")
+    p.add_argument("--family", choices=("resnet", "tcn"), default="resnet", help="student family (teachers: resnet)")
+    p.add_argument("--width", type=int, default=16, help="TCN channels")
     p.add_argument("--seeds", type=int, nargs="+", default=[0],
                    help="seeds of the outer students (inner models and the teacher keep seed 0, so the decoder "
                         "choice and the teacher are shared by every seed)")
@@ -133,7 +136,9 @@ def main() -> None:
     rows, results, shipped = [], [], {}
     for blocks in args.blocks:
         base = dict(blocks=blocks, in_channels=4, epochs=args.epochs, label_sigma=args.label_sigma,
-                    select_on="val_mae", device="cpu", init_from=args.init_from, augment=args.augment)
+                    select_on="val_mae", device="cpu", init_from=args.init_from, augment=args.augment,
+                    family=args.family, width=args.width)
+        student = f"TCN {blocks}x{args.width}" if args.family == "tcn" else f"{blocks}-block"
         logits_of: dict[tuple[str, str], np.ndarray] = {}  # (trained on, scored on) -> logits
         for name in SETS:  # inner models: one data set alone
             idx = np.flatnonzero(full.dataset == name)
@@ -160,13 +165,13 @@ def main() -> None:
                 if strategy == "scratch":
                     cfg = RunConfig(**base, fold=fold, seed=seed)
                 else:  # the teacher sees the same two training data sets, never the held-out one
-                    teacher = train_cached(full, RunConfig(**{**base, "blocks": args.teacher_blocks,
+                    teacher = train_cached(full, RunConfig(**{**base, "family": "resnet", "blocks": args.teacher_blocks,
                                                               "init_from": None}, fold=fold), out / "runs")
                     cfg = RunConfig(**base, fold=fold, seed=seed, strategy=strategy, teachers=[str(teacher)])
                 run_dir = train_cached(full, cfg, out / "runs")
                 logits = predict_logits(load_model(run_dir), ws.x)
                 err, conf = decode(logits, ev, ws, chosen)
-                row = {"blocks": blocks, "strategy": strategy, "seed": seed, "held_out": held, "windows": len(ws),
+                row = {"student": student, "blocks": blocks, "strategy": strategy, "seed": seed, "held_out": held, "windows": len(ws),
                        "hmm": float(hmm_err.mean()), "argmax": float(np.abs(decode_argmax(logits) - ws.hr).mean()),
                        "causal": float(decode(logits, ev, ws, MODEL_ONLY)[0].mean()),
                        "fused_previous": float(decode(logits, ev, ws, PREVIOUS)[0].mean()),
@@ -183,7 +188,7 @@ def main() -> None:
                 rows.append(row)
                 results.append({**row, "run": str(run_dir), "chosen": asdict(chosen), "chosen_plain": asdict(plain)})
     summary = summarise(rows)
-    print_table(rows, ["blocks", "strategy", "seed", "held_out", "hmm", "argmax", "causal", "fused_previous",
+    print_table(rows, ["student", "strategy", "seed", "held_out", "hmm", "argmax", "causal", "fused_previous",
                        "nested_plain", "nested", "fused_default", "choice"], title="leave-one-dataset-out, MAE in BPM")
     print()
     print_table(summary, title="mean over seeds (fused, nested decoder)")
@@ -203,7 +208,8 @@ def summarise(rows: list[dict]) -> list[dict]:
     out = []
     for key in dict.fromkeys((r["blocks"], r["strategy"]) for r in rows):
         mine = [r for r in rows if (r["blocks"], r["strategy"]) == key]
-        row: dict = {"blocks": key[0], "strategy": key[1], "seeds": len({r["seed"] for r in mine})}
+        row: dict = {"student": mine[0]["student"], "blocks": key[0], "strategy": key[1],
+                     "seeds": len({r["seed"] for r in mine})}
         per = {h: float(np.mean([r["nested"] for r in mine if r["held_out"] == h])) for h in SETS}
         hmm = {h: next(r["hmm"] for r in mine if r["held_out"] == h) for h in SETS}
         row.update({h: per[h] for h in SETS})
@@ -231,7 +237,7 @@ def markdown(rows: list[dict], summary: list[dict], args: argparse.Namespace, sh
                                                 for h in SETS) + " | mean (HMM " + f"{summary[0]['hmm_mean']:.2f}) | "
              "held-out sets no worse than HMM |", "|---|---:|" + "---:|" * (len(SETS) + 2)]
     for s in summary:
-        lines.append(f"| {s['blocks']}-block {s['strategy']} | {s['seeds']} | "
+        lines.append(f"| {s['student']} {s['strategy']} | {s['seeds']} | "
                      + " | ".join(f"{s[h]:.2f}" for h in SETS) + f" | {s['mean']:.2f} | {s['sets_no_worse_than_hmm']} of 3 |")
     cols = [("hmm", "spectral HMM (no model)"), ("argmax", "argmax"), ("causal", "causal"),
             ("fused_previous", f"fused {label(PREVIOUS)} (previous default)"), ("nested_plain", "fused, nested (a, w)"),
@@ -247,7 +253,7 @@ def markdown(rows: list[dict], summary: list[dict], args: argparse.Namespace, sh
     for r in rows:
         if r["seed"] != first[(r["blocks"], r["strategy"])]:
             continue
-        lines.append(f"| {r['blocks']}-block {r['strategy']} | {r['held_out']} | {r['windows']} | "
+        lines.append(f"| {r['student']} {r['strategy']} | {r['held_out']} | {r['windows']} | "
                      + " | ".join(f"{r[k]:.2f}" if k in r else "" for k, _ in cols) + f" | {r['choice']} |")
     lines += ["", "Decoder the same rule picks over all six directions (what to ship for unseen data; not a "
                   "held-out result): " + "; ".join(f"{b} blocks: {c}" for b, c in shipped.items()) + "."]
