@@ -7,6 +7,7 @@ MCU-lean TCN (edgekd.tcn) as ``{"family": "tcn", "blocks", "width", "in_channels
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from torch import nn
@@ -54,6 +55,18 @@ def describe(spec: dict[str, Any]) -> str:
     return f"ResNet1D {spec['blocks']} blocks"
 
 
-def model_spec(m: nn.Module) -> dict[str, Any]:
-    """The spec of a built model (its ``config()``)."""
-    return dict(m.config())  # type: ignore[operator]
+def student_label(spec: dict[str, Any]) -> int | str:
+    """How sweeps, results tables and rank name a student: its block count for a ResNet (as every table before
+    the second family), ``"tcn:DEPTHxWIDTH"`` for a TCN."""
+    return f"tcn:{spec['blocks']}x{spec['width']}" if family(spec) == "tcn" else int(spec["blocks"])
+
+
+def parse_student(value: object) -> dict[str, Any]:
+    """The architecture fields ({"blocks"}, or {"family": "tcn", "blocks", "width"}) of a student label;
+    ValueError for anything else."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return {"blocks": value}
+    found = re.fullmatch(r"tcn:(\d+)x(\d+)", value) if isinstance(value, str) else None
+    if found is None:
+        raise ValueError(f"a student is a ResNet block count (2) or tcn:DEPTHxWIDTH (tcn:6x16), got {value!r}")
+    return {"family": "tcn", "blocks": int(found.group(1)), "width": int(found.group(2))}

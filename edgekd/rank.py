@@ -29,7 +29,8 @@ from edgekd.budget import DEFAULT_MCU_TARGETS, KB, Budget, mcu_target
 from edgekd.errors import EdgekdError
 from edgekd.layout import (BENCH_SCHEMA, CARD, card_value, firmware_record_path, read_card, read_firmware_record,
                            verify_artifact)
-from edgekd.model import macs, size_table
+from edgekd import arch
+from edgekd.model import size_table
 
 COSTS: dict[str, tuple[str, str]] = {  # cost name -> (row column, axis label)
     "flash": ("flash_kb", "flash (KB)"),
@@ -50,13 +51,15 @@ def candidates(rows: list[dict[str, Any]], metric: str = "mae_argmax") -> list[d
     groups: dict[tuple[Any, ...], list[float]] = defaultdict(list)
     for r in rows:
         if r.get(metric) is not None:
-            groups[(r.get("teacher"), int(r["student"]), str(r["strategy"]), int(r.get("in_channels") or 1))].append(
+            student = arch.student_label({**arch.parse_student(r["student"]), "in_channels": 1})
+            groups[(r.get("teacher"), student, str(r["strategy"]), int(r.get("in_channels") or 1))].append(
                 float(r[metric]))
     if not groups:
         raise EdgekdError(f"no runs with '{metric}' in the results")
     out = []
     for (teacher, student, strategy, chans), vals in groups.items():
-        name = f"{student}b {strategy}" + ("" if teacher is None else f" <- {teacher}b")
+        size = f"{student}b" if isinstance(student, int) else str(student)
+        name = f"{size} {strategy}" + ("" if teacher is None else f" <- {teacher}b")
         out.append({"name": name, "teacher": teacher, "student": student, "strategy": strategy, "in_channels": chans,
                     metric: mean(vals), f"{metric}_std": stdev(vals) if len(vals) > 1 else None, "runs": len(vals)})
     return out
@@ -77,31 +80,32 @@ def _visible(root: Path, pattern: str) -> list[Path]:
 
 
 def bench_costs(bench_dir: str | Path, runtime: str = "tflm", firmware: str | None = None
-                ) -> dict[int, dict[str, float]]:
-    """blocks -> {flash_kb, arena_kb, latency_ms[, mcu_instructions_m]} from card.json files and benchmark
+                ) -> dict[int | str, dict[str, float]]:
+    """student label (edgekd.arch) -> {flash_kb, arena_kb, latency_ms[, mcu_instructions_m]} from card.json files and benchmark
     records under ``bench_dir``; with ``firmware`` (a target), flash and arena of artifacts with a firmware
     record for it are the measured image and arena."""
     root = Path(bench_dir)
     if not root.is_dir():
         raise EdgekdError(f"{root}: no such folder of artifacts / benchmark records")
-    found: dict[int, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
+    found: dict[int | str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
     for card_path in _visible(root, CARD):
         card = read_card(card_path)
         verify_artifact(card_path.parent, card)  # a card is only as good as the files it describes
         blocks = card_value(card, "blocks")
         if blocks is None:
             raise EdgekdError(f"{card_path}: card lacks architecture/blocks")
+        student = _label(card.get("architecture"), card_path)
         if firmware:  # measured figures only: an artifact without a record for the target is left out, not mixed in
             if firmware_record_path(card_path.parent, firmware).is_file():
                 fw = read_firmware_record(card_path.parent, card, firmware)  # stale or not bit-exact: an error
-                found[int(blocks)]["flash_kb"].append(fw["flash_bytes"] / KB)
-                found[int(blocks)]["arena_kb"].append(fw["arena_bytes"] / KB)
-                found[int(blocks)]["mcu_instructions_m"].append(fw["instructions_per_window"] / 1e6)
+                found[student]["flash_kb"].append(fw["flash_bytes"] / KB)
+                found[student]["arena_kb"].append(fw["arena_bytes"] / KB)
+                found[student]["mcu_instructions_m"].append(fw["instructions_per_window"] / 1e6)
             continue
         for field, col in (("flash_bytes", "flash_kb"), ("arena_bytes", "arena_kb")):
             v = card_value(card, field)
             if v is not None:
-                found[int(blocks)][col].append(v / KB)
+                found[student][col].append(v / KB)
     for path in _visible(root, "*.json"):
         if path.name == CARD:
             continue
@@ -113,7 +117,7 @@ def bench_costs(bench_dir: str | Path, runtime: str = "tflm", firmware: str | No
             continue
         blocks, ms = _dig(rec, BENCH_BLOCKS), _dig(rec, BENCH_LATENCY)
         if isinstance(blocks, int) and isinstance(ms, (int, float)):
-            found[blocks]["latency_ms"].append(float(ms))
+            found[_label(rec["artifact"], path)]["latency_ms"].append(float(ms))
     if firmware and not any("mcu_instructions_m" in cols for cols in found.values()):
         raise EdgekdError(f"{root}: no artifact has a bench/firmware-{firmware}.json (run `edgekd firmware ARTIFACT "
                           f"--target {firmware}`)")
@@ -122,15 +126,24 @@ def bench_costs(bench_dir: str | Path, runtime: str = "tflm", firmware: str | No
     return {b: {k: mean(v) for k, v in cols.items()} for b, cols in found.items()}
 
 
-def add_costs(cands: list[dict[str, Any]], bench: dict[int, dict[str, float]] | None, mcu: str | None,
+def _label(architecture: Any, source: Path) -> int | str:
+    try:
+        return arch.student_label(architecture)
+    except (KeyError, TypeError, ValueError):
+        raise EdgekdError(f"{source}: card lacks a readable architecture (blocks, family, width)") from None
+
+
+def add_costs(cands: list[dict[str, Any]], bench: dict[int | str, dict[str, float]] | None, mcu: str | None,
               mcu_targets: str | Path = DEFAULT_MCU_TARGETS) -> None:
     """Fill flash_kb, arena_kb, mcu_latency_ms, latency_ms (None where unknown) and flash_source in place."""
     target = mcu_target(mcu, mcu_targets) if mcu else None
-    sizes: dict[tuple[int, int], int] = {}
+    sizes: dict[tuple[int | str, int], int] = {}
     for c in cands:
         key = (c["student"], c["in_channels"])
-        if key not in sizes:
-            sizes[key] = size_table((key[0],), key[1])[0]["int8_weight_bytes"]
+        spec = {**arch.parse_student(c["student"]), "in_channels": c["in_channels"]}
+        if key not in sizes:  # INT8 weight bytes; a TCN's (no size table): one byte per parameter
+            sizes[key] = (size_table((spec["blocks"],), key[1])[0]["int8_weight_bytes"] if arch.family(spec) == "resnet"
+                          else arch.params(spec))
         measured = (bench or {}).get(c["student"], {})
         instructions = measured.get("mcu_instructions_m")
         c["flash_kb"] = measured.get("flash_kb", sizes[key] / KB)
@@ -143,7 +156,7 @@ def add_costs(cands: list[dict[str, Any]], bench: dict[int, dict[str, float]] | 
         elif instructions:  # measured instructions at CPI 1 on the MCU's clock
             c["mcu_latency_ms"] = instructions * 1e6 / target.clock_hz * 1e3
         else:
-            c["mcu_latency_ms"] = target.latency_ms(macs(c["student"], c["in_channels"]))
+            c["mcu_latency_ms"] = target.latency_ms(arch.macs(spec))
 
 
 def pareto(cands: list[dict[str, Any]], cost_col: str, metric: str) -> None:

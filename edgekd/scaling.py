@@ -99,6 +99,12 @@ def group_key(row: dict[str, Any]) -> tuple[int | None, str]:
     return row.get("teacher"), str(row["strategy"])
 
 
+def block_axis_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The rows whose student has a block count on the paper's axis: ResNet students. A TCN (``tcn:DxW``) has
+    depth and width, not the paper's x; rank compares it by cost instead."""
+    return [r for r in rows if isinstance(r.get("student"), int) and not isinstance(r.get("student"), bool)]
+
+
 def fit_groups(rows: list[dict[str, Any]], metric: str = "mae_argmax",
                predict: float | None = None) -> list[dict[str, Any]]:
     """One fit per (teacher, strategy) over student runs; groups that cannot be fitted say why.

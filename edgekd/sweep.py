@@ -3,8 +3,8 @@
 Config (TOML; see models/sweeps/)::
 
     data = "path/to/windows.npz"     # optional, relative to the config file; --data overrides; none = synthetic
-    teachers = [4, 8, 12]            # teacher blocks
-    students = [1, 2, 4]             # student blocks
+    teachers = [4, 8, 12]            # teacher blocks (ResNet1D)
+    students = [1, 2, 4, "tcn:6x16"] # ResNet1D blocks, or tcn:DEPTHxWIDTH (edgekd.tcn)
     strategies = ["scratch", "soft", "dkd", "feature"]
     folds = 2                        # K of a K-fold subject split; every fold runs
     seeds = [0]
@@ -36,11 +36,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from edgekd.arch import parse_student, student_label
 from edgekd.atomic import write_json, write_text
 from edgekd.errors import EdgekdError
 from edgekd.evaluate import MAE_KEYS
 from edgekd.losses import params_read
-from edgekd.runs import RunConfig, is_complete, read_metrics
+from edgekd.runs import RunConfig, is_complete, model_entry, read_metrics
 from edgekd.windowset import WindowSet
 
 RESULTS_CSV = "results.csv"
@@ -62,7 +63,7 @@ NAMED_ONLY_WHEN_SET: dict[str, Any] = {"label_sigma": 0.0, "init_from": None}
 @dataclass
 class SweepConfig:
     teachers: list[int]
-    students: list[int]
+    students: list[int | str]  # edgekd.arch student labels
     strategies: list[str]
     folds: int = 2
     seeds: list[int] = field(default_factory=lambda: [0])
@@ -113,7 +114,14 @@ def load_sweep_config(path: str | Path) -> SweepConfig:
     folds = doc.get("folds", 2)
     if not isinstance(folds, int) or folds < 2:
         raise EdgekdError(f"{path}: 'folds' must be an integer >= 2")
-    students = int_list("students")
+    students = doc.get("students")
+    if not isinstance(students, list):
+        raise EdgekdError(f"{path}: 'students' must be a list of ResNet block counts or tcn:DEPTHxWIDTH labels")
+    for s in students:
+        try:
+            parse_student(s)
+        except ValueError as exc:
+            raise EdgekdError(f"{path}: 'students': {exc}") from None
     teachers = int_list("teachers", [])
     if not students:
         raise EdgekdError(f"{path}: 'students' must list at least one student size")
@@ -134,10 +142,10 @@ def load_sweep_config(path: str | Path) -> SweepConfig:
     if unread:
         raise EdgekdError(f"{path}: [params] {', '.join(unread)} read by none of the strategies "
                           f"{', '.join(strategies)}")
-    for blocks in dict.fromkeys([*teachers, *students]):
+    for student in dict.fromkeys([*teachers, *students]):
         for strategy in strategies:
             try:
-                RunConfig(**{**train, "blocks": blocks, "strategy": strategy,
+                RunConfig(**{**train, **parse_student(student), "strategy": strategy,
                              "params": params_for(strategy, params)}).validate()
             except EdgekdError as exc:
                 raise EdgekdError(f"{path}: {exc}") from None
@@ -162,7 +170,8 @@ def run_name(cfg: RunConfig, teacher: str | None, data_key: str) -> str:
     digest = hashlib.sha256(blob.encode()).hexdigest()[:10]
     fold = "of".join(cfg.fold.split("/")) if "/" in cfg.fold else re.sub(r"[^A-Za-z0-9.]+", "-", cfg.fold)
     t = teacher.split("-")[0][1:] if teacher else "none"  # teacher names start with b<blocks>
-    return f"b{cfg.blocks}-{cfg.strategy_label()}-t{t}-f{fold}-s{cfg.seed}-{digest}"
+    size = f"tcn{cfg.blocks}x{cfg.width}" if cfg.family == "tcn" else f"b{cfg.blocks}"
+    return f"{size}-{cfg.strategy_label()}-t{t}-f{fold}-s{cfg.seed}-{digest}"
 
 
 def plan(sweep: SweepConfig, runs_root: Path, data_key: str) -> list[PlannedRun]:
@@ -170,8 +179,8 @@ def plan(sweep: SweepConfig, runs_root: Path, data_key: str) -> list[PlannedRun]
     out: dict[str, PlannedRun] = {}
     for seed in sweep.seeds:
         for k in range(1, sweep.folds + 1):
-            def make(blocks: int, strategy: str, teacher: PlannedRun | None) -> PlannedRun:
-                cfg = RunConfig(**{**sweep.train, "blocks": blocks, "strategy": strategy, "seed": seed,
+            def make(student: int | str, strategy: str, teacher: PlannedRun | None) -> PlannedRun:
+                cfg = RunConfig(**{**sweep.train, **parse_student(student), "strategy": strategy, "seed": seed,
                                    "fold": f"{k}/{sweep.folds}", "params": params_for(strategy, sweep.params),
                                    "teachers": [str(runs_root / teacher.name)] if teacher else []})
                 run = PlannedRun(run_name(cfg, teacher.name if teacher else None, data_key), cfg,
@@ -193,7 +202,7 @@ def plan(sweep: SweepConfig, runs_root: Path, data_key: str) -> list[PlannedRun]
 def result_row(run: PlannedRun, metrics: dict[str, Any]) -> dict[str, Any]:
     """One results-table row: the grid coordinates, then every scalar metric."""
     row: dict[str, Any] = {
-        "run": run.name, "student": run.config.blocks, "teacher": run.teacher_blocks,
+        "run": run.name, "student": student_label(model_entry(run.config)), "teacher": run.teacher_blocks,
         "strategy": run.config.strategy_label(), "fold": run.config.fold, "seed": run.config.seed,
         "epochs": run.config.epochs, "in_channels": run.config.in_channels,
     }
@@ -258,10 +267,13 @@ def read_results(path: str | Path) -> list[dict[str, Any]]:
         raise EdgekdError(f"{path}: not a sweep results table (missing columns: {', '.join(missing)})")
     for i, r in enumerate(rows, start=1):
         student, mae = r.get("student"), r.get("mae_argmax")
-        if isinstance(student, bool) or not isinstance(student, int) or isinstance(mae, bool) \
-                or not isinstance(mae, (int, float)):
-            raise EdgekdError(f"{path}: row {i} has no integer 'student' and numeric 'mae_argmax' "
-                              f"(truncated or edited table); re-run `edgekd sweep` to rewrite it")
+        try:
+            parse_student(student)
+        except ValueError:
+            student = None
+        if student is None or isinstance(mae, bool) or not isinstance(mae, (int, float)):
+            raise EdgekdError(f"{path}: row {i} has no student (a block count or tcn:DxW) and numeric "
+                              f"'mae_argmax' (truncated or edited table); re-run `edgekd sweep` to rewrite it")
     for r in rows:
         if r.get("teacher") == "":
             r["teacher"] = None

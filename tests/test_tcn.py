@@ -157,3 +157,30 @@ def test_distill_trains_a_resnet_teacher_for_a_tcn_student(tmp_path, small_synth
     assert by["dkd+feature student"]["macs"] == arch.macs({**SPEC, "blocks": 2, "width": 8})
     cfg = json.loads((tmp_path / "student" / "config.json").read_text())
     assert cfg["model"]["family"] == "tcn" and cfg["family"] == "tcn"
+
+
+def test_sweeps_plan_tcn_students_and_rank_prices_them(tmp_path):
+    """students = [1, "tcn:6x16"]: one plan, TCN runs named apart, results rows labelled, rank's costs from the
+    TCN's own MACs and parameters; the scaling fit keeps to the ResNet block axis."""
+    from edgekd.rank import rank
+    from edgekd.scaling import block_axis_rows
+    from edgekd.sweep import load_sweep_config, plan, result_row
+
+    path = tmp_path / "grid.toml"
+    path.write_text('teachers = [2]\nstudents = [1, "tcn:6x16"]\nstrategies = ["scratch", "dkd"]\nfolds = 2\n'
+                    '[train]\nin_channels = 4\nepochs = 1\n')
+    runs = plan(load_sweep_config(path), tmp_path / "runs", "data")
+    tcn_runs = [r for r in runs if r.config.family == "tcn"]
+    assert {r.config.strategy_label() for r in tcn_runs} == {"scratch", "dkd"} and len(tcn_runs) == 4  # x 2 folds
+    assert all(r.name.startswith("tcn6x16-") for r in tcn_runs) and all(r.config.width == 16 for r in tcn_runs)
+    rows = [result_row(r, {"mae_argmax": 10.0 if r.config.family == "tcn" else 12.0, "mae_expectation": 0})
+            for r in runs if r.teacher is not None or r.config.blocks != 2]
+    assert {row["student"] for row in rows} == {1, "tcn:6x16"}
+    ranked = {r["name"]: r for r in rank(rows, "mcu-latency", mcu="m4-64-cmsisnn")}
+    tcn_row = ranked["tcn:6x16 scratch"]
+    assert tcn_row["mcu_latency_ms"] == pytest.approx(arch.macs({**SPEC, "blocks": 6}) * 3.74 / 64e6 * 1e3)
+    assert tcn_row["pareto"] and tcn_row["flash_kb"] < ranked["1b scratch"]["flash_kb"]
+    assert {r["student"] for r in block_axis_rows(rows)} == {1}
+    with pytest.raises(EdgekdError, match="tcn:DEPTHxWIDTH"):
+        path.write_text('students = ["tcn:6"]\n')
+        load_sweep_config(path)

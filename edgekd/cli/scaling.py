@@ -7,7 +7,7 @@ from pathlib import Path
 
 from edgekd.cli.args import positive_float
 from edgekd.cli.output import print_json, print_table
-from edgekd.scaling import fit_groups, public_rows
+from edgekd.scaling import block_axis_rows, fit_groups, public_rows
 from edgekd.sweep import MAE_METRICS, read_results
 
 
@@ -31,7 +31,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    rows = read_results(args.results)
+    rows = block_axis_rows(read_results(args.results))  # TCN students have no block axis: rank compares them
     fits = fit_groups(rows, args.metric, args.predict)
     if args.out:
         from edgekd.atomic import write_json
