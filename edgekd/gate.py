@@ -40,6 +40,7 @@ NEEDS_FLATBUFFER = ("flash_kb", "arena_kb", "latency_ms", "int8_mae_bpm", "int8_
 FIRMWARE_LIMITS = ("flash_kb", "arena_kb", "latency_ms")
 
 EXIT_PASS, EXIT_FAIL, EXIT_ERROR = 0, 1, 2
+NO_RESERVED_ARENA = f"no {MODEL_DATA_H} with an _ARENA_SIZE in the artifact: the firmware's arena is unknown"
 
 
 @dataclass(frozen=True)
@@ -145,7 +146,7 @@ def _measure(ev: Evidence, limit: str, mcu: McuTarget | None, evidence: dict[str
         if recorded is None:
             return None, why
         if ev.reserved_arena is None:
-            return None, f"no {MODEL_DATA_H} with an _ARENA_SIZE in the artifact: the firmware's arena is unknown"
+            return None, NO_RESERVED_ARENA
         if ev.reserved_arena != recorded:
             return None, f"card's arena {recorded:.0f} B is not the {ev.reserved_arena} B model_data.h reserves"
         if ev.arena is None:
@@ -194,7 +195,7 @@ def _measured(ev: Evidence, limit: str, mcu: McuTarget | None) -> tuple[float | 
         return fw["flash_bytes"] / KB, f"linked image ({where}); flatbuffer {fw.get('flatbuffer_bytes')} B"
     if limit == "arena_kb":  # what the image reserves is what the part must have; the target's need must fit it
         if ev.reserved_arena is None:
-            return None, f"no {MODEL_DATA_H} with an _ARENA_SIZE in the artifact: the firmware's arena is unknown"
+            return None, NO_RESERVED_ARENA
         if ev.reserved_arena < fw["arena_bytes"]:
             return None, (f"model_data.h reserves {ev.reserved_arena} B, less than the {fw['arena_bytes']:.0f} B the "
                           f"target needs ({where})")

@@ -137,8 +137,7 @@ def _object_name(tree: Path, src: Path) -> str:
 
 
 def _compile(tool: str, flags: list[str], src: Path, obj: Path) -> None:
-    if obj.is_file():
-        return
+    """Compile ``src`` to ``obj`` aside and rename, so a killed build never leaves a half-written object."""
     tmp = obj.with_name(f".{obj.name}.{os.getpid()}.tmp")
     proc = subprocess.run([tool, *flags, "-c", str(src), "-o", str(tmp)], capture_output=True, text=True)
     if proc.returncode != 0:
@@ -236,9 +235,7 @@ def link(artifact: Path, work: Path, lib: Library, target: Target, tools: Toolch
         tool = tools.cc if c else tools.cxx
         # The tracker C is compiled as firmware would: no FP contraction, so it stays NumPy's float arithmetic.
         flags = [KERNEL_OPT, *lib.flags, *defines, *(C_FLAGS if c else CXX_FLAGS), "-ffp-contract=off", *inc]
-        proc = subprocess.run([tool, *flags, "-c", str(src), "-o", str(out / obj)], capture_output=True, text=True)
-        if proc.returncode != 0:
-            raise EdgekdError(f"{src}: does not compile against {lib.includes[0]}: {one_line(proc.stderr)}")
+        _compile(tool, flags, src, out / obj)
         objs.append(str(out / obj))
     exe = out / ("firmware.elf" if target.cortex_m else "firmware")
     # A group: kernels call the core, the core calls kernels' registration through the resolver.
