@@ -20,8 +20,8 @@ from edgekd.atomic import atomic_path, write_error
 from edgekd.bpm import N_CLASSES
 from edgekd.errors import EdgekdError
 from edgekd.layout import CONFIG, WEIGHTS, check_model_folder, read_json_object
-from edgekd import arch, tcn
-from edgekd.model import MAX_BLOCKS, MAX_IN_CHANNELS
+from edgekd import arch
+from edgekd.model import MAX_IN_CHANNELS
 
 
 def save_weights(model: torch.nn.Module, path: str | Path) -> None:
@@ -36,17 +36,18 @@ def save_weights(model: torch.nn.Module, path: str | Path) -> None:
 
 
 def checked_spec(raw: Any, source: Path) -> dict[str, Any]:
-    """{"blocks", "in_channels", "n_classes"} as integers in range (and "family": "tcn" with its "width");
+    """{"blocks", "in_channels", "n_classes"} as integers in range (and "family" with its "width" for a TCN or spectral CNN);
     EdgekdError naming ``source`` otherwise."""
     if not isinstance(raw, dict):
         raise EdgekdError(f"{source}: 'model' must be an object with blocks, in_channels, n_classes")
     family = raw.get("family", "resnet")
     if family not in arch.FAMILIES:
         raise EdgekdError(f"{source}: model 'family' must be one of {', '.join(arch.FAMILIES)}, got {family!r}")
-    spec: dict[str, Any] = {"family": family} if family == "tcn" else {}
-    ranges = [("blocks", 1, MAX_BLOCKS), ("in_channels", 1, MAX_IN_CHANNELS), ("n_classes", N_CLASSES, N_CLASSES)]
-    if family == "tcn":
-        ranges = [("blocks", 1, tcn.MAX_DEPTH), ("width", *tcn.WIDTHS)] + ranges[1:]
+    spec: dict[str, Any] = {"family": family} if arch.has_width(family) else {}
+    fam = arch.FAMILY[family]
+    ranges = [("blocks", 1, fam.max_depth), ("in_channels", 1, MAX_IN_CHANNELS), ("n_classes", N_CLASSES, N_CLASSES)]
+    if fam.widths:
+        ranges.insert(1, ("width", *fam.widths))
     for key, lo, hi in ranges:
         value = raw.get(key)
         try:

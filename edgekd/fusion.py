@@ -108,16 +108,25 @@ def spectral_evidence(ws: WindowSet, cfg: BaselineConfig = BaselineConfig()) -> 
     when the data have accelerometer channels."""
     if len(ws) == 0:
         raise EdgekdError("fusion: the WindowSet has no windows")
-    classes = bin_bpms()
-    ppg = goertzel_power(ws.x[:, 0], classes)
+    ppg = goertzel_power(ws.x[:, 0], bin_bpms())
     acc_ch = ws.acc_channels
+    acc = None
     if acc_ch:
         per_axis = goertzel_power(ws.x[:, acc_ch], ACC_BPM)
         acc = per_axis[:, 0]
         for a in range(1, len(acc_ch)):  # x + y + z, in that order, as the C adds
             acc = acc + per_axis[:, a]
-        for i in range(len(ws)):
-            ppg[i] *= acc_suppression(acc[i], ACC_BPM, classes, cfg)
+    return spectral_evidence_from_power(ppg, acc, cfg)
+
+
+def spectral_evidence_from_power(ppg: np.ndarray, acc: np.ndarray | None,
+                                 cfg: BaselineConfig = BaselineConfig()) -> np.ndarray:
+    """The evidence from PPG power at the class BPMs [N, 180] and summed ACC power on ACC_BPM [N, 192] (None:
+    no accelerometer): suppression, then each row scaled to max 1."""
+    ppg = ppg.copy()
+    if acc is not None:
+        for i in range(len(ppg)):
+            ppg[i] *= acc_suppression(acc[i], ACC_BPM, bin_bpms(), cfg)
     peak = ppg.max(axis=1, keepdims=True)
     return np.where(peak > 0, ppg / np.where(peak > 0, peak, 1), 0).astype(np.float32)
 

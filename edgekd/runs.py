@@ -33,8 +33,8 @@ from edgekd.errors import EdgekdError
 from edgekd.layout import CONFIG, METRICS, WEIGHTS, read_json_object
 from edgekd.losses import STRATEGIES, resolve_params
 from edgekd import tcn
-from edgekd.arch import FAMILIES
-from edgekd.model import MAX_BLOCKS, MAX_IN_CHANNELS
+from edgekd.arch import FAMILIES, FAMILY, has_width
+from edgekd.model import MAX_IN_CHANNELS
 from edgekd.splits import Fold, holdout, kfold, parse_fold
 from edgekd.windowset import WindowSet
 
@@ -57,13 +57,14 @@ class RunConfig:
     ``"val_mae"`` (argmax MAE in BPM, the reported metric). ``label_sigma`` > 0 replaces one-hot labels by
     a Gaussian of that many BPM. ``init_from``: a run/artifact folder (or its .safetensors) of the same
     architecture whose weights start this run: pretrain on one WindowSet, fine-tune on another.
-    ``family``: "resnet" (WildPPG's ResNet1D, ``blocks`` residual blocks) or "tcn" (edgekd.tcn, ``blocks``
-    separable blocks of ``width`` channels).
+    ``family``: "resnet" (WildPPG's ResNet1D, ``blocks`` residual blocks), "tcn" (edgekd.tcn, ``blocks``
+    separable blocks of ``width`` channels) or "spectral" (edgekd.spectral_net, ``blocks`` convolutions of
+    ``width`` channels along the frequency axis).
     """
 
     blocks: int = 2
     family: str = "resnet"
-    width: int = 16  # TCN channels (a ResNet's widths follow from its blocks)
+    width: int = 16  # TCN / spectral channels (a ResNet's widths follow from its blocks)
     in_channels: int = 1
     strategy: str | dict[str, float] = "scratch"
     params: dict[str, Any] = field(default_factory=dict)
@@ -102,8 +103,8 @@ class RunConfig:
 
         if self.family not in FAMILIES:
             raise EdgekdError(f"family must be one of {', '.join(FAMILIES)}, got {self.family!r}")
-        integer("blocks", 1, tcn.MAX_DEPTH if self.family == "tcn" else MAX_BLOCKS)
-        integer("width", *tcn.WIDTHS)
+        integer("blocks", 1, FAMILY[self.family].max_depth)
+        integer("width", *(FAMILY[self.family].widths or tcn.WIDTHS))
         integer("in_channels", 1, MAX_IN_CHANNELS)
         integer("epochs", 1)
         integer("batch_size", 2)  # BatchNorm cannot train on one window
@@ -218,7 +219,7 @@ def resolve_fold(ws: WindowSet, spec: str, split_seed: int = 0) -> Fold:
 def model_entry(cfg: RunConfig) -> dict[str, Any]:
     """The "model" entry of config.json that edgekd.checkpoint reads (an edgekd.arch spec)."""
     entry: dict[str, Any] = {"blocks": cfg.blocks, "in_channels": cfg.in_channels, "n_classes": N_CLASSES}
-    return {"family": "tcn", "width": cfg.width, **entry} if cfg.family == "tcn" else entry
+    return {"family": cfg.family, "width": cfg.width, **entry} if has_width(cfg.family) else entry
 
 
 def is_complete(run_dir: str | Path) -> bool:

@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from edgekd.arch import parse_student, student_label
+from edgekd.arch import parse_student, size_tag, student_label
 from edgekd.atomic import write_json, write_text
 from edgekd.errors import EdgekdError
 from edgekd.evaluate import MAE_KEYS
@@ -170,7 +170,7 @@ def run_name(cfg: RunConfig, teacher: str | None, data_key: str) -> str:
     digest = hashlib.sha256(blob.encode()).hexdigest()[:10]
     fold = "of".join(cfg.fold.split("/")) if "/" in cfg.fold else re.sub(r"[^A-Za-z0-9.]+", "-", cfg.fold)
     t = teacher.split("-")[0][1:] if teacher else "none"  # teacher names start with b<blocks>
-    size = f"tcn{cfg.blocks}x{cfg.width}" if cfg.family == "tcn" else f"b{cfg.blocks}"
+    size = size_tag(model_entry(cfg))
     return f"{size}-{cfg.strategy_label()}-t{t}-f{fold}-s{cfg.seed}-{digest}"
 
 

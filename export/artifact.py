@@ -43,6 +43,9 @@ PARTIAL = ".partial"  # suffix of the hidden folder an export is built in
 DEBUG_WINDOWS = 32  # windows for the per-layer quantisation debugger (it runs float and int8 side by side)
 
 
+EXPORTABLE = ("resnet", "tcn")  # families with a Keras mirror and C for everything the artifact runs
+
+
 def export_artifact(source: Path, out: Path, *, int8: bool = True, data: Path | None = None,
                     calib: Path | None = None, evaluate: Path | None = None, name: str | None = None,
                     force: bool = False, dynamic_batch: bool = True, progress: bool = True,
@@ -52,6 +55,10 @@ def export_artifact(source: Path, out: Path, *, int8: bool = True, data: Path | 
     if out.exists() and not force:
         raise EdgekdError(f"{out}: already exists (use --force to replace it)")
     model = load_model(source)
+    if arch.family(model.config()) not in EXPORTABLE:
+        raise EdgekdError(f"{source}: a {arch.describe(model.config())} cannot be exported yet: its spectral front "
+                          f"end (edgekd.spectral_input) has no C implementation in the artifact; export takes "
+                          f"{' and '.join(EXPORTABLE)} students")
     folder = source.parent if source.suffix == ".safetensors" else source
     name = name or out.name
     ensure_dir(out.parent)

@@ -13,7 +13,7 @@ from edgekd.cli.output import print_json, print_table
 from edgekd.data import load_windows
 from edgekd.distill import DistillPlan
 from edgekd.errors import EdgekdError
-from edgekd import tcn
+from edgekd import spectral_net, tcn
 from edgekd.arch import FAMILIES
 from edgekd.model import MAX_BLOCKS, MAX_IN_CHANNELS
 from edgekd.runs import SELECT_ON, RunConfig
@@ -42,10 +42,13 @@ def _common(p: argparse.ArgumentParser, epochs: int | None = RUN.epochs) -> None
     by whether --data is given)."""
     p.add_argument("--data", metavar="FILE", help="WindowSet .npz (default: the embedded synthetic corpus)")
     p.add_argument("--family", choices=FAMILIES, default=RUN.family,
-                   help=f"student family: resnet (WildPPG's ResNet1D) or tcn (MCU-lean dilated separable CNN, "
-                        f"edgekd/tcn.py; --blocks is its depth) (default {RUN.family}; teachers are always resnet)")
+                   help=f"student family: resnet (WildPPG's ResNet1D), tcn (MCU-lean strided separable CNN, "
+                        f"edgekd/tcn.py) or spectral (convolutions along the frequency axis of the window's spectra, "
+                        f"edgekd/spectral_net.py); --blocks is the depth (default {RUN.family}; teachers are always "
+                        f"resnet)")
     p.add_argument("--width", type=int, default=RUN.width, metavar="C",
-                   help=f"tcn channels, {tcn.WIDTHS[0]}..{tcn.WIDTHS[1]} (default {RUN.width})")
+                   help=f"tcn channels, {tcn.WIDTHS[0]}..{tcn.WIDTHS[1]}; spectral channels, "
+                        f"{spectral_net.WIDTHS[0]}..{spectral_net.WIDTHS[1]} (default {RUN.width})")
     p.add_argument("--fold", default=RUN.fold,
                    help="K/N (fold K of an N-fold subject split), loso:SUBJECT, lodo:DATASET (leave a data set out), "
                         f"all (train on everything), or holdout[:FRACTION] (default {RUN.fold})")
@@ -78,9 +81,10 @@ def _common(p: argparse.ArgumentParser, epochs: int | None = RUN.epochs) -> None
 
 
 def _register_train(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("train", help="train one student (ResNet1D or TCN) on one fold and write a run folder",
-                       description="Train a ResNet1D (or --family tcn) of --blocks blocks on one subject-independent "
-                                   "fold; writes config.json, model.safetensors, log.jsonl, metrics.json to --out.")
+    p = sub.add_parser("train", help="train one student (ResNet1D, TCN or spectral CNN) on one fold and write a "
+                                     "run folder",
+                       description="Train a ResNet1D (or --family tcn|spectral) of --blocks blocks on one "
+                                   "subject-independent fold; writes config.json, model.safetensors, log.jsonl, metrics.json to --out.")
     p.add_argument("--blocks", type=int, required=True, choices=BLOCK_CHOICES, metavar="N",
                    help="blocks 1..12 (ResNet residual blocks, or TCN depth)")
     p.add_argument("--in-channels", type=int, choices=(1, 2, 3, 4), help=CHANNELS_HELP)

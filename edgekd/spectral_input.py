@@ -1,0 +1,148 @@
+"""The spectral student's input: per-window spectra on the class grid, so the learned part works in frequency.
+
+Why (issue 14): every time-domain student scored 20-30 BPM argmax on a held-out data set, while the
+ACC-suppressed PPG spectrum transferred (the spectral HMM); the students had learned each training set's
+heart-rate prior and morphology instead of the pulse. A network that reads spectra sampled at the 180 class
+BPMs and answers with one logit per class through convolutions along the frequency axis cannot hold a prior
+over absolute heart rate (the same kernel runs at every BPM), and it sees the pulse's harmonic and the
+cadence's relation to it through the channels below instead of through a data-set-specific waveform.
+
+Channels ([N, 7, 180], every one ``log(FLOOR + power / max power)`` over the window's own 180 bins, so the
+scale of a device's signal does not matter):
+
+0-2  PPG power at each class BPM b, at 2 b (the pulse's harmonic) and at b / 2 (b is the harmonic of b / 2);
+3-5  ACC power (the three axes' powers summed) at b, b / 2 and 2 b (cadence and its harmonics);
+6    the fusion's spectral evidence (edgekd.fusion.spectral_evidence: PPG power with the ACC peaks and their
+     harmonics suppressed), the channel the network's output is added to (it learns a correction of the
+     spectrum, not a heart rate from nothing).
+
+Data without ACC give channels 3-5 the constant ``log(FLOOR)`` and an unsuppressed evidence.
+
+Two implementations: ``features`` in NumPy float32 with the Goertzel loop and operation order of
+export/tracker/hr_spectral.c (the reference firmware and runtimes feed the exported model), and the
+network's own torch front end (``TorchFeatures``: the same powers by matrix products, differentiable
+batches on any device, equal to float rounding, tested against ``features``).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+
+from edgekd.baseline import BaselineConfig
+from edgekd.bpm import N_CLASSES, bin_bpms
+from edgekd.fusion import ACC_BPM, goertzel_power, hann_window, spectral_evidence_from_power
+from edgekd.geometry import FS, WINDOW
+
+FLOOR = 0.01
+MULTIPLES_PPG = (1.0, 2.0, 0.5)
+MULTIPLES_ACC = (1.0, 0.5, 2.0)
+N_FEATURES = len(MULTIPLES_PPG) + len(MULTIPLES_ACC) + 1
+EVIDENCE = N_FEATURES - 1  # the channel the network's output is added to
+
+
+def _log_normalised(power: np.ndarray) -> np.ndarray:
+    """log(FLOOR + power / max) per row (float32); an all-zero row (no ACC) gives log(FLOOR) everywhere."""
+    peak = power.max(axis=-1, keepdims=True)
+    rel = np.where(peak > 0, power / np.where(peak > 0, peak, np.float32(1)), np.float32(0))
+    return np.log(np.float32(FLOOR) + rel.astype(np.float32)).astype(np.float32)
+
+
+def features(x: np.ndarray, acc_channels: list[int], cfg: BaselineConfig = BaselineConfig()) -> np.ndarray:
+    """[N, 7, 180] float32 input of the spectral student for windows ``x`` [N, C, 200] (reference, C order)."""
+    x = np.asarray(x, np.float32)
+    classes = bin_bpms()
+    ppg = [goertzel_power(x[:, 0], classes * np.float32(m)) for m in MULTIPLES_PPG]
+    out = [_log_normalised(p) for p in ppg]
+    if acc_channels:
+        axes = x[:, acc_channels]
+        acc_grid = _axes_sum(goertzel_power(axes, ACC_BPM))
+        acc = [_axes_sum(goertzel_power(axes, classes * np.float32(m))) for m in MULTIPLES_ACC]
+    else:
+        acc_grid = None
+        acc = [np.zeros_like(ppg[0]) for _ in MULTIPLES_ACC]
+    out += [_log_normalised(a) for a in acc]
+    evidence = spectral_evidence_from_power(ppg[0], acc_grid, cfg)
+    out.append(np.log(np.float32(FLOOR) + evidence).astype(np.float32))
+    return np.stack(out, axis=1)
+
+
+def _axes_sum(per_axis: np.ndarray) -> np.ndarray:
+    """x + y + z power, added in that order (as the C does)."""
+    total = per_axis[:, 0]
+    for a in range(1, per_axis.shape[1]):
+        total = total + per_axis[:, a]
+    return total
+
+
+def _dft(bpm: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+    """Hann-windowed cos and sin matrices [200, F]: |x_centred @ cos|^2 + |x_centred @ sin|^2 is the
+    Goertzel power at ``bpm``."""
+    n = np.arange(WINDOW, dtype=np.float64)[:, None]
+    w = 2.0 * np.pi * np.asarray(bpm, np.float64)[None, :] / 60.0 / FS
+    hann = hann_window(WINDOW).astype(np.float64)[:, None]
+    return (torch.tensor(hann * np.cos(w * n), dtype=torch.float32),
+            torch.tensor(hann * np.sin(w * n), dtype=torch.float32))
+
+
+class TorchFeatures(nn.Module):
+    """``features`` as a torch module (no parameters): windows [N, C, 200] -> [N, 7, 180]. ``in_channels`` 4:
+    channel 0 PPG, 1-3 ACC; 1: PPG only."""
+
+    def __init__(self, in_channels: int, cfg: BaselineConfig = BaselineConfig()):
+        super().__init__()
+        self.has_acc, self.cfg = in_channels >= 4, cfg
+        classes = bin_bpms()
+        ppg = np.concatenate([classes * m for m in MULTIPLES_PPG])
+        acc = np.concatenate([ACC_BPM] + [classes * m for m in MULTIPLES_ACC])
+        for name, grid in (("ppg", ppg), ("acc", acc)):
+            cos, sin = _dft(grid)
+            self.register_buffer(f"{name}_cos", cos, persistent=False)
+            self.register_buffer(f"{name}_sin", sin, persistent=False)
+        self.register_buffer("classes", torch.tensor(classes), persistent=False)
+        self.register_buffer("acc_bpm", torch.tensor(ACC_BPM), persistent=False)
+
+    @staticmethod
+    def _power(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+        x = x - x.mean(dim=-1, keepdim=True)
+        return (x @ cos) ** 2 + (x @ sin) ** 2
+
+    @staticmethod
+    def _log_normalised(p: torch.Tensor) -> torch.Tensor:
+        peak = p.amax(dim=-1, keepdim=True)
+        return torch.log(FLOOR + torch.where(peak > 0, p / peak.clamp_min(1e-30), torch.zeros_like(p)))
+
+    def suppression(self, acc: torch.Tensor) -> torch.Tensor:
+        """edgekd.baseline.acc_suppression for a batch of ACC spectra [N, len(ACC_BPM)] -> [N, 180]."""
+        cfg = self.cfg
+        mean = acc.mean(dim=-1, keepdim=True)
+        peak = torch.zeros_like(acc, dtype=torch.bool)
+        peak[:, 1:-1] = (acc[:, 1:-1] > acc[:, :-2]) & (acc[:, 1:-1] >= acc[:, 2:])
+        peak &= (acc > cfg.acc_prominence * mean) & (mean > 0)
+        score = torch.where(peak, acc, torch.full_like(acc, -1.0))
+        top, idx = score.topk(min(cfg.acc_peaks, acc.shape[-1]), dim=-1)  # [N, P]
+        found = top > 0
+        harmonics = torch.arange(1, cfg.acc_harmonics + 1, device=acc.device, dtype=acc.dtype)
+        centres = self.acc_bpm[idx][..., None] * harmonics  # [N, P, H]
+        near = (self.classes[None, None, None, :] - centres[..., None]).abs() <= cfg.acc_tol_bpm
+        hit = (near & found[..., None, None]).flatten(1, 2).any(dim=1)  # [N, 180]
+        return torch.where(hit, torch.full_like(hit, cfg.acc_attenuation, dtype=acc.dtype),
+                           torch.ones_like(hit, dtype=acc.dtype))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.float()
+        ppg = self._power(x[:, 0], self.ppg_cos, self.ppg_sin).split(N_CLASSES, dim=-1)
+        out = [self._log_normalised(p) for p in ppg]
+        if self.has_acc:
+            acc = sum(self._power(x[:, a], self.acc_cos, self.acc_sin) for a in (1, 2, 3))
+            grid, *acc_parts = acc.split([len(ACC_BPM)] + [N_CLASSES] * len(MULTIPLES_ACC), dim=-1)
+            out += [self._log_normalised(a) for a in acc_parts]
+            evidence = ppg[0] * self.suppression(grid)
+        else:
+            out += [torch.full_like(ppg[0], float(np.log(np.float32(FLOOR))))] * len(MULTIPLES_ACC)
+            evidence = ppg[0]
+        peak = evidence.amax(dim=-1, keepdim=True)
+        evidence = torch.where(peak > 0, evidence / peak.clamp_min(1e-30), torch.zeros_like(evidence))
+        out.append(torch.log(FLOOR + evidence))
+        return torch.stack(out, dim=1)

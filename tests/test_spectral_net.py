@@ -1,0 +1,123 @@
+"""The spectral student family (edgekd.spectral_net on edgekd.spectral_input): its front end against the
+C-order NumPy reference, the properties that make it transfer, and the places a student goes."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from edgekd import arch, spectral_net
+from edgekd.bpm import bin_bpms, decode_argmax
+from edgekd.errors import EdgekdError
+from edgekd.fusion import spectral_evidence
+from edgekd.runs import RunConfig, model_entry
+from edgekd.spectral_input import EVIDENCE, FLOOR, N_FEATURES, TorchFeatures, features
+
+SPEC = {"family": "spectral", "blocks": 3, "width": 16, "in_channels": 4, "n_classes": 180}
+
+
+def test_torch_front_end_equals_the_c_order_reference(small_synth):
+    """The network's own spectra (matrix products) and the NumPy Goertzel reference agree to float rounding,
+    ACC suppression included; PPG-only windows and zero-filled ACC (a merged PPG-only set) give the constant
+    ACC channels and an unsuppressed evidence."""
+    ref = features(small_synth.x, small_synth.acc_channels)
+    got = TorchFeatures(4)(torch.tensor(small_synth.x)).numpy()
+    assert ref.shape == got.shape == (len(small_synth), N_FEATURES, 180)
+    assert np.abs(ref - got).max() < 1e-3
+    # the evidence channel is the fusion's evidence, the one the decoder and firmware use
+    np.testing.assert_allclose(ref[:, EVIDENCE], np.log(FLOOR + spectral_evidence(small_synth)), atol=1e-6)
+    ppg = small_synth.x[:, :1]
+    only = features(ppg, [])
+    assert np.all(only[:, 3:6] == np.float32(np.log(np.float32(FLOOR))))
+    assert np.abs(only - TorchFeatures(1)(torch.tensor(ppg)).numpy()).max() < 1e-3
+    zero_acc = np.concatenate([ppg, np.zeros_like(small_synth.x[:, 1:])], axis=1)
+    np.testing.assert_allclose(features(zero_acc, [1, 2, 3]), only, atol=1e-6)
+    assert np.abs(TorchFeatures(4)(torch.tensor(zero_acc)).numpy() - only).max() < 1e-3
+
+
+def test_suppression_hits_the_cadence_and_its_harmonic():
+    """An ACC oscillation at 120 BPM (2 Hz) suppresses the evidence around 120 and 240 (out of range) BPM,
+    exactly as edgekd.baseline.acc_suppression does for the decoder."""
+    t = np.arange(200) / 25.0
+    x = np.zeros((1, 4, 200), np.float32)
+    x[0, 0] = np.sin(2 * np.pi * 1.5 * t) + np.sin(2 * np.pi * 2.0 * t)  # pulse at 90 BPM + motion leak at 120
+    x[0, 1] = np.sin(2 * np.pi * 2.0 * t)
+    ev = TorchFeatures(4)(torch.tensor(x))[0, EVIDENCE].numpy()
+    bpm = bin_bpms()
+    assert bpm[ev.argmax()] == pytest.approx(90, abs=1)
+    assert ev[np.abs(bpm - 120) <= 5].max() < ev.max() - 2  # attenuated x 0.1 (log space)
+    np.testing.assert_allclose(ev, features(x, [1, 2, 3])[0, EVIDENCE], atol=1e-4)
+
+
+def test_an_untrained_correction_is_the_spectrum_and_every_bpm_is_treated_alike():
+    """With the head at zero the logits are the evidence channel (the model starts from the spectrum); and the
+    learned part is a convolution along frequency: shifting its input by k bins shifts the correction by k
+    (away from the edges), so the network holds no prior over absolute heart rate."""
+    torch.manual_seed(0)
+    model = arch.build(SPEC).eval()
+    f = torch.randn(2, N_FEATURES, 180)
+    with torch.no_grad():
+        model.head.weight.zero_()
+        model.head.bias.zero_()
+        assert torch.equal(model.from_spectra(f)[0], f[:, EVIDENCE])
+        torch.nn.init.normal_(model.head.weight)
+        k = 20
+        a = model.from_spectra(f)[0] - f[:, EVIDENCE]
+        b = model.from_spectra(torch.roll(f, k, dims=-1))[0] - torch.roll(f, k, dims=-1)[:, EVIDENCE]
+    edge = 4 * (spectral_net.KERNEL // 2)  # stem + 3 blocks
+    np.testing.assert_allclose(b[:, k + edge:180 - edge], a[:, edge:180 - k - edge], atol=1e-5)
+
+
+def test_spec_label_run_name_and_costs():
+    cfg = RunConfig(family="spectral", blocks=3, width=16, in_channels=4)
+    cfg.validate()
+    assert model_entry(cfg) == {"family": "spectral", "width": 16, "blocks": 3, "in_channels": 4, "n_classes": 180}
+    assert arch.student_label(SPEC) == "spec:3x16" and arch.parse_student("spec:3x16") == {
+        "family": "spectral", "blocks": 3, "width": 16}
+    assert arch.size_tag(SPEC) == "spec3x16" and arch.describe(SPEC) == "spectral CNN 3 blocks x 16 channels"
+    model = arch.build(SPEC)
+    convs = [m for m in model.modules() if isinstance(m, torch.nn.Conv1d)]
+    assert arch.macs(SPEC) == sum(180 * m.out_channels * m.in_channels * m.kernel_size[0] for m in convs)
+    assert arch.params(SPEC) == sum(p.numel() for p in model.parameters())  # the front end has none
+    with pytest.raises(EdgekdError, match="blocks must be an integer 1..8"):
+        RunConfig(family="spectral", blocks=9).validate()
+    with pytest.raises(ValueError, match="spec:DEPTHxWIDTH"):
+        arch.parse_student("spec:3")
+
+
+def test_trains_distils_reloads_and_refuses_export_with_one_line(tmp_path, small_synth):
+    from edgekd.checkpoint import load_model
+    from edgekd.cli.main import main
+    from edgekd.distill import DistillPlan, distill
+
+    student = RunConfig(family="spectral", blocks=2, width=8, in_channels=4, epochs=1, strategy="dkd")
+    rows = distill(small_synth, DistillPlan(student=student, teacher_blocks=1, teacher_in_channels=4, scratch=False),
+                   tmp_path, progress=False)
+    row = next(r for r in rows if r["model"] == "dkd student")
+    assert row["family"] == "spectral" and row["macs"] == arch.macs({**SPEC, "blocks": 2, "width": 8})
+    model = load_model(tmp_path / "student")
+    assert model.config() == {**SPEC, "blocks": 2, "width": 8}
+    logits = model(torch.tensor(small_synth.x[:4]))
+    assert logits.shape == (4, 180) and torch.isfinite(logits).all()
+    cfg = json.loads((tmp_path / "student" / "config.json").read_text())
+    assert cfg["model"]["family"] == "spectral"
+    # not exportable yet: one clear line, exit 2, nothing written
+    assert main(["export", str(tmp_path / "student"), "--out", str(tmp_path / "art")]) == 2
+    assert not (tmp_path / "art").exists()
+
+
+def test_the_front_end_transfers_a_pulse_where_the_waveform_is_new():
+    """What the family is for, on a toy: windows of a pure tone at an HR the training never had still put
+    the untrained-head model's argmax on that HR (the time-domain students regress to their training range)."""
+    model = arch.build({**SPEC, "in_channels": 1}).eval()
+    with torch.no_grad():
+        model.head.weight.zero_()
+        model.head.bias.zero_()
+    t = np.arange(200) / 25.0
+    x = np.stack([np.sin(2 * np.pi * bpm / 60 * t)[None] for bpm in (45.0, 180.0)]).astype(np.float32)
+    with torch.no_grad():
+        got = decode_argmax(model(torch.tensor(x))).numpy()
+    np.testing.assert_allclose(got, [45.0, 180.0], atol=1)
