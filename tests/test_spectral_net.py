@@ -71,7 +71,7 @@ def test_an_untrained_correction_is_the_spectrum_and_every_bpm_is_treated_alike(
     np.testing.assert_allclose(b[:, k + edge:180 - edge], a[:, edge:180 - k - edge], atol=1e-5)
 
 
-def test_spec_label_run_name_and_costs():
+def test_spec_label_run_name_and_costs(tmp_path):
     cfg = RunConfig(family="spectral", blocks=3, width=16, in_channels=4)
     cfg.validate()
     assert model_entry(cfg) == {"family": "spectral", "width": 16, "blocks": 3, "in_channels": 4, "n_classes": 180}
@@ -86,6 +86,13 @@ def test_spec_label_run_name_and_costs():
         RunConfig(family="spectral", blocks=9).validate()
     with pytest.raises(ValueError, match="spec:DEPTHxWIDTH"):
         arch.parse_student("spec:3")
+    from edgekd.sweep import load_sweep_config, plan
+
+    grid = tmp_path / "grid.toml"
+    grid.write_text('teachers = [2]\nstudents = [1, "spec:2x8"]\nstrategies = ["scratch", "soft"]\nfolds = 2\n'
+                    '[train]\nin_channels = 4\nepochs = 1\n')
+    spec_runs = [r for r in plan(load_sweep_config(grid), tmp_path / "runs", "data") if r.config.family == "spectral"]
+    assert len(spec_runs) == 4 and all(r.name.startswith("spec2x8-") and r.config.width == 8 for r in spec_runs)
 
 
 def test_trains_distils_reloads_and_refuses_export_with_one_line(tmp_path, small_synth):

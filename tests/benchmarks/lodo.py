@@ -7,7 +7,8 @@ others a * logit + u * log(floor + evidence)) are chosen WITHOUT D: inner models
 remaining data sets alone are scored on the other, and the setting with the lowest mean of MAE / HMM MAE
 over those two inner directions (the target is relative to the spectral baseline on each data set, and an
 absolute mean would be decided by the hardest set alone) is applied to the outer model on D.
-(a, w) = (0, 1) is the spectral HMM baseline itself, so selection can fall back to it.
+(a, w) = (0, 1) is the spectral HMM baseline itself, so selection can fall back to it; (1, 0), the causal tracker on
+the model alone, is a candidate too (where no training set's spectrum is informative, the spectrum only hurts).
 With ``--strategies scratch dkd --teacher-blocks 8`` each fold also gets a student distilled from a teacher trained on
 the same two data sets (the inner models that choose the decoder stay from scratch).
 Runs are reused when a complete run of the same resolved config and data exists (folder = config hash).
@@ -27,10 +28,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from edgekd.arch import FAMILIES, describe, has_width
 from edgekd.bpm import N_CLASSES, decode_argmax
 from edgekd.checkpoint import load_model
 from edgekd.cli.output import print_table
 from edgekd.data import load_dataset
+from edgekd.data.synthetic import generate
 from edgekd.evaluate import covered_mae, predict_logits
 from edgekd.fusion import MODEL_ONLY, SPECTRUM_ONLY, FusionConfig, fuse, plain, spectral_evidence
 from edgekd.runs import RunConfig, is_complete, read_config
@@ -41,15 +44,17 @@ from edgekd.train import resolved_config, train_run
 from edgekd.windowset import WindowSet, merge
 
 SETS = {"ieee-spc2015": "ieee_spc2015", "wrist-exercise": "wrist_exercise", "bidmc": "bidmc"}
+SYNTHETIC = "synthetic"  # the dataset name edgekd.data.synthetic gives its windows
 MODEL_WEIGHTS = (0.1, 0.25, 0.5, 1.0)
 FUSION_WEIGHTS = (0.5, 1.0, 2.0, 4.0, 8.0)
-CLEAR_QUALITIES = (0.15, 0.2, 0.25, 0.3)
+CLEAR_QUALITIES = (0.15, 0.2, 0.25, 0.3, 0.35, 0.4)
 UNCLEAR_WEIGHTS = (0.0, 0.25, 0.5)
 HMM = SPECTRUM_ONLY
 PREVIOUS = plain(1.0, 4.0)  # the default before the switch (from leave-one-subject-out on IEEE SPC)
 DEFAULT = FusionConfig()  # the shipped default: this script's rule over all six directions (not nested)
-# every plain fusion (a, w), and the switch with w = 1 (a clear window is then exactly the baseline's)
-DECODERS = ((HMM,) + tuple(plain(a, w) for a in MODEL_WEIGHTS for w in FUSION_WEIGHTS)
+# the model alone, every plain fusion (a, w), and the switch with w = 1 (a clear window is then exactly the
+# baseline's)
+DECODERS = ((HMM, MODEL_ONLY) + tuple(plain(a, w) for a in MODEL_WEIGHTS for w in FUSION_WEIGHTS)
             + tuple(FusionConfig(weight=1.0, model_weight=a, clear_quality=q, unclear_weight=u)
                     for a in MODEL_WEIGHTS for q in CLEAR_QUALITIES for u in UNCLEAR_WEIGHTS))
 
@@ -82,6 +87,8 @@ def nested_choice(inner: list[dict[FusionConfig, float]], switch: bool) -> Fusio
 def label(cfg: FusionConfig) -> str:
     if cfg == HMM:
         return "HMM"
+    if cfg == MODEL_ONLY:
+        return "model only"
     plain = f"a={cfg.model_weight:g} w={cfg.weight:g}"
     return plain + (f" q={cfg.clear_quality:g} u={cfg.unclear_weight:g}" if cfg.clear_quality else "")
 
@@ -108,8 +115,12 @@ def main() -> None:
     p.add_argument("--shared", default="../shared/data", help="folder with ieee_spc2015, wrist_exercise, bidmc")
     p.add_argument("--out", default="runs/lodo", help="runs and results go here")
     p.add_argument("--blocks", type=int, nargs="+", default=[2], help="student sizes (ResNet blocks or TCN depth)")
-    p.add_argument("--family", choices=("resnet", "tcn"), default="resnet", help="student family (teachers: resnet)")
-    p.add_argument("--widths", type=int, nargs="+", default=[16], help="TCN channels (each with every --blocks)")
+    p.add_argument("--family", choices=FAMILIES, default="resnet", help="student family (teachers: resnet)")
+    p.add_argument("--widths", type=int, nargs="+", default=[16],
+                   help="TCN / spectral channels (each with every --blocks)")
+    p.add_argument("--synthetic", type=int, default=0, metavar="SUBJECTS",
+                   help="add this many subjects of the embedded synthetic corpus (edgekd.data.synthetic, 6 min each) "
+                        "to the training data of every model; never held out, never scored")
     p.add_argument("--seeds", type=int, nargs="+", default=[0],
                    help="seeds of the outer students (inner models and the teacher keep seed 0, so the decoder "
                         "choice and the teacher are shared by every seed)")
@@ -131,18 +142,20 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     out = Path(args.out)
     sets = {name: load_dataset(name, Path(args.shared) / folder) for name, folder in SETS.items()}
+    if args.synthetic:
+        sets[SYNTHETIC] = generate(subjects=args.synthetic, minutes=6.0, seed=0)
     full = merge(sets)
     evidence = spectral_evidence(full)
     rows, results, shipped = [], [], {}
-    widths = args.widths if args.family == "tcn" else args.widths[:1]  # a ResNet's widths follow from its blocks
+    widths = args.widths if has_width(args.family) else args.widths[:1]  # a ResNet's widths follow from its blocks
     for blocks, width in itertools.product(args.blocks, widths):
         base = dict(blocks=blocks, in_channels=4, epochs=args.epochs, label_sigma=args.label_sigma,
                     select_on="val_mae", device="cpu", init_from=args.init_from, augment=args.augment,
                     family=args.family, width=width)
-        student = f"TCN {blocks}x{width}" if args.family == "tcn" else f"{blocks}-block"
+        student = describe({"family": args.family, "blocks": blocks, "width": width})
         logits_of: dict[tuple[str, str], np.ndarray] = {}  # (trained on, scored on) -> logits
-        for name in SETS:  # inner models: one data set alone
-            idx = np.flatnonzero(full.dataset == name)
+        for name in SETS:  # inner models: one data set alone (and the synthetic corpus, when added)
+            idx = np.flatnonzero(np.isin(full.dataset, [name, SYNTHETIC]))
             model = load_model(train_cached(full.subset(idx), RunConfig(**base, fold="all"), out / "runs"))
             for other in SETS:
                 if other != name:
