@@ -30,13 +30,14 @@ class Family:
     widths: tuple[int, int] | None
     label: str  # student label prefix ("tcn" -> "tcn:6x16") and run-name prefix
     name: str  # how descriptions call it
+    in_channels: tuple[int, ...] = tuple(range(1, resnet.MAX_IN_CHANNELS + 1))
 
 
 FAMILY = {
     "resnet": Family(resnet.ResNet1D, resnet.macs, resnet.MAX_BLOCKS, None, "b", "ResNet1D"),
     "tcn": Family(tcn.TCN, tcn.macs, tcn.MAX_DEPTH, tcn.WIDTHS, "tcn", "TCN"),
     "spectral": Family(spectral_net.SpectralNet, spectral_net.macs, spectral_net.MAX_DEPTH, spectral_net.WIDTHS,
-                       "spec", "spectral CNN"),
+                       "spec", "spectral CNN", spectral_net.IN_CHANNELS),
 }
 FAMILIES = tuple(FAMILY)
 

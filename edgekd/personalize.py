@@ -18,12 +18,16 @@ import torch.nn.functional as F
 from edgekd.bpm import bpm_to_class
 from edgekd.errors import EdgekdError
 from edgekd.geometry import FS, STRIDE_S, WINDOW
+from edgekd.arch import describe
 from edgekd.model import ResNet1D
 from edgekd.windowset import WindowSet
 
 
 def trainable_modules(model: ResNet1D, layers: int) -> list[torch.nn.Module]:
     """layers=1: the classifier; layers=2: also the final batch-norm and the last residual block."""
+    if not isinstance(model, ResNet1D):
+        raise EdgekdError(f"personalize: fine-tunes the last layers of a ResNet1D student, not a "
+                          f"{describe(model.config())}")
     if layers == 1:
         return [model.fc]
     if layers == 2:

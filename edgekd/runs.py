@@ -32,7 +32,6 @@ from edgekd.bpm import N_CLASSES
 from edgekd.errors import EdgekdError
 from edgekd.layout import CONFIG, METRICS, WEIGHTS, read_json_object
 from edgekd.losses import STRATEGIES, resolve_params
-from edgekd import tcn
 from edgekd.arch import FAMILIES, FAMILY, has_width
 from edgekd.model import MAX_IN_CHANNELS
 from edgekd.splits import Fold, holdout, kfold, parse_fold
@@ -104,8 +103,13 @@ class RunConfig:
         if self.family not in FAMILIES:
             raise EdgekdError(f"family must be one of {', '.join(FAMILIES)}, got {self.family!r}")
         integer("blocks", 1, FAMILY[self.family].max_depth)
-        integer("width", *(FAMILY[self.family].widths or tcn.WIDTHS))
+        fam = FAMILY[self.family]
+        if fam.widths:  # a ResNet's widths follow from its blocks (its width field is never read)
+            integer("width", *fam.widths)
         integer("in_channels", 1, MAX_IN_CHANNELS)
+        if self.in_channels not in fam.in_channels:
+            raise EdgekdError(f"in_channels must be one of {', '.join(map(str, fam.in_channels))} for a {fam.name} "
+                              f"student, got {self.in_channels}")
         integer("epochs", 1)
         integer("batch_size", 2)  # BatchNorm cannot train on one window
         integer("patience", 1)

@@ -26,6 +26,7 @@ from edgekd.spectral_input import EVIDENCE, N_FEATURES, TorchFeatures
 KERNEL = 9
 MAX_DEPTH = 8
 WIDTHS = (4, 64)
+IN_CHANNELS = (1, 4)  # PPG alone, or PPG + the three ACC axes the front end sums
 
 
 class FreqBlock(nn.Module):
@@ -45,6 +46,8 @@ class SpectralNet(StudentNet):
     def __init__(self, blocks: int, width: int = 16, in_channels: int = 1, n_classes: int = N_CLASSES):
         super().__init__()
         check(blocks, width)
+        if in_channels not in IN_CHANNELS:
+            raise ValueError(f"spectral: in_channels must be 1 (PPG) or 4 (PPG + 3-axis ACC), got {in_channels}")
         if n_classes != N_CLASSES:
             raise ValueError(f"spectral: one logit per class BPM, so n_classes must be {N_CLASSES}")
         self.blocks, self.width, self.in_channels, self.n_classes = blocks, width, in_channels, n_classes

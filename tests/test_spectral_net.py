@@ -84,6 +84,10 @@ def test_spec_label_run_name_and_costs(tmp_path):
     assert arch.params(SPEC) == sum(p.numel() for p in model.parameters())  # the front end has none
     with pytest.raises(EdgekdError, match="blocks must be an integer 1..8"):
         RunConfig(family="spectral", blocks=9).validate()
+    with pytest.raises(EdgekdError, match="in_channels must be one of 1, 4 for a spectral CNN student, got 2"):
+        RunConfig(family="spectral", in_channels=2).validate()
+    RunConfig(family="spectral", width=4).validate()
+    RunConfig(blocks=8, width=4).validate()  # a teacher copied from a narrow student: its width is never read
     with pytest.raises(ValueError, match="spec:DEPTHxWIDTH"):
         arch.parse_student("spec:3")
     from edgekd.sweep import load_sweep_config, plan
@@ -111,6 +115,10 @@ def test_trains_distils_reloads_and_refuses_export_with_one_line(tmp_path, small
     assert logits.shape == (4, 180) and torch.isfinite(logits).all()
     cfg = json.loads((tmp_path / "student" / "config.json").read_text())
     assert cfg["model"]["family"] == "spectral"
+    from edgekd.personalize import trainable_modules
+
+    with pytest.raises(EdgekdError, match="fine-tunes the last layers of a ResNet1D student, not a spectral CNN"):
+        trainable_modules(model, 1)
     # not exportable yet: one clear line, exit 2, nothing written
     assert main(["export", str(tmp_path / "student"), "--out", str(tmp_path / "art")]) == 2
     assert not (tmp_path / "art").exists()
