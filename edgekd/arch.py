@@ -50,6 +50,15 @@ def has_width(name: str) -> bool:
     return FAMILY[name].widths is not None
 
 
+def in_channels_problem(name: str, in_channels: int) -> str | None:
+    """Why a ``name`` student cannot take ``in_channels`` inputs (None when it can)."""
+    fam = FAMILY[name]
+    if in_channels in fam.in_channels:
+        return None
+    allowed = ", ".join(map(str, fam.in_channels))
+    return f"in_channels must be one of {allowed} for a {fam.name} student, got {in_channels}"
+
+
 def _args(spec: dict[str, Any]) -> tuple[int, ...]:
     knobs = (int(spec["blocks"]),) + ((int(spec["width"]),) if has_width(family(spec)) else ())
     return knobs + (int(spec["in_channels"]), int(spec.get("n_classes", N_CLASSES)))

@@ -58,6 +58,8 @@ def checked_spec(raw: Any, source: Path) -> dict[str, Any]:
             rng = str(lo) if lo == hi else f"an integer {lo}..{hi}"
             raise EdgekdError(f"{source}: model '{key}' must be {rng}, got {value!r}")
         spec[key] = number
+    if why := arch.in_channels_problem(family, spec["in_channels"]):
+        raise EdgekdError(f"{source}: model {why}")
     return spec
 
 

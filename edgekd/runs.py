@@ -32,7 +32,7 @@ from edgekd.bpm import N_CLASSES
 from edgekd.errors import EdgekdError
 from edgekd.layout import CONFIG, METRICS, WEIGHTS, read_json_object
 from edgekd.losses import STRATEGIES, resolve_params
-from edgekd.arch import FAMILIES, FAMILY, has_width
+from edgekd.arch import FAMILIES, FAMILY, has_width, in_channels_problem
 from edgekd.model import MAX_IN_CHANNELS
 from edgekd.splits import Fold, holdout, kfold, parse_fold
 from edgekd.windowset import WindowSet
@@ -107,9 +107,8 @@ class RunConfig:
         if fam.widths:  # a ResNet's widths follow from its blocks (its width field is never read)
             integer("width", *fam.widths)
         integer("in_channels", 1, MAX_IN_CHANNELS)
-        if self.in_channels not in fam.in_channels:
-            raise EdgekdError(f"in_channels must be one of {', '.join(map(str, fam.in_channels))} for a {fam.name} "
-                              f"student, got {self.in_channels}")
+        if why := in_channels_problem(self.family, self.in_channels):
+            raise EdgekdError(why)
         integer("epochs", 1)
         integer("batch_size", 2)  # BatchNorm cannot train on one window
         integer("patience", 1)

@@ -4,6 +4,7 @@ C-order NumPy reference, the properties that make it transfer, and the places a 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -86,6 +87,10 @@ def test_spec_label_run_name_and_costs(tmp_path):
         RunConfig(family="spectral", blocks=9).validate()
     with pytest.raises(EdgekdError, match="in_channels must be one of 1, 4 for a spectral CNN student, got 2"):
         RunConfig(family="spectral", in_channels=2).validate()
+    from edgekd.checkpoint import checked_spec
+
+    with pytest.raises(EdgekdError, match="config.json: model in_channels must be one of 1, 4 for a spectral CNN"):
+        checked_spec({**SPEC, "in_channels": 2}, Path("config.json"))
     RunConfig(family="spectral", width=4).validate()
     RunConfig(blocks=8, width=4).validate()  # a teacher copied from a narrow student: its width is never read
     with pytest.raises(ValueError, match="spec:DEPTHxWIDTH"):
