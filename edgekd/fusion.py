@@ -110,13 +110,16 @@ def spectral_evidence(ws: WindowSet, cfg: BaselineConfig = BaselineConfig()) -> 
         raise EdgekdError("fusion: the WindowSet has no windows")
     ppg = goertzel_power(ws.x[:, 0], bin_bpms())
     acc_ch = ws.acc_channels
-    acc = None
-    if acc_ch:
-        per_axis = goertzel_power(ws.x[:, acc_ch], ACC_BPM)
-        acc = per_axis[:, 0]
-        for a in range(1, len(acc_ch)):  # x + y + z, in that order, as the C adds
-            acc = acc + per_axis[:, a]
+    acc = sum_axes(goertzel_power(ws.x[:, acc_ch], ACC_BPM)) if acc_ch else None
     return spectral_evidence_from_power(ppg, acc, cfg)
+
+
+def sum_axes(per_axis: np.ndarray) -> np.ndarray:
+    """ACC power [N, A, F] summed over its axes, x + y + z in that order (as the C adds), -> [N, F]."""
+    total = per_axis[:, 0]
+    for a in range(1, per_axis.shape[1]):
+        total = total + per_axis[:, a]
+    return total
 
 
 def spectral_evidence_from_power(ppg: np.ndarray, acc: np.ndarray | None,

@@ -32,14 +32,16 @@ from torch import nn
 
 from edgekd.baseline import BaselineConfig
 from edgekd.bpm import N_CLASSES, bin_bpms
-from edgekd.fusion import ACC_BPM, goertzel_power, hann_window, spectral_evidence_from_power
+from edgekd.fusion import ACC_BPM, goertzel_power, hann_window, spectral_evidence_from_power, sum_axes
 from edgekd.geometry import FS, WINDOW
 
 FLOOR = 0.01
 MULTIPLES_PPG = (1.0, 2.0, 0.5)
-MULTIPLES_ACC = (1.0, 0.5, 2.0)
+ACC_EXTRA = (0.5, 2.0)  # ACC power at b itself is read off the evidence's ACC grid (the classes are its top bins)
+MULTIPLES_ACC = (1.0,) + ACC_EXTRA
 N_FEATURES = len(MULTIPLES_PPG) + len(MULTIPLES_ACC) + 1
 EVIDENCE = N_FEATURES - 1  # the channel the network's output is added to
+CLASSES_IN_ACC_GRID = slice(int(np.searchsorted(ACC_BPM, bin_bpms()[0])), None)  # the ACC grid's bins at the classes
 
 
 def _log_normalised(power: np.ndarray) -> np.ndarray:
@@ -57,8 +59,9 @@ def features(x: np.ndarray, acc_channels: list[int], cfg: BaselineConfig = Basel
     out = [_log_normalised(p) for p in ppg]
     if acc_channels:
         axes = x[:, acc_channels]
-        acc_grid = _axes_sum(goertzel_power(axes, ACC_BPM))
-        acc = [_axes_sum(goertzel_power(axes, classes * np.float32(m))) for m in MULTIPLES_ACC]
+        acc_grid = sum_axes(goertzel_power(axes, ACC_BPM))
+        acc = [acc_grid[:, CLASSES_IN_ACC_GRID]] + [sum_axes(goertzel_power(axes, classes * np.float32(m)))
+                                                    for m in ACC_EXTRA]
     else:
         acc_grid = None
         acc = [np.zeros_like(ppg[0]) for _ in MULTIPLES_ACC]
@@ -66,14 +69,6 @@ def features(x: np.ndarray, acc_channels: list[int], cfg: BaselineConfig = Basel
     evidence = spectral_evidence_from_power(ppg[0], acc_grid, cfg)
     out.append(np.log(np.float32(FLOOR) + evidence).astype(np.float32))
     return np.stack(out, axis=1)
-
-
-def _axes_sum(per_axis: np.ndarray) -> np.ndarray:
-    """x + y + z power, added in that order (as the C does)."""
-    total = per_axis[:, 0]
-    for a in range(1, per_axis.shape[1]):
-        total = total + per_axis[:, a]
-    return total
 
 
 def _dft(bpm: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
@@ -95,7 +90,7 @@ class TorchFeatures(nn.Module):
         self.has_acc, self.cfg = in_channels >= 4, cfg
         classes = bin_bpms()
         ppg = np.concatenate([classes * m for m in MULTIPLES_PPG])
-        acc = np.concatenate([ACC_BPM] + [classes * m for m in MULTIPLES_ACC])
+        acc = np.concatenate([ACC_BPM] + [classes * m for m in ACC_EXTRA])
         for name, grid in (("ppg", ppg), ("acc", acc)):
             cos, sin = _dft(grid)
             self.register_buffer(f"{name}_cos", cos, persistent=False)
@@ -136,8 +131,8 @@ class TorchFeatures(nn.Module):
         out = [self._log_normalised(p) for p in ppg]
         if self.has_acc:
             acc = sum(self._power(x[:, a], self.acc_cos, self.acc_sin) for a in (1, 2, 3))
-            grid, *acc_parts = acc.split([len(ACC_BPM)] + [N_CLASSES] * len(MULTIPLES_ACC), dim=-1)
-            out += [self._log_normalised(a) for a in acc_parts]
+            grid, *extra = acc.split([len(ACC_BPM)] + [N_CLASSES] * len(ACC_EXTRA), dim=-1)
+            out += [self._log_normalised(a) for a in [grid[:, CLASSES_IN_ACC_GRID]] + extra]
             evidence = ppg[0] * self.suppression(grid)
         else:
             out += [torch.full_like(ppg[0], float(np.log(np.float32(FLOOR))))] * len(MULTIPLES_ACC)
