@@ -20,7 +20,6 @@ import torch.nn.functional as F
 from torch import nn
 
 from edgekd.bpm import N_CLASSES
-from edgekd.model import StudentNet
 from edgekd.spectral_input import EVIDENCE, N_FEATURES, TorchFeatures
 
 KERNEL = 9
@@ -40,8 +39,9 @@ class FreqBlock(nn.Module):
         return F.relu(x + self.conv(x))
 
 
-class SpectralNet(StudentNet):
-    """Input windows [N, in_channels, 200] (channel 0 PPG, 1-3 ACC), output [N, 180] logits."""
+class SpectralNet(nn.Module):
+    """Input windows [N, in_channels, 200] (channel 0 PPG, 1-3 ACC), output [N, 180] logits. Not a
+    edgekd.model.StudentNet: no classifier over a pooled embedding, one logit per class from the map itself."""
 
     def __init__(self, blocks: int, width: int = 16, in_channels: int = 1, n_classes: int = N_CLASSES):
         super().__init__()
@@ -55,6 +55,9 @@ class SpectralNet(StudentNet):
         self.stem = nn.Conv1d(N_FEATURES, width, KERNEL, padding=KERNEL // 2)
         self.layers = nn.ModuleList(FreqBlock(width) for _ in range(blocks))
         self.head = nn.Conv1d(width, 1, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward_features(x)[0]
 
     def forward_features(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor], torch.Tensor]:
         return self.from_spectra(self.front(x))
