@@ -44,7 +44,6 @@ from edgekd.train import resolved_config, train_run
 from edgekd.windowset import WindowSet, merge
 
 SETS = {"ieee-spc2015": "ieee_spc2015", "wrist-exercise": "wrist_exercise", "bidmc": "bidmc"}
-SYNTHETIC = "synthetic"  # the dataset name edgekd.data.synthetic gives its windows
 MODEL_WEIGHTS = (0.1, 0.25, 0.5, 1.0)
 FUSION_WEIGHTS = (0.5, 1.0, 2.0, 4.0, 8.0)
 CLEAR_QUALITIES = (0.15, 0.2, 0.25, 0.3, 0.35, 0.4)
@@ -114,7 +113,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--shared", default="../shared/data", help="folder with ieee_spc2015, wrist_exercise, bidmc")
     p.add_argument("--out", default="runs/lodo", help="runs and results go here")
-    p.add_argument("--blocks", type=int, nargs="+", default=[2], help="student sizes (ResNet blocks or TCN depth)")
+    p.add_argument("--blocks", type=int, nargs="+", default=[2], help="student sizes (ResNet blocks, TCN or spectral depth)")
     p.add_argument("--family", choices=FAMILIES, default="resnet", help="student family (teachers: resnet)")
     p.add_argument("--widths", type=int, nargs="+", default=[16],
                    help="TCN / spectral channels (each with every --blocks)")
@@ -147,7 +146,9 @@ def main() -> None:
     out = Path(args.out)
     sets = {name: load_dataset(name, Path(args.shared) / folder) for name, folder in SETS.items()}
     if args.synthetic:
-        sets[SYNTHETIC] = generate(subjects=args.synthetic, minutes=6.0, seed=0)
+        synthetic = generate(subjects=args.synthetic, minutes=6.0, seed=0)
+        sets[synthetic.datasets()[0]] = synthetic
+    always = [name for name in sets if name not in SETS]  # in every model's training data, never held out
     full = merge(sets)
     evidence = spectral_evidence(full)
     rows, results, shipped = [], [], {}
@@ -159,7 +160,7 @@ def main() -> None:
         student = describe({"family": args.family, "blocks": blocks, "width": width})
         logits_of: dict[tuple[str, str], np.ndarray] = {}  # (trained on, scored on) -> logits
         for name in SETS:  # inner models: one data set alone (and the synthetic corpus, when added)
-            idx = np.flatnonzero(np.isin(full.dataset, [name, SYNTHETIC]))
+            idx = np.flatnonzero(np.isin(full.dataset, [name, *always]))
             model = load_model(train_cached(full.subset(idx), RunConfig(**base, fold="all"), out / "runs"))
             for other in SETS:
                 if other != name:
