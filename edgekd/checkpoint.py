@@ -91,7 +91,7 @@ def model_spec(folder: str | Path) -> dict[str, Any]:
 
 
 def load_model(path: str | Path, map_location: str = "cpu") -> torch.nn.Module:
-    """The model (ResNet1D or TCN) in eval mode from a run/artifact folder or a .safetensors file inside one."""
+    """The model (any edgekd.arch family) in eval mode from a run/artifact folder or a .safetensors file inside one."""
     path = Path(path)
     folder = path.parent if path.suffix == ".safetensors" else path
     weights = path if path.suffix == ".safetensors" else folder / WEIGHTS

@@ -102,8 +102,8 @@ class RunConfig:
 
         if self.family not in FAMILIES:
             raise EdgekdError(f"family must be one of {', '.join(FAMILIES)}, got {self.family!r}")
-        integer("blocks", 1, FAMILY[self.family].max_depth)
         fam = FAMILY[self.family]
+        integer("blocks", 1, fam.max_depth)
         if fam.widths:  # a ResNet's widths follow from its blocks (its width field is never read)
             integer("width", *fam.widths)
         integer("in_channels", 1, MAX_IN_CHANNELS)

@@ -116,7 +116,7 @@ def load_sweep_config(path: str | Path) -> SweepConfig:
         raise EdgekdError(f"{path}: 'folds' must be an integer >= 2")
     students = doc.get("students")
     if not isinstance(students, list):
-        raise EdgekdError(f"{path}: 'students' must be a list of ResNet block counts or tcn:DEPTHxWIDTH labels")
+        raise EdgekdError(f"{path}: 'students' must be a list of ResNet block counts or FAMILY:DEPTHxWIDTH labels (tcn:6x16, spec:3x16)")
     for s in students:
         try:
             parse_student(s)
@@ -272,7 +272,7 @@ def read_results(path: str | Path) -> list[dict[str, Any]]:
         except ValueError:
             student = None
         if student is None or isinstance(mae, bool) or not isinstance(mae, (int, float)):
-            raise EdgekdError(f"{path}: row {i} has no student (a block count or tcn:DxW) and numeric "
+            raise EdgekdError(f"{path}: row {i} has no student (a block count, tcn:DxW or spec:DxW) and numeric "
                               f"'mae_argmax' (truncated or edited table); re-run `edgekd sweep` to rewrite it")
     for r in rows:
         if r.get("teacher") == "":

@@ -1,4 +1,4 @@
-"""Train one student (edgekd.arch: ResNet1D or TCN) on one fold and write its run folder (layout: :mod:`edgekd.runs`).
+"""Train one student (an edgekd.arch family) on one fold and write its run folder (layout: :mod:`edgekd.runs`).
 
 Design (DESIGN.md "Performance design"): the whole WindowSet is one tensor on the training device and
 batches are indexed from it (no DataLoader); teacher outputs come precomputed from :mod:`edgekd.teacher`.
