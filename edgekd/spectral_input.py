@@ -35,20 +35,43 @@ from edgekd.bpm import N_CLASSES, bin_bpms
 from edgekd.fusion import ACC_BPM, goertzel_power, hann_window, spectral_evidence_from_power, sum_axes
 from edgekd.geometry import FS, WINDOW
 
-FLOOR = 0.01
-MULTIPLES_PPG = (1.0, 2.0, 0.5)
-ACC_EXTRA = (0.5, 2.0)  # ACC power at b itself is read off the evidence's ACC grid (the classes are its top bins)
+FLOOR = 0.01  # HR_SPECTRAL_FEATURE_FLOOR in export/tracker/hr_spectral.h
+HARMONIC, SUBHARMONIC = 2.0, 0.5  # the C's coeff_double and coeff_half tables (export.tracker_tables)
+MULTIPLES_PPG = (1.0, HARMONIC, SUBHARMONIC)
+ACC_EXTRA = (SUBHARMONIC, HARMONIC)  # ACC power at b itself is read off the evidence's ACC grid (the classes are its top bins)
 MULTIPLES_ACC = (1.0,) + ACC_EXTRA
 N_FEATURES = len(MULTIPLES_PPG) + len(MULTIPLES_ACC) + 1
 EVIDENCE = N_FEATURES - 1  # the channel the network's output is added to
 CLASSES_IN_ACC_GRID = slice(int(np.searchsorted(ACC_BPM, bin_bpms()[0])), None)  # the ACC grid's bins at the classes
 
 
+# log_portable() of hr_spectral.c: float32 constants 1/9, 1/7, 1/5, 1/3, ln 2 and sqrt(1/2), as the C spells them.
+_LOG_SERIES = tuple(np.float32(v) for v in ("0.111111112", "0.142857149", "0.200000003", "0.333333343"))
+_LN2, _SQRT_HALF = np.float32("0.693147182"), np.float32("0.707106769")
+
+
+def log32(x: np.ndarray) -> np.ndarray:
+    """Natural log (x > 0) in float32 with hr_spectral.c's log_portable operation order, bit for bit: frexp,
+    then 2 s (1 + s^2/3 + s^4/5 + s^6/7 + s^8/9) with s = (m - 1) / (m + 1). libm's logf and NumPy's log each
+    round differently (and differently on the device), which would flip the firmware's int8 input."""
+    m, e = np.frexp(np.asarray(x, np.float32))
+    low = m < _SQRT_HALF
+    m = np.where(low, m * np.float32(2), m).astype(np.float32)
+    e = np.where(low, e - 1, e).astype(np.float32)
+    s = (m - np.float32(1)) / (m + np.float32(1))
+    z = s * s
+    p = _LOG_SERIES[0]
+    for c in _LOG_SERIES[1:]:
+        p = p * z + c
+    p = p * z + np.float32(1)
+    return (e * _LN2 + (s + s) * p).astype(np.float32)
+
+
 def _log_normalised(power: np.ndarray) -> np.ndarray:
     """log(FLOOR + power / max) per row (float32); an all-zero row (no ACC) gives log(FLOOR) everywhere."""
     peak = power.max(axis=-1, keepdims=True)
     rel = np.where(peak > 0, power / np.where(peak > 0, peak, np.float32(1)), np.float32(0))
-    return np.log(np.float32(FLOOR) + rel.astype(np.float32)).astype(np.float32)
+    return log32(np.float32(FLOOR) + rel.astype(np.float32))
 
 
 def features(x: np.ndarray, acc_channels: list[int], cfg: BaselineConfig = BaselineConfig()) -> np.ndarray:
@@ -67,8 +90,14 @@ def features(x: np.ndarray, acc_channels: list[int], cfg: BaselineConfig = Basel
         acc = [np.zeros_like(ppg[0]) for _ in MULTIPLES_ACC]
     out += [_log_normalised(a) for a in acc]
     evidence = spectral_evidence_from_power(ppg[0], acc_grid, cfg)
-    out.append(np.log(np.float32(FLOOR) + evidence).astype(np.float32))
+    out.append(log32(np.float32(FLOOR) + evidence))
     return np.stack(out, axis=1)
+
+
+def model_input(x: np.ndarray, in_channels: int) -> np.ndarray:
+    """What an exported spectral student reads, [N, 7, 180], for windows x [N, in_channels, 200] (channel 0
+    PPG, 1-3 ACC when in_channels is 4): ``features``, as hr_spectral_features() computes it in firmware."""
+    return features(x, [1, 2, 3] if in_channels >= 4 else [])
 
 
 def _dft(bpm: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:

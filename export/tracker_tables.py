@@ -1,5 +1,6 @@
 """The constant tables of export/tracker/hr_spectral.c (Hann window, Goertzel coefficients), generated from
-the functions edgekd.fusion computes them with, so the C reads in flash exactly the float32 values NumPy uses.
+the functions edgekd.fusion computes them with (and the spectral student's harmonic
+and subharmonic grids, edgekd.spectral_input), so the C reads in flash exactly the float32 values NumPy uses.
 
     python -m export.tracker_tables      # rewrites export/tracker/hr_spectral_tables.h
 
@@ -15,6 +16,7 @@ import numpy as np
 from edgekd.bpm import bin_bpms
 from edgekd.fusion import ACC_BPM, goertzel_coeffs, hann_window
 from edgekd.geometry import WINDOW
+from edgekd.spectral_input import HARMONIC, SUBHARMONIC
 
 TABLES_FILE = "hr_spectral_tables.h"
 
@@ -38,7 +40,10 @@ def tables_source() -> str:
             "#error \"hr_spectral_tables.h does not match hr_spectral.h: regenerate it\"\n#endif\n\n"
             + _array("hann", hann_window(WINDOW), "HR_SPECTRAL_N") + "\n"
             + _array("coeff_ppg", goertzel_coeffs(bin_bpms()), "HR_TRACKER_N_CLASSES") + "\n"
-            + _array("coeff_acc", goertzel_coeffs(ACC_BPM), "HR_SPECTRAL_ACC_BINS"))
+            + _array("coeff_acc", goertzel_coeffs(ACC_BPM), "HR_SPECTRAL_ACC_BINS") + "\n"
+            + _array("coeff_double", goertzel_coeffs(bin_bpms() * np.float32(HARMONIC)), "HR_TRACKER_N_CLASSES")
+            + "\n" + _array("coeff_half", goertzel_coeffs(bin_bpms() * np.float32(SUBHARMONIC)),
+                             "HR_TRACKER_N_CLASSES"))
 
 
 def main() -> None:

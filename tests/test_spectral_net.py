@@ -15,7 +15,7 @@ from edgekd.bpm import bin_bpms, decode_argmax
 from edgekd.errors import EdgekdError
 from edgekd.fusion import spectral_evidence
 from edgekd.runs import RunConfig, model_entry
-from edgekd.spectral_input import EVIDENCE, FLOOR, N_FEATURES, TorchFeatures, features
+from edgekd.spectral_input import EVIDENCE, FLOOR, N_FEATURES, TorchFeatures, features, log32
 
 SPEC = {"family": "spectral", "blocks": 3, "width": 16, "in_channels": 4, "n_classes": 180}
 
@@ -141,3 +141,64 @@ def test_the_front_end_transfers_a_pulse_where_the_waveform_is_new():
     with torch.no_grad():
         got = decode_argmax(model(torch.tensor(x))).numpy()
     np.testing.assert_allclose(got, [45.0, 180.0], atol=1)
+
+
+# Test main: argv = T in_windows.bin out.bin ppg|acc; windows T x C x 200 float32 (C = 1 or 4); writes per window
+# the features [7][180] then the evidence [180] (float32).
+FEATURES_HARNESS = r"""
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "hr_spectral.h"
+int main(int argc, char **argv) {
+    if (argc != 5) return 3;
+    int T = atoi(argv[1]), C = strcmp(argv[4], "ppg") == 0 ? 1 : 4, t;
+    FILE *in = fopen(argv[2], "rb"), *out = fopen(argv[3], "wb");
+    static float x[4 * HR_SPECTRAL_N], f[HR_SPECTRAL_N_FEATURES * HR_TRACKER_N_CLASSES], ev[HR_TRACKER_N_CLASSES];
+    if (!in || !out) return 4;
+    for (t = 0; t < T; ++t) {
+        if (fread(x, sizeof(float), (size_t)(C * HR_SPECTRAL_N), in) != (size_t)(C * HR_SPECTRAL_N)) return 5;
+        if (C == 1) hr_spectral_features(x, NULL, NULL, NULL, f, ev);
+        else hr_spectral_features(x, x + HR_SPECTRAL_N, x + 2 * HR_SPECTRAL_N, x + 3 * HR_SPECTRAL_N, f, ev);
+        fwrite(f, sizeof f, 1, out);
+        fwrite(ev, sizeof ev, 1, out);
+    }
+    fclose(in);
+    return fclose(out) == 0 ? 0 : 6;
+}
+"""
+
+
+def _c_features(exe: Path, tmp: Path, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    import subprocess
+
+    (tmp / "x.bin").write_bytes(np.ascontiguousarray(x, np.float32).tobytes())
+    subprocess.run([str(exe), str(len(x)), str(tmp / "x.bin"), str(tmp / "out.bin"),
+                    "ppg" if x.shape[1] == 1 else "acc"], check=True)
+    raw = np.fromfile(tmp / "out.bin", np.float32).reshape(len(x), N_FEATURES + 1, 180)
+    return raw[:, :N_FEATURES], raw[:, N_FEATURES]
+
+
+def test_c_front_end_is_bit_exact_with_the_numpy_reference(tmp_path, small_synth, wrist_root):
+    """hr_spectral_features() (what firmware feeds a spectral student) against edgekd.spectral_input.features,
+    bit for bit (same float32 operations in the same order, log32 = the C's log_portable), and its evidence
+    against the fusion's: synthetic windows, a real wrist recording, PPG only and zero-filled ACC."""
+    from dataclasses import replace
+
+    from c_harness import compile_tracker_harness
+    from edgekd.data import load_dataset
+
+    exe = compile_tracker_harness(tmp_path, FEATURES_HARNESS, ("hr_spectral.c",))
+    wrist = load_dataset("wrist-exercise", wrist_root)
+    walk = wrist.subset(np.flatnonzero(wrist.recording == "s2_walk"))
+    zero_acc = replace(small_synth, x=np.concatenate([small_synth.x[:, :1], np.zeros_like(small_synth.x[:, 1:])], 1))
+    for ws in (small_synth, walk.first_channels(4), small_synth.ppg_only(), zero_acc):
+        f, ev = _c_features(exe, tmp_path, ws.x)
+        np.testing.assert_array_equal(f, features(ws.x, ws.acc_channels))
+        np.testing.assert_array_equal(ev, spectral_evidence(ws))
+
+
+def test_log32_is_an_accurate_log():
+    x = np.linspace(0.005, 1.02, 200_001, dtype=np.float32)
+    rel = np.abs(log32(x).astype(np.float64) - np.log(x.astype(np.float64)))
+    assert rel.max() < 4 * np.spacing(np.float32(4.6))

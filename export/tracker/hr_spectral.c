@@ -76,25 +76,16 @@ static void suppress_motion(const float *acc, float *ev)
     }
 }
 
-void hr_spectral_evidence(const float *ppg, const float *acc_x, const float *acc_y, const float *acc_z,
-                          float *evidence)
+/* evidence[] holds the PPG power at the classes: suppress the motion of acc (NULL: none), scale to max 1. */
+static void finish_evidence(const float *acc, float *evidence)
 {
     float w[HR_TRACKER_N_CLASSES];
     float peak = 0.0f;
     int j;
     for (j = 0; j < HR_TRACKER_N_CLASSES; ++j) {
-        evidence[j] = 0.0f;
         w[j] = 1.0f;
     }
-    goertzel_add(ppg, coeff_ppg, HR_TRACKER_N_CLASSES, evidence);
-    if (acc_x != NULL && acc_y != NULL && acc_z != NULL) {
-        float acc[HR_SPECTRAL_ACC_BINS];
-        for (j = 0; j < HR_SPECTRAL_ACC_BINS; ++j) {
-            acc[j] = 0.0f;
-        }
-        goertzel_add(acc_x, coeff_acc, HR_SPECTRAL_ACC_BINS, acc);
-        goertzel_add(acc_y, coeff_acc, HR_SPECTRAL_ACC_BINS, acc);
-        goertzel_add(acc_z, coeff_acc, HR_SPECTRAL_ACC_BINS, acc);
+    if (acc != NULL) {
         suppress_motion(acc, w);
     }
     for (j = 0; j < HR_TRACKER_N_CLASSES; ++j) {
@@ -105,6 +96,110 @@ void hr_spectral_evidence(const float *ppg, const float *acc_x, const float *acc
     }
     for (j = 0; j < HR_TRACKER_N_CLASSES; ++j) {
         evidence[j] = peak > 0.0f ? evidence[j] / peak : 0.0f;
+    }
+}
+
+static void zero(float *x, int n)
+{
+    int i;
+    for (i = 0; i < n; ++i) {
+        x[i] = 0.0f;
+    }
+}
+
+/* Summed power of the three ACC axes at the n_bins frequencies of coeff (x + y + z, in that order). */
+static void acc_power(const float *acc_x, const float *acc_y, const float *acc_z, const float *coeff, int n_bins,
+                      float *out)
+{
+    zero(out, n_bins);
+    goertzel_add(acc_x, coeff, n_bins, out);
+    goertzel_add(acc_y, coeff, n_bins, out);
+    goertzel_add(acc_z, coeff, n_bins, out);
+}
+
+void hr_spectral_evidence(const float *ppg, const float *acc_x, const float *acc_y, const float *acc_z,
+                          float *evidence)
+{
+    zero(evidence, HR_TRACKER_N_CLASSES);
+    goertzel_add(ppg, coeff_ppg, HR_TRACKER_N_CLASSES, evidence);
+    if (acc_x != NULL && acc_y != NULL && acc_z != NULL) {
+        float acc[HR_SPECTRAL_ACC_BINS];
+        acc_power(acc_x, acc_y, acc_z, coeff_acc, HR_SPECTRAL_ACC_BINS, acc);
+        finish_evidence(acc, evidence);
+    } else {
+        finish_evidence(NULL, evidence);
+    }
+}
+
+/* Natural log of x > 0 in single precision with a fixed operation order (frexpf is exact; then only + - * /),
+ * so it gives the same bits on every IEEE float unit: edgekd.spectral_input.log32 mirrors it, and libm's logf
+ * (not correctly rounded, and different between glibc and newlib) would make the spectral student's int8 input
+ * differ between the host and the device. Error about 2 ulp. */
+static float log_portable(float x)
+{
+    int e;
+    float m = frexpf(x, &e), s, z, p;
+    if (m < 0.707106769f) {
+        m = m * 2.0f;
+        e = e - 1;
+    }
+    s = (m - 1.0f) / (m + 1.0f);
+    z = s * s;
+    p = (((0.111111112f * z + 0.142857149f) * z + 0.200000003f) * z + 0.333333343f) * z + 1.0f;
+    return (float)e * 0.693147182f + (s + s) * p;
+}
+
+/* out[k] = log(floor + power[k] / max power) over the classes (edgekd.spectral_input._log_normalised). */
+static void log_normalised(const float *power, float *out)
+{
+    float peak = power[0];
+    int k;
+    for (k = 1; k < HR_TRACKER_N_CLASSES; ++k) {
+        if (power[k] > peak) {
+            peak = power[k];
+        }
+    }
+    for (k = 0; k < HR_TRACKER_N_CLASSES; ++k) {
+        out[k] = log_portable(HR_SPECTRAL_FEATURE_FLOOR + (peak > 0.0f ? power[k] / peak : 0.0f));
+    }
+}
+
+void hr_spectral_features(const float *ppg, const float *acc_x, const float *acc_y, const float *acc_z,
+                          float *features, float *evidence)
+{
+    /* PPG at b, 2 b, b / 2; ACC at b / 2, 2 b: edgekd.spectral_input.MULTIPLES_PPG, ACC_EXTRA */
+    const float *ppg_coeff[3] = {coeff_ppg, coeff_double, coeff_half};
+    const float *acc_coeff[2] = {coeff_half, coeff_double};
+    float power[HR_TRACKER_N_CLASSES];
+    float acc[HR_SPECTRAL_ACC_BINS];
+    const int has_acc = acc_x != NULL && acc_y != NULL && acc_z != NULL;
+    int m, k;
+    for (m = 0; m < 3; ++m) {
+        zero(power, HR_TRACKER_N_CLASSES);
+        goertzel_add(ppg, ppg_coeff[m], HR_TRACKER_N_CLASSES, power);
+        if (m == 0) {
+            for (k = 0; k < HR_TRACKER_N_CLASSES; ++k) {
+                evidence[k] = power[k];
+            }
+        }
+        log_normalised(power, features + m * HR_TRACKER_N_CLASSES);
+    }
+    if (has_acc) {
+        acc_power(acc_x, acc_y, acc_z, coeff_acc, HR_SPECTRAL_ACC_BINS, acc);
+        /* ACC power at b: the ACC grid's bins at the class BPMs */
+        log_normalised(acc + (HR_TRACKER_BPM_MIN - HR_SPECTRAL_ACC_MIN_BPM), features + 3 * HR_TRACKER_N_CLASSES);
+        for (m = 0; m < 2; ++m) {
+            acc_power(acc_x, acc_y, acc_z, acc_coeff[m], HR_TRACKER_N_CLASSES, power);
+            log_normalised(power, features + (4 + m) * HR_TRACKER_N_CLASSES);
+        }
+    } else {
+        for (k = 3 * HR_TRACKER_N_CLASSES; k < 6 * HR_TRACKER_N_CLASSES; ++k) {
+            features[k] = log_portable(HR_SPECTRAL_FEATURE_FLOOR);
+        }
+    }
+    finish_evidence(has_acc ? acc : NULL, evidence);
+    for (k = 0; k < HR_TRACKER_N_CLASSES; ++k) {
+        features[6 * HR_TRACKER_N_CLASSES + k] = log_portable(HR_SPECTRAL_FEATURE_FLOOR + evidence[k]);
     }
 }
 

@@ -14,6 +14,8 @@
  *   for j: z[j] = out_scale * (out->data.int8[j] - out_zero_point);
  *   hr_spectral_fuse(z, ev, model_weight, weight, floor_p, clear_quality, unclear_weight);  (see the model card)
  *   int cls = hr_tracker_update_f32(&tr, z);
+ * A spectral student (card: architecture family "spectral") reads hr_spectral_features() instead of the window;
+ * that call also gives the evidence, so the hr_spectral_evidence() call above is not needed.
  */
 #ifndef HR_SPECTRAL_H
 #define HR_SPECTRAL_H
@@ -33,10 +35,20 @@ extern "C" {
 #define HR_SPECTRAL_ACC_ATTENUATION 0.1f
 #define HR_SPECTRAL_ACC_PEAKS 3
 #define HR_SPECTRAL_ACC_PROMINENCE 2.0f
+/* The spectral student's input (edgekd.spectral_input): channels x classes, log(floor + power / max). */
+#define HR_SPECTRAL_N_FEATURES 7
+#define HR_SPECTRAL_FEATURE_FLOOR 0.01f
 
 /* Evidence [180] in [0, 1] for one window; acc_x/acc_y/acc_z may all be NULL (no motion suppression). */
 void hr_spectral_evidence(const float *ppg, const float *acc_x, const float *acc_y, const float *acc_z,
                           float *evidence);
+/* The input of a spectral student (edgekd.spectral_input.features) and the window's evidence, from one set of
+   Goertzel passes: features [HR_SPECTRAL_N_FEATURES][HR_TRACKER_N_CLASSES] (channel-first: PPG power at each
+   class BPM b, at 2 b and at b / 2; summed ACC power at b, b / 2 and 2 b; log(floor + evidence)), evidence [180]
+   exactly as hr_spectral_evidence gives it. About 440 k multiply-adds with ACC (110 k PPG-only), about 2.5 KB
+   of stack; features is the caller's 5 KB. ACC pointers NULL for a PPG-only device. */
+void hr_spectral_features(const float *ppg, const float *acc_x, const float *acc_y, const float *acc_z,
+                          float *features, float *evidence);
 /* Share of the evidence within HR_TRACKER_CONFIDENCE_HALFWIDTH classes of its (first) peak, 0..1: how clear
    the pulse is in this window's spectrum (edgekd.fusion.spectral_quality). */
 float hr_spectral_quality(const float *evidence);
