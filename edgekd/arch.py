@@ -12,11 +12,27 @@ import re
 from dataclasses import dataclass
 from typing import Any, Callable
 
+import numpy as np
 from torch import nn
 
 from edgekd import model as resnet
-from edgekd import spectral_net, tcn
+from edgekd import spectral_input, spectral_net, tcn
 from edgekd.bpm import N_CLASSES
+from edgekd.geometry import WINDOW
+
+
+@dataclass(frozen=True)
+class Front:
+    """A fixed front end the exported graph does not contain: firmware runs it in C before the model, the
+    runtimes run its NumPy reference (``features``) on the windows."""
+
+    features: Callable[[np.ndarray, int], np.ndarray]  # windows [N, C, 200], in_channels -> [N, channels, length]
+    graph: Callable[[nn.Module], nn.Module]  # the trained model -> the module that is exported
+    channels: int
+    length: int
+    input_name: str  # the ONNX graph's input
+    c_function: str  # what firmware calls (export/tracker)
+    macs: Callable[[int], int]  # its multiply-adds per window, by in_channels
 
 
 @dataclass(frozen=True)
@@ -31,13 +47,16 @@ class Family:
     label: str  # student label prefix ("tcn" -> "tcn:6x16") and run-name prefix
     name: str  # how descriptions call it
     in_channels: tuple[int, ...] = tuple(range(1, resnet.MAX_IN_CHANNELS + 1))
+    front: Front | None = None  # None: the exported graph reads the window itself
 
 
 FAMILY = {
     "resnet": Family(resnet.ResNet1D, resnet.macs, resnet.MAX_BLOCKS, None, "b", "ResNet1D"),
     "tcn": Family(tcn.TCN, tcn.macs, tcn.MAX_DEPTH, tcn.WIDTHS, "tcn", "TCN"),
     "spectral": Family(spectral_net.SpectralNet, spectral_net.macs, spectral_net.MAX_DEPTH, spectral_net.WIDTHS,
-                       "spec", "spectral CNN", spectral_net.IN_CHANNELS),
+                       "spec", "spectral CNN", spectral_net.IN_CHANNELS,
+                       Front(spectral_input.model_input, spectral_net.FromSpectra, spectral_input.N_FEATURES,
+                             N_CLASSES, "spectra", "hr_spectral_features", spectral_input.front_macs)),
 }
 FAMILIES = tuple(FAMILY)
 
@@ -115,3 +134,36 @@ def parse_student(value: object) -> dict[str, Any]:
         forms = " or ".join(f"{p}:DEPTHxWIDTH" for p in prefixes)
         raise ValueError(f"a student is a ResNet block count (2), {forms} (tcn:6x16), got {value!r}")
     return {"family": prefixes[found.group(1)], "blocks": int(found.group(2)), "width": int(found.group(3))}
+
+
+@dataclass(frozen=True)
+class GraphInput:
+    """What an exported model (ONNX, INT8 TFLite) reads, channels-first [N, channels, length] float32; the
+    flatbuffer and firmware take it channels-last. For a window-reading family: the window."""
+
+    name: str
+    channels: int
+    length: int
+    front: str | None  # the C function that computes it from the window (None: the window itself)
+    front_macs: int  # that function's multiply-adds per window (float, in the decoder's C; not in macs())
+
+
+def graph_input(spec: dict[str, Any]) -> GraphInput:
+    front = FAMILY[family(spec)].front
+    if front is None:
+        return GraphInput("window", int(spec["in_channels"]), WINDOW, None, 0)
+    return GraphInput(front.input_name, front.channels, front.length, front.c_function,
+                      front.macs(int(spec["in_channels"])))
+
+
+def to_graph_input(spec: dict[str, Any], x: np.ndarray) -> np.ndarray:
+    """The exported graph's input for windows ``x`` [N, >= in_channels, 200] (float32, C-contiguous)."""
+    front = FAMILY[family(spec)].front
+    x = np.asarray(x, np.float32)[:, :int(spec["in_channels"])]
+    return np.ascontiguousarray(x if front is None else front.features(x, int(spec["in_channels"])), np.float32)
+
+
+def graph_module(model: nn.Module) -> nn.Module:
+    """The module that is exported (eval mode): the model itself, or its part after the fixed front end."""
+    front = FAMILY[family(model.config())].front
+    return (model if front is None else front.graph(model)).eval()

@@ -100,6 +100,14 @@ def model_input(x: np.ndarray, in_channels: int) -> np.ndarray:
     return features(x, [1, 2, 3] if in_channels >= 4 else [])
 
 
+def front_macs(in_channels: int) -> int:
+    """Multiply-adds per window of hr_spectral_features(): one Goertzel step per sample and frequency (PPG at 3 x
+    180 frequencies; each ACC axis at the evidence's 192 and 2 x 180 more). The evidence every family's decoder
+    computes (PPG at 180, ACC at 192) is part of it."""
+    acc = 3 * (len(ACC_BPM) + len(ACC_EXTRA) * N_CLASSES) if in_channels >= 4 else 0
+    return WINDOW * (len(MULTIPLES_PPG) * N_CLASSES + acc)
+
+
 def _dft(bpm: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
     """Hann-windowed cos and sin matrices [200, F]: |x_centred @ cos|^2 + |x_centred @ sin|^2 is the
     Goertzel power at ``bpm``."""

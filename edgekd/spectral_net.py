@@ -77,6 +77,18 @@ class SpectralNet(nn.Module):
                 "n_classes": self.n_classes}
 
 
+class FromSpectra(nn.Module):
+    """The exported part of a SpectralNet: front-end features [N, 7, 180] -> logits. Firmware computes the
+    features in C (hr_spectral_features), the runtimes in NumPy (edgekd.spectral_input.model_input)."""
+
+    def __init__(self, net: SpectralNet):
+        super().__init__()
+        self.net = net
+
+    def forward(self, f: torch.Tensor) -> torch.Tensor:
+        return self.net.from_spectra(f)[0]
+
+
 def check(blocks: int, width: int) -> None:
     if not 1 <= blocks <= MAX_DEPTH or not WIDTHS[0] <= width <= WIDTHS[1]:
         raise ValueError(f"spectral: blocks must be 1..{MAX_DEPTH} and width {WIDTHS[0]}..{WIDTHS[1]}, got "

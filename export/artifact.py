@@ -27,7 +27,6 @@ from edgekd.checkpoint import CONFIG, WEIGHTS, load_model, save_weights
 from edgekd.errors import EdgekdError
 from edgekd.evaluate import MAE_KEYS, mae_report
 from edgekd.fusion import FusionConfig, spectral_evidence
-from edgekd.geometry import WINDOW
 from edgekd.layout import (CARD, CARD_MD, KERNEL_SOURCES, MODEL_DATA_CC, MODEL_DATA_H, MODEL_DATA_HPP, ONNX_FP32,
                            ONNX_INT8, OPS_H, TFLITE_INT8, TRACKER_FILES, file_record)
 from edgekd import arch
@@ -43,9 +42,6 @@ PARTIAL = ".partial"  # suffix of the hidden folder an export is built in
 DEBUG_WINDOWS = 32  # windows for the per-layer quantisation debugger (it runs float and int8 side by side)
 
 
-EXPORTABLE = ("resnet", "tcn")  # families with a Keras mirror and C for everything the artifact runs
-
-
 def export_artifact(source: Path, out: Path, *, int8: bool = True, data: Path | None = None,
                     calib: Path | None = None, evaluate: Path | None = None, name: str | None = None,
                     force: bool = False, dynamic_batch: bool = True, progress: bool = True,
@@ -55,10 +51,6 @@ def export_artifact(source: Path, out: Path, *, int8: bool = True, data: Path | 
     if out.exists() and not force:
         raise EdgekdError(f"{out}: already exists (use --force to replace it)")
     model = load_model(source)
-    if arch.family(model.config()) not in EXPORTABLE:
-        raise EdgekdError(f"{source}: a {arch.describe(model.config())} cannot be exported yet: its spectral front "
-                          f"end (edgekd.spectral_input) has no C implementation in the artifact; export takes "
-                          f"{' and '.join(EXPORTABLE)} students")
     folder = source.parent if source.suffix == ".safetensors" else source
     name = name or out.name
     ensure_dir(out.parent)
@@ -137,30 +129,33 @@ def _build(model: torch.nn.Module, folder: Path, work: Path, name: str, int8: bo
     config = windows.source_config(folder) or {"model": model.config()}
     write_json(work / CONFIG, config)
     batch = None if dynamic_batch else 1
+    spec = model.config()
+    # What the exported graphs read: the window, or a spectral student's features (computed once, as the C would).
+    cal_in, ev_in = arch.to_graph_input(spec, cal.x), arch.to_graph_input(spec, ev.x)
     export_onnx(model, work / ONNX_FP32, dynamic_batch)
-    onnx_diff = onnx_max_abs_diff(model, work / ONNX_FP32, ev.x[:256], batch)
+    onnx_diff = onnx_max_abs_diff(model, work / ONNX_FP32, ev_in[:256], batch)
     if not onnx_diff < ONNX_TOLERANCE:
         raise EdgekdError(f"ONNX FP32 differs from PyTorch by {onnx_diff:.2e} (> {ONNX_TOLERANCE:g})")
     step("onnx")
     with torch.no_grad():
         fp32 = model(torch.from_numpy(ev.x)).numpy()
-    logits = {"torch": fp32, "onnx": run_onnx(work / ONNX_FP32, ev.x, batch)}  # edgekd.runtimes names
+    logits = {"torch": fp32, "onnx": run_onnx(work / ONNX_FP32, ev_in, batch)}  # edgekd.runtimes names
     card: dict[str, Any] = {
         "name": name, "edgekd_version": __version__,
         "created_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "source": {"path": str(folder), "config": config},
         "data": {"calibration": cal.description, "evaluation": ev.description},
-        "architecture": _architecture(model.config()),
+        "architecture": _architecture(spec),
         "bpm_min": BPM_MIN,
         "onnx": {"dynamic_batch": dynamic_batch, "max_abs_diff_vs_torch": onnx_diff},
     }
     if int8:
-        card.update(_build_int8(model, work, name, cal, ev, batch, logits, step, fusion))
+        card.update(_build_int8(model, work, name, cal_in, ev_in, batch, logits, step, fusion))
     card["accuracy"] = _accuracy(logits, ev.ws, fusion)
     if int8:
         from export.tflite_int8 import layer_errors
 
-        card["per_layer_quantization_error"] = layer_errors(model, cal.x, ev.x[:DEBUG_WINDOWS])
+        card["per_layer_quantization_error"] = layer_errors(model, cal_in, ev_in[:DEBUG_WINDOWS])
         step("per-layer")
     else:
         step("evaluate")
@@ -175,8 +170,10 @@ def _build(model: torch.nn.Module, folder: Path, work: Path, name: str, int8: bo
     return card
 
 
-def _build_int8(model: torch.nn.Module, work: Path, name: str, cal, ev, batch: int | None,
-                logits: dict[str, np.ndarray], step, fusion: FusionConfig) -> dict[str, Any]:
+def _build_int8(model: torch.nn.Module, work: Path, name: str, cal_in: np.ndarray, ev_in: np.ndarray,
+                batch: int | None, logits: dict[str, np.ndarray], step, fusion: FusionConfig) -> dict[str, Any]:
+    """The INT8 files, calibrated on ``cal_in`` and scored on ``ev_in`` (the graph's input of the calibration
+    and evaluation windows)."""
     from export.c_arrays import QuantParams, c_identifier, model_data_cc, model_data_h, model_data_hpp, ops_h
     from edgekd.tflm_ops import sources_manifest
     from export.checks import check_tflm_ops, op_list
@@ -187,10 +184,10 @@ def _build_int8(model: torch.nn.Module, work: Path, name: str, cal, ev, batch: i
     from export.tflite_int8 import convert_int8
     from edgekd.tflm_arena import arena_bytes
 
-    quantize_onnx(work / ONNX_FP32, work / ONNX_INT8, cal.x, batch)
-    logits["onnx-int8"] = run_onnx(work / ONNX_INT8, ev.x, batch)
+    quantize_onnx(work / ONNX_FP32, work / ONNX_INT8, cal_in, batch)
+    logits["onnx-int8"] = run_onnx(work / ONNX_INT8, ev_in, batch)
     step("onnx-int8")
-    flatbuffer, mirror_diff = convert_int8(model, cal.x, ev.x[:64])
+    flatbuffer, mirror_diff = convert_int8(model, cal_in, ev_in[:64])
     ops = check_tflm_ops(op_list(flatbuffer), f"{name}/model_int8.tflite")
     write_bytes(work / TFLITE_INT8, flatbuffer)
     step("tflite")
@@ -198,7 +195,8 @@ def _build_int8(model: torch.nn.Module, work: Path, name: str, cal, ev, batch: i
     step("arena")
     (in_s, in_z), (out_s, out_z) = int8_io(flatbuffer)
     ident = c_identifier(name)
-    write_text(work / MODEL_DATA_H, model_data_h(ident, len(flatbuffer), arena, arena_min, model.in_channels,
+    gin = arch.graph_input(model.config())
+    write_text(work / MODEL_DATA_H, model_data_h(ident, len(flatbuffer), arena, arena_min, model.in_channels, gin,
                                                    QuantParams(in_s, in_z, out_s, out_z), fusion, TrackerConfig()))
     write_text(work / MODEL_DATA_HPP, model_data_hpp(ident))
     write_text(work / MODEL_DATA_CC, model_data_cc(ident, flatbuffer))
@@ -209,15 +207,15 @@ def _build_int8(model: torch.nn.Module, work: Path, name: str, cal, ev, batch: i
             raise EdgekdError(f"{TRACKER_DIR / f}: missing from the edgekd installation; reinstall edgekd")
         write_bytes(work / f, (TRACKER_DIR / f).read_bytes())
     step("firmware")
-    q_lite = run_int8(flatbuffer, "litert", ev.x)
-    q_tflm = run_int8(flatbuffer, "tflm", ev.x, arena)
+    q_lite = run_int8(flatbuffer, "litert", ev_in)
+    q_tflm = run_int8(flatbuffer, "tflm", ev_in, arena)
     logits["litert"] = dequantize(q_lite, out_s, out_z)
     logits["tflm"] = dequantize(q_tflm, out_s, out_z)
     step("evaluate")
     return {
         "tflite": {"keras_mirror_max_abs_diff": mirror_diff, "ops": ops,
-                   "input": {"shape": [1, WINDOW, model.in_channels], "dtype": "int8", "scale": in_s,
-                             "zero_point": in_z},
+                   "input": {"shape": [1, gin.length, gin.channels], "dtype": "int8", "scale": in_s,
+                             "zero_point": in_z, "name": gin.name, "computed_by": gin.front or "the window"},
                    "output": {"shape": [1, model.n_classes], "dtype": "int8", "scale": out_s, "zero_point": out_z}},
         "tflm": {"arena_bytes": arena, "arena_min_bytes": arena_min, "ops": ops, "c_identifier": ident,
                  "litert_tflm_identical_values": float((q_lite == q_tflm).mean()),
@@ -231,8 +229,11 @@ def _build_int8(model: torch.nn.Module, work: Path, name: str, cal, ev, batch: i
 
 def _architecture(spec: dict[str, Any]) -> dict[str, Any]:
     """The card's architecture entry: the spec, what it is, its deployed parameters and MACs per window."""
+    gin = arch.graph_input(spec)
     out = {**spec, "family": arch.family(spec), "description": arch.describe(spec), "params": arch.params(spec),
-           "macs": arch.macs(spec)}
+           "macs": arch.macs(spec), "model_input": {"name": gin.name, "shape": [gin.channels, gin.length],
+                                                   "computed_by": gin.front or "the window",
+                                                   "front_end_macs": gin.front_macs}}
     if arch.family(spec) == "resnet":  # the paper's figures (WildPPG Table 1)
         out.update(final_width=final_width(spec["blocks"]), paper_params=paper_param_count(spec["blocks"],
                                                                                           spec["in_channels"]))

@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from edgekd.arch import GraphInput
 from edgekd.bpm import BPM_MIN, N_CLASSES
 from edgekd.fusion import FusionConfig
 from edgekd.geometry import WINDOW
@@ -56,8 +57,8 @@ def _f(v: float) -> str:
     return f"{float(v)!r}f"
 
 
-def model_data_h(ident: str, size: int, arena: int, arena_min: int, in_channels: int, q: QuantParams,
-                 fusion: FusionConfig, tracker: TrackerConfig) -> str:
+def model_data_h(ident: str, size: int, arena: int, arena_min: int, in_channels: int, gin: GraphInput,
+                 q: QuantParams, fusion: FusionConfig, tracker: TrackerConfig) -> str:
     p = ident.upper()
     guard = f"{p}_MODEL_DATA_H_"
     kind = {"gaussian": 0, "laplace": 1}[tracker.kind]
@@ -82,12 +83,7 @@ extern const unsigned int g_{ident}_model_data_size;
  * static uint8_t arena[{p}_ARENA_SIZE] __attribute__((aligned(16))); */
 #define {p}_ARENA_SIZE {arena}
 
-/* Input: int8 [1, {WINDOW}, {in_channels}] (samples x channels, channel 0 = green PPG at 25 Hz, then ACC x, y, z;
- * each window z-scored). q = clamp(round_half_even(x / {p}_INPUT_SCALE) + {p}_INPUT_ZERO_POINT, -128, 127). */
-#define {p}_WINDOW_LENGTH {WINDOW}
-#define {p}_INPUT_CHANNELS {in_channels}
-#define {p}_INPUT_SCALE {_f(q.input_scale)}
-#define {p}_INPUT_ZERO_POINT ({q.input_zero_point})
+{_input_doc(p, in_channels, gin, q)}
 
 /* Output: int8 [1, {N_CLASSES}] logits; logit = (q - {p}_OUTPUT_ZERO_POINT) * {p}_OUTPUT_SCALE;
  * BPM = {p}_BPM_MIN + class. */
@@ -114,11 +110,34 @@ extern const unsigned int g_{ident}_model_data_size;
 """
 
 
+def _input_doc(p: str, in_channels: int, gin: GraphInput, quant: QuantParams) -> str:
+    """model_data.h's input section: the window firmware has, and what the model reads (the window itself or
+    the features ``gin.front`` computes from it)."""
+    window = (f"/* Window: float [{in_channels}][{WINDOW}] per 8 s (channel 0 = green PPG at 25 Hz, then ACC x, y, z; "
+              f"each window\n * z-scored).")
+    q = f"q = clamp(round_half_even(x / {p}_INPUT_SCALE) + {p}_INPUT_ZERO_POINT, -128, 127)"
+    if gin.front is None:
+        model = (f" The model reads it as int8 [1, {WINDOW}, {in_channels}] (samples x channels):\n * {q}. */")
+    else:
+        model = (f" The model reads {gin.front}() of it (hr_spectral.h), float [{gin.channels}][{gin.length}],\n"
+                 f" * as int8 [1, {gin.length}, {gin.channels}] (classes x features): {q}. */")
+    return (window + model + f"""
+#define {p}_WINDOW_LENGTH {WINDOW}
+#define {p}_INPUT_CHANNELS {in_channels}
+#define {p}_SPECTRAL_INPUT {0 if gin.front is None else 1} /* 1: the model reads {gin.front or "hr_spectral_features"}(), not the window */
+#define {p}_MODEL_INPUT_LENGTH {gin.length}
+#define {p}_MODEL_INPUT_CHANNELS {gin.channels}
+#define {p}_INPUT_SCALE {_f(quant.input_scale)}
+#define {p}_INPUT_ZERO_POINT ({quant.input_zero_point})""")
+
+
 def model_data_hpp(ident: str) -> str:
     """C++ convenience names for model_data.h's macros (constexpr, in namespace ``ident``)."""
     p = ident.upper()
     names = {"kArenaSize": ("unsigned int", "ARENA_SIZE"), "kWindowLength": ("int", "WINDOW_LENGTH"),
-             "kInputChannels": ("int", "INPUT_CHANNELS"), "kInputScale": ("float", "INPUT_SCALE"),
+             "kInputChannels": ("int", "INPUT_CHANNELS"), "kSpectralInput": ("bool", "SPECTRAL_INPUT"),
+             "kModelInputLength": ("int", "MODEL_INPUT_LENGTH"),
+             "kModelInputChannels": ("int", "MODEL_INPUT_CHANNELS"), "kInputScale": ("float", "INPUT_SCALE"),
              "kInputZeroPoint": ("int32_t", "INPUT_ZERO_POINT"), "kOutputScale": ("float", "OUTPUT_SCALE"),
              "kOutputZeroPoint": ("int32_t", "OUTPUT_ZERO_POINT"), "kNumClasses": ("int", "NUM_CLASSES"),
              "kBpmMin": ("int", "BPM_MIN")}

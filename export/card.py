@@ -38,7 +38,7 @@ def card_md(card: dict[str, Any]) -> str:
                       f"hr_tracker_init(&tr, {p}_TRACKER_SIGMA_BPM, {p}_TRACKER_TEMPERATURE, {p}_TRACKER_KIND, "
                       f"{p}_TRACKER_FLOOR);  /* {float(t['sigma_bpm'])!r}f, {float(t['temperature'])!r}f, "
                       f"HR_TRACKER_{t['kind'].upper()}, {float(t['floor'])!r}f; once per recording */",
-                      "hr_spectral_evidence(ppg, acc_x, acc_y, acc_z, evidence);  /* the float window */",
+                      _evidence_line(arch),
                       f"hr_spectral_fuse(z, evidence, {p}_FUSION_MODEL_WEIGHT, {p}_FUSION_WEIGHT, {p}_FUSION_FLOOR,",
                       f"                 {p}_FUSION_CLEAR_QUALITY, {p}_FUSION_UNCLEAR_WEIGHT);  /* "
                       f"{float(f['model_weight'])!r}f, {float(f['weight'])!r}f, {float(f['floor'])!r}f, "
@@ -73,3 +73,12 @@ def card_md(card: dict[str, Any]) -> str:
         lines += [f"| {r['op']} | {r['layer']} | {r['rmse_over_scale']:.3f} | {r['max_abs_error']:.4g} |"
                   for r in worst]
     return "\n".join(lines) + "\n"
+
+
+def _evidence_line(arch: dict[str, Any]) -> str:
+    """The snippet's evidence step: a spectral student's features give the evidence as well (before Invoke)."""
+    front = arch.get("model_input", {}).get("computed_by")
+    if front == "hr_spectral_features":
+        return ("hr_spectral_features(ppg, acc_x, acc_y, acc_z, features, evidence);  /* before Invoke: the input "
+                "is features [7][180] quantised as model_data.h says */")
+    return "hr_spectral_evidence(ppg, acc_x, acc_y, acc_z, evidence);  /* the float window */"

@@ -8,7 +8,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from edgekd.checkpoint import load_model
+from edgekd import arch
+from edgekd.checkpoint import load_model, model_spec
 from edgekd.errors import EdgekdError
 from edgekd.layout import CARD, card_entry, read_card, verify_artifact
 from edgekd.runtimes import RUNTIMES, SCORED
@@ -18,8 +19,10 @@ from edgekd.tracking import dequantize, quantize
 def predict_logits(artifact_dir: Path, runtime: str, x: np.ndarray) -> np.ndarray:
     """Float logits [N, 180] for windows x [N, C, 200] (float32, as in a WindowSet).
 
-    INT8 runtimes ("litert", "tflm" = TFLM host interpreter) get x quantised with the model's
-    input scale/zero point (channels-last, one window per invoke) and return dequantised outputs.
+    The exported runtimes read the graph's input (edgekd.arch.to_graph_input: the window, or a spectral
+    student's features computed by the NumPy reference of the firmware's C). INT8 runtimes ("litert", "tflm" =
+    TFLM host interpreter) get it quantised with the model's input scale/zero point (channels-last, one window
+    per invoke) and return dequantised outputs.
     """
     artifact_dir = Path(artifact_dir)
     if runtime not in SCORED:
@@ -32,6 +35,7 @@ def predict_logits(artifact_dir: Path, runtime: str, x: np.ndarray) -> np.ndarra
     card = read_card(artifact_dir)
     file = RUNTIMES[runtime].file
     path = verify_artifact(artifact_dir, card, required=(file,))[file]
+    x = arch.to_graph_input(model_spec(artifact_dir), x)
     try:
         if runtime in ("onnx", "onnx-int8"):
             from export.onnx_export import run_onnx
@@ -49,7 +53,8 @@ def predict_logits(artifact_dir: Path, runtime: str, x: np.ndarray) -> np.ndarra
 
 
 def run_int8(model: bytes, runtime: str, x: np.ndarray, arena_size: int = 0) -> np.ndarray:
-    """Raw int8 outputs [N, 180] of the INT8 flatbuffer on LiteRT ("litert") or TFLM ("tflm")."""
+    """Raw int8 outputs [N, 180] of the INT8 flatbuffer on LiteRT ("litert") or TFLM ("tflm") for the graph's
+    input x [N, C, L] (channels-first; quantised and transposed here)."""
     (in_scale, in_zp), _ = int8_io(model)
     x_q = quantize(x.transpose(0, 2, 1), in_scale, in_zp)
     if runtime == "tflm":

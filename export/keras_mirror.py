@@ -1,4 +1,4 @@
-"""A Keras copy of the student (ResNet1D or TCN) with the PyTorch weights, the path to a TFLM-only INT8
+"""A Keras copy of the student (ResNet1D, TCN or the spectral CNN) with the PyTorch weights, the path to a TFLM-only INT8
 flatbuffer.
 
 Built from ``edgekd.model.block_specs`` / ``edgekd.tcn.dilations`` so the two never disagree on shapes. Layout is channels-last
@@ -14,10 +14,11 @@ import keras  # this module is imported only when exporting: TensorFlow takes se
 import numpy as np
 import torch
 
-from edgekd import tcn
+from edgekd import arch, spectral_net, tcn
 from edgekd.arch import family
 from edgekd.geometry import WINDOW
 from edgekd.model import BN_EPS, KERNEL, STEM_WIDTH, ResNet1D, block_specs
+from edgekd.spectral_input import EVIDENCE
 
 
 class ChannelPad(keras.layers.Layer):
@@ -46,11 +47,19 @@ class ToImage(keras.layers.Layer):
         return keras.ops.expand_dims(x, 2)
 
 
+class ToVector(keras.layers.Layer):
+    """[N, L, 1, 1] -> [N, L]: a squeeze lowers to one RESHAPE with a constant shape (a keras Reshape with a
+    dynamic batch lowers to SHAPE, STRIDED_SLICE and PACK ops before it)."""
+
+    def call(self, x):
+        return keras.ops.squeeze(x, axis=(2, 3))
+
+
 def build_keras(model: torch.nn.Module):
-    """A keras.Model computing the same logits as ``model`` (eval mode) on [N, 200, C] input."""
-    if family(model.config()) == "tcn":
-        return _build_tcn(model)
-    return _build_resnet(model)
+    """A keras.Model computing the same logits as ``edgekd.arch.graph_module(model)`` (eval mode) on its
+    input channels-last: [N, 200, C] windows, or [N, 180, 7] spectra for a spectral student."""
+    builders = {"tcn": _build_tcn, "spectral": _build_spectral, "resnet": _build_resnet}
+    return builders[family(model.config())](model)
 
 
 def _fold_bn(sd: dict[str, np.ndarray], conv: str, bn: str, eps: float) -> tuple[np.ndarray, np.ndarray]:
@@ -91,6 +100,35 @@ def _build_tcn(model: tcn.TCN):
     logits = fc(h)
     fc.set_weights([sd["fc.weight"].T, sd["fc.bias"]])
     return keras.Model(inp, logits, name=f"tcn_{model.blocks}x{model.width}")
+
+
+def _build_spectral(model: spectral_net.SpectralNet):
+    """The spectral CNN on its features as width-1 images ([N, 180, 1, 7], frequency along the first axis):
+    Conv2D with (9, 1) kernels (SAME = PyTorch's padding 4), residual ADDs, the 1x1 head, plus the evidence
+    channel picked by a fixed 1x1 convolution (one CONV_2D, where a slice would lower to STRIDED_SLICE), then
+    one RESHAPE to the [N, 180] logits."""
+    L = keras.layers
+    sd = {k: v.detach().cpu().numpy() for k, v in model.state_dict().items()}
+    gin = arch.graph_input(model.config())
+    inp = keras.Input((gin.length, gin.channels), batch_size=None, name=gin.name)
+    f = ToImage(name="to_2d")(inp)
+
+    def conv(x, key: str, cout: int, kernel: int, name: str, relu: bool):
+        layer = L.Conv2D(cout, (kernel, 1), padding="same", activation="relu" if relu else None, name=name)
+        y = layer(x)
+        layer.set_weights([sd[f"{key}.weight"].transpose(2, 1, 0)[:, None], sd[f"{key}.bias"]])
+        return y
+
+    h = conv(f, "stem", model.width, spectral_net.KERNEL, "stem", True)
+    for i in range(model.blocks):
+        y = conv(h, f"layers.{i}.conv", model.width, spectral_net.KERNEL, f"b{i}_conv", False)
+        h = L.ReLU(name=f"b{i}_relu")(L.Add(name=f"b{i}_add")([h, y]))
+    correction = conv(h, "head", 1, 1, "head", False)
+    pick = L.Conv2D(1, (1, 1), use_bias=False, name="evidence")
+    evidence = pick(f)
+    pick.set_weights([np.eye(gin.channels, dtype=np.float32)[:, EVIDENCE].reshape(1, 1, gin.channels, 1)])
+    logits = ToVector(name="logits")(L.Add(name="add_evidence")([correction, evidence]))
+    return keras.Model(inp, logits, name=f"spectral_{model.blocks}x{model.width}")
 
 
 def _build_resnet(model: ResNet1D):
@@ -135,8 +173,9 @@ def _build_resnet(model: ResNet1D):
 
 
 def mirror_max_abs_diff(model: torch.nn.Module, kmodel, x: np.ndarray) -> float:
-    """Max abs logit difference between PyTorch ([N, C, 200]) and the Keras mirror in float32."""
+    """Max abs logit difference between PyTorch and the Keras mirror in float32 on the graph's input x
+    ([N, C, L], edgekd.arch.to_graph_input)."""
     with torch.no_grad():
-        ref = model.eval()(torch.from_numpy(x)).numpy()
+        ref = arch.graph_module(model)(torch.from_numpy(x)).numpy()
     got = np.asarray(kmodel(np.ascontiguousarray(x.transpose(0, 2, 1)), training=False))
     return float(np.abs(ref - got).max())

@@ -13,23 +13,26 @@ import onnx
 import onnxruntime as ort
 import torch
 
+from edgekd import arch
 from edgekd.atomic import write_bytes
-from edgekd.geometry import WINDOW
 
-INPUT, OUTPUT = "window", "logits"
+OUTPUT = "logits"
 
 
 def export_onnx(model: torch.nn.Module, path: Path, dynamic_batch: bool = True) -> None:
-    """Write ``model`` as one self-contained .onnx file (weights inline), input [N, C, 200] float32."""
-    model = model.eval()
-    example = (torch.zeros(2 if dynamic_batch else 1, model.in_channels, WINDOW),)
+    """Write ``model``'s exported graph (edgekd.arch.graph_module) as one self-contained .onnx file (weights
+    inline), input [N, C, L] float32 as edgekd.arch.graph_input says (the window [N, C, 200], or a spectral
+    student's features [N, 7, 180])."""
+    gin = arch.graph_input(model.config())
+    module = arch.graph_module(model)
+    example = (torch.zeros(2 if dynamic_batch else 1, gin.channels, gin.length),)
     shapes = ({0: torch.export.Dim("batch", min=1)},) if dynamic_batch else None
     # The exporter prints progress to stdout (a CLI printing JSON must not see it) and logs that optional
     # torchvision ops are unavailable (this model uses none).
     logging.getLogger("torch.onnx._internal.exporter._registration").setLevel(logging.ERROR)
     with contextlib.redirect_stdout(io.StringIO()), torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)
-        program = torch.onnx.export(model, example, dynamo=True, input_names=[INPUT], output_names=[OUTPUT],
+        program = torch.onnx.export(module, example, dynamo=True, input_names=[gin.name], output_names=[OUTPUT],
                                     dynamic_shapes=shapes, optimize=True, verbose=False)
     proto = program.model_proto
     onnx.checker.check_model(proto)
@@ -44,16 +47,18 @@ def session(path: Path) -> ort.InferenceSession:
 
 
 def run_onnx(path: Path, x: np.ndarray, batch: int | None = None) -> np.ndarray:
-    """Logits for x [N, C, 200]; ``batch`` = the model's fixed batch size, if it has one."""
+    """Logits for the graph's input x [N, C, L] (edgekd.arch.to_graph_input); ``batch`` = the model's fixed
+    batch size, if it has one."""
     sess = session(path)
+    name = sess.get_inputs()[0].name
     if batch is None:
-        return sess.run([OUTPUT], {INPUT: x.astype(np.float32)})[0]
-    return np.concatenate([sess.run([OUTPUT], {INPUT: x[i:i + batch].astype(np.float32)})[0]
+        return sess.run([OUTPUT], {name: x.astype(np.float32)})[0]
+    return np.concatenate([sess.run([OUTPUT], {name: x[i:i + batch].astype(np.float32)})[0]
                            for i in range(0, len(x), batch)])
 
 
 def onnx_max_abs_diff(model: torch.nn.Module, path: Path, x: np.ndarray, batch: int | None = None) -> float:
-    """Max abs logit difference between PyTorch and ONNX Runtime on the same windows."""
+    """Max abs logit difference between the exported PyTorch module and ONNX Runtime on the same graph input."""
     with torch.no_grad():
-        ref = model.eval()(torch.from_numpy(x)).numpy()
+        ref = arch.graph_module(model)(torch.from_numpy(x)).numpy()
     return float(np.abs(ref - run_onnx(path, x, batch)).max())

@@ -1,7 +1,8 @@
 """Full-integer INT8 TFLite for TFLM: Keras mirror -> TFLiteConverter with real training windows.
 
 int8 input and output, int8 weights (per channel) and activations, int32 biases. The representative
-dataset is the calibration windows, fed one window at a time in the model's channels-last layout.
+dataset is the calibration windows' graph input (edgekd.arch.to_graph_input: the window, or a spectral
+student's features), fed one window at a time in the model's channels-last layout.
 """
 
 from __future__ import annotations

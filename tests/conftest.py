@@ -81,3 +81,17 @@ def tiny_artifact(tmp_path_factory) -> Path:
     out = root / "models" / "tiny"
     export_artifact(run, out, int8=True, calib=windows, evaluate=windows, progress=False)
     return out
+
+
+@pytest.fixture(scope="session")
+def cortex_m_tier() -> None:
+    """The Cortex-M firmware tier: Debian's arm-none-eabi toolchain and qemu-system-arm. Skips without them,
+    except where EDGEKD_REQUIRE_CORTEX_M is set (.ci/run installs them and sets it): there it must run."""
+    import shutil
+
+    if all(shutil.which(t) for t in ("arm-none-eabi-gcc", "arm-none-eabi-g++", "qemu-system-arm")):
+        return
+    if os.environ.get("EDGEKD_REQUIRE_CORTEX_M"):
+        pytest.fail("EDGEKD_REQUIRE_CORTEX_M is set but arm-none-eabi-gcc/g++ or qemu-system-arm is missing")
+    pytest.skip("Cortex-M tier: apt-get install gcc-arm-none-eabi libnewlib-arm-none-eabi "
+                "libstdc++-arm-none-eabi-newlib qemu-system-arm")

@@ -63,6 +63,7 @@ def test_two_models_link_into_one_c_program(tmp_path):
     import shutil
     import subprocess
 
+    from edgekd.arch import GraphInput
     from export.c_arrays import QuantParams, model_data_cc, model_data_h
     from edgekd.fusion import FusionConfig
     from edgekd.tracking import TrackerConfig
@@ -71,16 +72,19 @@ def test_two_models_link_into_one_c_program(tmp_path):
     if cxx is None or cc is None:
         pytest.fail("gcc/g++ needed to check the generated C")
     includes = []
-    for ident, blob in (("hr_a", b"\x01\x02\x03"), ("hr_b", b"\x04\x05")):
+    # a window-reading model and a spectral student (its input: hr_spectral_features of the window)
+    for ident, blob, gin in (("hr_a", b"\x01\x02\x03", GraphInput("window", 4, 200, None, 0)),
+                             ("hr_b", b"\x04\x05", GraphInput("spectra", 7, 180, "hr_spectral_features", 439_200))):
         (tmp_path / ident).mkdir()
-        (tmp_path / ident / "model_data.h").write_text(model_data_h(ident, len(blob), 1024, 900, 4, QuantParams(
+        (tmp_path / ident / "model_data.h").write_text(model_data_h(ident, len(blob), 1024, 900, 4, gin, QuantParams(
             0.05, -3, 0.1, 7), FusionConfig(), TrackerConfig()))
         (tmp_path / ident / "model_data.cc").write_text(model_data_cc(ident, blob))
         includes.append(f'#include "{ident}/model_data.h"')
     (tmp_path / "main.c").write_text("\n".join(includes) + """
 int main(void) {
   return (int)(g_hr_a_model_data_size + g_hr_b_model_data_size + g_hr_b_model_data[1]) - 10 + HR_A_INPUT_ZERO_POINT + 3
-         + (HR_B_ARENA_SIZE - 1024);
+         + (HR_B_ARENA_SIZE - 1024) + HR_A_SPECTRAL_INPUT + (HR_B_MODEL_INPUT_LENGTH * HR_B_MODEL_INPUT_CHANNELS - 1260)
+         + (HR_A_MODEL_INPUT_LENGTH - HR_A_WINDOW_LENGTH) + (HR_B_SPECTRAL_INPUT - 1);
 }
 """)
     objs = []

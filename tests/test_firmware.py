@@ -9,7 +9,6 @@ target compiles about 40 core and 10 kernel files (about 1.5 min on 2 cores), la
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -126,22 +125,13 @@ Linker script and memory map
     assert sizes["ram"] == {"tracker": 0x10, "arena": 0x9000, "app": 0x10}
 
 
-def _cortex_m_tools() -> bool:
-    return all(shutil.which(t) for t in ("arm-none-eabi-gcc", "arm-none-eabi-g++", "qemu-system-arm"))
-
-
 @pytest.fixture(scope="module")
 def m4_keep(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("m4")
 
 
 @pytest.fixture(scope="module")
-def m4_record(tiny_artifact, shared_tflm, m4_keep):
-    if not _cortex_m_tools():
-        if os.environ.get("EDGEKD_REQUIRE_CORTEX_M"):
-            pytest.fail("EDGEKD_REQUIRE_CORTEX_M is set but arm-none-eabi-gcc/g++ or qemu-system-arm is missing")
-        pytest.skip("Cortex-M tier: apt-get install gcc-arm-none-eabi libnewlib-arm-none-eabi "
-                    "libstdc++-arm-none-eabi-newlib qemu-system-arm")
+def m4_record(tiny_artifact, shared_tflm, m4_keep, cortex_m_tier):
     from firmware_bench.firmware.run import firmware_check
 
     return firmware_check(tiny_artifact, "cortex-m4", tflm=shared_tflm, windows=6, data=_windows(tiny_artifact),

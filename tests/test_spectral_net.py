@@ -104,9 +104,8 @@ def test_spec_label_run_name_and_costs(tmp_path):
     assert len(spec_runs) == 4 and all(r.name.startswith("spec2x8-") and r.config.width == 8 for r in spec_runs)
 
 
-def test_trains_distils_reloads_and_refuses_export_with_one_line(tmp_path, small_synth):
+def test_trains_distils_and_reloads(tmp_path, small_synth):
     from edgekd.checkpoint import load_model
-    from edgekd.cli.main import main
     from edgekd.distill import DistillPlan, distill
 
     student = RunConfig(family="spectral", blocks=2, width=8, in_channels=4, epochs=1, strategy="dkd")
@@ -124,9 +123,6 @@ def test_trains_distils_reloads_and_refuses_export_with_one_line(tmp_path, small
 
     with pytest.raises(EdgekdError, match="fine-tunes the last layers of a ResNet1D student, not a spectral CNN"):
         trainable_modules(model, 1)
-    # not exportable yet: one clear line, exit 2, nothing written
-    assert main(["export", str(tmp_path / "student"), "--out", str(tmp_path / "art")]) == 2
-    assert not (tmp_path / "art").exists()
 
 
 def test_the_front_end_transfers_a_pulse_where_the_waveform_is_new():
@@ -202,3 +198,78 @@ def test_log32_is_an_accurate_log():
     x = np.linspace(0.005, 1.02, 200_001, dtype=np.float32)
     rel = np.abs(log32(x).astype(np.float64) - np.log(x.astype(np.float64)))
     assert rel.max() < 4 * np.spacing(np.float32(4.6))
+
+
+@pytest.fixture(scope="module")
+def spectral_artifact(tmp_path_factory) -> Path:
+    """`edgekd train --family spectral` (2 x 8, PPG + ACC, 2 epochs on a small synthetic set) -> `export --int8`."""
+    from edgekd.cli.main import main
+    from edgekd.data.synthetic import generate
+
+    root = tmp_path_factory.mktemp("spectral")
+    data = root / "syn.npz"
+    generate(subjects=4, minutes=2.0, seed=1).save(data)
+    assert main(["train", "--family", "spectral", "--blocks", "2", "--width", "8", "--in-channels", "4", "--epochs",
+                 "2", "--data", str(data), "--out", str(root / "run"), "--quiet", "--json"]) == 0
+    assert main(["export", str(root / "run"), "--int8", "--data", str(data), "--out", str(root / "art")]) == 0
+    return root / "art"
+
+
+def test_spectral_student_exports_to_a_tflm_int8_flatbuffer_on_its_features(spectral_artifact):
+    """The exported graphs read the front end's features [N, 7, 180] (channels-last [1, 180, 7] in int8), computed
+    by hr_spectral_features() in firmware; only TFLM builtins, and every runtime scores the same decoder."""
+    from export.infer import predict_logits
+
+    card = json.loads((spectral_artifact / "card.json").read_text())
+    a = card["architecture"]
+    assert (a["family"], a["blocks"], a["width"], a["in_channels"]) == ("spectral", 2, 8, 4)
+    assert a["model_input"] == {"name": "spectra", "shape": [N_FEATURES, 180], "computed_by": "hr_spectral_features",
+                                "front_end_macs": 200 * (3 * 180 + 3 * (192 + 2 * 180))}
+    assert card["tflite"]["input"]["shape"] == [1, 180, N_FEATURES]
+    assert set(card["tflm"]["ops"]) == {"ADD", "CONV_2D", "EXPAND_DIMS", "RESHAPE"}
+    assert card["tflite"]["keras_mirror_max_abs_diff"] < 1e-4
+    assert card["files"]["model_int8.tflite"]["bytes"] < 16 * 1024
+    header = (spectral_artifact / "model_data.h").read_text()
+    for define in ("ART_SPECTRAL_INPUT 1", "ART_MODEL_INPUT_LENGTH 180", f"ART_MODEL_INPUT_CHANNELS {N_FEATURES}",
+                   "ART_INPUT_CHANNELS 4", "ART_WINDOW_LENGTH 200"):
+        assert f"#define {define}" in header
+    assert "hr_spectral_features(ppg, acc_x, acc_y, acc_z, features, evidence)" in (spectral_artifact / "card.md").read_text()
+    mae = card["accuracy"]["mae_bpm"]
+    assert set(mae) == {"torch", "onnx", "onnx-int8", "litert", "tflm"}
+    assert abs(mae["tflm"]["mae_fused"] - mae["torch"]["mae_fused"]) < 3.0
+    # Every runtime is fed through edgekd.arch.to_graph_input: ONNX on NumPy features = PyTorch on its own front end.
+    from edgekd.data import load_windows
+
+    ws = load_windows(spectral_artifact.parent / "syn.npz").first_channels(4)
+    x = ws.x[:16]
+    torch_logits, onnx_logits = (predict_logits(spectral_artifact, r, x) for r in ("torch", "onnx"))
+    assert np.abs(torch_logits - onnx_logits).max() < 1e-3
+    tflm = predict_logits(spectral_artifact, "tflm", x)
+    assert (tflm.argmax(1) == torch_logits.argmax(1)).mean() > 0.5
+
+
+def test_spectral_artifact_is_bit_exact_in_host_firmware(spectral_artifact, shared_tflm):
+    """The firmware computes the features in C, quantises them and runs TFLM: its int8 input, int8 outputs and
+    decoded BPM equal Python's (NumPy features, TFLM interpreter, decoder) window for window."""
+    from firmware_bench.firmware.run import firmware_check
+
+    rec = firmware_check(spectral_artifact, "host", tflm=shared_tflm, windows=12,
+                         data=spectral_artifact.parent / "syn.npz", progress=False)
+    f = rec["figures"]
+    assert f["input_values"] == 12 * 180 * N_FEATURES and f["input_mismatches"] == 0
+    assert f["int8_mismatches"] == 0 and f["bpm_mismatches"] == 0 and f["decoder_mismatches"] == 0
+
+
+def test_spectral_artifact_is_bit_exact_on_a_cortex_m4(spectral_artifact, shared_tflm, cortex_m_tier):
+    """The same on a Cortex-M4 under QEMU (newlib, CMSIS-NN): the C front end gives the device the bits NumPy
+    gives the host (log_portable, not libm's logf); its instructions are counted with the decoder's."""
+    from firmware_bench.firmware.run import firmware_check
+
+    rec = firmware_check(spectral_artifact, "cortex-m4", tflm=shared_tflm, windows=6,
+                         data=spectral_artifact.parent / "syn.npz", progress=False)
+    f = rec["figures"]
+    assert f["input_mismatches"] == 0 and f["int8_mismatches"] == 0 and f["bpm_mismatches"] == 0
+    # features (about 0.44 M multiply-adds) + fusion + tracker: more than a window model's evidence-only decoder
+    assert 4e5 < f["instructions_per_decode"] < 2e7
+    assert f["flash_by_component"]["model"] == json.loads((spectral_artifact / "card.json").read_text())[
+        "files"]["model_int8.tflite"]["bytes"]

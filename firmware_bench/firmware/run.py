@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from edgekd import arch
 from edgekd.bpm import BPM_MIN, N_CLASSES
 from edgekd.data import load_windows
 from edgekd.errors import EdgekdError
@@ -56,17 +57,19 @@ def write_windows(ws: WindowSet, path: Path) -> None:
             fh.write(np.ascontiguousarray(ws.x[i], np.float32).tobytes())
 
 
-def read_results(path: Path, n: int) -> dict[str, Any]:
+def read_results(path: Path, n: int, input_size: int) -> dict[str, Any]:
+    """What the firmware wrote for ``n`` windows of a model reading ``input_size`` int8 values per window."""
     raw = path.read_bytes() if path.is_file() else b""
-    row = np.dtype([("out", np.int8, N_CLASSES), ("cls", "<i4"), ("invoke", "<u8"), ("decode", "<u8")])
+    row = np.dtype([("input", np.int8, input_size), ("out", np.int8, N_CLASSES), ("cls", "<i4"), ("invoke", "<u8"),
+                    ("decode", "<u8")])
     need = n * row.itemsize + 32
     if len(raw) != need:
         raise EdgekdError(f"{path}: {len(raw)} bytes, expected {need} (the firmware stopped early)")
     rows = np.frombuffer(raw[:n * row.itemsize], row)
     used, smallest, calibration, stack = (int(v) for v in np.frombuffer(raw[n * row.itemsize:], "<u8"))
-    return {"out": rows["out"].copy(), "cls": rows["cls"].astype(np.int64), "invoke": rows["invoke"].astype(np.int64),
-            "decode": rows["decode"].astype(np.int64), "arena_used": used, "arena_smallest": smallest,
-            "calibration_ticks": calibration, "stack_bytes": stack}
+    return {"input": rows["input"].copy(), "out": rows["out"].copy(), "cls": rows["cls"].astype(np.int64),
+            "invoke": rows["invoke"].astype(np.int64), "decode": rows["decode"].astype(np.int64),
+            "arena_used": used, "arena_smallest": smallest, "calibration_ticks": calibration, "stack_bytes": stack}
 
 
 def execute(exe: Path, target: Target, folder: Path) -> None:
@@ -141,7 +144,8 @@ def firmware_check(folder: Path, target_name: str, kernels: str | None = None, t
             sizes = build.image_sizes(work / "size" / "firmware.map")
         write_windows(ws, exe.parent / "windows.bin")
         execute(exe, target, exe.parent)
-        fw = read_results(exe.parent / "results.bin", len(ws))
+        gin = arch.graph_input(art.spec)
+        fw = read_results(exe.parent / "results.bin", len(ws), gin.channels * gin.length)
     finally:
         if keep is None:
             shutil.rmtree(work, ignore_errors=True)
@@ -158,7 +162,10 @@ def _record(art: Artifact, target: Target, kernels: str, tree: Path, tools: buil
 
     model = art.tflite_bytes()
     arena = art.card_int("arena_bytes") or 0
-    q_py = run_tflm(model, quantize(ws.x.transpose(0, 2, 1), *in_q), arena)
+    # The model's int8 input as Python computes it (the window, or edgekd.spectral_input.features: the NumPy
+    # reference of the firmware's hr_spectral_features), against what the firmware fed Invoke().
+    x_q = quantize(arch.to_graph_input(art.spec, ws.x).transpose(0, 2, 1), *in_q)
+    q_py = run_tflm(model, x_q, arena)
     evidence = spectral_evidence(ws)
     bpm_py = decode_recordings(fuse(dequantize(q_py, *out_q), evidence, fusion), ws.recording, "causal", tracker)
     bpm_py_on_fw = decode_recordings(fuse(dequantize(fw["out"], *out_q), evidence, fusion), ws.recording, "causal",
@@ -166,6 +173,8 @@ def _record(art: Artifact, target: Target, kernels: str, tree: Path, tools: buil
     bpm_fw = (fw["cls"] + BPM_MIN).astype(np.float32)
     figures: dict[str, Any] = {
         "windows": len(ws),
+        "input_mismatches": int((fw["input"] != x_q.reshape(len(ws), -1)).sum()),
+        "input_values": int(x_q.size),
         "int8_mismatches": int((fw["out"] != q_py).sum()),
         "int8_values": int(q_py.size),
         "int8_max_abs_diff": int(np.abs(fw["out"].astype(int) - q_py.astype(int)).max()),
@@ -193,7 +202,7 @@ def _record(art: Artifact, target: Target, kernels: str, tree: Path, tools: buil
         window = float(np.median(invoke + decode))
         figures.update({
             "instructions_per_inference": float(np.median(invoke)),  # Invoke() alone
-            "instructions_per_decode": float(np.median(decode)),  # hr_spectral evidence + fuse + tracker update
+            "instructions_per_decode": float(np.median(decode)),  # evidence (or features) + fuse + tracker update
             "instructions_per_window": window,  # what one heart-rate reading costs: model + decoder
             "instructions_per_window_max": float((invoke + decode).max()),
             "instructions_per_tick": per_tick,

@@ -138,10 +138,6 @@ def main() -> None:
                         "training sets) and score the TFLM interpreter's outputs on the held-out set")
     p.add_argument("--table", type=Path, help="also write the Markdown table here (the README links models/results/)")
     args = p.parse_args()
-    from export.artifact import EXPORTABLE
-
-    if args.int8 and args.family not in EXPORTABLE:
-        p.error(f"--int8: a {args.family} student cannot be exported yet (export takes {', '.join(EXPORTABLE)})")
     torch.set_num_threads(args.threads)
     out = Path(args.out)
     sets = {name: load_dataset(name, Path(args.shared) / folder) for name, folder in SETS.items()}
