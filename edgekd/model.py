@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from edgekd.bpm import N_CLASSES
+from edgekd.dropout import Dropout
 from edgekd.geometry import WINDOW
 
 STEM_WIDTH = 32
@@ -102,7 +103,7 @@ class BasicBlock(nn.Module):
         self.conv1 = SameConv1d(spec.in_ch, spec.out_ch, KERNEL, spec.stride)
         self.bn2 = nn.BatchNorm1d(spec.out_ch, eps=BN_EPS)
         self.conv2 = SameConv1d(spec.out_ch, spec.out_ch, KERNEL, 1)
-        self.dropout = nn.Dropout(DROPOUT)
+        self.dropout = Dropout(DROPOUT)  # nn.Dropout written out, so a grouped run can supply its masks
         self.pool = ShortcutPool() if spec.downsample else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -307,18 +307,64 @@ def stages(runs: list[PlannedRun]) -> Iterator[list[PlannedRun]]:
             yield group
 
 
-Backend = Callable[[WindowSet, list[PlannedRun], Path, Callable[[PlannedRun], None]], None]
+Backend = Callable[[WindowSet, list[PlannedRun], Path, Callable[[PlannedRun], None], bool], None]
+GROUPING = ("auto", "on", "off")
+MAX_GROUP = 16  # members per grouped network: enough to fill a GPU with small students, bounded memory
 
 
-def local_backend(ws: WindowSet, runs: list[PlannedRun], out: Path, done: Callable[[PlannedRun], None]) -> None:
-    """One run at a time in this process (teacher outputs stay in the in-memory cache between runs)."""
-    for run in runs:
-        train_one(ws, run, out)
-        done(run)
+def use_groups(grouping: str, runs: list[PlannedRun]) -> bool:
+    """Whether a stage's runs train in groups: ``on``/``off``, or ``auto`` = when they train on CUDA (one small
+    student leaves a GPU idle; on CPU a group is no faster, tests/benchmarks/sweep_throughput.py)."""
+    from edgekd.train import resolve_device
+
+    if grouping not in GROUPING:
+        raise EdgekdError(f"unknown grouping '{grouping}'; choose from {', '.join(GROUPING)}")
+    if grouping != "auto":
+        return grouping == "on"
+    return any(resolve_device(r.config.device).type == "cuda" for r in runs)
 
 
-def ray_backend(ws: WindowSet, runs: list[PlannedRun], out: Path, done: Callable[[PlannedRun], None]) -> None:
-    """Each run a Ray task (the optional ``ray`` extra); uses a running cluster, else starts a local one."""
+def batches(ws: WindowSet, runs: list[PlannedRun], grouped: bool) -> list[list[PlannedRun]]:
+    """A stage's runs as the groups that train together (edgekd.grouped.group_key), at most MAX_GROUP each;
+    one run per batch when not grouped."""
+    if not grouped:
+        return [[r] for r in runs]
+    from edgekd.grouped import group_key
+
+    by_key: dict[str, list[PlannedRun]] = {}
+    for r in runs:
+        by_key.setdefault(group_key(ws, r.config), []).append(r)
+    return [g[i:i + MAX_GROUP] for g in by_key.values() for i in range(0, len(g), MAX_GROUP)]
+
+
+def train_batch(ws: WindowSet, batch: list[PlannedRun], out: Path) -> list[PlannedRun]:
+    """Train one batch (a run alone, or a group as one network); the runs that completed. A run that failed
+    in a group leaves its folder incomplete (resumable) and its error is raised after the others finish."""
+    if len(batch) == 1:
+        train_one(ws, batch[0], out)
+        return batch
+    from edgekd.grouped import train_group
+
+    results = train_group(ws, [r.config for r in batch], [out / RUNS_DIR / r.name for r in batch], progress=False,
+                          teacher_cache=out / TEACHER_CACHE)
+    errors = [e for e in results if isinstance(e, EdgekdError)]
+    if errors:
+        raise errors[0]
+    return batch
+
+
+def local_backend(ws: WindowSet, runs: list[PlannedRun], out: Path, done: Callable[[PlannedRun], None],
+                  grouped: bool = False) -> None:
+    """One run (or one group) at a time in this process (teacher outputs stay in the in-memory cache)."""
+    for batch in batches(ws, runs, grouped):
+        for run in train_batch(ws, batch, out):
+            done(run)
+
+
+def ray_backend(ws: WindowSet, runs: list[PlannedRun], out: Path, done: Callable[[PlannedRun], None],
+                grouped: bool = False) -> None:
+    """Each run (or group) a Ray task (the optional ``ray`` extra); uses a running cluster, else starts a local
+    one."""
     try:
         import ray
     except ImportError:
@@ -327,28 +373,29 @@ def ray_backend(ws: WindowSet, runs: list[PlannedRun], out: Path, done: Callable
         ray.init(ignore_reinit_error=True, include_dashboard=False, log_to_driver=False)
     remote = ray.remote(_ray_task)
     ws_ref = ray.put(ws)
-    by_ref = {remote.remote(ws_ref, run, str(out)): run for run in runs}
+    by_ref = {remote.remote(ws_ref, batch, str(out)): batch for batch in batches(ws, runs, grouped)}
     waiting = list(by_ref)
     while waiting:
         ready, waiting = ray.wait(waiting, num_returns=1)
         ray.get(ready[0])  # re-raises a task's EdgekdError here
-        done(by_ref[ready[0]])
+        for run in by_ref[ready[0]]:
+            done(run)
 
 
-def _ray_task(ws: WindowSet, run: PlannedRun, out: str) -> str:
+def _ray_task(ws: WindowSet, batch: list[PlannedRun], out: str) -> list[str]:
     import torch
 
     torch.set_num_threads(1)
-    train_one(ws, run, Path(out))
-    return run.name
+    return [r.name for r in train_batch(ws, batch, Path(out))]
 
 
 BACKENDS: dict[str, Backend] = {"local": local_backend, "ray": ray_backend}
 
 
 def run_sweep(sweep: SweepConfig, ws: WindowSet, out: str | Path, backend: str = "local",
-              progress: bool = True) -> dict[str, Any]:
-    """Run every pending run of the grid; returns counts and the results-table paths."""
+              progress: bool = True, grouping: str = "auto") -> dict[str, Any]:
+    """Run every pending run of the grid (``grouping``: train same-shape runs as one network, see use_groups);
+    returns counts and the results-table paths."""
     from tqdm import tqdm
 
     from edgekd.windowset import identity_hash
@@ -368,8 +415,8 @@ def run_sweep(sweep: SweepConfig, ws: WindowSet, out: str | Path, backend: str =
         bar.update(1)
 
     try:
-        for group in stages(todo):
-            BACKENDS[backend](ws, group, out, done)
+        for stage in stages(todo):
+            BACKENDS[backend](ws, stage, out, done, use_groups(grouping, stage))
     finally:
         bar.close()
     rows = collect(out, runs)

@@ -105,9 +105,8 @@ def train_run(ws: WindowSet, cfg: RunConfig, out_dir: str | Path, teacher: Teach
     """
     out_dir = Path(out_dir)
     fit, fold = _prepare(ws, cfg, out_dir, teacher, teacher_cache)
-    best = {"score": math.inf, "val_loss": math.inf, "epoch": -1, "state": None}
-    log: list[str] = []
-    step_time, seen, epochs_run = 0.0, 0, 0
+    best = Selection(cfg, out_dir)
+    step_time, seen = 0.0, 0
     t_start = time.perf_counter()
     # disable=None: bars only on a terminal, so CI logs stay readable.
     bar = tqdm(range(cfg.epochs), desc=f"{cfg.blocks}b {cfg.strategy_label()}",
@@ -118,31 +117,50 @@ def train_run(ws: WindowSet, cfg: RunConfig, out_dir: str | Path, teacher: Teach
         train_loss, parts, n_seen = _fit_epoch(fit, epoch)
         step_time += time.perf_counter() - t0
         seen += n_seen
-        epochs_run = epoch + 1
         if not math.isfinite(train_loss):
             bar.close()
-            kept = f"; {out_dir / WEIGHTS} keeps the weights of epoch {best['epoch'] + 1}" if best["state"] else ""
-            raise EdgekdError(f"{out_dir}: loss became {train_loss} in epoch {epoch + 1} "
-                              f"(try a lower --lr){kept}")
+            raise best.diverged(train_loss, epoch)
         val_loss, val_mae = _validate(fit)
-        score = val_loss if cfg.select_on == "val_loss" else val_mae
-        improved = score < best["score"]
-        if improved:
-            best = {"score": score, "val_loss": val_loss, "epoch": epoch,
-                    "state": {k: v.detach().clone() for k, v in fit.model.state_dict().items()}}
-            save_weights(fit.model, out_dir / WEIGHTS)
-        log.append(json.dumps({"epoch": epoch + 1, "train_loss": train_loss, **parts,
-                               "val_loss": val_loss, "val_mae_argmax": val_mae,
-                               "lr": fit.sched.get_last_lr()[0], "best": improved}))
-        write_text(out_dir / LOG, "\n".join(log) + "\n")
+        stop = best.update(fit, epoch, train_loss, parts, val_loss, val_mae)
         bar.set_postfix(loss=f"{train_loss:.3f}", val_mae=f"{val_mae:.2f}")
-        if epoch - best["epoch"] >= cfg.patience:
+        if stop:
             break
     bar.close()
-    fit.model.load_state_dict(best["state"])
+    fit.model.load_state_dict(best.state)
     return _finalize(fit, ws, fold, out_dir, best, {
-        "epochs_run": epochs_run, "train_time_s": time.perf_counter() - t_start,
+        "epochs_run": best.epochs_run, "train_time_s": time.perf_counter() - t_start,
         "windows_per_s": seen / step_time if step_time > 0 else None})
+
+
+class Selection:
+    """One run's best checkpoint (by ``select_on``), early stopping and log.jsonl, epoch by epoch: the
+    weights file always holds the best epoch so far."""
+
+    def __init__(self, cfg: RunConfig, out_dir: Path):
+        self.cfg, self.out_dir = cfg, out_dir
+        self.score, self.val_loss, self.epoch, self.epochs_run = math.inf, math.inf, -1, 0
+        self.state: dict[str, torch.Tensor] | None = None
+        self.log: list[str] = []
+
+    def update(self, fit: "_Fit", epoch: int, train_loss: float, parts: dict[str, float], val_loss: float,
+               val_mae: float) -> bool:
+        """Record an epoch of ``fit.model`` (saving it when it is the best so far); True when training stops."""
+        self.epochs_run = epoch + 1
+        score = val_loss if self.cfg.select_on == "val_loss" else val_mae
+        improved = score < self.score
+        if improved:
+            self.score, self.val_loss, self.epoch = score, val_loss, epoch
+            self.state = {k: v.detach().clone() for k, v in fit.model.state_dict().items()}
+            save_weights(fit.model, self.out_dir / WEIGHTS)
+        self.log.append(json.dumps({"epoch": epoch + 1, "train_loss": train_loss, **parts,
+                                    "val_loss": val_loss, "val_mae_argmax": val_mae,
+                                    "lr": fit.sched.get_last_lr()[0], "best": improved}))
+        write_text(self.out_dir / LOG, "\n".join(self.log) + "\n")
+        return epoch - self.epoch >= self.cfg.patience
+
+    def diverged(self, train_loss: float, epoch: int) -> EdgekdError:
+        kept = f"; {self.out_dir / WEIGHTS} keeps the weights of epoch {self.epoch + 1}" if self.state else ""
+        return EdgekdError(f"{self.out_dir}: loss became {train_loss} in epoch {epoch + 1} (try a lower --lr){kept}")
 
 
 def _prepare(ws: WindowSet, cfg: RunConfig, out_dir: Path, teacher: TeacherOutputs | None,
@@ -249,7 +267,7 @@ def _validate(fit: _Fit) -> tuple[float, float]:
             float((decode_argmax(val_logits) - fit.hr[fit.val].cpu()).abs().mean()))
 
 
-def _finalize(fit: _Fit, ws: WindowSet, fold: Fold, out_dir: Path, best: dict[str, Any],
+def _finalize(fit: _Fit, ws: WindowSet, fold: Fold, out_dir: Path, best: Selection,
               timing: dict[str, Any]) -> dict[str, Any]:
     """Score the best weights on the fold's test subjects and write metrics.json, the completion marker."""
     cfg = fit.cfg
@@ -264,11 +282,11 @@ def _finalize(fit: _Fit, ws: WindowSet, fold: Fold, out_dir: Path, best: dict[st
         "params": arch.params(model_entry(cfg)), "macs": arch.macs(model_entry(cfg)),
         "fold": cfg.fold, "seed": cfg.seed, "test_subjects": list(fold.test_subjects),
         **report,
-        "best_epoch": best["epoch"] + 1, "epochs_run": timing["epochs_run"], "select_on": cfg.select_on,
-        "val_score_best": best["score"], "val_loss_at_best": best["val_loss"],
+        "best_epoch": best.epoch + 1, "epochs_run": timing["epochs_run"], "select_on": cfg.select_on,
+        "val_score_best": best.score, "val_loss_at_best": best.val_loss,
         "train_windows": int(len(fit.train)), "val_windows": int(len(fit.val)),
         "train_time_s": timing["train_time_s"], "windows_per_s": timing["windows_per_s"],
-        "device": fit.device.type,
+        "device": fit.device.type, **{k: v for k, v in timing.items() if k == "grouped_with"},
         "weights_sha256": sha256_file(out_dir / WEIGHTS),  # ties this completion marker to these weights
     }
     write_json(out_dir / METRICS, metrics)

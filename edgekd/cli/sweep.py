@@ -10,7 +10,7 @@ import torch
 from edgekd.cli.args import positive_int
 from edgekd.cli.output import print_json, print_table
 from edgekd.data import load_windows
-from edgekd.sweep import BACKENDS, load_sweep_config, run_sweep
+from edgekd.sweep import BACKENDS, GROUPING, load_sweep_config, run_sweep
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -25,6 +25,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", metavar="DIR", help="sweep folder (default: runs/sweep-<config name>)")
     p.add_argument("--backend", choices=sorted(BACKENDS), default="local",
                    help="local: one run at a time in this process; ray: one Ray task per run (optional extra)")
+    p.add_argument("--grouped", choices=GROUPING, default="auto",
+                   help="train same-shape runs of a stage (same student and schedule; any strategy, teacher, fold "
+                        "or seed) as one network, each with its own loss, early stopping and run folder; auto: on "
+                        "CUDA only (default: %(default)s)")
     p.add_argument("--threads", type=positive_int, default=None, metavar="N", help="torch CPU threads (default: torch's)")
     p.add_argument("--json", action="store_true", help="print a JSON summary instead of a table")
     p.set_defaults(func=run)
@@ -36,7 +40,7 @@ def run(args: argparse.Namespace) -> int:
     sweep = load_sweep_config(args.config)
     ws = load_windows(args.data or sweep.data)
     out = Path(args.out or Path("runs") / f"sweep-{Path(args.config).stem}")
-    summary = run_sweep(sweep, ws, out, backend=args.backend, progress=not args.json)
+    summary = run_sweep(sweep, ws, out, backend=args.backend, progress=not args.json, grouping=args.grouped)
     if args.json:
         print_json(summary)
     else:

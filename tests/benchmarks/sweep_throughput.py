@@ -1,4 +1,5 @@
-"""Throughput of `edgekd sweep` vs the same runs trained one at a time with a WildPPG-style loop.
+"""Throughput of `edgekd sweep` (one run at a time, and grouped: same-shape runs as one network) vs the same
+runs trained one at a time with a WildPPG-style loop.
 
 Both sides train the same grid (teacher, scratch and soft-KD students, every fold) on the same windows for
 the same epochs, in this process, on the same device. Model-windows/s = (training windows x epochs,
@@ -79,19 +80,26 @@ def main() -> None:
     ap.add_argument("--data", help="WindowSet .npz (default: the embedded synthetic corpus)")
     ap.add_argument("--epochs", type=int, default=3)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--seeds", type=int, default=2, help="seeds per grid point (more seeds: larger groups)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     ws = load_windows(args.data).ppg_only()
     sweep = SweepConfig(teachers=[4], students=[1, 2], strategies=["scratch", "soft"], folds=2,
+                        seeds=list(range(args.seeds)),
                         train={"epochs": args.epochs, "patience": args.epochs, "batch_size": BATCH})
+    measured = {}
+    for grouping in ("off", "on"):
+        with tempfile.TemporaryDirectory() as tmp:
+            t0 = time.perf_counter()
+            run_sweep(sweep, ws, Path(tmp), progress=False, grouping=grouping)
+            rows = read_results(Path(tmp))
+            measured[grouping] = (sum(r["train_windows"] * r["epochs_run"] for r in rows), time.perf_counter() - t0)
+    groups = max((r.get("grouped_with") or 1) for r in rows)
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp)
-        t0 = time.perf_counter()
-        run_sweep(sweep, ws, out, progress=False)
-        sweep_s = time.perf_counter() - t0
+        run_sweep(sweep, ws, out, progress=False, grouping="off")  # the teachers the naive loop reuses
         rows = read_results(out)
-        sweep_mw = sum(r["train_windows"] * r["epochs_run"] for r in rows)
 
         runs = plan(sweep, (out / RUNS_DIR).resolve(), identity_hash(ws))
         teachers: dict[str, torch.nn.Module] = {}
@@ -103,10 +111,12 @@ def main() -> None:
                 teachers[run.name] = load_model(out / RUNS_DIR / run.name).to(device).eval()
         naive_s = time.perf_counter() - t0
     print(f"device {device.type}, {torch.get_num_threads()} threads, {len(ws)} windows, {len(rows)} runs, "
-          f"{args.epochs} epochs")
-    print(f"edgekd sweep        : {sweep_mw:>9,} model-windows in {sweep_s:7.1f} s = {sweep_mw / sweep_s:9,.0f} /s")
-    print(f"WildPPG-style loop  : {naive_mw:>9,} model-windows in {naive_s:7.1f} s = {naive_mw / naive_s:9,.0f} /s")
-    print(f"speed-up            : {(sweep_mw / sweep_s) / (naive_mw / naive_s):.2f}x")
+          f"{args.epochs} epochs; grouped: up to {groups} runs per network")
+    naive = naive_mw / naive_s
+    print(f"{'':24}{'model-windows':>14} {'seconds':>8} {'per s':>9} {'vs loop':>8}")
+    for label, (mw, sec) in (("WildPPG-style loop", (naive_mw, naive_s)), ("edgekd sweep, one by one", measured["off"]),
+                             ("edgekd sweep, grouped", measured["on"])):
+        print(f"{label:24}{mw:>14,} {sec:>8.1f} {mw / sec:>9,.0f} {mw / sec / naive:>7.2f}x")
 
 
 if __name__ == "__main__":
