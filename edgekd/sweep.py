@@ -361,32 +361,100 @@ def local_backend(ws: WindowSet, runs: list[PlannedRun], out: Path, done: Callab
             done(run)
 
 
+GPU_SHARE = 0.25  # of a GPU per Ray task on a cluster with GPUs: small students share one GPU
+
+
 def ray_backend(ws: WindowSet, runs: list[PlannedRun], out: Path, done: Callable[[PlannedRun], None],
                 grouped: bool = False) -> None:
-    """Each run (or group) a Ray task (the optional ``ray`` extra); uses a running cluster, else starts a local
-    one."""
+    """Each run (or group) a Ray task (the optional ``ray`` extra) on a running cluster, else a local one. No
+    shared disk: a task gets the WindowSet by object reference and the teacher runs it reads by value, trains
+    in its own temporary folder and returns its run folders' files, which the driver writes into ``out``
+    (each folder renamed into place whole). A worker that dies mid-task leaves nothing behind; Ray retries
+    the task, and a run is written once, by the driver."""
     try:
         import ray
     except ImportError:
         raise EdgekdError("--backend ray needs Ray: pip install 'edgekd[ray]'") from None
     if not ray.is_initialized():
         ray.init(ignore_reinit_error=True, include_dashboard=False, log_to_driver=False)
-    remote = ray.remote(_ray_task)
+    gpus = GPU_SHARE if ray.cluster_resources().get("GPU", 0) > 0 and any(
+        r.config.device in ("auto", "cuda") or r.config.device.startswith("cuda:") for r in runs) else 0
+    remote = ray.remote(num_gpus=gpus, max_retries=3)(_ray_task)
     ws_ref = ray.put(ws)
-    by_ref = {remote.remote(ws_ref, batch, str(out)): batch for batch in batches(ws, runs, grouped)}
+    root = out / RUNS_DIR
+    by_ref = {}
+    for batch in batches(ws, runs, grouped):
+        teachers = {r.teacher for r in batch if r.teacher}
+        by_ref[remote.remote(ws_ref, batch, {t: read_run_files(root / t) for t in teachers})] = batch
     waiting = list(by_ref)
     while waiting:
         ready, waiting = ray.wait(waiting, num_returns=1)
-        ray.get(ready[0])  # re-raises a task's EdgekdError here
+        returned = ray.get(ready[0])  # re-raises a task's EdgekdError here
         for run in by_ref[ready[0]]:
+            write_run_files(root / run.name, returned[run.name])
             done(run)
 
 
-def _ray_task(ws: WindowSet, batch: list[PlannedRun], out: str) -> list[str]:
+def read_run_files(folder: Path) -> dict[str, bytes]:
+    """A run folder's files (flat, as edgekd.train writes it)."""
+    if not is_complete(folder):
+        raise EdgekdError(f"run {folder} is incomplete; a student cannot read it as its teacher")
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir()) if p.is_file()}
+
+
+def write_run_files(folder: Path, files: dict[str, bytes]) -> None:
+    """Write a run folder a worker returned: built beside it, then renamed into place (an old incomplete
+    folder is replaced only once the new one is whole)."""
+    import shutil
+    import tempfile
+
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
+    try:
+        for name, data in files.items():
+            (tmp / name).write_bytes(data)
+        if folder.exists():
+            old = folder.with_name(f".{folder.name}.old")
+            shutil.rmtree(old, ignore_errors=True)
+            folder.rename(old)
+            tmp.rename(folder)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            tmp.rename(folder)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def _ray_task(ws: WindowSet, batch: list[PlannedRun], teacher_files: dict[str, dict[str, bytes]]
+              ) -> dict[str, dict[str, bytes]]:
+    """Train ``batch`` in a private temporary folder (its teachers' runs written there from ``teacher_files``)
+    and return each run folder's files; config.json records the teacher paths the driver planned."""
+    import tempfile
+    from dataclasses import replace
+
     import torch
 
+    from edgekd.layout import CONFIG
+
     torch.set_num_threads(1)
-    return [r.name for r in train_batch(ws, batch, Path(out))]
+    with tempfile.TemporaryDirectory(prefix="edgekd-task-") as tmp:
+        work = Path(tmp)
+        for name, files in teacher_files.items():
+            (work / RUNS_DIR / name).mkdir(parents=True)
+            for file, data in files.items():
+                (work / RUNS_DIR / name / file).write_bytes(data)
+        local = [replace(r, config=replace(r.config, teachers=[str(work / RUNS_DIR / r.teacher)] if r.teacher
+                                           else list(r.config.teachers))) for r in batch]
+        train_batch(ws, local, work)
+        out = {}
+        for planned in batch:
+            folder = work / RUNS_DIR / planned.name
+            config = json.loads((folder / CONFIG).read_text())
+            config["teachers"] = list(planned.config.teachers)
+            write_json(folder / CONFIG, config)
+            out[planned.name] = read_run_files(folder)
+        return out
 
 
 BACKENDS: dict[str, Backend] = {"local": local_backend, "ray": ray_backend}

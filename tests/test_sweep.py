@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import threading
 from pathlib import Path
 
 import pytest
@@ -109,13 +111,54 @@ def test_cli_sweep_json(tmp_path, tiny_ws, capsys):
     assert main(["sweep", str(tmp_path / "missing.toml")]) == 2
 
 
-def test_ray_backend_matches_local(tmp_path, tiny_ws):
+def _kill_one_task_worker(stop: threading.Event, killed: list[int]) -> None:
+    """SIGKILL the first Ray worker seen running an edgekd task (its process title is ray::_ray_task)."""
+    import signal
+
+    while not stop.is_set() and not killed:
+        for proc in Path("/proc").iterdir():
+            try:
+                cmdline = (proc / "cmdline").read_bytes()
+            except OSError:
+                continue
+            if proc.name.isdigit() and cmdline.startswith(b"ray::_ray_task"):
+                os.kill(int(proc.name), signal.SIGKILL)
+                killed.append(int(proc.name))
+                return
+        stop.wait(0.02)
+
+
+def test_ray_backend_needs_no_shared_disk_and_survives_a_killed_worker(tmp_path, tiny_ws, monkeypatch):
+    """A 2-node local Ray cluster whose workers run in another folder than the driver: tasks get the data and
+    their teachers' runs as objects and return run folders, which the driver writes; one worker is killed
+    mid-task, Ray retries it, and the sweep completes with every run written once, resumable by `local`."""
     ray = pytest.importorskip("ray")
-    ray.init(num_cpus=1, include_dashboard=False, log_to_driver=False)
+    from ray.cluster_utils import Cluster
+
+    workers_dir, driver_dir = tmp_path / "workers", tmp_path / "driver"
+    workers_dir.mkdir()
+    driver_dir.mkdir()
+    monkeypatch.chdir(workers_dir)  # the nodes (raylets, workers) start here
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1})
+    cluster.add_node(num_cpus=1)
+    stop, killed = threading.Event(), []
     try:
-        sweep = SweepConfig(teachers=[2], students=[1], strategies=["soft"], folds=2, train={"epochs": 1})
-        summary = run_sweep(sweep, tiny_ws, tmp_path, backend="ray", progress=False)
+        ray.init(address=cluster.address, include_dashboard=False, log_to_driver=False)
+        monkeypatch.chdir(driver_dir)
+        sweep = SweepConfig(teachers=[2], students=[1], strategies=["scratch", "soft"], folds=2,
+                            train={"epochs": 3})
+        killer = threading.Thread(target=_kill_one_task_worker, args=(stop, killed))
+        killer.start()
+        summary = run_sweep(sweep, tiny_ws, Path("sweep"), backend="ray", progress=False)
     finally:
+        stop.set()
         ray.shutdown()
-    assert summary["trained"] == 4 and len(read_results(tmp_path)) == 4
-    assert run_sweep(sweep, tiny_ws, tmp_path, progress=False)["trained"] == 0  # local sees Ray's runs as done
+        cluster.shutdown()
+    assert killed, "no task worker was seen running, so none was killed"
+    assert summary["trained"] == 6 and len(read_results(driver_dir / "sweep")) == 6
+    runs = sorted(p.name for p in (driver_dir / "sweep" / "runs").iterdir())
+    assert len(runs) == 6 and not any(n.startswith(".") for n in runs)  # written once, no partial folders left
+    assert not any(workers_dir.rglob("config.json"))  # nothing landed where the workers run
+    soft = next(driver_dir.glob("sweep/runs/b1-soft-*/config.json"))
+    assert json.loads(soft.read_text())["teachers"][0].startswith(str((driver_dir / "sweep" / "runs").resolve()))
+    assert run_sweep(sweep, tiny_ws, driver_dir / "sweep", progress=False)["trained"] == 0  # local resumes them
