@@ -99,13 +99,15 @@ def collect_evidence(folder: Path, card: dict[str, Any], limits: dict[str, float
 
 def measured_arena(flatbuffer: bytes, path: Path) -> tuple[int, int] | None:
     """(minimum, recommended) arena from TFLM itself, or None when tflite-micro is not installed."""
-    try:
-        from edgekd.tflm_arena import arena_bytes
-    except ImportError:
+    import importlib.util
+
+    if importlib.util.find_spec("tflite_micro") is None:  # the optional package the measurement needs
         return None
+    from edgekd.tflm_host import arena_bytes
+
     try:
         return arena_bytes(flatbuffer)
-    except RuntimeError as exc:
+    except EdgekdError as exc:
         raise EdgekdError(f"{path}: TFLM cannot allocate this model ({exc})") from None
 
 

@@ -182,7 +182,7 @@ def _build_int8(model: torch.nn.Module, work: Path, name: str, cal_in: np.ndarra
     from export.onnx_export import run_onnx
     from export.onnx_int8 import quantize_onnx
     from export.tflite_int8 import convert_int8
-    from edgekd.tflm_arena import arena_bytes
+    from edgekd.tflm_host import arena_bytes
 
     quantize_onnx(work / ONNX_FP32, work / ONNX_INT8, cal_in, batch)
     logits["onnx-int8"] = run_onnx(work / ONNX_INT8, ev_in, batch)

@@ -58,7 +58,7 @@ def run_int8(model: bytes, runtime: str, x: np.ndarray, arena_size: int = 0) -> 
     (in_scale, in_zp), _ = int8_io(model)
     x_q = quantize(x.transpose(0, 2, 1), in_scale, in_zp)
     if runtime == "tflm":
-        from edgekd.tflm_arena import run_tflm
+        from edgekd.tflm_host import run_tflm
 
         return run_tflm(model, x_q, arena_size)
     from ai_edge_litert.interpreter import Interpreter

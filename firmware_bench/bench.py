@@ -15,6 +15,7 @@ from edgekd.errors import EdgekdError
 from edgekd.geometry import WINDOW
 from edgekd.layout import TFLITE_INT8
 from edgekd.runtimes import RUNTIMES
+from edgekd import tflm_host
 from firmware_bench import mcu, records, tflm, vela
 from firmware_bench.artifact import Artifact, load_artifact
 
@@ -37,13 +38,13 @@ def _check_runtimes(artifact: Artifact, runtimes: list[str]) -> None:
 def verify_card_arena(model: bytes, card_arena: int, card: str = "card.json") -> dict[str, Any]:
     """The card's arena must allocate and run under TFLM; half of it must be refused (cleanly)."""
     try:
-        tflm.arena_used(model, card_arena)
+        tflm_host.check_runs(model, card_arena)
     except EdgekdError as exc:
         raise EdgekdError(f"{card}: the recorded arena ({card_arena} bytes) is too small for the model: {exc}") \
             from None
-    half = tflm.align(card_arena // 2)
+    half = tflm_host.align(card_arena // 2)
     try:
-        tflm.interpreter(model, half)
+        tflm_host.interpreter(model, half)
     except EdgekdError as exc:
         return {"card_arena_bytes": card_arena, "card_arena_runs": True, "half_arena_bytes": half,
                 "half_arena_refused": True, "half_arena_message": str(exc)}
@@ -79,7 +80,7 @@ def _measure(artifact: Artifact, runtime: str, repeat: int, threads: int, large_
 
         return records.host_device(threads=threads), litert.bench(model_bytes, threads, repeat)
     # tflm: single-threaded by design (as on the MCU); arena measured, and the card's arena verified
-    arena = tflm.measure_arena(model_bytes)
+    arena = tflm_host.arena_bytes(model_bytes)[0]  # the minimum, as the card's arena_min_bytes
     figures: dict[str, Any] = {"batch_1": tflm.bench(model_bytes, arena, repeat).as_dict(),
                                "arena_bytes_measured": arena,
                                "kernels": "TFLM kernels built for this host CPU: not MCU time (see static.mcu)"}

@@ -17,7 +17,8 @@ from typing import Any
 
 from edgekd.layout import TFLITE_INT8
 from edgekd import arch
-from firmware_bench import litert, tflm
+from edgekd import tflm_host
+from firmware_bench import litert
 from firmware_bench.artifact import Artifact
 
 RUNTIME_CODE_SOURCE = ("x86-64 symbol sizes (nm -S) of the tflite-micro 0.dev20261023182759 host build, "
@@ -65,8 +66,8 @@ def static_costs(artifact: Artifact) -> dict[str, Any]:
     model = artifact.tflite_bytes()
     ops = litert.op_names(model)
     code, unknown = runtime_code_bytes(ops)
-    arena = tflm.measure_arena(model)
-    io = tflm.io_bytes(model, arena)
+    arena = tflm_host.arena_bytes(model)[0]
+    io = tflm_host.io_bytes(model, arena)
     return {
         **costs,
         "flatbuffer_bytes": len(model),

@@ -12,7 +12,8 @@ import torch
 from edgekd.cli.main import main
 from edgekd.errors import EdgekdError
 from edgekd.model import deployed_param_count, macs
-from firmware_bench import records, tflm, vela
+from edgekd import tflm_host
+from firmware_bench import records, vela
 from edgekd.layout import TFLITE_INT8
 from firmware_bench.artifact import load_artifact
 from firmware_bench.bench import RUNTIMES, run_bench, verify_card_arena
@@ -50,7 +51,7 @@ def test_records_have_sane_fields(bench_records: list[dict], artifact: Path, tmp
     tflite = artifact / TFLITE_INT8
     assert static["flatbuffer_bytes"] == tflite.stat().st_size
     assert static["flash_bytes_est"] > static["flatbuffer_bytes"]
-    assert static["arena_bytes"] > 0 and static["arena_bytes"] % tflm.ALIGN == 0
+    assert static["arena_bytes"] > 0 and static["arena_bytes"] % tflm_host.ALIGN == 0
     assert static["ram_bytes"] == static["arena_bytes"] + static["io_bytes"]
     assert static["io_bytes"] == 200 + 180  # int8 window in, int8 logits out
     assert static["params"] == deployed_param_count(1) and static["macs"] == macs(1)
@@ -82,18 +83,20 @@ def test_tflm_verifies_the_card_arena(bench_records: list[dict], artifact: Path)
 def test_half_arena_is_refused_with_a_clear_error(artifact: Path) -> None:
     model = (artifact / TFLITE_INT8).read_bytes()
     card_arena = load_artifact(artifact).card_int("arena_bytes")
-    tflm.arena_used(model, card_arena)  # the recorded arena allocates and runs
-    half = tflm.align(card_arena // 2)
+    tflm_host.check_runs(model, card_arena)  # the recorded arena allocates and runs
+    half = tflm_host.align(card_arena // 2)
     with pytest.raises(EdgekdError, match=rf"cannot allocate the model in a {half}-byte arena"):
-        tflm.interpreter(model, half)
+        tflm_host.interpreter(model, half)
     assert verify_card_arena(model, card_arena)["half_arena_refused"]
 
 
 def test_measured_arena_is_the_minimum(artifact: Path) -> None:
     model = (artifact / TFLITE_INT8).read_bytes()
-    need = tflm.measure_arena(model)
-    with pytest.raises(EdgekdError):
-        tflm.interpreter(model, need - tflm.ALIGN)
+    need, recommended = tflm_host.arena_bytes(model)
+    tflm_host.check_runs(model, need)
+    with pytest.raises(EdgekdError):  # 16 bytes less either fails to allocate or to run
+        tflm_host.check_runs(model, need - tflm_host.ALIGN)
+    assert recommended == tflm_host.align(int(need * tflm_host.MARGIN))
 
 
 def test_missing_and_corrupt_artifacts_give_clean_errors(artifact: Path, tmp_path: Path, capsys) -> None:

@@ -151,14 +151,15 @@ def test_tflite_int8_tracks_pytorch_on_real_ieee_windows(artifact, ieee_root):
 
 
 def test_arena_is_the_bisected_minimum_plus_margin(artifact):
-    from edgekd.tflm_arena import ALIGN, _allocates, _c_stderr_silenced
+    from edgekd.tflm_host import ALIGN, check_runs
 
     card = json.loads((artifact / "card.json").read_text())
     model = (artifact / "model_int8.tflite").read_bytes()
     lo, arena = card["tflm"]["arena_min_bytes"], card["tflm"]["arena_bytes"]
     assert arena % ALIGN == 0 and arena >= lo
-    with _c_stderr_silenced():
-        assert _allocates(model, lo) and not _allocates(model, lo - ALIGN)
+    check_runs(model, lo)
+    with pytest.raises(EdgekdError):
+        check_runs(model, lo - ALIGN)
 
 
 def test_c_array_round_trips_through_a_c_and_a_cpp_compiler(artifact, tmp_path):

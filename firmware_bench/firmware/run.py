@@ -158,7 +158,7 @@ def _record(art: Artifact, target: Target, kernels: str, tree: Path, tools: buil
             sizes: dict[str, dict[str, int]] | None, fusion: FusionConfig, tracker: TrackerConfig,
             in_q: tuple[float, int], out_q: tuple[float, int], cpi: float, clock_mhz: float,
             data: Path | None) -> dict[str, Any]:
-    from edgekd.tflm_arena import run_tflm
+    from edgekd.tflm_host import run_tflm
 
     model = art.tflite_bytes()
     arena = art.card_int("arena_bytes") or 0
