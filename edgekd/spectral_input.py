@@ -101,11 +101,14 @@ def model_input(x: np.ndarray, in_channels: int) -> np.ndarray:
 
 
 def front_macs(in_channels: int) -> int:
-    """Multiply-adds per window of hr_spectral_features(): one Goertzel step per sample and frequency (PPG at 3 x
-    180 frequencies; each ACC axis at the evidence's 192 and 2 x 180 more). The evidence every family's decoder
-    computes (PPG at 180, ACC at 192) is part of it."""
-    acc = 3 * (len(ACC_BPM) + len(ACC_EXTRA) * N_CLASSES) if in_channels >= 4 else 0
-    return WINDOW * (len(MULTIPLES_PPG) * N_CLASSES + acc)
+    """Multiply-adds per window of hr_spectral_features(): one Goertzel step per sample and distinct frequency
+    (PPG at b, 2 b and b / 2; each ACC axis at the evidence's grid, b / 2 and 2 b; the C computes a frequency
+    that two channels share once). The evidence every family's decoder computes (PPG at 180 frequencies, ACC at
+    192) is part of it."""
+    classes = bin_bpms()
+    ppg = np.unique(np.concatenate([classes * np.float32(m) for m in MULTIPLES_PPG]))
+    acc = np.unique(np.concatenate([ACC_BPM] + [classes * np.float32(m) for m in ACC_EXTRA]))
+    return WINDOW * (len(ppg) + (3 * len(acc) if in_channels >= 4 else 0))
 
 
 def _dft(bpm: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:

@@ -19,23 +19,37 @@ static float mean_of(const float *x, int n)
     return s / (float)n;
 }
 
+/* xw = the mean-removed, Hann-windowed x (what every Goertzel pass over x reads). */
+static void windowed(const float *x, float *xw)
+{
+    float mean = mean_of(x, HR_SPECTRAL_N);
+    int n;
+    for (n = 0; n < HR_SPECTRAL_N; ++n) {
+        xw[n] = (x[n] - mean) * hann[n];
+    }
+}
+
+/* Goertzel power of the windowed signal xw at the frequency of coefficient c. */
+static float goertzel(const float *xw, float c)
+{
+    float s1 = 0.0f, s2 = 0.0f;
+    int n;
+    for (n = 0; n < HR_SPECTRAL_N; ++n) {
+        float s0 = (xw[n] + c * s1) - s2;
+        s2 = s1;
+        s1 = s0;
+    }
+    return (s1 * s1 + s2 * s2) - (c * s1) * s2;
+}
+
 /* Goertzel power of the mean-removed, Hann-windowed x at the n_bins frequencies of coeff; out += power. */
 static void goertzel_add(const float *x, const float *coeff, int n_bins, float *out)
 {
     float xw[HR_SPECTRAL_N];
-    float mean = mean_of(x, HR_SPECTRAL_N);
-    int n, k;
-    for (n = 0; n < HR_SPECTRAL_N; ++n) {
-        xw[n] = (x[n] - mean) * hann[n];
-    }
+    int k;
+    windowed(x, xw);
     for (k = 0; k < n_bins; ++k) {
-        float c = coeff[k], s1 = 0.0f, s2 = 0.0f;
-        for (n = 0; n < HR_SPECTRAL_N; ++n) {
-            float s0 = (xw[n] + c * s1) - s2;
-            s2 = s1;
-            s1 = s0;
-        }
-        out[k] = out[k] + ((s1 * s1 + s2 * s2) - (c * s1) * s2);
+        out[k] = out[k] + goertzel(xw, coeff[k]);
     }
 }
 
@@ -164,34 +178,60 @@ static void log_normalised(const float *power, float *out)
     }
 }
 
+/* Power at the class BPMs b times mult (twice_mult = 2 mult: 4 for 2 b, 1 for b / 2) of the windowed signals
+ * xw[0..n_sig) summed in that order, into out[180]. Where such a frequency is a whole BPM on `grid` (first bin grid_min BPM, n_grid 1-BPM bins), the
+ * grid's value is the same computation (same coefficient, same order), so it is copied instead of recomputed. */
+static void power_at_multiple(const float (*xw)[HR_SPECTRAL_N], int n_sig, const float *coeff, int twice_mult,
+                              const float *grid, int grid_min, int n_grid, float *out)
+{
+    int j, a;
+    for (j = 0; j < HR_TRACKER_N_CLASSES; ++j) {
+        int twice_bpm = twice_mult * (HR_TRACKER_BPM_MIN + j); /* the frequency b * mult in half BPMs */
+        int g = twice_bpm / 2 - grid_min;
+        if (twice_bpm % 2 == 0 && g >= 0 && g < n_grid) {
+            out[j] = grid[g];
+            continue;
+        }
+        out[j] = 0.0f;
+        for (a = 0; a < n_sig; ++a) {
+            out[j] = out[j] + goertzel(xw[a], coeff[j]);
+        }
+    }
+}
+
 void hr_spectral_features(const float *ppg, const float *acc_x, const float *acc_y, const float *acc_z,
                           float *features, float *evidence)
 {
-    /* PPG at b, 2 b, b / 2; ACC at b / 2, 2 b: edgekd.spectral_input.MULTIPLES_PPG, ACC_EXTRA */
-    const float *ppg_coeff[3] = {coeff_ppg, coeff_double, coeff_half};
-    const float *acc_coeff[2] = {coeff_half, coeff_double};
+    /* Channels as edgekd.spectral_input: PPG at b, 2 b, b / 2; ACC at b, b / 2, 2 b; log(floor + evidence). */
+    float xw[3][HR_SPECTRAL_N];
     float power[HR_TRACKER_N_CLASSES];
     float acc[HR_SPECTRAL_ACC_BINS];
     const int has_acc = acc_x != NULL && acc_y != NULL && acc_z != NULL;
-    int m, k;
-    for (m = 0; m < 3; ++m) {
-        zero(power, HR_TRACKER_N_CLASSES);
-        goertzel_add(ppg, ppg_coeff[m], HR_TRACKER_N_CLASSES, power);
-        if (m == 0) {
-            for (k = 0; k < HR_TRACKER_N_CLASSES; ++k) {
-                evidence[k] = power[k];
-            }
-        }
-        log_normalised(power, features + m * HR_TRACKER_N_CLASSES);
+    int k;
+    windowed(ppg, xw[0]);
+    for (k = 0; k < HR_TRACKER_N_CLASSES; ++k) {
+        evidence[k] = goertzel(xw[0], coeff_ppg[k]);
     }
+    log_normalised(evidence, features);
+    power_at_multiple((const float (*)[HR_SPECTRAL_N])xw, 1, coeff_double, 4, evidence, HR_TRACKER_BPM_MIN,
+                      HR_TRACKER_N_CLASSES, power);
+    log_normalised(power, features + 1 * HR_TRACKER_N_CLASSES);
+    power_at_multiple((const float (*)[HR_SPECTRAL_N])xw, 1, coeff_half, 1, evidence, HR_TRACKER_BPM_MIN,
+                      HR_TRACKER_N_CLASSES, power);
+    log_normalised(power, features + 2 * HR_TRACKER_N_CLASSES);
     if (has_acc) {
         acc_power(acc_x, acc_y, acc_z, coeff_acc, HR_SPECTRAL_ACC_BINS, acc);
         /* ACC power at b: the ACC grid's bins at the class BPMs */
         log_normalised(acc + (HR_TRACKER_BPM_MIN - HR_SPECTRAL_ACC_MIN_BPM), features + 3 * HR_TRACKER_N_CLASSES);
-        for (m = 0; m < 2; ++m) {
-            acc_power(acc_x, acc_y, acc_z, acc_coeff[m], HR_TRACKER_N_CLASSES, power);
-            log_normalised(power, features + (4 + m) * HR_TRACKER_N_CLASSES);
-        }
+        windowed(acc_x, xw[0]);
+        windowed(acc_y, xw[1]);
+        windowed(acc_z, xw[2]);
+        power_at_multiple((const float (*)[HR_SPECTRAL_N])xw, 3, coeff_half, 1, acc, HR_SPECTRAL_ACC_MIN_BPM,
+                          HR_SPECTRAL_ACC_BINS, power);
+        log_normalised(power, features + 4 * HR_TRACKER_N_CLASSES);
+        power_at_multiple((const float (*)[HR_SPECTRAL_N])xw, 3, coeff_double, 4, acc, HR_SPECTRAL_ACC_MIN_BPM,
+                          HR_SPECTRAL_ACC_BINS, power);
+        log_normalised(power, features + 5 * HR_TRACKER_N_CLASSES);
     } else {
         for (k = 3 * HR_TRACKER_N_CLASSES; k < 6 * HR_TRACKER_N_CLASSES; ++k) {
             features[k] = log_portable(HR_SPECTRAL_FEATURE_FLOOR);

@@ -45,8 +45,8 @@ void hr_spectral_evidence(const float *ppg, const float *acc_x, const float *acc
 /* The input of a spectral student (edgekd.spectral_input.features) and the window's evidence, from one set of
    Goertzel passes: features [HR_SPECTRAL_N_FEATURES][HR_TRACKER_N_CLASSES] (channel-first: PPG power at each
    class BPM b, at 2 b and at b / 2; summed ACC power at b, b / 2 and 2 b; log(floor + evidence)), evidence [180]
-   exactly as hr_spectral_evidence gives it. About 440 k multiply-adds with ACC (110 k PPG-only), about 2.5 KB
-   of stack; features is the caller's 5 KB. ACC pointers NULL for a PPG-only device. */
+   exactly as hr_spectral_evidence gives it. About 310 k multiply-adds with ACC (80 k PPG-only; a frequency two
+   channels share is computed once), about 5 KB of stack; features is the caller's 5 KB. ACC pointers NULL for a PPG-only device. */
 void hr_spectral_features(const float *ppg, const float *acc_x, const float *acc_y, const float *acc_z,
                           float *features, float *evidence);
 /* Share of the evidence within HR_TRACKER_CONFIDENCE_HALFWIDTH classes of its (first) peak, 0..1: how clear
