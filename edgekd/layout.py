@@ -197,7 +197,7 @@ def read_firmware_record(folder: str | Path, card: dict[str, Any], target: str,
     """The figures of ``ARTIFACT/bench/firmware-TARGET.json`` (`edgekd firmware`), refused unless the record
     was made from exactly this artifact's files (the card's hashes, which the caller verified against the files),
     with a known kernel set (``kernels`` when given), compared at least MIN_FIRMWARE_WINDOWS windows with zero
-    int8 and heart-rate mismatches, and holds positive figures (an image no smaller than the flatbuffer)."""
+    model-input, int8 and heart-rate mismatches, and holds positive figures (an image no smaller than the flatbuffer)."""
 
     path = firmware_record_path(folder, target)
     if not path.is_file():
@@ -219,7 +219,7 @@ def read_firmware_record(folder: str | Path, card: dict[str, Any], target: str,
     windows = figures.get("windows")
     if type(windows) is not int or windows < MIN_FIRMWARE_WINDOWS:
         raise EdgekdError(f"{path}: compared {windows!r} windows; a record needs at least {MIN_FIRMWARE_WINDOWS}")
-    for key in ("int8_mismatches", "bpm_mismatches"):
+    for key in ("input_mismatches", "int8_mismatches", "bpm_mismatches"):
         if type(figures.get(key)) is not int or figures[key] != 0:
             raise EdgekdError(f"{path}: {key} = {figures.get(key)!r}: the firmware does not reproduce the Python "
                               f"interpreter, so its figures cannot stand for the model")

@@ -34,7 +34,7 @@ def host_record(tiny_artifact, shared_tflm):
 def test_host_firmware_is_bit_exact_with_the_python_interpreter_and_decoder(host_record):
     f = host_record["figures"]
     assert f["windows"] == 24 and f["int8_values"] == 24 * 180
-    assert f["int8_mismatches"] == 0 and f["argmax_mismatches"] == 0
+    assert f["input_mismatches"] == 0 and f["int8_mismatches"] == 0 and f["argmax_mismatches"] == 0
     assert f["bpm_mismatches"] == 0 and f["decoder_mismatches"] == 0
     # The arena search on the device: the smallest 16-byte step that allocates, never above what is reserved.
     assert 0 < f["arena_bytes"] <= f["arena_reserved_bytes"] and f["arena_bytes"] % 16 == 0

@@ -281,8 +281,8 @@ def _firmware_record(art: Path, **figures) -> Path:
     rec = {"schema": "edgekd.bench/1", "runtime": "firmware-cortex-m4",
            "artifact": {"tflite_sha256": card["files"]["model_int8.tflite"]["sha256"], "files_sha256": files_sha256(card)},
            "settings": {"target": "cortex-m4", "kernels": "cmsis-nn"},
-           "figures": {"windows": 8, "int8_mismatches": 0, "bpm_mismatches": 0, "flash_bytes": 150_000,
-                       "ram_bytes": 40_000, "arena_bytes": card["tflm"]["arena_bytes"] - 1024,
+           "figures": {"windows": 8, "input_mismatches": 0, "int8_mismatches": 0, "bpm_mismatches": 0,
+                       "flash_bytes": 150_000, "ram_bytes": 40_000, "arena_bytes": card["tflm"]["arena_bytes"] - 1024,
                        "instructions_per_window": 12_000_000, "flatbuffer_bytes": 9, **figures}}
     path = art / "bench" / "firmware-cortex-m4.json"
     path.parent.mkdir(exist_ok=True)
@@ -305,8 +305,8 @@ def test_firmware_budget_judges_the_measured_image_arena_and_instructions(tiny_a
     assert _gate(_budget(tmp_path, {"flash_kb": 100}, FIRMWARE), [art], mcu) == 1  # the image, not the flatbuffer
 
 
-@pytest.mark.parametrize("problem", ["missing", "stale", "other-files", "mismatch", "bool", "kernels", "corrupt",
-                                     "windows", "tiny-image", "arena"])
+@pytest.mark.parametrize("problem", ["missing", "stale", "other-files", "mismatch", "input-mismatch", "no-input-check",
+                                     "bool", "kernels", "corrupt", "windows", "tiny-image", "arena"])
 def test_firmware_budget_fails_closed_without_a_trustworthy_record(tiny_artifact, tmp_path, mcu, capsys, problem):
     art = _copy(tiny_artifact, tmp_path)
     path = _firmware_record(art)
@@ -322,6 +322,12 @@ def test_firmware_budget_fails_closed_without_a_trustworthy_record(tiny_artifact
         path.write_text(json.dumps(rec))
     elif problem == "mismatch":
         _firmware_record(art, int8_mismatches=3)
+    elif problem == "input-mismatch":  # the C front end fed the model other bits than NumPy's reference
+        _firmware_record(art, input_mismatches=1)
+    elif problem == "no-input-check":  # a record from before the input was compared
+        rec = json.loads(path.read_text())
+        del rec["figures"]["input_mismatches"]
+        path.write_text(json.dumps(rec))
     elif problem == "bool":  # False == 0 in Python: a type check, not only a value check
         _firmware_record(art, bpm_mismatches=False)
     elif problem == "windows":

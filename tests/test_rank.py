@@ -129,7 +129,7 @@ def test_firmware_records_replace_the_estimates(tmp_path):
             "schema": BENCH_SCHEMA, "runtime": "firmware-cortex-m4", "settings": {"kernels": "cmsis-nn"},
             "artifact": {"blocks": blocks, "tflite_sha256": card["files"]["model_int8.tflite"]["sha256"],
                          "files_sha256": files_sha256(card)},
-            "figures": {"windows": 8, "int8_mismatches": 0, "bpm_mismatches": 0, "flash_bytes": 100_000 * blocks,
+            "figures": {"windows": 8, "input_mismatches": 0, "int8_mismatches": 0, "bpm_mismatches": 0, "flash_bytes": 100_000 * blocks,
                         "ram_bytes": 40_000, "arena_bytes": 30_000, "instructions_per_window": instructions}}))
     rows = rank(_rows(), "instructions", bench_dir=tmp_path, mcu="m4-120-cmsisnn", firmware="cortex-m4")
     by = {r["name"]: r for r in rows}

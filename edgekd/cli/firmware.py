@@ -55,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
                          args.cpi, args.clock_mhz, keep=args.keep)
     records.write_records([rec], args.out or args.artifact / BENCH_DIR)
     f = rec["figures"]
-    ok = f["int8_mismatches"] == 0 and f["bpm_mismatches"] == 0
+    ok = f["input_mismatches"] == 0 and f["int8_mismatches"] == 0 and f["bpm_mismatches"] == 0
     if args.json:
         print_json(rec)
         return 0 if ok else 1
