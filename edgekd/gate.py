@@ -99,9 +99,11 @@ def collect_evidence(folder: Path, card: dict[str, Any], limits: dict[str, float
 
 def measured_arena(flatbuffer: bytes, path: Path) -> tuple[int, int] | None:
     """(minimum, recommended) arena from TFLM itself, or None when tflite-micro is not installed."""
-    import importlib.util
+    import importlib
 
-    if importlib.util.find_spec("tflite_micro") is None:  # the optional package the measurement needs
+    try:
+        importlib.import_module("tflite_micro")  # the optional package the measurement needs
+    except ImportError:
         return None
     from edgekd.tflm_host import arena_bytes
 

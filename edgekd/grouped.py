@@ -40,7 +40,7 @@ from edgekd.losses import StudentOut
 from edgekd.runs import RunConfig, model_entry, resolve_fold
 from edgekd.splits import validation_split
 from edgekd.teacher import TeacherOutputs
-from edgekd.train import Selection, _finalize, _Fit, _prepare, _validate, resolve_device
+from edgekd.train import Selection, _finalize, _Fit, _prepare, _validate
 from edgekd.windowset import WindowSet
 
 
@@ -48,9 +48,10 @@ def group_key(ws: WindowSet, cfg: RunConfig) -> str:
     """Runs with equal keys can train as one group: what must be shared for one forward and one schedule."""
     fold = resolve_fold(ws, cfg.fold, cfg.split_seed)
     n_train = len(validation_split(ws, fold.train, cfg.val_fraction, seed=cfg.split_seed)[0])
+    # the device as configured: a driver without the workers' GPUs must still be able to group their runs
     return json.dumps({"model": model_entry(cfg), "epochs": cfg.epochs, "batch_size": cfg.batch_size, "lr": cfg.lr,
-                       "weight_decay": cfg.weight_decay, "device": resolve_device(cfg.device).type,
-                       "train_windows": n_train}, sort_keys=True)
+                       "weight_decay": cfg.weight_decay, "device": cfg.device, "train_windows": n_train},
+                      sort_keys=True)
 
 
 class _Features(nn.Module):
@@ -100,6 +101,8 @@ def train_group(ws: WindowSet, cfgs: list[RunConfig], out_dirs: list[Path],
     members = []
     for cfg, out_dir, teacher in zip(cfgs, out_dirs, teachers):
         fit, fold = _prepare(ws, cfg, Path(out_dir), teacher, teacher_cache)  # seeds, then builds the model
+        if members:  # the same windows on the device once, not once per member
+            fit.x, fit.hr, fit.y = members[0].fit.x, members[0].fit.hr, members[0].fit.y
         members.append(_Member(fit, fold, Path(out_dir), Selection(cfg, Path(out_dir)),
                                _stream_after_init(fit.device)))
     first = members[0].fit
@@ -176,7 +179,8 @@ def train_group(ws: WindowSet, cfgs: list[RunConfig], out_dirs: list[Path],
             if not math.isfinite(train_loss):
                 m.error = m.best.diverged(train_loss, epoch)
                 continue
-            m.fit.model.load_state_dict({name[len("net."):]: v[k] for name, v in {**params, **buffers}.items()})
+            stacked = {**params, **buffers}  # also the non-persistent buffers (a spectral front end's tables)
+            m.fit.model.load_state_dict({name: stacked[f"net.{name}"][k] for name in m.fit.model.state_dict()})
             val_loss, val_mae = _validate(m.fit)
             m.stopped = m.best.update(m.fit, epoch, train_loss,
                                       {n: float(v) / max(1, n_batches) for n, v in parts_sum[k].items()},

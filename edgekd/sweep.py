@@ -307,21 +307,25 @@ def stages(runs: list[PlannedRun]) -> Iterator[list[PlannedRun]]:
             yield group
 
 
-Backend = Callable[[WindowSet, list[PlannedRun], Path, Callable[[PlannedRun], None], bool], None]
+Backend = Callable[[WindowSet, list[PlannedRun], Path, Callable[[PlannedRun], None], str], None]
 GROUPING = ("auto", "on", "off")
 MAX_GROUP = 16  # members per grouped network: enough to fill a GPU with small students, bounded memory
+GPU_SHARE = 0.25  # of a GPU per Ray task on a cluster with GPUs: small students share one GPU
 
 
-def use_groups(grouping: str, runs: list[PlannedRun]) -> bool:
-    """Whether a stage's runs train in groups: ``on``/``off``, or ``auto`` = when they train on CUDA (one small
-    student leaves a GPU idle; on CPU a group is no faster, tests/benchmarks/sweep_throughput.py)."""
-    from edgekd.train import resolve_device
-
+def check_grouping(grouping: str) -> None:
     if grouping not in GROUPING:
         raise EdgekdError(f"unknown grouping '{grouping}'; choose from {', '.join(GROUPING)}")
+
+
+def use_groups(grouping: str, runs: list[PlannedRun], gpus: bool) -> bool:
+    """Whether a stage's runs train in groups: ``on``/``off``, or ``auto`` = when they train on a GPU (one small
+    student leaves a GPU idle; on CPU a group is no faster, tests/benchmarks/sweep_throughput.py). ``gpus``:
+    whether the machines the runs train on have one (the driver of a cluster may not)."""
+    check_grouping(grouping)
     if grouping != "auto":
         return grouping == "on"
-    return any(resolve_device(r.config.device).type == "cuda" for r in runs)
+    return any(r.config.device.startswith("cuda") or (r.config.device == "auto" and gpus) for r in runs)
 
 
 def batches(ws: WindowSet, runs: list[PlannedRun], grouped: bool) -> list[list[PlannedRun]]:
@@ -337,69 +341,89 @@ def batches(ws: WindowSet, runs: list[PlannedRun], grouped: bool) -> list[list[P
     return [g[i:i + MAX_GROUP] for g in by_key.values() for i in range(0, len(g), MAX_GROUP)]
 
 
-def train_batch(ws: WindowSet, batch: list[PlannedRun], out: Path) -> list[PlannedRun]:
-    """Train one batch (a run alone, or a group as one network); the runs that completed. A run that failed
-    in a group leaves its folder incomplete (resumable) and its error is raised after the others finish."""
+def train_batch(ws: WindowSet, batch: list[PlannedRun], out: Path) -> tuple[list[PlannedRun], list[EdgekdError]]:
+    """Train one batch (a run alone, or a group as one network): (the runs that completed, the errors of those
+    that did not). A failed run's folder stays incomplete, so a resumed sweep retrains it alone."""
     if len(batch) == 1:
-        train_one(ws, batch[0], out)
-        return batch
+        try:
+            train_one(ws, batch[0], out)
+        except EdgekdError as exc:
+            return [], [exc]
+        return batch, []
     from edgekd.grouped import train_group
 
     results = train_group(ws, [r.config for r in batch], [out / RUNS_DIR / r.name for r in batch], progress=False,
                           teacher_cache=out / TEACHER_CACHE)
-    errors = [e for e in results if isinstance(e, EdgekdError)]
-    if errors:
-        raise errors[0]
-    return batch
+    return ([r for r, m in zip(batch, results) if not isinstance(m, EdgekdError)],
+            [m for m in results if isinstance(m, EdgekdError)])
 
 
 def local_backend(ws: WindowSet, runs: list[PlannedRun], out: Path, done: Callable[[PlannedRun], None],
-                  grouped: bool = False) -> None:
-    """One run (or one group) at a time in this process (teacher outputs stay in the in-memory cache)."""
-    for batch in batches(ws, runs, grouped):
-        for run in train_batch(ws, batch, out):
+                  grouping: str = "off") -> None:
+    """One run (or one group) at a time in this process (teacher outputs stay in the in-memory cache); the
+    first error stops the sweep after its batch."""
+    import torch
+
+    for batch in batches(ws, runs, use_groups(grouping, runs, torch.cuda.is_available())):
+        completed, errors = train_batch(ws, batch, out)
+        for run in completed:
             done(run)
-
-
-GPU_SHARE = 0.25  # of a GPU per Ray task on a cluster with GPUs: small students share one GPU
+        if errors:
+            raise errors[0]
 
 
 def ray_backend(ws: WindowSet, runs: list[PlannedRun], out: Path, done: Callable[[PlannedRun], None],
-                grouped: bool = False) -> None:
+                grouping: str = "off") -> None:
     """Each run (or group) a Ray task (the optional ``ray`` extra) on a running cluster, else a local one. No
-    shared disk: a task gets the WindowSet by object reference and the teacher runs it reads by value, trains
-    in its own temporary folder and returns its run folders' files, which the driver writes into ``out``
-    (each folder renamed into place whole). A worker that dies mid-task leaves nothing behind; Ray retries
-    the task, and a run is written once, by the driver."""
+    shared disk: a task gets the WindowSet by object reference and the run folders it reads (teachers,
+    ``init_from``) by value, trains in its own temporary folder and returns its run folders' files, which the
+    driver writes into ``out`` (each folder renamed into place whole). A worker that dies mid-task leaves
+    nothing behind; Ray retries the task, and a run is written once, by the driver. A failed run or task does
+    not discard the others: every finished run is written, then the first error is raised."""
     try:
         import ray
     except ImportError:
         raise EdgekdError("--backend ray needs Ray: pip install 'edgekd[ray]'") from None
     if not ray.is_initialized():
         ray.init(ignore_reinit_error=True, include_dashboard=False, log_to_driver=False)
-    gpus = GPU_SHARE if ray.cluster_resources().get("GPU", 0) > 0 and any(
-        r.config.device in ("auto", "cuda") or r.config.device.startswith("cuda:") for r in runs) else 0
-    remote = ray.remote(num_gpus=gpus, max_retries=3)(_ray_task)
+    gpu_cluster = ray.cluster_resources().get("GPU", 0) > 0
+    remote = ray.remote(num_gpus=GPU_SHARE if gpu_cluster and use_groups("auto", runs, True) else 0,
+                        max_retries=3)(_ray_task)
     ws_ref = ray.put(ws)
     root = out / RUNS_DIR
+    inputs: dict[str, Any] = {}  # path -> object ref of its files, put once for every task that reads it
     by_ref = {}
-    for batch in batches(ws, runs, grouped):
-        teachers = {r.teacher for r in batch if r.teacher}
-        by_ref[remote.remote(ws_ref, batch, {t: read_run_files(root / t) for t in teachers})] = batch
-    waiting = list(by_ref)
+    for batch in batches(ws, runs, use_groups(grouping, runs, gpu_cluster)):
+        reads = {t for r in batch for t in r.config.teachers} | {r.config.init_from for r in batch
+                                                                 if r.config.init_from}
+        for path in reads - set(inputs):
+            inputs[path] = ray.put(read_model_files(Path(path)))
+        by_ref[remote.remote(ws_ref, batch, {path: inputs[path] for path in reads})] = batch
+    waiting, errors = list(by_ref), []
     while waiting:
         ready, waiting = ray.wait(waiting, num_returns=1)
-        returned = ray.get(ready[0])  # re-raises a task's EdgekdError here
+        try:
+            files, failed = ray.get(ready[0])
+        except Exception as exc:  # noqa: BLE001 - a task that failed for good (retries spent); the rest go on
+            errors.append(exc if isinstance(exc, EdgekdError) else EdgekdError(f"ray task failed: {exc}"))
+            continue
+        errors += [EdgekdError(e) for e in failed]
         for run in by_ref[ready[0]]:
-            write_run_files(root / run.name, returned[run.name])
-            done(run)
+            if run.name in files:
+                write_run_files(root / run.name, files[run.name])
+                done(run)
+    if errors:
+        raise errors[0]
 
 
-def read_run_files(folder: Path) -> dict[str, bytes]:
-    """A run folder's files (flat, as edgekd.train writes it)."""
-    if not is_complete(folder):
-        raise EdgekdError(f"run {folder} is incomplete; a student cannot read it as its teacher")
-    return {p.name: p.read_bytes() for p in sorted(folder.iterdir()) if p.is_file()}
+def read_model_files(path: Path) -> dict[str, bytes]:
+    """The files a run reads from another model: a run or artifact folder (flat, as edgekd writes them), or one
+    checkpoint file."""
+    if path.is_file():
+        return {path.name: path.read_bytes()}
+    if not path.is_dir():
+        raise EdgekdError(f"{path}: no such run, artifact or checkpoint")
+    return {p.name: p.read_bytes() for p in sorted(path.iterdir()) if p.is_file()}
 
 
 def write_run_files(folder: Path, files: dict[str, bytes]) -> None:
@@ -426,13 +450,15 @@ def write_run_files(folder: Path, files: dict[str, bytes]) -> None:
         raise
 
 
-def _ray_task(ws: WindowSet, batch: list[PlannedRun], teacher_files: dict[str, dict[str, bytes]]
-              ) -> dict[str, dict[str, bytes]]:
-    """Train ``batch`` in a private temporary folder (its teachers' runs written there from ``teacher_files``)
-    and return each run folder's files; config.json records the teacher paths the driver planned."""
+def _ray_task(ws: WindowSet, batch: list[PlannedRun], reads: dict[str, Any]
+              ) -> tuple[dict[str, dict[str, bytes]], list[str]]:
+    """Train ``batch`` in a private temporary folder (the models it reads written there from ``reads``: planned
+    path -> files) and return (each completed run folder's files, the errors of the others); config.json
+    records the paths the driver planned."""
     import tempfile
     from dataclasses import replace
 
+    import ray
     import torch
 
     from edgekd.layout import CONFIG
@@ -440,21 +466,28 @@ def _ray_task(ws: WindowSet, batch: list[PlannedRun], teacher_files: dict[str, d
     torch.set_num_threads(1)
     with tempfile.TemporaryDirectory(prefix="edgekd-task-") as tmp:
         work = Path(tmp)
-        for name, files in teacher_files.items():
-            (work / RUNS_DIR / name).mkdir(parents=True)
+        local: dict[str, str] = {}
+        for i, (path, ref) in enumerate(sorted(reads.items())):
+            files = ray.get(ref)  # object refs inside an argument are not resolved by Ray
+            folder = work / "inputs" / str(i)
+            folder.mkdir(parents=True)
             for file, data in files.items():
-                (work / RUNS_DIR / name / file).write_bytes(data)
-        local = [replace(r, config=replace(r.config, teachers=[str(work / RUNS_DIR / r.teacher)] if r.teacher
-                                           else list(r.config.teachers))) for r in batch]
-        train_batch(ws, local, work)
+                (folder / file).write_bytes(data)
+            local[path] = str(folder / Path(path).name) if Path(path).suffix == ".safetensors" else str(folder)
+        mine = [replace(r, config=replace(r.config, teachers=[local[t] for t in r.config.teachers],
+                                          init_from=local.get(r.config.init_from, r.config.init_from)))
+                for r in batch]
+        completed, errors = train_batch(ws, mine, work)
         out = {}
         for planned in batch:
+            if planned.name not in {r.name for r in completed}:
+                continue
             folder = work / RUNS_DIR / planned.name
             config = json.loads((folder / CONFIG).read_text())
-            config["teachers"] = list(planned.config.teachers)
+            config["teachers"], config["init_from"] = list(planned.config.teachers), planned.config.init_from
             write_json(folder / CONFIG, config)
-            out[planned.name] = read_run_files(folder)
-        return out
+            out[planned.name] = read_model_files(folder)
+        return out, [str(e) for e in errors]
 
 
 BACKENDS: dict[str, Backend] = {"local": local_backend, "ray": ray_backend}
@@ -470,6 +503,7 @@ def run_sweep(sweep: SweepConfig, ws: WindowSet, out: str | Path, backend: str =
 
     if backend not in BACKENDS:
         raise EdgekdError(f"unknown backend '{backend}'; choose from {', '.join(BACKENDS)}")
+    check_grouping(grouping)
     out = Path(out)
     runs = plan(sweep, (out / RUNS_DIR).resolve(), identity_hash(ws))
     todo = pending(out, runs)
@@ -484,7 +518,7 @@ def run_sweep(sweep: SweepConfig, ws: WindowSet, out: str | Path, backend: str =
 
     try:
         for stage in stages(todo):
-            BACKENDS[backend](ws, stage, out, done, use_groups(grouping, stage))
+            BACKENDS[backend](ws, stage, out, done, grouping)
     finally:
         bar.close()
     rows = collect(out, runs)

@@ -177,6 +177,7 @@ def _prepare(ws: WindowSet, cfg: RunConfig, out_dir: Path, teacher: TeacherOutpu
             raise EdgekdError(f"{t}: a teacher must be a ResNet1D, not a {arch.describe(model_spec(t))}")
     teacher_blocks = teacher.blocks if teacher is not None else (
         model_spec(cfg.teachers[0])["blocks"] if cfg.teachers else None)
+    torch.manual_seed(cfg.seed)  # the strategy's adapters (feature, ppg-distill) start from the seed too
     loss_fn = build_loss(cfg, teacher_blocks)
     if loss_fn.needs_teacher:
         if teacher is None:
@@ -208,7 +209,7 @@ def _prepare(ws: WindowSet, cfg: RunConfig, out_dir: Path, teacher: TeacherOutpu
         "edgekd_version": __version__,
     })
 
-    torch.manual_seed(cfg.seed)
+    torch.manual_seed(cfg.seed)  # the model's initialisation does not depend on the strategy
     gen = torch.Generator(device=device).manual_seed(cfg.seed)
     model = arch.build(model_entry(cfg))
     if init_state is not None:

@@ -23,11 +23,13 @@ def _same(a, b, tol: float) -> None:
         assert torch.allclose(wa[k].float(), wb[k].float(), atol=tol, rtol=0), (k, (wa[k] - wb[k]).abs().max())
 
 
-@pytest.mark.parametrize("family", ["resnet", "tcn"])
+@pytest.mark.parametrize("family", ["resnet", "tcn", "spectral"])
 def test_a_group_trains_each_member_as_it_would_train_alone(tmp_path, small_synth, family):
     """Three members (two seeds, one with augmentation; a DKD student of a teacher) as one vmapped network:
-    weights, log and metrics equal to their solo runs up to float rounding, dropout masks included (ResNet)."""
-    extra = {"family": "tcn", "width": 8} if family == "tcn" else {}
+    weights, log and metrics equal to their solo runs up to float rounding, dropout masks included (ResNet),
+    the spectral front end's fixed tables included (spectral); and two feature-KD students, whose adapters
+    start from the seed."""
+    extra = {"family": family, "width": 8} if family != "resnet" else {}
     teacher = tmp_path / "teacher"
     train_run(small_synth, RunConfig(**{**FAST, "blocks": 1}), teacher, progress=False)
     cfgs = [RunConfig(**FAST, **extra, blocks=2, seed=0), RunConfig(**FAST, **extra, blocks=2, seed=1, augment=True),
@@ -43,6 +45,12 @@ def test_a_group_trains_each_member_as_it_would_train_alone(tmp_path, small_synt
         assert b["mae_argmax"] == pytest.approx(a["mae_argmax"], abs=0.5)
         log_a, log_b = ((tmp_path / f"{n}{i}" / "log.jsonl").read_text().splitlines() for n in ("solo", "group"))
         assert [json.loads(r)["lr"] for r in log_a] == [json.loads(r)["lr"] for r in log_b]
+    feat = [RunConfig(**FAST, **extra, blocks=2, seed=s, strategy="feature", teachers=[str(teacher)]) for s in (3, 4)]
+    for i, c in enumerate(feat):
+        train_run(small_synth, c, tmp_path / f"fsolo{i}", progress=False)
+    train_group(small_synth, feat, [tmp_path / "fgroup0", tmp_path / "fgroup1"], progress=False)
+    for i in range(2):  # Adam amplifies rounding where a gradient is near 0; another member differs by ~1
+        _same(tmp_path / f"fsolo{i}", tmp_path / f"fgroup{i}", 1e-3)
     # members that cannot share one forward and schedule are refused before anything is written
     with pytest.raises(EdgekdError, match="differ in shape"):
         train_group(small_synth, [cfgs[0], RunConfig(**{**FAST, "epochs": 3}, **extra, blocks=2)],
@@ -70,7 +78,7 @@ def test_sweep_trains_same_shape_runs_as_groups_with_the_results_of_one_by_one(t
     for name, r in rows["on"].items():
         assert r["mae_argmax"] == pytest.approx(rows["off"][name]["mae_argmax"], abs=0.5)
     assert not any(r.get("grouped_with") for r in rows["off"].values())
-    assert not use_groups("auto", []) and use_groups("on", []) and not use_groups("off", [])
+    assert not use_groups("auto", [], False) and use_groups("on", [], False) and not use_groups("off", [], True)
     # the CLI flag, and a bad value is a usage error (exit 2)
     (tmp_path / "grid.toml").write_text('teachers = [1]\nstudents = [1]\nstrategies = ["scratch"]\nfolds = 2\n'
                                         '[train]\nepochs = 1\n')

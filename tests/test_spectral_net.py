@@ -184,14 +184,20 @@ def test_c_front_end_is_bit_exact_with_the_numpy_reference(tmp_path, small_synth
     from c_harness import compile_tracker_harness
     from edgekd.data import load_dataset
 
+    import platform
+
     exe = compile_tracker_harness(tmp_path, FEATURES_HARNESS, ("hr_spectral.c",))
+    # an integrator's build that asks the compiler to fuse multiply-adds (FMA on x86-64) gets the same bits
+    fused = compile_tracker_harness(tmp_path / "fused", FEATURES_HARNESS, ("hr_spectral.c",),
+                                    ("-ffp-contract=fast",) + (("-mfma",) if platform.machine() == "x86_64" else ()))
     wrist = load_dataset("wrist-exercise", wrist_root)
     walk = wrist.subset(np.flatnonzero(wrist.recording == "s2_walk"))
     zero_acc = replace(small_synth, x=np.concatenate([small_synth.x[:, :1], np.zeros_like(small_synth.x[:, 1:])], 1))
     for ws in (small_synth, walk.first_channels(4), small_synth.ppg_only(), zero_acc):
-        f, ev = _c_features(exe, tmp_path, ws.x)
-        np.testing.assert_array_equal(f, features(ws.x, ws.acc_channels))
-        np.testing.assert_array_equal(ev, spectral_evidence(ws))
+        for binary in (exe, fused):
+            f, ev = _c_features(binary, tmp_path, ws.x)
+            np.testing.assert_array_equal(f, features(ws.x, ws.acc_channels))
+            np.testing.assert_array_equal(ev, spectral_evidence(ws))
 
 
 def test_log32_is_an_accurate_log():

@@ -1,5 +1,13 @@
 /* hr_spectral.c: see hr_spectral.h. Operation order matches edgekd/fusion.py; single precision only (no double
  * arithmetic, no double libm: a Cortex-M4F/M33 FPU has no double unit). */
+/* Bit-exact with NumPy needs each multiply and add rounded on its own: no fused multiply-add contraction,
+ * whatever the build's flags (GCC contracts by default in its GNU C modes, e.g. to vfma on a Cortex-M4F). */
+#if defined(__clang__)
+#pragma STDC FP_CONTRACT OFF
+#elif defined(__GNUC__)
+#pragma GCC optimize("fp-contract=off")
+#endif
+
 #include "hr_spectral.h"
 
 #include <math.h>
