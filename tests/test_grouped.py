@@ -16,11 +16,13 @@ from edgekd.train import train_run
 FAST = dict(epochs=2, batch_size=64, in_channels=4, device="cpu", fold="loso:synth-S01", select_on="val_loss")
 
 
-def _same(a, b, tol: float) -> None:
-    wa, wb = load_model(a).state_dict(), load_model(b).state_dict()
-    assert wa.keys() == wb.keys()
-    for k in wa:
-        assert torch.allclose(wa[k].float(), wb[k].float(), atol=tol, rtol=0), (k, (wa[k] - wb[k]).abs().max())
+def _same(a, b, tol: float, x) -> None:
+    """The two runs compute the same function: logits on ``x`` within ``tol``. (Weights are not compared: a
+    convolution bias right before a BatchNorm gets a gradient that is 0 up to rounding, and Adam turns any
+    rounding into full-size steps of it, in solo runs as much as in groups.)"""
+    with torch.no_grad():
+        la, lb = (load_model(f).eval()(torch.from_numpy(x)) for f in (a, b))
+    assert (la - lb).abs().max() < tol, (la - lb).abs().max()
 
 
 @pytest.mark.parametrize("family", ["resnet", "tcn", "spectral"])
@@ -36,10 +38,11 @@ def test_a_group_trains_each_member_as_it_would_train_alone(tmp_path, small_synt
             RunConfig(**FAST, **extra, blocks=2, seed=2, strategy="dkd", teachers=[str(teacher)])]
     assert len({group_key(small_synth, c) for c in cfgs}) == 1
     solo = [train_run(small_synth, c, tmp_path / f"solo{i}", progress=False) for i, c in enumerate(cfgs)]
+    x = small_synth.x[:64, :4]
     group = train_group(small_synth, cfgs, [tmp_path / f"group{i}" for i in range(3)], progress=False)
     for i, (a, b) in enumerate(zip(solo, group)):
         assert not isinstance(b, EdgekdError)
-        _same(tmp_path / f"solo{i}", tmp_path / f"group{i}", 2e-4)
+        _same(tmp_path / f"solo{i}", tmp_path / f"group{i}", 1e-3, x)
         assert b["grouped_with"] == 3 and b["epochs_run"] == a["epochs_run"] and b["best_epoch"] == a["best_epoch"]
         assert b["val_loss_at_best"] == pytest.approx(a["val_loss_at_best"], abs=1e-4)
         assert b["mae_argmax"] == pytest.approx(a["mae_argmax"], abs=0.5)
@@ -49,8 +52,10 @@ def test_a_group_trains_each_member_as_it_would_train_alone(tmp_path, small_synt
     for i, c in enumerate(feat):
         train_run(small_synth, c, tmp_path / f"fsolo{i}", progress=False)
     train_group(small_synth, feat, [tmp_path / "fgroup0", tmp_path / "fgroup1"], progress=False)
-    for i in range(2):  # Adam amplifies rounding where a gradient is near 0; another member differs by ~1
-        _same(tmp_path / f"fsolo{i}", tmp_path / f"fgroup{i}", 1e-3)
+    for i in range(2):
+        _same(tmp_path / f"fsolo{i}", tmp_path / f"fgroup{i}", 1e-2, x)
+    with pytest.raises(AssertionError):  # the check can fail: another member is another function
+        _same(tmp_path / "solo0", tmp_path / "group1", 1e-2, x)
     # members that cannot share one forward and schedule are refused before anything is written
     with pytest.raises(EdgekdError, match="differ in shape"):
         train_group(small_synth, [cfgs[0], RunConfig(**{**FAST, "epochs": 3}, **extra, blocks=2)],

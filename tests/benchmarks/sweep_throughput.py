@@ -5,7 +5,7 @@ Both sides train the same grid (teacher, scratch and soft-KD students, every fol
 the same epochs, in this process, on the same device. Model-windows/s = (training windows x epochs,
 summed over runs) / wall-clock seconds, end to end (teacher passes, validation and test included).
 
-WildPPG-style loop: a CPU TensorDataset + DataLoader (batch 128, shuffled), fp32, Adam, cross-entropy; a
+WildPPG-style loop: a CPU TensorDataset + DataLoader (batch 128, shuffled), fp32, Adam, cross-entropy, nn.Dropout; a
 KD student runs its teacher forward on every batch (no cached outputs); validation every epoch.
 
     .venv/bin/python tests/benchmarks/sweep_throughput.py [--data FILE] [--epochs 3] [--threads 2]
@@ -26,7 +26,7 @@ from edgekd.bpm import bpm_to_class
 from edgekd.checkpoint import load_model
 from edgekd.data import load_windows
 from edgekd.losses import DEFAULTS, soft_kd
-from edgekd.model import ResNet1D
+from edgekd.model import DROPOUT, ResNet1D
 from edgekd.runs import resolve_fold
 from edgekd.splits import validation_split
 from edgekd.sweep import RUNS_DIR, PlannedRun, SweepConfig, plan, read_results, run_sweep
@@ -45,7 +45,10 @@ def naive_run(ws: WindowSet, run: PlannedRun, teachers: dict[str, torch.nn.Modul
     y = bpm_to_class(torch.from_numpy(ws.hr))
     loader = DataLoader(TensorDataset(x[train_idx], y[train_idx]), batch_size=BATCH, shuffle=True, drop_last=False)
     torch.manual_seed(cfg.seed)
-    model = ResNet1D(cfg.blocks, cfg.in_channels).to(device)
+    model = ResNet1D(cfg.blocks, cfg.in_channels)
+    for block in model.layers:  # WildPPG's nn.Dropout (edgekd draws its masks faster, edgekd.dropout)
+        block.dropout = torch.nn.Dropout(DROPOUT)
+    model = model.to(device)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     teacher = teachers.get(run.teacher) if run.teacher else None
     seen = 0
