@@ -186,25 +186,33 @@ static void log_normalised(const float *power, float *out)
     }
 }
 
-/* Power at the class BPMs b times mult (twice_mult = 2 mult: 4 for 2 b, 1 for b / 2) of the windowed signals
- * xw[0..n_sig) summed in that order, into out[180]. Where such a frequency is a whole BPM on `grid` (first bin grid_min BPM, n_grid 1-BPM bins), the
- * grid's value is the same computation (same coefficient, same order), so it is copied instead of recomputed. */
-static void power_at_multiple(const float (*xw)[HR_SPECTRAL_N], int n_sig, const float *coeff, int twice_mult,
-                              const float *grid, int grid_min, int n_grid, float *out)
+/* Power of the windowed signals xw[0..n_sig) at the frequency of coefficient c, summed in that order (x + y +
+ * z for ACC, as acc_power adds them). */
+static float summed_power(const float (*xw)[HR_SPECTRAL_N], int n_sig, float c)
 {
-    int j, a;
+    float sum = 0.0f;
+    int a;
+    for (a = 0; a < n_sig; ++a) {
+        sum = sum + goertzel(xw[a], c);
+    }
+    return sum;
+}
+
+/* Feature channel `out` [180]: log-normalised power of xw[0..n_sig) at the class BPMs b times mult (twice_mult =
+ * 2 mult: 4 for 2 b, 1 for b / 2). Where such a frequency is a whole BPM on `grid` (first bin grid_min BPM,
+ * n_grid 1-BPM bins), the grid's value is the same computation (same coefficient, same order), so it is copied
+ * instead of recomputed. */
+static void multiple_feature(const float (*xw)[HR_SPECTRAL_N], int n_sig, const float *coeff, int twice_mult,
+                             const float *grid, int grid_min, int n_grid, float *out)
+{
+    float power[HR_TRACKER_N_CLASSES];
+    int j;
     for (j = 0; j < HR_TRACKER_N_CLASSES; ++j) {
         int twice_bpm = twice_mult * (HR_TRACKER_BPM_MIN + j); /* the frequency b * mult in half BPMs */
         int g = twice_bpm / 2 - grid_min;
-        if (twice_bpm % 2 == 0 && g >= 0 && g < n_grid) {
-            out[j] = grid[g];
-            continue;
-        }
-        out[j] = 0.0f;
-        for (a = 0; a < n_sig; ++a) {
-            out[j] = out[j] + goertzel(xw[a], coeff[j]);
-        }
+        power[j] = twice_bpm % 2 == 0 && g >= 0 && g < n_grid ? grid[g] : summed_power(xw, n_sig, coeff[j]);
     }
+    log_normalised(power, out);
 }
 
 void hr_spectral_features(const float *ppg, const float *acc_x, const float *acc_y, const float *acc_z,
@@ -212,8 +220,8 @@ void hr_spectral_features(const float *ppg, const float *acc_x, const float *acc
 {
     /* Channels as edgekd.spectral_input: PPG at b, 2 b, b / 2; ACC at b, b / 2, 2 b; log(floor + evidence). */
     float xw[3][HR_SPECTRAL_N];
-    float power[HR_TRACKER_N_CLASSES];
     float acc[HR_SPECTRAL_ACC_BINS];
+    const float (*w)[HR_SPECTRAL_N] = (const float (*)[HR_SPECTRAL_N])xw;
     const int has_acc = acc_x != NULL && acc_y != NULL && acc_z != NULL;
     int k;
     windowed(ppg, xw[0]);
@@ -221,25 +229,23 @@ void hr_spectral_features(const float *ppg, const float *acc_x, const float *acc
         evidence[k] = goertzel(xw[0], coeff_ppg[k]);
     }
     log_normalised(evidence, features);
-    power_at_multiple((const float (*)[HR_SPECTRAL_N])xw, 1, coeff_double, 4, evidence, HR_TRACKER_BPM_MIN,
-                      HR_TRACKER_N_CLASSES, power);
-    log_normalised(power, features + 1 * HR_TRACKER_N_CLASSES);
-    power_at_multiple((const float (*)[HR_SPECTRAL_N])xw, 1, coeff_half, 1, evidence, HR_TRACKER_BPM_MIN,
-                      HR_TRACKER_N_CLASSES, power);
-    log_normalised(power, features + 2 * HR_TRACKER_N_CLASSES);
+    multiple_feature(w, 1, coeff_double, 4, evidence, HR_TRACKER_BPM_MIN, HR_TRACKER_N_CLASSES,
+                     features + 1 * HR_TRACKER_N_CLASSES);
+    multiple_feature(w, 1, coeff_half, 1, evidence, HR_TRACKER_BPM_MIN, HR_TRACKER_N_CLASSES,
+                     features + 2 * HR_TRACKER_N_CLASSES);
     if (has_acc) {
-        acc_power(acc_x, acc_y, acc_z, coeff_acc, HR_SPECTRAL_ACC_BINS, acc);
-        /* ACC power at b: the ACC grid's bins at the class BPMs */
-        log_normalised(acc + (HR_TRACKER_BPM_MIN - HR_SPECTRAL_ACC_MIN_BPM), features + 3 * HR_TRACKER_N_CLASSES);
-        windowed(acc_x, xw[0]);
+        windowed(acc_x, xw[0]); /* each axis windowed once, for the grid and both multiples */
         windowed(acc_y, xw[1]);
         windowed(acc_z, xw[2]);
-        power_at_multiple((const float (*)[HR_SPECTRAL_N])xw, 3, coeff_half, 1, acc, HR_SPECTRAL_ACC_MIN_BPM,
-                          HR_SPECTRAL_ACC_BINS, power);
-        log_normalised(power, features + 4 * HR_TRACKER_N_CLASSES);
-        power_at_multiple((const float (*)[HR_SPECTRAL_N])xw, 3, coeff_double, 4, acc, HR_SPECTRAL_ACC_MIN_BPM,
-                          HR_SPECTRAL_ACC_BINS, power);
-        log_normalised(power, features + 5 * HR_TRACKER_N_CLASSES);
+        for (k = 0; k < HR_SPECTRAL_ACC_BINS; ++k) {
+            acc[k] = summed_power(w, 3, coeff_acc[k]);
+        }
+        /* ACC power at b: the ACC grid's bins at the class BPMs */
+        log_normalised(acc + (HR_TRACKER_BPM_MIN - HR_SPECTRAL_ACC_MIN_BPM), features + 3 * HR_TRACKER_N_CLASSES);
+        multiple_feature(w, 3, coeff_half, 1, acc, HR_SPECTRAL_ACC_MIN_BPM, HR_SPECTRAL_ACC_BINS,
+                         features + 4 * HR_TRACKER_N_CLASSES);
+        multiple_feature(w, 3, coeff_double, 4, acc, HR_SPECTRAL_ACC_MIN_BPM, HR_SPECTRAL_ACC_BINS,
+                         features + 5 * HR_TRACKER_N_CLASSES);
     } else {
         for (k = 3 * HR_TRACKER_N_CLASSES; k < 6 * HR_TRACKER_N_CLASSES; ++k) {
             features[k] = log_portable(HR_SPECTRAL_FEATURE_FLOOR);
