@@ -32,15 +32,13 @@ from torch import nn
 from torch.func import functional_call, stack_module_state, vmap
 from tqdm import tqdm
 
-from edgekd.augment import augment
-from edgekd.bpm import bpm_to_class
 from edgekd.dropout import draw, recording, supplied
 from edgekd.errors import EdgekdError
 from edgekd.losses import StudentOut
 from edgekd.runs import RunConfig, model_entry, resolve_fold
 from edgekd.splits import validation_split
 from edgekd.teacher import TeacherOutputs
-from edgekd.train import Selection, _finalize, _Fit, _prepare, _validate
+from edgekd.train import Selection, _batch_inputs, _batch_loss, _finalize, _Fit, _prepare, _validate
 from edgekd.windowset import WindowSet
 
 
@@ -139,13 +137,7 @@ def train_group(ws: WindowSet, cfgs: list[RunConfig], out_dirs: list[Path],
             idx = [perm[start:start + cfg.batch_size] for perm in perms]
             if len(idx[0]) < 2:  # as edgekd.train: BatchNorm cannot train on one window
                 continue
-            xs, hrs = [], []
-            for m, i in zip(members, idx):
-                xb, hrb = m.fit.x[i], m.fit.hr[i]
-                if m.fit.cfg.augment:
-                    xb, hrb = augment(xb, hrb, m.fit.gen, label_preserving=m.fit.loss_fn.needs_teacher)
-                xs.append(xb)
-                hrs.append(hrb)
+            xs, hrs = zip(*(_batch_inputs(m.fit, i) for m, i in zip(members, idx)))
             shapes = masks_for.get(len(idx[0]))
             if shapes is None:
                 shapes = masks_for[len(idx[0])] = []
@@ -157,10 +149,8 @@ def train_group(ws: WindowSet, cfgs: list[RunConfig], out_dirs: list[Path],
                 logits, feats, pooled = grouped(params, buffers, torch.stack(xs), masks)
             loss = torch.zeros((), device=device)
             for k, (m, i, hrb) in enumerate(zip(members, idx, hrs)):
-                fit = m.fit
-                term, parts = fit.loss_fn(StudentOut(logits[k], [f[k] for f in feats], pooled[k]),
-                                          fit.teacher.batch(i) if fit.teacher is not None and fit.loss_fn.needs_teacher
-                                          else None, bpm_to_class(hrb), epoch)
+                term, parts = _batch_loss(m.fit, StudentOut(logits[k], [f[k] for f in feats], pooled[k]), i, hrb,
+                                          epoch)
                 loss = loss + term
                 totals[k] += term.detach()
                 for name, v in parts.items():

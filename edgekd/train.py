@@ -240,14 +240,10 @@ def _fit_epoch(fit: _Fit, epoch: int) -> tuple[float, dict[str, float], int]:
         idx = perm[start:start + cfg.batch_size]
         if len(idx) < 2:  # BatchNorm cannot train on one window
             continue
-        xb, hrb = fit.x[idx], fit.hr[idx]
-        if cfg.augment:
-            xb, hrb = augment(xb, hrb, fit.gen, label_preserving=loss_fn.needs_teacher)
+        xb, hrb = _batch_inputs(fit, idx)
         with torch.autocast(**autocast):
-            logits, feats, pooled = fit.model.forward_features(xb)
-        loss, parts = loss_fn(StudentOut(logits, feats, pooled),
-                              fit.teacher.batch(idx) if fit.teacher is not None and loss_fn.needs_teacher else None,
-                              bpm_to_class(hrb), epoch)
+            out = StudentOut(*fit.model.forward_features(xb))
+        loss, parts = _batch_loss(fit, out, idx, hrb, epoch)
         fit.opt.zero_grad(set_to_none=True)
         loss.backward()
         fit.opt.step()
@@ -259,6 +255,21 @@ def _fit_epoch(fit: _Fit, epoch: int) -> tuple[float, dict[str, float], int]:
         seen += len(idx)
     return (float(total) / max(1, n_batches), {k: float(v) / max(1, n_batches) for k, v in parts_sum.items()},
             seen)
+
+
+def _batch_inputs(fit: _Fit, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The batch's windows and heart rates, augmented (from the run's own generator) when the run asks."""
+    xb, hrb = fit.x[idx], fit.hr[idx]
+    if fit.cfg.augment:
+        xb, hrb = augment(xb, hrb, fit.gen, label_preserving=fit.loss_fn.needs_teacher)
+    return xb, hrb
+
+
+def _batch_loss(fit: _Fit, out: StudentOut, idx: torch.Tensor, hrb: torch.Tensor,
+                epoch: int) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """The run's loss and its terms on a batch: the labels, and the teacher's outputs when the strategy reads them."""
+    teacher = fit.teacher.batch(idx) if fit.teacher is not None and fit.loss_fn.needs_teacher else None
+    return fit.loss_fn(out, teacher, bpm_to_class(hrb), epoch)
 
 
 def _validate(fit: _Fit) -> tuple[float, float]:
