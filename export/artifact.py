@@ -31,7 +31,7 @@ from edgekd.layout import (CARD, CARD_MD, KERNEL_SOURCES, MODEL_DATA_CC, MODEL_D
                            ONNX_INT8, OPS_H, TFLITE_INT8, TRACKER_FILES, file_record)
 from edgekd import arch
 from edgekd.model import final_width, paper_param_count
-from edgekd.runtimes import FP32_REFERENCE
+from edgekd.runtimes import FP32_REFERENCE, flatbuffer_ops, int8_io
 from edgekd.tracking import TrackerConfig
 from edgekd.windowset import WindowSet
 
@@ -176,9 +176,9 @@ def _build_int8(model: torch.nn.Module, work: Path, name: str, cal_in: np.ndarra
     and evaluation windows)."""
     from export.c_arrays import QuantParams, c_identifier, model_data_cc, model_data_h, model_data_hpp, ops_h
     from edgekd.tflm_ops import sources_manifest
-    from export.checks import check_tflm_ops, op_list
+    from export.checks import check_tflm_ops
     from edgekd.tracking import dequantize
-    from export.infer import int8_io, run_int8
+    from export.infer import run_int8
     from export.onnx_export import run_onnx
     from export.onnx_int8 import quantize_onnx
     from export.tflite_int8 import convert_int8
@@ -188,7 +188,7 @@ def _build_int8(model: torch.nn.Module, work: Path, name: str, cal_in: np.ndarra
     logits["onnx-int8"] = run_onnx(work / ONNX_INT8, ev_in, batch)
     step("onnx-int8")
     flatbuffer, mirror_diff = convert_int8(model, cal_in, ev_in[:64])
-    ops = check_tflm_ops(op_list(flatbuffer), f"{name}/model_int8.tflite")
+    ops = check_tflm_ops(flatbuffer_ops(flatbuffer), f"{name}/model_int8.tflite")
     write_bytes(work / TFLITE_INT8, flatbuffer)
     step("tflite")
     arena_min, arena = arena_bytes(flatbuffer)

@@ -12,7 +12,7 @@ from edgekd import arch
 from edgekd.checkpoint import load_model, model_spec
 from edgekd.errors import EdgekdError
 from edgekd.layout import CARD, card_entry, read_card, verify_artifact
-from edgekd.runtimes import RUNTIMES, SCORED
+from edgekd.runtimes import RUNTIMES, SCORED, int8_io, litert_interpreter
 from edgekd.tracking import dequantize, quantize
 
 
@@ -61,10 +61,7 @@ def run_int8(model: bytes, runtime: str, x: np.ndarray, arena_size: int = 0) -> 
         from edgekd.tflm_host import run_tflm
 
         return run_tflm(model, x_q, arena_size)
-    from ai_edge_litert.interpreter import Interpreter
-
-    interp = Interpreter(model_content=model, num_threads=1)
-    interp.allocate_tensors()
+    interp = litert_interpreter(model)
     inp, out = interp.get_input_details()[0]["index"], interp.get_output_details()[0]["index"]
     rows = []
     for window in x_q:
@@ -72,16 +69,6 @@ def run_int8(model: bytes, runtime: str, x: np.ndarray, arena_size: int = 0) -> 
         interp.invoke()
         rows.append(interp.get_tensor(out)[0].copy())
     return np.stack(rows)
-
-
-def int8_io(model: bytes) -> tuple[tuple[float, int], tuple[float, int]]:
-    """((input scale, zero point), (output scale, zero point)) of a full-integer flatbuffer."""
-    from ai_edge_litert.interpreter import Interpreter
-
-    interp = Interpreter(model_content=model)
-    (i_s, i_z), (o_s, o_z) = (interp.get_input_details()[0]["quantization"],
-                              interp.get_output_details()[0]["quantization"])
-    return (float(i_s), int(i_z)), (float(o_s), int(o_z))
 
 
 def _arena(artifact_dir: Path) -> int:

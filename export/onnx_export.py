@@ -10,11 +10,11 @@ from pathlib import Path
 
 import numpy as np
 import onnx
-import onnxruntime as ort
 import torch
 
 from edgekd import arch
 from edgekd.atomic import write_bytes
+from edgekd.runtimes import onnx_session
 
 OUTPUT = "logits"
 
@@ -39,17 +39,10 @@ def export_onnx(model: torch.nn.Module, path: Path, dynamic_batch: bool = True) 
     write_bytes(path, proto.SerializeToString())
 
 
-def session(path: Path) -> ort.InferenceSession:
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = 1  # deterministic and polite on shared machines
-    opts.inter_op_num_threads = 1
-    return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
-
-
 def run_onnx(path: Path, x: np.ndarray, batch: int | None = None) -> np.ndarray:
     """Logits for the graph's input x [N, C, L] (edgekd.arch.to_graph_input); ``batch`` = the model's fixed
     batch size, if it has one."""
-    sess = session(path)
+    sess = onnx_session(path)
     name = sess.get_inputs()[0].name
     if batch is None:
         return sess.run([OUTPUT], {name: x.astype(np.float32)})[0]

@@ -1,4 +1,5 @@
-"""ONNX Runtime on the CPU (FP32 and INT8 graphs): latency at batch 1 and at a large batch, threads recorded."""
+"""ONNX Runtime on the CPU (FP32 and INT8 graphs): latency at batch 1 and at a large batch, threads recorded (the
+session is opened by edgekd.runtimes.onnx_session, as evaluation opens it)."""
 
 from __future__ import annotations
 
@@ -8,25 +9,10 @@ from typing import Any
 import numpy as np
 
 from edgekd.errors import EdgekdError
+from edgekd.runtimes import onnx_session
 from firmware_bench.timing import time_calls
 
 _DTYPES = {"tensor(float)": np.float32, "tensor(int8)": np.int8, "tensor(uint8)": np.uint8}
-
-
-def session(model: str | Path | bytes, threads: int) -> Any:
-    """A CPU session with a fixed thread count (ORT's default uses every core and makes figures incomparable)."""
-    import onnxruntime as ort
-
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = threads
-    opts.inter_op_num_threads = 1
-    opts.log_severity_level = 3
-    source = model if isinstance(model, bytes) else str(model)
-    try:
-        return ort.InferenceSession(source, opts, providers=["CPUExecutionProvider"])
-    except Exception as exc:  # ORT raises its own exception types for unreadable or invalid models
-        name = "ONNX model bytes" if isinstance(model, bytes) else str(model)
-        raise EdgekdError(f"{name}: ONNX Runtime cannot load it ({str(exc).splitlines()[0][:300]})") from None
 
 
 def input_batch(sess: Any, batch: int, rng: np.random.Generator) -> tuple[str, np.ndarray]:
@@ -51,7 +37,7 @@ def dynamic_batch(sess: Any) -> bool:
 
 def bench(model: str | Path | bytes, threads: int, repeat: int, large_batch: int) -> dict[str, Any]:
     """Batch-1 latency and, when the batch axis is dynamic, large-batch latency/throughput."""
-    sess = session(model, threads)
+    sess = onnx_session(model, threads)
     rng = np.random.default_rng(0)
     figures: dict[str, Any] = {}
     batches = [1, large_batch] if dynamic_batch(sess) and large_batch > 1 else [1]

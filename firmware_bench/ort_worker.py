@@ -1,12 +1,13 @@
 """Child process for Table 3 on ONNX Runtime CPU: a fresh process per model, so peak memory is its own.
 
 Usage: python -m firmware_bench.ort_worker MODEL.onnx WINDOWS.npy BATCH THREADS PASSES  -> one JSON line.
-Imports only numpy and onnxruntime (no torch), so the resident set before the session is small and the
+Imports only numpy, onnxruntime and edgekd.runtimes (no torch), so the resident set before the session is small and the
 peak (VmHWM) minus that baseline is what ORT needed: weights, its arena and the activations.
 """
 
 from __future__ import annotations
 
+import importlib
 import json
 import statistics
 import sys
@@ -14,7 +15,8 @@ import time
 from pathlib import Path
 
 import numpy as np
-import onnxruntime as ort
+
+from edgekd.runtimes import onnx_session
 
 
 def _status(field: str) -> int:
@@ -27,11 +29,9 @@ def _status(field: str) -> int:
 def main(model: str, windows: str, batch: int, threads: int, passes: int) -> dict[str, float | int]:
     x = np.load(windows)
     chunks = [x[i:i + batch] for i in range(0, len(x), batch)]
+    importlib.import_module("onnxruntime")  # loaded before the baseline, so the library is not counted
     base = _status("VmRSS")
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = threads
-    opts.inter_op_num_threads = 1
-    sess = ort.InferenceSession(model, opts, providers=["CPUExecutionProvider"])
+    sess = onnx_session(model, threads)
     name = sess.get_inputs()[0].name
     sess.run(None, {name: chunks[0]})  # warm-up: the first run plans ORT's memory
     times = []

@@ -18,7 +18,7 @@ from typing import Any
 from edgekd.layout import TFLITE_INT8
 from edgekd import arch
 from edgekd import tflm_host
-from firmware_bench import litert
+from edgekd.runtimes import flatbuffer_ops
 from firmware_bench.artifact import Artifact
 
 RUNTIME_CODE_SOURCE = ("x86-64 symbol sizes (nm -S) of the tflite-micro 0.dev20261023182759 host build, "
@@ -64,7 +64,7 @@ def static_costs(artifact: Artifact) -> dict[str, Any]:
         return {**costs, "flatbuffer_bytes": None, "flash_bytes_est": None, "arena_bytes": None,
                 "ram_bytes": None, "note": f"no {TFLITE_INT8} (exported without --int8): no flash/RAM figures"}
     model = artifact.tflite_bytes()
-    ops = litert.op_names(model)
+    ops = [op.name for op in flatbuffer_ops(model)]
     code, unknown = runtime_code_bytes(ops)
     arena = tflm_host.arena_bytes(model)[0]
     io = tflm_host.io_bytes(model, arena)

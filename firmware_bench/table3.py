@@ -3,7 +3,7 @@
 Models are randomly initialised (seeded): inference time and memory do not depend on the weights' values.
 Each size runs the same seeded windows [N, 1, 200] in batches. Two backends:
 
-* ``onnx-cpu`` (always): ONNX Runtime, FP32 graph exported with ``torch.onnx.export`` (dynamo), fixed
+* ``onnx-cpu`` (always): ONNX Runtime, FP32 graph exported by ``export.onnx_export`` (as ``edgekd export`` does), fixed
   thread count, run in a fresh child process per size (``ort_worker``). Peak memory = that process's peak resident set
   (VmHWM) minus its resident set just before the session was created: weights, ORT's arena and the
   activations. Not the paper's GPU allocator figure, but it ranks sizes the same way. Linux only (/proc).
@@ -16,10 +16,7 @@ Time is the wall time of one pass over all windows after one warm-up batch; ``pa
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
-import logging
 import statistics
 import subprocess
 import sys
@@ -35,6 +32,7 @@ import torch
 from edgekd.errors import EdgekdError
 from edgekd.geometry import WINDOW
 from edgekd.model import ResNet1D
+from export.onnx_export import export_onnx
 
 ALL_BLOCKS = tuple(range(1, 13))
 _REPO = Path(__file__).resolve().parent.parent  # the child imports firmware_bench from here
@@ -52,18 +50,6 @@ def _model(blocks: int, seed: int = 0) -> ResNet1D:
     return ResNet1D(blocks).eval()
 
 
-def onnx_bytes(blocks: int) -> bytes:
-    """FP32 ONNX of a seeded random ResNet1D with a dynamic batch axis (the dynamo exporter, as ``export``)."""
-    example = (torch.zeros(2, 1, WINDOW),)
-    # The exporter prints progress to stdout (`--json` output must not see it) and logs missing torchvision.
-    logging.getLogger("torch.onnx").setLevel(logging.ERROR)
-    with contextlib.redirect_stdout(io.StringIO()), torch.no_grad():
-        program = torch.onnx.export(_model(blocks), example, dynamo=True, input_names=["x"],
-                                    output_names=["logits"], dynamic_shapes=({0: torch.export.Dim("batch", min=1)},),
-                                    optimize=True, verbose=False)
-    return program.model_proto.SerializeToString()
-
-
 def _batches(x: np.ndarray, batch: int) -> list[np.ndarray]:
     return [x[i:i + batch] for i in range(0, len(x), batch)]
 
@@ -73,7 +59,7 @@ def run_onnx_cpu(blocks: int, windows_file: Path, n_windows: int, batch: int, th
     """One size on ORT CPU, in a fresh child process (see ``ort_worker``) so its peak memory is its own."""
     with tempfile.TemporaryDirectory() as tmp:
         model = Path(tmp) / f"resnet1d_{blocks}.onnx"
-        model.write_bytes(onnx_bytes(blocks))
+        export_onnx(_model(blocks), model)  # the exporter `edgekd export` uses, dynamic batch axis
         cmd = [sys.executable, "-m", "firmware_bench.ort_worker", str(model), str(windows_file), str(batch),
                str(threads), str(passes)]
         proc = subprocess.run(cmd, capture_output=True, text=True, cwd=_REPO, check=False)

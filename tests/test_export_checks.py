@@ -27,24 +27,26 @@ def convert(build, int8: bool, channels: int = 1) -> bytes:
 def test_rejects_a_float_graph():
     import keras
 
-    from export.checks import check_tflm_ops, op_list
+    from export.checks import check_tflm_ops
+    from edgekd.runtimes import flatbuffer_ops
 
     model = convert(lambda x: keras.layers.Dense(4)(keras.layers.Flatten()(x)), int8=False)
     with pytest.raises(EdgekdError, match="float op"):
-        check_tflm_ops(op_list(model), "float.tflite")
+        check_tflm_ops(flatbuffer_ops(model), "float.tflite")
 
 
 def test_rejects_transpose_and_accepts_a_clean_int8_graph():
     import keras
 
-    from export.checks import check_tflm_ops, op_list
+    from export.checks import check_tflm_ops
+    from edgekd.runtimes import flatbuffer_ops
 
     transposed = convert(lambda x: keras.layers.Dense(4)(keras.layers.Permute((2, 1))(x)), int8=True,
                          channels=3)
     with pytest.raises(EdgekdError, match="TRANSPOSE"):
-        check_tflm_ops(op_list(transposed), "transpose.tflite")
+        check_tflm_ops(flatbuffer_ops(transposed), "transpose.tflite")
     clean = convert(lambda x: keras.layers.Conv1D(4, 5, padding="same")(x), int8=True)
-    assert "CONV_2D" in check_tflm_ops(op_list(clean), "clean.tflite")
+    assert "CONV_2D" in check_tflm_ops(flatbuffer_ops(clean), "clean.tflite")
 
 
 def test_c_identifiers_are_valid():
