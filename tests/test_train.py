@@ -16,7 +16,7 @@ from edgekd.errors import EdgekdError
 from edgekd.losses import DistillLoss
 from edgekd.model import ResNet1D
 from edgekd.runs import RunConfig, is_complete, read_config, resolve_fold
-from edgekd.train import train_run
+from edgekd.train import train_or_reuse, train_run
 
 FAST = dict(blocks=1, epochs=2, batch_size=64, device="cpu")
 
@@ -45,11 +45,29 @@ def test_training_is_deterministic_on_cpu_for_a_seed(small_synth, tmp_path):
     cfg = RunConfig(**FAST, augment=True, select_on="val_mae")
     a = train_run(small_synth, cfg, tmp_path / "a", progress=False)
     b = train_run(small_synth, cfg, tmp_path / "b", progress=False)
-    c = train_run(small_synth, RunConfig(**FAST, augment=True, seed=1), tmp_path / "c", progress=False)
+    train_run(small_synth, RunConfig(**FAST, augment=True, seed=1), tmp_path / "c", progress=False)
     wa, wb, wc = (load_model(tmp_path / n).state_dict() for n in "abc")
     assert all(torch.equal(wa[k], wb[k]) for k in wa)
     assert a["mae_argmax"] == b["mae_argmax"] and a["mae_expectation"] == b["mae_expectation"]
     assert not all(torch.equal(wa[k], wc[k]) for k in wa)
+
+
+def test_a_study_reuses_a_run_only_for_the_same_config_and_data(small_synth, tmp_path, monkeypatch):
+    """Studies call train_or_reuse: a folder that merely exists and is complete is not enough."""
+    cfg, run = RunConfig(**{**FAST, "epochs": 1}), tmp_path / "run"
+    first = train_or_reuse(small_synth, cfg, run)
+    trained = []
+    real = train_mod.train_run
+    monkeypatch.setattr(train_mod, "train_run", lambda *a, **k: trained.append(a[1]) or real(*a, **k))
+    assert train_or_reuse(small_synth, cfg, run) == first and trained == []  # same config, same data: reused
+    train_or_reuse(small_synth, RunConfig(**FAST), run)  # other arguments: retrained in place
+    assert trained[-1].epochs == 2 and read_config(run).epochs == 2
+    relabelled = small_synth.subset(np.arange(len(small_synth)))
+    relabelled.hr = relabelled.hr + 1.0  # re-prepared labels, same windows
+    train_or_reuse(relabelled, RunConfig(**FAST), run)
+    assert len(trained) == 2
+    train_or_reuse(relabelled, RunConfig(**FAST), run)
+    assert len(trained) == 2
 
 
 def test_killed_run_leaves_no_metrics_and_a_loadable_checkpoint(small_synth, tmp_path, monkeypatch):

@@ -25,8 +25,8 @@ from edgekd.checkpoint import model_spec
 from edgekd.cli.output import print_table
 from edgekd.data import load_dataset
 from edgekd.fusion import spectral_track
-from edgekd.runs import RunConfig, is_complete, read_metrics
-from edgekd.train import train_run
+from edgekd.runs import RunConfig
+from edgekd.train import train_or_reuse
 from edgekd.windowset import WindowSet, concat
 
 TEST = "__test__"
@@ -52,12 +52,10 @@ def main() -> None:
     rows = []
     for src, dst in (("ieee", "bidmc"), ("bidmc", "ieee")):
         folder = Path(args.out) / f"{src}2{dst}-{spec['blocks']}b"
-        if not is_complete(folder):
-            cfg = RunConfig(blocks=spec["blocks"], in_channels=1, fold=f"loso:{TEST}", epochs=args.epochs,
-                            patience=args.epochs, label_sigma=3.0, select_on="val_mae", init_from=args.init_from,
-                            device="cpu")
-            train_run(_joined(sets[src], sets[dst]), cfg, folder, progress=False)
-        m = read_metrics(folder)
+        cfg = RunConfig(blocks=spec["blocks"], in_channels=1, fold=f"loso:{TEST}", epochs=args.epochs,
+                        patience=args.epochs, label_sigma=3.0, select_on="val_mae", init_from=args.init_from,
+                        device="cpu")
+        m = train_or_reuse(_joined(sets[src], sets[dst]), cfg, folder)
         test = sets[dst].ppg_only()
         rows.append({"train -> test": f"{src} -> {dst}", "windows": m["windows"], "mae_argmax": m["mae_argmax"],
                      "mae_causal": m["mae_causal"], "mae_fused": m["mae_fused"],

@@ -19,8 +19,8 @@ import torch
 from edgekd.atomic import write_json
 from edgekd.cli.output import print_table
 from edgekd.data import load_dataset
-from edgekd.runs import RunConfig, is_complete, read_metrics
-from edgekd.train import train_run
+from edgekd.runs import RunConfig
+from edgekd.train import train_or_reuse
 
 STRATEGIES = ("scratch", "hard", "soft", "dkd", "feature", "ppg-distill")
 
@@ -44,9 +44,7 @@ def main() -> None:
     t0 = time.perf_counter()
 
     def run(cfg: RunConfig, folder: Path) -> dict:
-        if is_complete(folder):
-            return read_metrics(folder)
-        m = train_run(ws, cfg, folder, progress=False)
+        m = train_or_reuse(ws, cfg, folder)
         print(f"[{time.perf_counter() - t0:6.0f}s] {folder.relative_to(out)}: MAE {m['mae_argmax']:.2f} / "
               f"{m['mae_expectation']:.2f}", flush=True)
         return m

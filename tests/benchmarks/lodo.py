@@ -36,11 +36,11 @@ from edgekd.data import load_dataset
 from edgekd.data.synthetic import generate
 from edgekd.evaluate import covered_mae, predict_logits
 from edgekd.fusion import MODEL_ONLY, SPECTRUM_ONLY, FusionConfig, fuse, plain, spectral_evidence
-from edgekd.runs import RunConfig, is_complete, read_config
+from edgekd.runs import RunConfig
 from edgekd.sweep import run_name
 from edgekd.windowset import identity_hash
 from edgekd.tracking import track_with_confidence
-from edgekd.train import resolved_config, train_run
+from edgekd.train import train_or_reuse
 from edgekd.windowset import WindowSet, merge
 
 SETS = {"ieee-spc2015": "ieee_spc2015", "wrist-exercise": "wrist_exercise", "bidmc": "bidmc"}
@@ -60,8 +60,7 @@ DECODERS = ((HMM, MODEL_ONLY) + tuple(plain(a, w) for a in MODEL_WEIGHTS for w i
 
 def train_cached(ws: WindowSet, cfg: RunConfig, root: Path) -> Path:
     folder = root / run_name(cfg, None, identity_hash(ws))
-    if not (is_complete(folder) and read_config(folder) == resolved_config(cfg)):
-        train_run(ws, cfg, folder, progress=False)
+    train_or_reuse(ws, cfg, folder)
     return folder
 
 

@@ -25,7 +25,7 @@ from edgekd.checkpoint import model_spec
 from edgekd.cli.output import print_table
 from edgekd.data import load_dataset
 from edgekd.runs import RunConfig, is_complete, read_metrics
-from edgekd.train import train_run
+from edgekd.train import train_or_reuse
 
 
 def main() -> None:
@@ -51,11 +51,10 @@ def main() -> None:
     t0 = time.perf_counter()
 
     def run(cfg: RunConfig, folder: Path) -> dict:
-        if not is_complete(folder):
-            m = train_run(ws, cfg, folder, progress=False)
-            print(f"[{time.perf_counter() - t0:6.0f} s] {folder.name}: {m['mae_argmax']:.2f} / "
-                  f"{m['mae_causal']:.2f}", flush=True)
-        return read_metrics(folder)
+        m = train_or_reuse(ws, cfg, folder)
+        print(f"[{time.perf_counter() - t0:6.0f} s] {folder.name}: {m['mae_argmax']:.2f} / "
+              f"{m['mae_causal']:.2f}", flush=True)
+        return m
 
     for subject in args.subjects or ws.subjects():
         fold, sdir = f"loso:{subject}", out / subject

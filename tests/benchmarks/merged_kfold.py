@@ -22,10 +22,10 @@ from edgekd.cli.output import print_table
 from edgekd.data import load_dataset
 from edgekd.evaluate import predict_logits
 from edgekd.fusion import SPECTRUM_ONLY, FusionConfig, fuse, plain, spectral_evidence
-from edgekd.runs import RunConfig, is_complete, read_config, resolve_fold
+from edgekd.runs import RunConfig, resolve_fold
 from edgekd.sweep import run_name
 from edgekd.tracking import track_with_confidence
-from edgekd.train import resolved_config, train_run
+from edgekd.train import train_or_reuse
 from edgekd.windowset import identity_hash, merge
 
 SETS = {"ieee-spc2015": "ieee_spc2015", "wrist-exercise": "wrist_exercise", "bidmc": "bidmc"}
@@ -52,8 +52,7 @@ def main() -> None:
         cfg = RunConfig(blocks=args.blocks, in_channels=4, epochs=args.epochs, fold=f"{k}/{args.folds}",
                         device="cpu")
         folder = out / "runs" / run_name(cfg, None, identity_hash(full))
-        if not (is_complete(folder) and read_config(folder) == resolved_config(cfg)):
-            train_run(full, cfg, folder, progress=False)
+        train_or_reuse(full, cfg, folder)
         test = resolve_fold(full, cfg.fold, cfg.split_seed).test
         logits[test] = predict_logits(load_model(folder), full.x[test])
         held[test] = True
