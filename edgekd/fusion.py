@@ -17,7 +17,7 @@ evidence within 3 BPM of its peak): a clear spectrum (quality >= clear_quality) 
 spectral baseline (``weight`` * log(floor + evidence), the model ignored); an unclear one (motion, a flat or
 many-peaked spectrum) uses ``model_weight`` * logit + ``unclear_weight`` * log(floor + evidence). Students
 trained on some data sets transfer badly to others while a clear pulse peak transfers everywhere, so the
-model is only asked where the spectrum has no answer (tests/benchmarks/lodo.py measures it).
+model is only asked where the spectrum has no answer (edgekd.lodo measures it).
 
 Firmware computes the same evidence in C (export/tracker/hr_spectral.c) from the float window it feeds the
 model: Goertzel power at the 180 class frequencies (PPG) and at 1-BPM steps from 18 to 209 BPM (ACC), about
@@ -44,7 +44,7 @@ ACC_BPM = np.arange(round(ACC_MIN_HZ * 60), int(bin_bpms()[-1]) + 1, dtype=np.fl
 
 @dataclass(frozen=True)
 class FusionConfig:
-    # The defaults are what tests/benchmarks/lodo.py's rule (lowest mean MAE / HMM MAE) picks over all six
+    # The defaults are what edgekd.lodo's rule (lowest mean MAE / HMM MAE) picks over all six
     # cross-data-set directions between IEEE SPC, wrist-exercise and BIDMC, 2-block students trained on one set
     # and scored on another: the decoder to ship for data nobody has seen. (Before, a = 1 and w = 4 without the
     # switch, from leave-one-subject-out on IEEE SPC alone; under leave-one-dataset-out it made the two sets
@@ -71,6 +71,16 @@ MODEL_ONLY = FusionConfig(weight=0.0, model_weight=1.0, clear_quality=0.0, uncle
 def plain(model_weight: float, weight: float) -> FusionConfig:
     """``model_weight * logit + weight * log(floor + evidence)`` on every window (no clear/unclear switch)."""
     return FusionConfig(weight=weight, model_weight=model_weight, clear_quality=0.0, unclear_weight=0.0)
+
+
+def decoder_label(cfg: FusionConfig) -> str:
+    """How results tables name a decoder: "HMM", "model only", "a=0.25 w=1", or with the switch "... q=0.2 u=0.25"."""
+    if cfg == SPECTRUM_ONLY:
+        return "HMM"
+    if cfg == MODEL_ONLY:
+        return "model only"
+    fused = f"a={cfg.model_weight:g} w={cfg.weight:g}"
+    return fused + (f" q={cfg.clear_quality:g} u={cfg.unclear_weight:g}" if cfg.clear_quality else "")
 
 
 def hann_window(n: int) -> np.ndarray:

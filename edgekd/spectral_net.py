@@ -5,7 +5,7 @@ its harmonic and subharmonic, and the ACC-suppressed evidence: [N, 7, 180]); the
 ``blocks`` residual convolutions (kernel 9 along frequency, ``width`` channels, ReLU) and a 1x1 convolution
 to one logit per class, added to the evidence channel. Every layer is the same at every BPM, so the model
 has no way to learn a data set's heart-rate range, the failure of the time-domain students under
-leave-one-dataset-out (tests/benchmarks/lodo.py). No dilations (TFLM's SPACE_TO_BATCH_ND, see edgekd.tcn)
+leave-one-dataset-out (edgekd.lodo). No dilations (TFLM's SPACE_TO_BATCH_ND, see edgekd.tcn)
 and no BatchNorm (windows from different devices share one set of statistics badly).
 
 Spec: ``{"family": "spectral", "blocks", "width", "in_channels", "n_classes"}``. Feature distillation reads

@@ -31,6 +31,8 @@ COMMAND_MODULES = (
     "edgekd.cli.sweep",
     "edgekd.cli.scaling",
     "edgekd.cli.rank",
+    "edgekd.cli.lodo",
+    "edgekd.cli.report",
 )
 
 

@@ -32,7 +32,8 @@ def lodo_mae(paths: list[Path], strategy: str) -> dict[int | str, dict[str, floa
         for row in json.loads(path.read_text())["rows"]:
             if row["strategy"] != strategy:
                 continue
-            label = arch.student_label(model_spec(row["run"]))
+            # a study record names the student's architecture; an older lodo.json only its run folder
+            label = arch.student_label(row["spec"] if "spec" in row else model_spec(row["run"]))
             per[label][row["held_out"]].append(row["nested"])
             per[label]["_seeds"].append(row["seed"])
             hmm[row["held_out"]] = row["hmm"]
@@ -53,7 +54,7 @@ def costs(folder: Path, target: str) -> dict[str, float | int | str]:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--lodo", type=Path, nargs="+", required=True, help="lodo.json files of tests/benchmarks/lodo.py")
+    p.add_argument("--lodo", type=Path, nargs="+", required=True, help="study records of tests/benchmarks/lodo.py (its OUT/lodo.json, or the models/results/*.json beside a table)")
     p.add_argument("--artifacts", type=Path, nargs="+", required=True, help="one artifact per size, with a record")
     p.add_argument("--target", default="cortex-m4", help="the firmware record to read (default cortex-m4)")
     p.add_argument("--strategy", default="scratch")

@@ -1,0 +1,128 @@
+"""`edgekd lodo`: leave-one-dataset-out over prepared data sets, every decoder choice nested (edgekd/lodo.py)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from edgekd.arch import FAMILIES
+from edgekd.cli.args import int_at_least, non_negative_float, non_negative_int, positive_int
+from edgekd.cli.output import print_json, print_table
+from edgekd.model import MAX_BLOCKS
+from edgekd.windowset import WindowSet
+
+STUDY_FILE = "lodo.json"  # OUT/lodo.json, its tables OUT/lodo.md
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("lodo", help="leave-one-dataset-out study with the decoder chosen nested",
+                       description="Holds out each data set in turn: the students train on the others (--fold "
+                                   "lodo:SET) and are scored on it with the decoder (fusion weights and the "
+                                   "clear/unclear switch) chosen by inner models trained on one remaining set and "
+                                   "scored on another, never on the held-out set. Needs at least three data sets "
+                                   "(one merged .npz, or one .npz per set). Writes OUT/runs/, the study record "
+                                   "OUT/lodo.json and its tables OUT/lodo.md (`edgekd report`). Runs are reused "
+                                   "only when their config and data match, so an interrupted study resumes.")
+    p.add_argument("data", nargs="+", type=Path, metavar="DATA", help="WindowSet .npz file(s) holding >= 3 data sets")
+    p.add_argument("--out", type=Path, default=Path("runs/lodo"), help="runs and results go here (default runs/lodo)")
+    add_study_args(p)
+    p.add_argument("--json", action="store_true", help="print the summary as JSON instead of tables")
+    p.set_defaults(func=run)
+
+
+def add_study_args(p: argparse.ArgumentParser) -> None:
+    """The study's flags (shared with tests/benchmarks/lodo.py, which reads the raw sets itself)."""
+    p.add_argument("--family", choices=FAMILIES, default="resnet", help="student family (teachers: resnet)")
+    p.add_argument("--blocks", type=int, nargs="+", default=[2], choices=range(1, MAX_BLOCKS + 1), metavar="N",
+                   help="student sizes: ResNet blocks, TCN or spectral depth (default 2)")
+    p.add_argument("--widths", type=positive_int, nargs="+", default=[16],
+                   help="TCN / spectral channels, each with every --blocks (default 16)")
+    p.add_argument("--synthetic", type=non_negative_int, default=0, metavar="SUBJECTS",
+                   help="add this many subjects of the embedded synthetic corpus (6 min each) to the training data "
+                        "of every model; never held out, never scored (default 0)")
+    p.add_argument("--seeds", type=non_negative_int, nargs="+", default=[0],
+                   help="seeds of the outer students (inner models and the teacher keep seed 0, so the decoder "
+                        "choice and the teacher are shared by every seed)")
+    p.add_argument("--seeds-for", type=int, nargs="+", metavar="BLOCKS",
+                   help="sizes that get every --seeds (default all); the others get the first seed only")
+    p.add_argument("--strategies", nargs="+", default=["scratch"],
+                   help="outer students' strategies: scratch, or a distillation strategy such as dkd (trains a "
+                        "teacher per fold on the same sets)")
+    p.add_argument("--epochs", type=positive_int, default=30, help="default 30")
+    p.add_argument("--label-sigma", type=non_negative_float, default=3.0, help="default 3")
+    p.add_argument("--threads", type=positive_int, default=2, help="torch CPU threads (default 2)")
+    p.add_argument("--augment", action="store_true", help="train every model with edgekd.augment")
+    p.add_argument("--init-from", help="pretrained run of the same size that starts every model")
+    p.add_argument("--teacher-blocks", type=int_at_least(1), default=8, help="teacher size for a distillation strategy")
+    p.add_argument("--int8", type=int, nargs="+", default=[], metavar="BLOCKS",
+                   help="also export the first-seed students of these sizes with --int8 (calibrated on the fold's "
+                        "training sets) and score the TFLM interpreter's outputs on the held-out set")
+    p.add_argument("--table", type=Path, metavar="NAME.md",
+                   help="also write the tables here (the README links models/results/) and the study record they "
+                        "render from beside them (NAME.json)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def run(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from edgekd.errors import EdgekdError
+
+    sets = {str(path): WindowSet.load(path) for path in args.data}
+    if len(sets) == 1:  # one merged file: its data sets, each as if from its own file
+        ((path, full),) = sets.items()
+        if len(full.datasets()) < 2:
+            raise EdgekdError(f"{path}: holds one data set ({full.datasets()[0]}); lodo needs at least three")
+        sets = {name: full.subset(np.flatnonzero(full.dataset == name)) for name in dict.fromkeys(full.dataset.tolist())}
+    return study(sets, args, ["edgekd", "lodo", *map(str, args.data)])
+
+
+def study(sets: dict[str, WindowSet], args: argparse.Namespace, command: list[str]) -> int:
+    """Run the study on ``sets`` (merged, plus the synthetic subjects) and write its record and tables."""
+    import torch
+
+    from edgekd.atomic import write_json, write_text
+    from edgekd.data.synthetic import generate
+    from edgekd.lodo import LodoPlan, run_lodo
+    from edgekd.study_report import lodo_markdown, table_path
+    from edgekd.windowset import merge
+
+    torch.set_num_threads(args.threads)
+    always: tuple[str, ...] = ()
+    if args.synthetic:
+        synthetic = generate(subjects=args.synthetic, minutes=6.0, seed=0)
+        always = tuple(synthetic.datasets())
+        sets = {**sets, "synthetic": synthetic}
+    full = merge(sets)
+    plan = LodoPlan(family=args.family, blocks=tuple(args.blocks), widths=tuple(args.widths), seeds=tuple(args.seeds),
+                    seeds_for=tuple(args.seeds_for) if args.seeds_for else None, strategies=tuple(args.strategies),
+                    epochs=args.epochs, label_sigma=args.label_sigma, augment=args.augment, init_from=args.init_from,
+                    teacher_blocks=args.teacher_blocks, int8=tuple(args.int8))
+    settings = {k: v for k, v in vars(args).items() if k not in ("func", "data", "json", "quiet")}
+    record = run_lodo(full, plan, args.out, always, progress=not args.quiet)
+    record = json.loads(json.dumps({**record, "command": " ".join(command + _flags(settings)),
+                                    "settings": settings}, default=str))  # what a reader of the file sees
+    table = lodo_markdown(record)
+    for path in (args.out / STUDY_FILE, args.table and args.table.with_suffix(".json")):
+        if path:
+            write_json(path, record)
+            write_text(table_path(path), table)
+    if getattr(args, "json", False):
+        print_json(record["summary"])
+    else:
+        print_table(record["summary"], title=f"leave-one-dataset-out, fused MAE (nested decoder), BPM; "
+                                             f"tables in {table_path(args.out / STUDY_FILE)}")
+    return 0
+
+
+def _flags(settings: dict) -> list[str]:
+    out = []
+    for k, v in settings.items():
+        if v in (None, False, []):
+            continue
+        out.append("--" + k.replace("_", "-"))
+        if v is not True:
+            out.extend(map(str, v) if isinstance(v, list) else [str(v)])
+    return out
+

@@ -1,0 +1,107 @@
+"""A study's results as the README's Markdown tables, rendered from the study's JSON record alone.
+
+The record (``models/results/NAME.json``, written by the study, committed beside ``NAME.md``) holds every
+number a table shows, so ``edgekd report`` regenerates the tables without the runs that produced them, and a
+test proves the committed tables are exactly what their records render (no hand-copied numbers).
+
+Record kinds: ``lodo`` (edgekd.lodo: leave-one-dataset-out, decoder chosen nested).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from statistics import mean
+from typing import Any, Callable
+
+from edgekd.errors import EdgekdError
+from edgekd.layout import read_json_object
+
+STUDY_SCHEMA = "edgekd.study/1"
+# The per-window MAE columns of the LODO table: (row key, header); {previous} / {default} are the decoder labels.
+LODO_COLUMNS = (("hmm", "spectral HMM (no model)"), ("argmax", "argmax"), ("causal", "causal"),
+                ("fused_previous", "fused {previous} (previous default)"), ("nested_plain", "fused, nested (a, w)"),
+                ("nested", "fused, nested (a, w, q, u)"), ("nested_cov80", "same @80 % coverage"),
+                ("hmm_cov80", "HMM @80 %"), ("fused_default", "shipped default {default} (not nested)"))
+LODO_INT8_COLUMNS = (("int8_fused_previous", "INT8 TFLM fused, previous default"),
+                     ("int8_nested", "INT8 TFLM fused, nested"), ("int8_argmax_agreement", "INT8 = FP32 argmax"))
+
+
+def summarise_lodo(rows: list[dict[str, Any]], sets: list[str]) -> list[dict[str, Any]]:
+    """Per (student, strategy): the nested fused MAE on each held-out set (mean over seeds), their mean, the
+    HMM's mean, and on how many sets it is no worse than the HMM."""
+    out = []
+    for key in dict.fromkeys((r["student"], r["strategy"]) for r in rows):
+        mine = [r for r in rows if (r["student"], r["strategy"]) == key]
+        per = {h: mean(r["nested"] for r in mine if r["held_out"] == h) for h in sets}
+        hmm = {h: next(r["hmm"] for r in mine if r["held_out"] == h) for h in sets}
+        out.append({"student": key[0], "blocks": mine[0]["blocks"], "strategy": key[1],
+                    "seeds": len({r["seed"] for r in mine}), **per, "mean": mean(per.values()),
+                    "hmm_mean": mean(hmm.values()), "sets_no_worse_than_hmm": sum(per[h] <= hmm[h] for h in sets)})
+    return out
+
+
+def lodo_markdown(record: dict[str, Any]) -> str:
+    """The leave-one-dataset-out tables (MAE in BPM on each held-out data set)."""
+    s, rows, sets = record["settings"], record["rows"], record["sets"]
+    summary = summarise_lodo(rows, sets)
+    init = f", initialised from `{s['init_from']}`" if s.get("init_from") else ""
+    lines = [f"Leave-one-dataset-out (PPG + ACC students, {s['epochs']} epochs, label sigma {s['label_sigma']:g}"
+             f"{', --augment' if s.get('augment') else ''}{init}; distilled students from a {s['teacher_blocks']}-block "
+             f"teacher trained on the same two sets). MAE in BPM on each held-out data set; the decoder is chosen "
+             f"per fold without the held-out set. Regenerate: `{record['command']}`; these tables alone: "
+             f"`edgekd report` on this file's `.json` record.", "",
+             "| students | seeds | " + " | ".join(f"{h} (HMM {next(r['hmm'] for r in rows if r['held_out'] == h):.2f})"
+                                                for h in sets) + " | mean (HMM " + f"{summary[0]['hmm_mean']:.2f}) | "
+             "held-out sets no worse than HMM |", "|---|---:|" + "---:|" * (len(sets) + 2)]
+    for m in summary:
+        lines.append(f"| {m['student']} {m['strategy']} | {m['seeds']} | "
+                     + " | ".join(f"{m[h]:.2f}" for h in sets)
+                     + f" | {m['mean']:.2f} | {m['sets_no_worse_than_hmm']} of {len(sets)} |")
+    cols = [(k, h.format(**record["decoders"])) for k, h in LODO_COLUMNS]
+    if any("int8_nested" in r for r in rows):
+        cols += LODO_INT8_COLUMNS
+    lines += ["", "Per held-out set, first seed of each student:", "",
+              "| students | held out | windows | " + " | ".join(c[1] for c in cols) + " | nested choice |",
+              "|---|---|---:|" + "---:|" * len(cols) + "---|"]
+    first = {(r["student"], r["strategy"]): r["seed"] for r in reversed(rows)}
+    for r in rows:
+        if r["seed"] != first[(r["student"], r["strategy"])]:
+            continue
+        lines.append(f"| {r['student']} {r['strategy']} | {r['held_out']} | {r['windows']} | "
+                     + " | ".join(f"{r[k]:.2f}" if k in r else "" for k, _ in cols) + f" | {r['choice']} |")
+    lines += ["", "Decoder the same rule picks over all six directions (what to ship for unseen data; not a "
+                  "held-out result): " + "; ".join(f"{b}: {c}" for b, c in record["shipped_decoder"].items()) + "."]
+    lines += ["", "In hindsight (a sensitivity, not a result: chosen on the held-out sets it is scored on): the best "
+                  "single decoder per student, mean over seeds; and how many of the candidate decoders are no worse "
+                  "than the HMM on all three sets:", ""]
+    lines += [f"- {k}: {v['decoder']}, " + " / ".join(f"{v['mae'][h]:.2f}" for h in sets)
+              + f" (mean {v['mean']:.2f}); {v['never_worse_than_hmm']} of {v['candidates']} candidates never worse "
+                f"than the HMM" for k, v in record["hindsight"].items()]
+    return "\n".join(lines) + "\n"
+
+
+RENDERERS: dict[str, Callable[[dict[str, Any]], str]] = {"lodo": lodo_markdown}
+
+
+def read_record(path: Path) -> dict[str, Any]:
+    """A study record; EdgekdError naming the file when it is not one this version renders."""
+    record = read_json_object(path, "not a study record (not valid JSON)")
+    if record.get("schema") != STUDY_SCHEMA:
+        raise EdgekdError(f"{path}: not a study record (schema {record.get('schema')!r}, expected {STUDY_SCHEMA!r})")
+    if record.get("study") not in RENDERERS:
+        raise EdgekdError(f"{path}: unknown study {record.get('study')!r} (known: {', '.join(RENDERERS)})")
+    return record
+
+
+def render(path: Path) -> str:
+    """The Markdown tables of the record at ``path``."""
+    record = read_record(path)
+    try:
+        return RENDERERS[record["study"]](record)
+    except (KeyError, IndexError, TypeError, ValueError, StopIteration, AttributeError) as exc:
+        raise EdgekdError(f"{path}: incomplete {record['study']} record ({type(exc).__name__}: {exc})") from None
+
+
+def table_path(record: Path) -> Path:
+    """Where a record's tables go: beside it, same stem (models/results/lodo-x.json -> lodo-x.md)."""
+    return record.with_suffix(".md")

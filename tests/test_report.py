@@ -1,0 +1,119 @@
+"""edgekd report: study tables rendered from their JSON records alone, and the committed ones kept true."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from edgekd.cli.main import main
+from edgekd.study_report import STUDY_SCHEMA, render, summarise_lodo, table_path
+
+RESULTS = Path(__file__).resolve().parent.parent / "models" / "results"
+SETS = ["a", "b"]
+
+
+def _row(seed: int, held: str, nested: float, hmm: float) -> dict:
+    return {"student": "spectral CNN 4 blocks x 7 channels", "spec": {"family": "spectral", "blocks": 4, "width": 7},
+            "blocks": 4, "strategy": "scratch", "seed": seed, "held_out": held, "windows": 10, "hmm": hmm,
+            "argmax": 9.0, "causal": 8.0, "fused_previous": 7.0, "fused_default": 6.0, "nested_plain": 5.5,
+            "nested": nested, "nested_cov90": 4.5, "nested_cov80": 4.0, "hmm_cov80": 3.0, "choice": "model only"}
+
+
+def _record() -> dict:
+    rows = [_row(0, "a", 2.0, 3.0), _row(0, "b", 10.0, 8.0), _row(1, "a", 4.0, 3.0), _row(1, "b", 6.0, 8.0)]
+    return {"schema": STUDY_SCHEMA, "study": "lodo", "sets": SETS, "command": "edgekd lodo all.npz --seeds 0 1",
+            "settings": {"out": "runs/x", "blocks": [4], "seeds": [0, 1], "epochs": 30, "label_sigma": 3.0,
+                         "augment": False, "init_from": None, "teacher_blocks": 8, "int8": []},
+            "decoders": {"previous": "a=1 w=4", "default": "a=0.25 w=1 q=0.2 u=0.25"}, "rows": rows,
+            "shipped_decoder": {"spectral CNN 4 blocks x 7 channels": "a=0.25 w=1 q=0.35 u=0"},
+            "hindsight": {"spectral CNN 4 blocks x 7 channels scratch": {
+                "decoder": "HMM", "mae": {"a": 3.0, "b": 8.0}, "mean": 5.5, "never_worse_than_hmm": 1,
+                "candidates": 94}}}
+
+
+def test_the_summary_averages_seeds_per_held_out_set_and_counts_sets_no_worse_than_the_hmm():
+    (s,) = summarise_lodo(_record()["rows"], SETS)
+    assert (s["seeds"], s["a"], s["b"], s["mean"], s["hmm_mean"]) == (2, 3.0, 8.0, 5.5, 5.5)
+    assert s["sets_no_worse_than_hmm"] == 2  # 3.0 <= 3.0 and 8.0 <= 8.0: "no worse" includes a tie
+
+
+def test_report_writes_the_tables_beside_the_record_and_check_finds_a_hand_edit(tmp_path, capsys):
+    record = tmp_path / "lodo-x.json"
+    record.write_text(json.dumps(_record()))
+    assert main(["report", str(record)]) == 0
+    table = (tmp_path / "lodo-x.md").read_text()
+    assert "| spectral CNN 4 blocks x 7 channels scratch | 2 | 3.00 | 8.00 | 5.50 | 2 of 2 |" in table
+    assert "fused a=1 w=4 (previous default)" in table and "model only |" in table
+    assert "a=0.25 w=1 q=0.35 u=0" in table and "1 of 94 candidates" in table
+    assert "Regenerate: `edgekd lodo all.npz --seeds 0 1`" in table
+    assert "| b | 10 |" in table and "| 10.00 |" in table  # the first seed's row per held-out set
+    assert main(["report", "--check", str(record)]) == 0
+    (tmp_path / "lodo-x.md").write_text(table.replace("5.50", "4.50"))
+    capsys.readouterr()
+    assert main(["report", "--check", "--json", str(record)]) == 1
+    assert json.loads(capsys.readouterr().out)[0]["state"] == "differs"
+    assert (tmp_path / "lodo-x.md").read_text() != table  # --check writes nothing
+
+
+@pytest.mark.parametrize("content, problem", [
+    ("{", "not valid JSON"), ("[1]", "JSON object"), (json.dumps({"study": "lodo"}), "schema"),
+    (json.dumps({"schema": STUDY_SCHEMA, "study": "nope"}), "unknown study"),
+    (json.dumps({"schema": STUDY_SCHEMA, "study": "lodo", "rows": []}), "incomplete lodo record")])
+def test_a_bad_record_is_one_line_naming_the_file_and_exit_2(tmp_path, capsys, content, problem):
+    record = tmp_path / "r.json"
+    record.write_text(content)
+    assert main(["report", str(record)]) == 2
+    err = capsys.readouterr().err
+    assert str(record) in err and problem in err and len(err.strip().splitlines()) == 1
+    assert not table_path(record).exists()
+
+
+def test_every_committed_results_table_is_what_its_record_renders():
+    docs = {r: json.loads(r.read_text()) for r in sorted(RESULTS.glob("*.json"))}
+    studies = [r for r, doc in docs.items() if isinstance(doc, dict) and doc.get("schema") == STUDY_SCHEMA]
+    assert studies, "models/results holds no study record"
+    for record in studies:
+        assert table_path(record).read_text() == render(record), f"{table_path(record)} differs from {record}"
+
+
+def _set(name: str, seed: int):
+    from dataclasses import replace
+
+    import numpy as np
+
+    from edgekd.data.synthetic import generate
+
+    ws = generate(subjects=2, minutes=1.0, seed=seed)
+    return replace(ws, dataset=np.full(len(ws), name), provenance={**ws.provenance, "dataset": name})
+
+
+def test_lodo_holds_out_each_set_chooses_the_decoder_without_it_and_resumes(tmp_path, capsys):
+    files = []
+    for i, name in enumerate(["a", "b", "c"]):
+        files.append(tmp_path / f"{name}.npz")
+        _set(name, 10 + i).save(files[-1])
+    out = tmp_path / "study"
+    argv = ["lodo", *map(str, files), "--out", str(out), "--family", "spectral", "--blocks", "1", "--widths", "4",
+            "--epochs", "1", "--threads", "1", "--quiet", "--table", str(tmp_path / "res" / "lodo-t.md")]
+    assert main(argv) == 0
+    record = json.loads((out / "lodo.json").read_text())
+    assert record["sets"] == ["a", "b", "c"] and len(record["rows"]) == 3
+    assert {r["held_out"] for r in record["rows"]} == {"a", "b", "c"}
+    for row in record["rows"]:  # the outer student never saw its held-out set: lodo fold, trained on the others
+        cfg = json.loads((Path(row["run"]) / "config.json").read_text())
+        assert cfg["fold"] == f"lodo:{row['held_out']}"
+        assert row["spec"] == {"family": "spectral", "blocks": 1, "width": 4}
+    assert record["command"].startswith("edgekd lodo ") and "--epochs 1" in record["command"]
+    assert (tmp_path / "res" / "lodo-t.md").read_text() == render(tmp_path / "res" / "lodo-t.json")
+    assert main(["report", "--check", str(out / "lodo.json")]) == 0
+    runs = sorted((out / "runs").iterdir())
+    assert len(runs) == 6  # three inner models (one set each) and three outer students
+    stamps = [(r / "metrics.json").stat().st_mtime_ns for r in runs]
+    assert main(argv) == 0  # a re-run reuses every complete run of the same config and data
+    assert [(r / "metrics.json").stat().st_mtime_ns for r in runs] == stamps
+    capsys.readouterr()
+    assert main(["lodo", *map(str, files[:2]), "--out", str(tmp_path / "two"), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "at least 3 data sets" in err and len(err.strip().splitlines()) == 1
