@@ -115,10 +115,10 @@ def int8_logits(run_dir: Path, full: WindowSet, held: str, out: Path) -> np.ndar
     data = out / "data"
     calib, evaluate = data / f"train-{held}.npz", data / f"held-{held}.npz"
     train, test = full.subset(np.flatnonzero(full.dataset != held)), full.subset(np.flatnonzero(full.dataset == held))
-    train.save(calib)
-    test.save(evaluate)
     art = out / "artifacts" / run_dir.name
-    if not (art / "card.json").is_file():
+    if not (art / "card.json").is_file():  # the files are only read by the export
+        train.save(calib)
+        test.save(evaluate)
         export_artifact(run_dir, art, int8=True, calib=calib, evaluate=evaluate, progress=False, force=True)
     return runtime_logits(art, "tflm", test.x)
 

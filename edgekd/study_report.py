@@ -43,11 +43,11 @@ def summarise_lodo(rows: list[dict[str, Any]], sets: list[str]) -> list[dict[str
 def lodo_markdown(record: dict[str, Any]) -> str:
     """The leave-one-dataset-out tables (MAE in BPM on each held-out data set)."""
     s, rows, sets = record["settings"], record["rows"], record["sets"]
-    summary = summarise_lodo(rows, sets)
+    summary, n = summarise_lodo(rows, sets), len(sets)
     init = f", initialised from `{s['init_from']}`" if s.get("init_from") else ""
     lines = [f"Leave-one-dataset-out (PPG + ACC students, {s['epochs']} epochs, label sigma {s['label_sigma']:g}"
              f"{', --augment' if s.get('augment') else ''}{init}; distilled students from a {s['teacher_blocks']}-block "
-             f"teacher trained on the same two sets). MAE in BPM on each held-out data set; the decoder is chosen "
+             f"teacher trained on the same {n - 1} sets). MAE in BPM on each held-out data set; the decoder is chosen "
              f"per fold without the held-out set. Regenerate: `{record['command']}`; these tables alone: "
              f"`edgekd report` on this file's `.json` record.", "",
              "| students | seeds | " + " | ".join(f"{h} (HMM {next(r['hmm'] for r in rows if r['held_out'] == h):.2f})"
@@ -69,11 +69,11 @@ def lodo_markdown(record: dict[str, Any]) -> str:
             continue
         lines.append(f"| {r['student']} {r['strategy']} | {r['held_out']} | {r['windows']} | "
                      + " | ".join(f"{r[k]:.2f}" if k in r else "" for k, _ in cols) + f" | {r['choice']} |")
-    lines += ["", "Decoder the same rule picks over all six directions (what to ship for unseen data; not a "
+    lines += ["", f"Decoder the same rule picks over all {n * (n - 1)} directions (what to ship for unseen data; not a "
                   "held-out result): " + "; ".join(f"{b}: {c}" for b, c in record["shipped_decoder"].items()) + "."]
     lines += ["", "In hindsight (a sensitivity, not a result: chosen on the held-out sets it is scored on): the best "
                   "single decoder per student, mean over seeds; and how many of the candidate decoders are no worse "
-                  "than the HMM on all three sets:", ""]
+                  f"than the HMM on all {n} sets:", ""]
     lines += [f"- {k}: {v['decoder']}, " + " / ".join(f"{v['mae'][h]:.2f}" for h in sets)
               + f" (mean {v['mean']:.2f}); {v['never_worse_than_hmm']} of {v['candidates']} candidates never worse "
                 f"than the HMM" for k, v in record["hindsight"].items()]

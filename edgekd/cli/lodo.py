@@ -27,7 +27,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("data", nargs="+", type=Path, metavar="DATA", help="WindowSet .npz file(s) holding >= 3 data sets")
     p.add_argument("--out", type=Path, default=Path("runs/lodo"), help="runs and results go here (default runs/lodo)")
     add_study_args(p)
-    p.add_argument("--json", action="store_true", help="print the summary as JSON instead of tables")
     p.set_defaults(func=run)
 
 
@@ -62,6 +61,7 @@ def add_study_args(p: argparse.ArgumentParser) -> None:
                    help="also write the tables here (the README links models/results/) and the study record they "
                         "render from beside them (NAME.json)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--json", action="store_true", help="print the summary as JSON instead of a table")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -108,7 +108,7 @@ def study(sets: dict[str, WindowSet], args: argparse.Namespace, command: list[st
         if path:
             write_json(path, record)
             write_text(table_path(path), table)
-    if getattr(args, "json", False):
+    if args.json:
         print_json(record["summary"])
     else:
         print_table(record["summary"], title=f"leave-one-dataset-out, fused MAE (nested decoder), BPM; "

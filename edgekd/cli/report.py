@@ -10,8 +10,8 @@ from edgekd.cli.output import print_json, print_table
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("report", help="regenerate a study's Markdown tables from its JSON record",
-                       description="Renders each study record (models/results/NAME.json, written by the study "
-                                   "scripts in tests/benchmarks/) to NAME.md beside it, without the runs that "
+                       description="Renders each study record (models/results/NAME.json, written by a study "
+                                   "such as `edgekd lodo --table`) to NAME.md beside it, without the runs that "
                                    "produced it. With --check, writes nothing and exits 1 when a table on disk "
                                    "differs from what its record renders (a hand-edited or stale table).")
     p.add_argument("records", nargs="+", type=Path, metavar="RECORD", help="study record .json file(s)")
