@@ -16,7 +16,7 @@ import torch
 
 from edgekd.bpm import decode_argmax, decode_expectation
 from edgekd.errors import EdgekdError
-from edgekd.fusion import FusionConfig, fuse, spectral_evidence
+from edgekd.fusion import FusionConfig, fuse, spectral_evidence, window_motion
 from edgekd.model import ResNet1D
 from edgekd.tracking import decode_recordings, track_with_confidence
 from edgekd.windowset import WindowSet
@@ -70,7 +70,7 @@ def mae_report(logits: np.ndarray, ws: WindowSet, fusion: FusionConfig = FusionC
         raise EdgekdError(f"{logits.shape[0]} predictions for {len(ws)} windows")
     if evidence is None:
         evidence = spectral_evidence(ws)
-    fused_bpm, conf = track_with_confidence(fuse(logits, evidence, fusion), ws.recording)
+    fused_bpm, conf = track_with_confidence(fuse(logits, evidence, fusion, window_motion(ws)), ws.recording)
     errs = {
         "argmax": np.abs(np.asarray(decode_argmax(logits)) - ws.hr),
         "expectation": np.abs(np.asarray(decode_expectation(logits)) - ws.hr),
@@ -93,4 +93,5 @@ def evaluate_model(model: ResNet1D, ws: WindowSet, device: str | torch.device = 
     """``mae_report`` of a PyTorch model; the data must have the channels the model reads."""
     if model.in_channels > ws.n_channels:
         raise EdgekdError(f"model expects {model.in_channels} input channels, the data have {ws.n_channels}")
-    return mae_report(predict_logits(model, ws.x[:, :model.in_channels], device), ws, fusion)
+    ws = ws.first_channels(model.in_channels)  # the decoder reads what the device has: no ACC, no motion
+    return mae_report(predict_logits(model, ws.x, device), ws, fusion)

@@ -19,6 +19,12 @@ many-peaked spectrum) uses ``model_weight`` * logit + ``unclear_weight`` * log(f
 trained on some data sets transfer badly to others while a clear pulse peak transfers everywhere, so the
 model is only asked where the spectrum has no answer (edgekd.lodo measures it).
 
+With ``motion_g`` > 0 the switch also asks the wrist: a window that moves (``window_motion``, the RMS of the
+band-passed acceleration vector, >= motion_g in g) never counts as clear. Walking and running put the cadence
+and its harmonics into the PPG, where they can look like one clear pulse peak that the ACC suppression
+misses, which the quality alone cannot tell from a pulse; cycling and rest move the wrist little and keep the
+spectrum. A window without accelerometer has motion 0.
+
 Firmware computes the same evidence in C (export/tracker/hr_spectral.c) from the float window it feeds the
 model: Goertzel power at the 180 class frequencies (PPG) and at 1-BPM steps from 18 to 209 BPM (ACC), about
 150 k multiply-adds per window, 5% of a 2-block model's MACs. This module is written in float32 with the C
@@ -52,8 +58,9 @@ class FusionConfig:
     weight: float = 1.0
     floor: float = 0.01
     model_weight: float = 0.25
-    clear_quality: float = 0.2  # 0: no switch, every window fuses model and spectrum
-    unclear_weight: float = 0.25  # spectrum weight on windows below clear_quality
+    clear_quality: float = 0.2  # 0: no quality test (and no switch at all with motion_g 0)
+    unclear_weight: float = 0.25  # spectrum weight on windows that are not clear
+    motion_g: float = 0.0  # 0: no motion gate; > 0: a window moving at least this much (g RMS) is never clear
 
     def __post_init__(self) -> None:
         if not self.weight >= 0 or not self.floor > 0 or not self.model_weight >= 0 or not self.unclear_weight >= 0:
@@ -61,26 +68,39 @@ class FusionConfig:
                               f"{self.weight}, {self.model_weight}, {self.unclear_weight}, {self.floor}")
         if not 0 <= self.clear_quality <= 1:
             raise EdgekdError(f"fusion: clear_quality must be in [0, 1], got {self.clear_quality}")
+        if not 0 <= self.motion_g < float("inf"):
+            raise EdgekdError(f"fusion: motion_g must be a finite number >= 0 (g), got {self.motion_g}")
+
+    @property
+    def switches(self) -> bool:
+        """Whether windows are split into clear (the spectrum alone) and unclear ones."""
+        return self.clear_quality > 0 or self.motion_g > 0
 
 
 # Named decoders (every field spelled out, so a change of the defaults cannot change what they mean).
-SPECTRUM_ONLY = FusionConfig(weight=1.0, model_weight=0.0, clear_quality=0.0, unclear_weight=0.0)  # the HMM baseline
-MODEL_ONLY = FusionConfig(weight=0.0, model_weight=1.0, clear_quality=0.0, unclear_weight=0.0)  # = mae_causal
+SPECTRUM_ONLY = FusionConfig(weight=1.0, model_weight=0.0, clear_quality=0.0, unclear_weight=0.0,
+                             motion_g=0.0)  # the HMM baseline
+MODEL_ONLY = FusionConfig(weight=0.0, model_weight=1.0, clear_quality=0.0, unclear_weight=0.0,
+                          motion_g=0.0)  # = mae_causal
 
 
 def plain(model_weight: float, weight: float) -> FusionConfig:
     """``model_weight * logit + weight * log(floor + evidence)`` on every window (no clear/unclear switch)."""
-    return FusionConfig(weight=weight, model_weight=model_weight, clear_quality=0.0, unclear_weight=0.0)
+    return FusionConfig(weight=weight, model_weight=model_weight, clear_quality=0.0, unclear_weight=0.0,
+                        motion_g=0.0)
 
 
 def decoder_label(cfg: FusionConfig) -> str:
-    """How results tables name a decoder: "HMM", "model only", "a=0.25 w=1", or with the switch "... q=0.2 u=0.25"."""
+    """How results tables name a decoder: "HMM", "model only", "a=0.25 w=1", with the switch "... q=0.2 u=0.25",
+    with the motion gate "... m=0.1" (g)."""
     if cfg == SPECTRUM_ONLY:
         return "HMM"
     if cfg == MODEL_ONLY:
         return "model only"
     fused = f"a={cfg.model_weight:g} w={cfg.weight:g}"
-    return fused + (f" q={cfg.clear_quality:g} u={cfg.unclear_weight:g}" if cfg.clear_quality else "")
+    if cfg.switches:
+        fused += (f" q={cfg.clear_quality:g}" if cfg.clear_quality else "") + f" u={cfg.unclear_weight:g}"
+    return fused + (f" m={cfg.motion_g:g}" if cfg.motion_g else "")
 
 
 def hann_window(n: int) -> np.ndarray:
@@ -144,6 +164,19 @@ def spectral_evidence_from_power(ppg: np.ndarray, acc: np.ndarray | None,
     return np.where(peak > 0, ppg / np.where(peak > 0, peak, 1), 0).astype(np.float32)
 
 
+def window_motion(ws: WindowSet) -> np.ndarray:
+    """How much each window's wrist moves, [N] float32 in g: sqrt(var x + var y + var z) of the (band-passed)
+    accelerometer axes, each variance summed left to right in float32 and divided by the window length, as
+    hr_spectral_motion() computes it. 0 for data without accelerometer (and for zero-filled ACC)."""
+    acc_ch = ws.acc_channels
+    if not acc_ch:
+        return np.zeros(len(ws), np.float32)
+    acc = ws.x[:, acc_ch].astype(np.float32)
+    dev = acc - seq_mean(acc)
+    var = np.cumsum(dev * dev, axis=-1)[..., -1] / np.float32(acc.shape[-1])
+    return np.sqrt(sum_axes(var[..., None])[:, 0]).astype(np.float32)
+
+
 def spectral_quality(evidence: np.ndarray) -> np.ndarray:
     """Share of each window's evidence within CONFIDENCE_HALFWIDTH classes of its peak (first maximum), [N]
     float32 in 0..1: high for one clear pulse peak, low for a flat or many-peaked spectrum. Sums run left to
@@ -155,16 +188,26 @@ def spectral_quality(evidence: np.ndarray) -> np.ndarray:
     return np.where(total > 0, peak / np.where(total > 0, total, np.float32(1)), np.float32(0)).astype(np.float32)
 
 
-def fuse(logits: np.ndarray, evidence: np.ndarray, cfg: FusionConfig = FusionConfig()) -> np.ndarray:
+def fuse(logits: np.ndarray, evidence: np.ndarray, cfg: FusionConfig = FusionConfig(),
+         motion: np.ndarray | None = None) -> np.ndarray:
     """Fused logits [N, 180] in float32: ``model_weight * logits + weight * log(floor + evidence)``, or with
-    ``clear_quality`` > 0 per window the clear/unclear switch of the module docstring."""
+    ``clear_quality`` or ``motion_g`` > 0 per window the clear/unclear switch of the module docstring.
+    ``motion``: ``window_motion`` of the same windows (needed only when the decoder has a motion gate)."""
     logits, evidence = np.asarray(logits, np.float32), np.asarray(evidence, np.float32)
     if logits.shape != evidence.shape or logits.ndim != 2 or logits.shape[1] != N_CLASSES:
         raise EdgekdError(f"fusion: logits {list(logits.shape)} and evidence {list(evidence.shape)} must both be "
                           f"[N, {N_CLASSES}]")
     a, w = np.float32(cfg.model_weight), np.float32(cfg.weight)
-    if cfg.clear_quality > 0:
-        clear = (spectral_quality(evidence) >= np.float32(cfg.clear_quality))[:, None]
+    if cfg.switches:
+        clear = np.ones(len(evidence), bool)
+        if cfg.clear_quality > 0:
+            clear &= spectral_quality(evidence) >= np.float32(cfg.clear_quality)
+        if cfg.motion_g > 0:
+            if motion is None or np.shape(motion) != (len(evidence),):
+                raise EdgekdError(f"fusion: a decoder with a motion gate needs the motion of each of the "
+                                  f"{len(evidence)} windows (edgekd.fusion.window_motion)")
+            clear &= np.asarray(motion, np.float32) < np.float32(cfg.motion_g)
+        clear = clear[:, None]
         a = np.where(clear, np.float32(0), a).astype(np.float32)
         w = np.where(clear, w, np.float32(cfg.unclear_weight)).astype(np.float32)
     return (a * logits + w * np.log(np.float32(cfg.floor) + evidence)).astype(np.float32)

@@ -1,12 +1,16 @@
 """Leave-one-dataset-out with every decoder choice nested: the protocol that predicts what a new wearer sees.
 
 For each held-out data set D, the student trains on every other set (``--fold lodo:D`` on the merged set) and
-is scored on D. Decoder settings (edgekd.fusion.FusionConfig: model weight a, spectrum weight w, and the
-clear/unclear switch q, u) are chosen WITHOUT D: inner models trained on one of the remaining sets alone are
-scored on each other remaining set, and the setting with the lowest mean of MAE / HMM MAE over those inner
-directions (the target is relative to the spectral baseline on each set; an absolute mean would be decided by
-the hardest set alone) is applied to the outer student on D. The HMM itself (a = 0, w = 1) and the model alone
-(a = 1, w = 0) are candidates, so the choice can fall back to either. A distillation strategy gets a ResNet
+is scored on D. Decoder settings (edgekd.fusion.FusionConfig: model weight a, spectrum weight w, the
+clear/unclear switch q, u and its motion gate m) are chosen WITHOUT D: inner models trained on one of the
+remaining sets alone are scored on each other remaining set, and the setting with the lowest mean of MAE / HMM
+MAE over those inner directions (the target is relative to the spectral baseline on each set; an absolute mean
+would be decided by the hardest set alone) is applied to the outer student on D. The HMM itself (a = 0, w = 1)
+and the model alone (a = 1, w = 0) are candidates, so the choice can fall back to either. With ``inner =
+"subjects"`` the inner models are instead the textbook nested cross-validation: K subject folds over D's
+training data (every remaining set and the always-trained ones), each scored on its held-out subjects of each
+remaining set; those models see as many data sets as the outer student, where a one-set inner model can
+misjudge it (one trained on resting ICU data alone has never seen a moving wrist). A distillation strategy gets a ResNet
 teacher trained on the same sets as its student (the inner models stay from scratch). Extra sets such as the
 synthetic corpus join every model's training data and are never held out or scored. Runs are reused only when
 a complete run of the same resolved config and data exists (edgekd.train.train_or_reuse; folder = config hash).
@@ -17,7 +21,7 @@ from __future__ import annotations
 import itertools
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, NamedTuple
 
 import numpy as np
 
@@ -26,8 +30,9 @@ from edgekd.bpm import N_CLASSES, decode_argmax
 from edgekd.checkpoint import load_model
 from edgekd.errors import EdgekdError
 from edgekd.evaluate import covered_mae, predict_logits
-from edgekd.fusion import MODEL_ONLY, SPECTRUM_ONLY, FusionConfig, decoder_label, fuse, plain, spectral_evidence
-from edgekd.runs import RunConfig
+from edgekd.fusion import (MODEL_ONLY, SPECTRUM_ONLY, FusionConfig, decoder_label, fuse, plain, spectral_evidence,
+                           window_motion)
+from edgekd.runs import RunConfig, resolve_fold
 from edgekd.study_report import STUDY_SCHEMA, summarise_lodo
 from edgekd.sweep import run_name
 from edgekd.tracking import track_with_confidence
@@ -38,15 +43,30 @@ MODEL_WEIGHTS = (0.1, 0.25, 0.5, 1.0)
 FUSION_WEIGHTS = (0.5, 1.0, 2.0, 4.0, 8.0)
 CLEAR_QUALITIES = (0.15, 0.2, 0.25, 0.3, 0.35, 0.4)
 UNCLEAR_WEIGHTS = (0.0, 0.25, 0.5)
+# Motion gates (g RMS): resting wrists move < 0.02 g, cycling about 0.05, walking 0.1-0.3, running 0.3 and more.
+MOTION_GS = (0.05, 0.1, 0.2)
 HMM = SPECTRUM_ONLY
 PREVIOUS = plain(1.0, 4.0)  # the default before the switch (from leave-one-subject-out on IEEE SPC)
 DEFAULT = FusionConfig()  # the shipped default: this rule over all six directions of the three wrist/ICU sets
 # the model alone, every plain fusion (a, w), and the switch with w = 1 (a clear window is then exactly the
-# baseline's)
+# baseline's), on the spectrum's quality alone, on the wrist's motion alone, or on both
 DECODERS = ((HMM, MODEL_ONLY) + tuple(plain(a, w) for a in MODEL_WEIGHTS for w in FUSION_WEIGHTS)
-            + tuple(FusionConfig(weight=1.0, model_weight=a, clear_quality=q, unclear_weight=u)
-                    for a in MODEL_WEIGHTS for q in CLEAR_QUALITIES for u in UNCLEAR_WEIGHTS))
+            + tuple(FusionConfig(weight=1.0, model_weight=a, clear_quality=q, unclear_weight=u, motion_g=m)
+                    for m in (0.0, *MOTION_GS) for a in MODEL_WEIGHTS for q in (0.0, *CLEAR_QUALITIES)
+                    for u in UNCLEAR_WEIGHTS if q or m))
 MIN_HELD_OUT = 3  # a held-out set leaves two others: the fewest that give an inner direction each way
+INNER = ("datasets", "subjects")  # how the decoder is chosen inside a fold (module docstring)
+
+
+class Spectrum(NamedTuple):
+    """What the decoder reads of each window besides the model: the spectral evidence [N, 180] and the wrist's
+    motion [N] (edgekd.fusion), computed once for the merged set."""
+
+    evidence: np.ndarray
+    motion: np.ndarray
+
+    def subset(self, idx: np.ndarray) -> Spectrum:
+        return Spectrum(self.evidence[idx], self.motion[idx])
 
 
 @dataclass(frozen=True)
@@ -66,6 +86,14 @@ class LodoPlan:
     init_from: str | None = None
     teacher_blocks: int = 8
     int8: tuple[int, ...] = ()  # sizes whose first-seed students are also exported --int8 and scored in TFLM
+    inner: str = "datasets"  # one of INNER
+    inner_folds: int = 3  # subject folds per held-out set when inner == "subjects"
+
+    def __post_init__(self) -> None:
+        if self.inner not in INNER:
+            raise EdgekdError(f"lodo: inner must be one of {', '.join(INNER)}, got {self.inner!r}")
+        if self.inner_folds < 2:
+            raise EdgekdError(f"lodo: inner_folds must be >= 2, got {self.inner_folds}")
 
 
 def train_cached(ws: WindowSet, cfg: RunConfig, root: Path, progress: bool = False) -> Path:
@@ -74,22 +102,30 @@ def train_cached(ws: WindowSet, cfg: RunConfig, root: Path, progress: bool = Fal
     return folder
 
 
-def decode(logits: np.ndarray, evidence: np.ndarray, ws: WindowSet, cfg: FusionConfig
+def decode(logits: np.ndarray, spectrum: Spectrum, ws: WindowSet, cfg: FusionConfig
            ) -> tuple[np.ndarray, np.ndarray]:
     """(absolute error, confidence) per window of the causal tracker on the fused logits (what firmware runs)."""
-    bpm, conf = track_with_confidence(fuse(logits, evidence, cfg), ws.recording)
+    bpm, conf = track_with_confidence(fuse(logits, spectrum.evidence, cfg, spectrum.motion), ws.recording)
     return np.abs(bpm - ws.hr), conf
 
 
-def grid_mae(logits: np.ndarray, evidence: np.ndarray, ws: WindowSet) -> dict[FusionConfig, float]:
-    return {cfg: float(decode(logits, evidence, ws, cfg)[0].mean()) for cfg in DECODERS}
+def grid_mae(logits: np.ndarray, spectrum: Spectrum, ws: WindowSet) -> dict[FusionConfig, float]:
+    return {cfg: float(decode(logits, spectrum, ws, cfg)[0].mean()) for cfg in DECODERS}
 
 
-def nested_choice(inner: list[dict[FusionConfig, float]], switch: bool) -> FusionConfig:
-    """The decoder with the lowest mean MAE / HMM MAE over the inner directions (plain fusions only unless
-    ``switch``)."""
-    return min((c for c in DECODERS if switch or c.clear_quality == 0),
-               key=lambda c: np.mean([g[c] / g[HMM] for g in inner]))
+def nested_choice(inner: list[dict[FusionConfig, float]],
+                  among: Callable[[FusionConfig], bool] = lambda c: True) -> FusionConfig:
+    """The decoder with the lowest mean MAE / HMM MAE over the inner directions, among the candidates ``among``
+    accepts (every one by default)."""
+    return min((c for c in DECODERS if among(c)), key=lambda c: np.mean([g[c] / g[HMM] for g in inner]))
+
+
+def without_switch(cfg: FusionConfig) -> bool:
+    return not cfg.switches
+
+
+def without_motion_gate(cfg: FusionConfig) -> bool:
+    return cfg.motion_g == 0
 
 
 def in_hindsight(per_set: dict[str, list[dict[FusionConfig, float]]]) -> dict[str, Any]:
@@ -142,7 +178,7 @@ def run_lodo(full: WindowSet, plan: LodoPlan, out: str | Path, always: tuple[str
     (edgekd.study_report renders it): one row per student, seed and held-out set."""
     out = Path(out)
     sets = held_out_sets(full, list(always))
-    evidence = spectral_evidence(full)
+    spectrum = Spectrum(spectral_evidence(full), window_motion(full))
     results: list[dict[str, Any]] = []
     shipped: dict[str, str] = {}
     hindsight: dict[tuple[str, str], dict[str, list[dict[FusionConfig, float]]]] = {}
@@ -153,16 +189,21 @@ def run_lodo(full: WindowSet, plan: LodoPlan, out: str | Path, always: tuple[str
         base = dict(blocks=blocks, in_channels=4, epochs=plan.epochs, label_sigma=plan.label_sigma,
                     select_on="val_mae", device="cpu", init_from=plan.init_from, augment=plan.augment,
                     family=plan.family, width=width)
-        grids = _inner_grids(full, evidence, sets, list(always), base, out, progress)
-        # What to ship for data nobody has seen yet: the same rule over every direction. Not a result on any
-        # held-out set (every set is a target of some direction); the held-out rows are the claim.
-        shipped[student] = decoder_label(nested_choice(list(grids.values()), switch=True))
+        if plan.inner == "datasets":
+            inner_of = _inner_directions(full, spectrum, sets, list(always), base, out, progress)
+        else:
+            inner_of = _inner_subject_folds(full, spectrum, sets, base, plan.inner_folds, out, progress)
+        # What to ship for data nobody has seen yet: the same rule over every inner grid. Not a result on any
+        # held-out set (every set is a target of some inner grid); the held-out rows are the claim.
+        pool = list({id(g): g for grids in inner_of.values() for g in grids}.values())
+        shipped[student] = decoder_label(nested_choice(pool))
         seeds = plan.seeds if plan.seeds_for is None or blocks in plan.seeds_for else plan.seeds[:1]
         for held in sets:
             idx = full.dataset == held
-            ws, ev = full.subset(np.flatnonzero(idx)), evidence[idx]
-            inner = [grids[pair] for pair in itertools.permutations([s for s in sets if s != held], 2)]
-            plain_choice, chosen = nested_choice(inner, switch=False), nested_choice(inner, switch=True)
+            ws, ev = full.subset(np.flatnonzero(idx)), spectrum.subset(idx)
+            inner = inner_of[held]
+            plain_choice, chosen = nested_choice(inner, without_switch), nested_choice(inner)
+            quality_choice = nested_choice(inner, without_motion_gate)
             hmm_err, hmm_conf = decode(np.zeros((len(ws), N_CLASSES), np.float32), ev, ws, HMM)
             for strategy, seed in itertools.product(plan.strategies, seeds):
                 fold = f"lodo:{held}"
@@ -181,10 +222,12 @@ def run_lodo(full: WindowSet, plan: LodoPlan, out: str | Path, always: tuple[str
                        "causal": float(decode(logits, ev, ws, MODEL_ONLY)[0].mean()),
                        "fused_previous": float(decode(logits, ev, ws, PREVIOUS)[0].mean()),
                        "fused_default": float(decode(logits, ev, ws, DEFAULT)[0].mean()),
-                       "nested_plain": float(decode(logits, ev, ws, plain_choice)[0].mean()), "nested": float(err.mean()),
+                       "nested_plain": float(decode(logits, ev, ws, plain_choice)[0].mean()),
+                       "nested_quality": float(decode(logits, ev, ws, quality_choice)[0].mean()),
+                       "nested": float(err.mean()),
                        "nested_cov90": covered_mae(err, conf, 0.9), "nested_cov80": covered_mae(err, conf, 0.8),
                        "hmm_cov80": covered_mae(hmm_err, hmm_conf, 0.8), "choice_plain": decoder_label(plain_choice),
-                       "choice": decoder_label(chosen)}
+                       "choice_quality": decoder_label(quality_choice), "choice": decoder_label(chosen)}
                 if blocks in plan.int8 and seed == seeds[0]:
                     q = int8_logits(run_dir, full, held, out)
                     row.update({"int8_argmax_agreement": float((q.argmax(1) == logits.argmax(1)).mean()),
@@ -198,10 +241,10 @@ def run_lodo(full: WindowSet, plan: LodoPlan, out: str | Path, always: tuple[str
             "hindsight": {f"{k[0]} {k[1]}": in_hindsight(v) for k, v in hindsight.items()}}
 
 
-def _inner_grids(full: WindowSet, evidence: np.ndarray, sets: list[str], always: list[str], base: dict[str, Any],
-                 out: Path, progress: bool) -> dict[tuple[str, str], dict[FusionConfig, float]]:
-    """(trained on, scored on) -> every decoder's MAE: a model trained on one set alone (plus the always-trained
-    sets) scored on each other set."""
+def _inner_directions(full: WindowSet, spectrum: Spectrum, sets: list[str], always: list[str],
+                      base: dict[str, Any], out: Path, progress: bool) -> dict[str, list[dict[FusionConfig, float]]]:
+    """Per held-out set, every decoder's MAE in each inner direction between the other sets: a model trained
+    on one set alone (plus the always-trained sets) scored on another."""
     grids = {}
     for name in sets:
         idx = np.flatnonzero(np.isin(full.dataset, [name, *always]))
@@ -209,5 +252,27 @@ def _inner_grids(full: WindowSet, evidence: np.ndarray, sets: list[str], always:
         for other in sets:
             if other != name:
                 on = np.flatnonzero(full.dataset == other)
-                grids[(name, other)] = grid_mae(predict_logits(model, full.x[on]), evidence[on], full.subset(on))
-    return grids
+                grids[(name, other)] = grid_mae(predict_logits(model, full.x[on]), spectrum.subset(on), full.subset(on))
+    return {held: [grids[pair] for pair in itertools.permutations([s for s in sets if s != held], 2)]
+            for held in sets}
+
+
+def _inner_subject_folds(full: WindowSet, spectrum: Spectrum, sets: list[str], base: dict[str, Any], folds: int,
+                         out: Path, progress: bool) -> dict[str, list[dict[FusionConfig, float]]]:
+    """Per held-out set D, every decoder's MAE on each remaining set's held-out subjects of each of ``folds``
+    subject folds over D's training data (the outer student's data, always-trained sets included)."""
+    out_of: dict[str, list[dict[FusionConfig, float]]] = {}
+    for held in sets:
+        rest = np.flatnonzero(full.dataset != held)
+        train = full.subset(rest)
+        out_of[held] = []
+        for k in range(1, folds + 1):
+            cfg = RunConfig(**base, fold=f"{k}/{folds}")
+            model = load_model(train_cached(train, cfg, out / "runs", progress))
+            test = resolve_fold(train, cfg.fold, cfg.split_seed).test
+            for other in sets:
+                on = test[train.dataset[test] == other]
+                if other != held and len(on):
+                    out_of[held].append(grid_mae(predict_logits(model, train.x[on]), spectrum.subset(rest[on]),
+                                                 train.subset(on)))
+    return out_of

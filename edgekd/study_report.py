@@ -22,6 +22,10 @@ LODO_COLUMNS = (("hmm", "spectral HMM (no model)"), ("argmax", "argmax"), ("caus
                 ("fused_previous", "fused {previous} (previous default)"), ("nested_plain", "fused, nested (a, w)"),
                 ("nested", "fused, nested (a, w, q, u)"), ("nested_cov80", "same @80 % coverage"),
                 ("hmm_cov80", "HMM @80 %"), ("fused_default", "shipped default {default} (not nested)"))
+# Records made since the motion gate (edgekd.fusion.FusionConfig.motion_g) joined the candidates: the nested
+# choice without it (the quality switch alone) beside the one with it, so the table shows what the gate changed.
+LODO_MOTION_COLUMNS = (("nested_quality", "fused, nested without the motion gate (a, w, q, u)"),
+                       ("nested", "fused, nested with it (a, w, q, u, m)"))
 LODO_INT8_COLUMNS = (("int8_fused_previous", "INT8 TFLM fused, previous default"),
                      ("int8_nested", "INT8 TFLM fused, nested"), ("int8_argmax_agreement", "INT8 = FP32 argmax"))
 
@@ -58,6 +62,9 @@ def lodo_markdown(record: dict[str, Any]) -> str:
                      + " | ".join(f"{m[h]:.2f}" for h in sets)
                      + f" | {m['mean']:.2f} | {m['sets_no_worse_than_hmm']} of {len(sets)} |")
     cols = [(k, h.format(**record["decoders"])) for k, h in LODO_COLUMNS]
+    if any("nested_quality" in r for r in rows):
+        at = [k for k, _ in cols].index("nested")
+        cols[at:at + 1] = LODO_MOTION_COLUMNS
     if any("int8_nested" in r for r in rows):
         cols += LODO_INT8_COLUMNS
     lines += ["", "Per held-out set, first seed of each student:", "",

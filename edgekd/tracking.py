@@ -110,26 +110,52 @@ def causal_filter(logits: np.ndarray, cfg: TrackerConfig = TrackerConfig()
     """HMM forward pass over one recording's logits [T, 180]: (class per window [T], final state [180],
     confidence per window [T], see :func:`confidence`)."""
     logits = _check(logits)
+    classes, alpha, conf = _filter_recordings([logits], cfg)
+    return classes[0], alpha[0], conf[0]
+
+
+def _filter_recordings(recordings: list[np.ndarray], cfg: TrackerConfig
+                       ) -> tuple[list[np.ndarray], np.ndarray, list[np.ndarray]]:
+    """The forward pass over several recordings' logits at once, one row per recording: each row runs exactly
+    the C tracker's float32 operations in its order (the same operations on a [R, 180] array as on [180]; sums
+    along the classes stay left to right), so batching changes speed, not results. Returns per recording the
+    classes, the final state [R, 180] and the confidences."""
     k = transition_kernel(cfg)
     band = cfg.band
     stay, spread = np.float32(1.0) - np.float32(cfg.floor32), np.float32(cfg.floor32) / np.float32(N_CLASSES)
-    alpha = np.zeros(N_CLASSES, dtype=np.float32)
-    out = np.empty(len(logits), dtype=np.int64)
-    conf = np.empty(len(logits), dtype=np.float32)
-    for t, z in enumerate(logits):
-        e = emission(z, cfg.temperature)
+    order = sorted(range(len(recordings)), key=lambda r: -len(recordings[r]))  # active rows are a prefix
+    lengths = np.array([len(recordings[r]) for r in order])
+    steps = int(lengths.max()) if len(lengths) else 0
+    z_all = np.zeros((len(order), steps, N_CLASSES), np.float32)
+    for row, r in enumerate(order):
+        z_all[row, :lengths[row]] = recordings[r]
+    alpha = np.zeros((len(order), N_CLASSES), dtype=np.float32)
+    out = np.zeros((len(order), steps), dtype=np.int64)
+    conf = np.zeros((len(order), steps), dtype=np.float32)
+    near = np.arange(-CONFIDENCE_HALFWIDTH, CONFIDENCE_HALFWIDTH + 1)
+    for t in range(steps):
+        n = int((lengths > t).sum())
+        e = emission(z_all[:n, t], cfg.temperature)
         if t == 0:
             a = e
         else:
-            pred = np.zeros(N_CLASSES, dtype=np.float32)
+            prev = alpha[:n]
+            pred = np.zeros((n, N_CLASSES), dtype=np.float32)
             for i, d in enumerate(range(-band, band + 1)):  # pred[j] += k[d] * alpha[j - d], d ascending
                 lo, hi = max(0, d), min(N_CLASSES, N_CLASSES + d)
-                pred[lo:hi] += k[i] * alpha[lo - d:hi - d]
+                pred[:, lo:hi] += k[i] * prev[:, lo - d:hi - d]
             a = (pred * stay + spread) * e
-        alpha = (a / _seq_sum(a)).astype(np.float32)
-        out[t] = int(alpha.argmax())
-        conf[t] = confidence(alpha, out[t])
-    return out, alpha, conf
+        alpha[:n] = (a / np.cumsum(a, axis=1, dtype=np.float32)[:, -1:]).astype(np.float32)
+        cls = alpha[:n].argmax(axis=1)
+        out[:n, t] = cls
+        # confidence(): the mass of cls-3..cls+3 summed left to right; classes off the grid add 0 (exact)
+        idx = cls[:, None] + near[None, :]
+        inside = (idx >= 0) & (idx < N_CLASSES)
+        mass = np.where(inside, np.take_along_axis(alpha[:n], np.clip(idx, 0, N_CLASSES - 1), axis=1), np.float32(0))
+        conf[:n, t] = np.cumsum(mass, axis=1, dtype=np.float32)[:, -1]
+    back = np.argsort(order)
+    final = alpha[back]
+    return ([out[row, :lengths[row]] for row in back], final, [conf[row, :lengths[row]] for row in back])
 
 
 def causal_track(logits: np.ndarray, cfg: TrackerConfig = TrackerConfig()) -> np.ndarray:
@@ -186,8 +212,11 @@ def track_with_confidence(logits: np.ndarray, recording: np.ndarray, cfg: Tracke
     logits = _check(logits)
     classes = np.empty(len(logits), dtype=np.int64)
     conf = np.empty(len(logits), dtype=np.float32)
-    for idx in _recordings(recording, len(logits)):
-        classes[idx], _, conf[idx] = causal_filter(logits[idx], cfg)
+    groups = _recordings(recording, len(logits))
+    if groups:
+        per_cls, _, per_conf = _filter_recordings([logits[idx] for idx in groups], cfg)
+        for idx, c, q in zip(groups, per_cls, per_conf):
+            classes[idx], conf[idx] = c, q
     return np.asarray(class_to_bpm(classes), dtype=np.float32), conf
 
 

@@ -94,13 +94,15 @@ extern const unsigned int g_{ident}_model_data_size;
 
 /* The decoder the card's fused MAE is for (hr_spectral.h, hr_tracker.h):
  *   hr_tracker_init(&tr, {p}_TRACKER_SIGMA_BPM, {p}_TRACKER_TEMPERATURE, {p}_TRACKER_KIND, {p}_TRACKER_FLOOR);
- *   hr_spectral_fuse(z, evidence, {p}_FUSION_MODEL_WEIGHT, {p}_FUSION_WEIGHT, {p}_FUSION_FLOOR,
- *                    {p}_FUSION_CLEAR_QUALITY, {p}_FUSION_UNCLEAR_WEIGHT); */
+ *   motion = hr_spectral_motion(acc_x, acc_y, acc_z);  (0 without accelerometer)
+ *   hr_spectral_fuse(z, evidence, motion, {p}_FUSION_MODEL_WEIGHT, {p}_FUSION_WEIGHT, {p}_FUSION_FLOOR,
+ *                    {p}_FUSION_CLEAR_QUALITY, {p}_FUSION_UNCLEAR_WEIGHT, {p}_FUSION_MOTION_G); */
 #define {p}_FUSION_MODEL_WEIGHT {_f(fusion.model_weight)}
 #define {p}_FUSION_WEIGHT {_f(fusion.weight)}
 #define {p}_FUSION_FLOOR {_f(fusion.floor)}
 #define {p}_FUSION_CLEAR_QUALITY {_f(fusion.clear_quality)}
 #define {p}_FUSION_UNCLEAR_WEIGHT {_f(fusion.unclear_weight)}
+#define {p}_FUSION_MOTION_G {_f(fusion.motion_g)}
 #define {p}_TRACKER_SIGMA_BPM {_f(tracker.sigma_bpm)}
 #define {p}_TRACKER_TEMPERATURE {_f(tracker.temperature)}
 #define {p}_TRACKER_KIND {kind} /* {("HR_TRACKER_GAUSSIAN", "HR_TRACKER_LAPLACE")[kind]} */

@@ -39,10 +39,13 @@ def card_md(card: dict[str, Any]) -> str:
                       f"{p}_TRACKER_FLOOR);  /* {float(t['sigma_bpm'])!r}f, {float(t['temperature'])!r}f, "
                       f"HR_TRACKER_{t['kind'].upper()}, {float(t['floor'])!r}f; once per recording */",
                       _evidence_line(arch),
-                      f"hr_spectral_fuse(z, evidence, {p}_FUSION_MODEL_WEIGHT, {p}_FUSION_WEIGHT, {p}_FUSION_FLOOR,",
-                      f"                 {p}_FUSION_CLEAR_QUALITY, {p}_FUSION_UNCLEAR_WEIGHT);  /* "
+                      "float motion = hr_spectral_motion(acc_x, acc_y, acc_z);  /* g; 0 without accelerometer */",
+                      f"hr_spectral_fuse(z, evidence, motion, {p}_FUSION_MODEL_WEIGHT, {p}_FUSION_WEIGHT, "
+                      f"{p}_FUSION_FLOOR,",
+                      f"                 {p}_FUSION_CLEAR_QUALITY, {p}_FUSION_UNCLEAR_WEIGHT, {p}_FUSION_MOTION_G);  /* "
                       f"{float(f['model_weight'])!r}f, {float(f['weight'])!r}f, {float(f['floor'])!r}f, "
-                      f"{float(f['clear_quality'])!r}f, {float(f['unclear_weight'])!r}f */",
+                      f"{float(f['clear_quality'])!r}f, {float(f['unclear_weight'])!r}f, "
+                      f"{float(f.get('motion_g', 0.0))!r}f */",
                       f"int cls = hr_tracker_update_f32(&tr, z);  /* BPM = {p}_BPM_MIN + cls */", "```",
                       f"- TFLM sources to compile: `kernel_sources.txt`; `edgekd firmware {card['name']} --target "
                       f"cortex-m4` builds and runs all of it under QEMU."]

@@ -87,7 +87,10 @@ def test_artifact_has_every_file_and_a_consistent_card(artifact):
     assert card["data"]["calibration"]["subjects"] != card["data"]["evaluation"]["subjects"]
     md = (artifact / "card.md").read_text()
     assert card["accuracy"]["decoder"]["fusion"] == asdict(FusionConfig())
-    assert "TINY_HR_V1_FUSION_MODEL_WEIGHT" in md and "/* 0.25f, 1.0f, 0.01f, 0.2f, 0.25f */" in md
+    d = FusionConfig()
+    values = ", ".join(f"{float(v)!r}f" for v in (d.model_weight, d.weight, d.floor, d.clear_quality, d.unclear_weight,
+                                                  d.motion_g))
+    assert "TINY_HR_V1_FUSION_MODEL_WEIGHT" in md and f"/* {values} */" in md
 
 
 def test_card_scores_the_shipped_decoder_per_runtime(artifact, split_files):
@@ -178,9 +181,10 @@ int main(int argc, char** argv) {{
   FILE* f = fopen(argv[1], "wb");
   fwrite(g_{ident}_model_data, 1, g_{ident}_model_data_size, f);
   fclose(f);
-  printf("%u %d %d %d %.9g %.9g %.9g %.9g %.9g %d", {p}_ARENA_SIZE, (int){p}_INPUT_ZERO_POINT, {p}_BPM_MIN,
+  printf("%u %d %d %d %.9g %.9g %.9g %.9g %.9g %.9g %d", {p}_ARENA_SIZE, (int){p}_INPUT_ZERO_POINT, {p}_BPM_MIN,
          {p}_NUM_CLASSES, (double){p}_FUSION_MODEL_WEIGHT, (double){p}_FUSION_WEIGHT, (double){p}_FUSION_CLEAR_QUALITY,
-         (double){p}_FUSION_UNCLEAR_WEIGHT, (double){p}_TRACKER_SIGMA_BPM, {p}_TRACKER_KIND);
+         (double){p}_FUSION_UNCLEAR_WEIGHT, (double){p}_FUSION_MOTION_G, (double){p}_TRACKER_SIGMA_BPM,
+         {p}_TRACKER_KIND);
   return 0;
 }}
 """)
@@ -198,12 +202,13 @@ const unsigned char* first_byte() {{ return {ident}::ModelData(); }}
                     str(artifact / "model_data.cc"), "-o", str(exe)], check=True)
     out = subprocess.run([str(exe), str(tmp_path / "bytes.bin")], check=True, capture_output=True, text=True)
     assert (tmp_path / "bytes.bin").read_bytes() == (artifact / "model_int8.tflite").read_bytes()
-    arena, zp, bpm_min, classes, a, w, q, u, sigma, kind = out.stdout.split()
+    arena, zp, bpm_min, classes, a, w, q, u, m, sigma, kind = out.stdout.split()
     assert int(arena) == card["tflm"]["arena_bytes"] and int(zp) == card["tflite"]["input"]["zero_point"]
     assert (int(bpm_min), int(classes)) == (30, 180)
     fusion, tracker = card["accuracy"]["decoder"]["fusion"], card["accuracy"]["decoder"]["tracker"]
-    assert [np.float32(float(v)) for v in (a, w, q, u, sigma)] == [np.float32(v) for v in (
-        fusion["model_weight"], fusion["weight"], fusion["clear_quality"], fusion["unclear_weight"], tracker["sigma_bpm"])]
+    assert [np.float32(float(v)) for v in (a, w, q, u, m, sigma)] == [np.float32(v) for v in (
+        fusion["model_weight"], fusion["weight"], fusion["clear_quality"], fusion["unclear_weight"], fusion["motion_g"],
+        tracker["sigma_bpm"])]
     assert int(kind) == {"gaussian": 0, "laplace": 1}[tracker["kind"]]
     ops_h = (artifact / "ops.h").read_text()
     assert "MicroMutableOpResolver<kNumOps>" in ops_h and f"kNumOps = {len(card['tflm']['ops'])}" in ops_h

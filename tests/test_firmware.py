@@ -67,6 +67,14 @@ def test_bad_inputs_are_one_line_errors(tiny_artifact, shared_tflm, tmp_path, ca
     assert main(["firmware", str(old), "--tflm", str(shared_tflm)]) == 2
     err = capsys.readouterr().err
     assert "kernel_sources.txt" in err and err.count("\n") == 1
+    before_gate = tmp_path / "before-gate"  # its hr_spectral.c has no hr_spectral_motion: refused, not a C error
+    shutil.copytree(tiny_artifact, before_gate)
+    card = json.loads((before_gate / "card.json").read_text())
+    del card["accuracy"]["decoder"]["fusion"]["motion_g"]
+    (before_gate / "card.json").write_text(json.dumps(card))
+    assert main(["firmware", str(before_gate), "--tflm", str(shared_tflm)]) == 2
+    err = capsys.readouterr().err
+    assert "motion gate" in err and "re-export" in err and err.count("\n") == 1
 
 
 def test_a_wrong_kernel_list_fails_the_link_by_name(tiny_artifact, shared_tflm, tmp_path):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
-from dataclasses import fields
+from dataclasses import fields, replace
 from pathlib import Path
 
 import numpy as np
@@ -14,8 +14,8 @@ import pytest
 from edgekd.baseline import BaselineConfig
 from edgekd.bpm import BPM_MIN, N_CLASSES, bin_bpms
 from edgekd.errors import EdgekdError
-from edgekd.fusion import (ACC_BPM, MODEL_ONLY, SPECTRUM_ONLY, FusionConfig, fuse, plain, spectral_evidence,
-                           spectral_quality, spectral_track)
+from edgekd.fusion import (ACC_BPM, MODEL_ONLY, SPECTRUM_ONLY, FusionConfig, decoder_label, fuse, plain,
+                           spectral_evidence, spectral_quality, spectral_track, window_motion)
 from edgekd.geometry import FS, WINDOW
 from edgekd.tracking import causal_track, decode_recordings
 from edgekd.windowset import WindowSet
@@ -24,22 +24,23 @@ from c_harness import TRACKER_DIR, compile_tracker_harness
 
 
 # Test main: argv = weight floor T in_logits.bin in_windows.bin out.bin ppg|acc model_weight clear_quality
-# unclear_weight. Windows are
-# T x 4 x 200 float32 (PPG, ACC x, y, z) or T x 1 x 200 when argv[7] is "ppg"; writes T x 180 float32 evidence, then T int32 classes of
-# the causal tracker (sigma 3, T 1, Gaussian, floor 1e-3) on the fused logits.
+# unclear_weight motion_g. Windows are T x 4 x 200 float32 (PPG, ACC x, y, z) or T x 1 x 200 when argv[7] is "ppg";
+# writes T x 180 float32 evidence, T float32 motions, then T int32 classes of the causal tracker (sigma 3, T 1,
+# Gaussian, floor 1e-3) on the fused logits.
 HARNESS = r"""
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include "hr_spectral.h"
 int main(int argc, char **argv) {
-    if (argc != 11) return 3;
+    if (argc != 12) return 3;
     float weight = strtof(argv[1], NULL), floor_p = strtof(argv[2], NULL), model_weight = strtof(argv[8], NULL);
     float clear_quality = strtof(argv[9], NULL), unclear_weight = strtof(argv[10], NULL);
+    float motion_g = strtof(argv[11], NULL);
     int T = atoi(argv[3]), ppg_only = strcmp(argv[7], "ppg") == 0, C = ppg_only ? 1 : 4, t;
     FILE *fl = fopen(argv[4], "rb"), *fw = fopen(argv[5], "rb"), *out = fopen(argv[6], "wb");
     if (!fl || !fw || !out) return 5;
-    static float ev[100000][HR_TRACKER_N_CLASSES];
+    static float ev[100000][HR_TRACKER_N_CLASSES], motion[100000];
     static int32_t cls[100000];
     hr_tracker_t tr;
     if (T > 100000 || hr_tracker_init(&tr, 3.0f, 1.0f, HR_TRACKER_GAUSSIAN, 1e-3f) != 0) return 4;
@@ -47,12 +48,18 @@ int main(int argc, char **argv) {
         float z[HR_TRACKER_N_CLASSES], x[4][HR_SPECTRAL_N];
         if (fread(z, 4, HR_TRACKER_N_CLASSES, fl) != HR_TRACKER_N_CLASSES) return 6;
         if (fread(x, 4, (size_t)C * HR_SPECTRAL_N, fw) != (size_t)C * HR_SPECTRAL_N) return 6;
-        if (ppg_only) hr_spectral_evidence(x[0], NULL, NULL, NULL, ev[t]);
-        else hr_spectral_evidence(x[0], x[1], x[2], x[3], ev[t]);
-        hr_spectral_fuse(z, ev[t], model_weight, weight, floor_p, clear_quality, unclear_weight);
+        if (ppg_only) {
+            hr_spectral_evidence(x[0], NULL, NULL, NULL, ev[t]);
+            motion[t] = hr_spectral_motion(NULL, NULL, NULL);
+        } else {
+            hr_spectral_evidence(x[0], x[1], x[2], x[3], ev[t]);
+            motion[t] = hr_spectral_motion(x[1], x[2], x[3]);
+        }
+        hr_spectral_fuse(z, ev[t], motion[t], model_weight, weight, floor_p, clear_quality, unclear_weight, motion_g);
         cls[t] = hr_tracker_update_f32(&tr, z);
     }
     fwrite(ev, 4, (size_t)T * HR_TRACKER_N_CLASSES, out);
+    fwrite(motion, 4, (size_t)T, out);
     fwrite(cls, 4, (size_t)T, out);
     fclose(fl); fclose(fw); fclose(out);
     return 0;
@@ -66,14 +73,17 @@ def c_fusion(tmp_path_factory) -> Path:
 
 
 def _run_c(exe: Path, tmp: Path, logits: np.ndarray, x: np.ndarray, cfg: FusionConfig) -> tuple[np.ndarray, ...]:
+    """(evidence [T, 180], motion [T], tracker classes [T]) as the C computes them."""
     (tmp / "logits.bin").write_bytes(np.ascontiguousarray(logits, np.float32).tobytes())
     (tmp / "x.bin").write_bytes(np.ascontiguousarray(x, np.float32).tobytes())
     subprocess.run([str(exe), repr(cfg.weight), repr(cfg.floor), str(len(x)), str(tmp / "logits.bin"),
                     str(tmp / "x.bin"), str(tmp / "out.bin"), "ppg" if x.shape[1] == 1 else "acc",
-                    repr(cfg.model_weight), repr(cfg.clear_quality), repr(cfg.unclear_weight)], check=True)
+                    repr(cfg.model_weight), repr(cfg.clear_quality), repr(cfg.unclear_weight), repr(cfg.motion_g)],
+                   check=True)
     raw = np.fromfile(tmp / "out.bin", dtype=np.float32)
     t = len(x)
-    return raw[:t * N_CLASSES].reshape(t, N_CLASSES), raw[t * N_CLASSES:].view(np.int32)
+    return (raw[:t * N_CLASSES].reshape(t, N_CLASSES), raw[t * N_CLASSES:t * (N_CLASSES + 1)],
+            raw[t * (N_CLASSES + 1):].view(np.int32))
 
 
 def _windows(hr_bpm: float, motion_bpm: float | None, n: int = 1, motion_gain: float = 3.0) -> WindowSet:
@@ -134,11 +144,16 @@ def test_c_matches_python_on_synthetic_recordings(c_fusion, tmp_path, small_synt
     logits[wrong, rng.integers(0, N_CLASSES, wrong.sum())] += 5.0
     for cfg, data in ((plain(1.0, 2.0), ws), (plain(1.0, 2.0), ws.ppg_only()), (plain(0.25, 1.0), ws),
                       (FusionConfig(weight=1.0, model_weight=0.25, clear_quality=0.3, unclear_weight=0.25), ws),
+                      (FusionConfig(weight=1.0, model_weight=0.5, clear_quality=0.0, unclear_weight=0.0,
+                                    motion_g=0.1), ws),
+                      (FusionConfig(weight=1.0, model_weight=0.5, clear_quality=0.0, unclear_weight=0.0,
+                                    motion_g=0.1), ws.ppg_only()),
                       (FusionConfig(), ws)):
-        ev = spectral_evidence(data)
-        c_ev, c_cls = _run_c(c_fusion, tmp_path, logits, data.x, cfg)
+        ev, motion = spectral_evidence(data), window_motion(data)
+        c_ev, c_motion, c_cls = _run_c(c_fusion, tmp_path, logits, data.x, cfg)
         np.testing.assert_array_equal(c_ev, ev)  # bit-exact: same float32 operations in the same order
-        np.testing.assert_array_equal(c_cls, causal_track(fuse(logits, ev, cfg)))
+        np.testing.assert_array_equal(c_motion, motion)
+        np.testing.assert_array_equal(c_cls, causal_track(fuse(logits, ev, cfg, motion)))
 
 
 def test_c_header_agrees_with_python_constants():
@@ -169,7 +184,7 @@ def test_firmware_c_is_single_precision(tmp_path, source):
     subprocess.run([cc, "-std=c99", "-O2", "-Wall", "-Wextra", "-Werror", "-Wdouble-promotion", "-Wfloat-conversion",
                     f"-I{TRACKER_DIR}", "-c", str(TRACKER_DIR / source), "-o", str(obj)], check=True)
     undefined = set(subprocess.run(["nm", "-u", str(obj)], capture_output=True, text=True, check=True).stdout.split())
-    assert undefined - {"U"} <= {"logf", "expf", "fabsf", "ceilf", "frexpf"}, undefined
+    assert undefined - {"U"} <= {"logf", "expf", "fabsf", "ceilf", "frexpf", "sqrtf"}, undefined
 
 
 def test_model_weight_zero_is_the_spectral_baseline(small_synth, rng):
@@ -212,6 +227,48 @@ def test_c_switch_matches_python_on_a_real_wrist_recording(c_fusion, tmp_path, w
     ev = spectral_evidence(ws)
     cfg = FusionConfig(weight=1.0, model_weight=0.25, clear_quality=0.2, unclear_weight=0.25)
     assert 0.2 < (spectral_quality(ev) >= np.float32(0.2)).mean() < 0.8
-    c_ev, c_cls = _run_c(c_fusion, tmp_path, logits, ws.x, cfg)
+    c_ev, _, c_cls = _run_c(c_fusion, tmp_path, logits, ws.x, cfg)
     np.testing.assert_array_equal(c_ev, ev)
     np.testing.assert_array_equal(c_cls, causal_track(fuse(logits, ev, cfg)))
+
+
+def test_c_motion_gate_matches_python_on_real_wrist_recordings(c_fusion, tmp_path, wrist_root, rng):
+    """The motion gate on real accelerometers (cycling stays under 0.1 g, walking and running go over it):
+    hr_spectral_motion is bit-exact with window_motion and the gate picks the same windows, so the classes agree."""
+    from edgekd.data import load_dataset
+
+    ws = load_dataset("wrist-exercise", wrist_root)
+    ws = ws.subset(np.flatnonzero(np.isin(ws.recording, ["s2_walk", "s2_low_resistance_bike"])))
+    logits = rng.normal(0, 2.0, (len(ws), N_CLASSES)).astype(np.float32)
+    ev, motion = spectral_evidence(ws), window_motion(ws)
+    assert 0.2 < (motion >= np.float32(0.1)).mean() < 0.8  # both sides of the gate
+    for cfg in (FusionConfig(weight=1.0, model_weight=0.25, clear_quality=0.0, unclear_weight=0.0, motion_g=0.1),
+                FusionConfig(weight=1.0, model_weight=0.25, clear_quality=0.2, unclear_weight=0.25, motion_g=0.1)):
+        c_ev, c_motion, c_cls = _run_c(c_fusion, tmp_path, logits, ws.x, cfg)
+        np.testing.assert_array_equal(c_motion, motion)
+        np.testing.assert_array_equal(c_cls, causal_track(fuse(logits, ev, cfg, motion)))
+
+
+def test_motion_gate_sends_moving_windows_to_the_model(rng):
+    """A clear spectrum on a moving wrist is not trusted: with motion_g the window fuses the model, still windows
+    keep the spectrum alone; data without accelerometer have motion 0; a gate without motions is refused."""
+    still, moving = _windows(100.0, None), _windows(100.0, 150.0, motion_gain=0.2)
+    ws_ev = np.concatenate([spectral_evidence(still), spectral_evidence(moving)])
+    motion = np.concatenate([window_motion(still), window_motion(moving)])
+    assert motion[0] == 0 and motion[1] > 0.5  # sin + 0.5 cos: RMS sqrt(0.5 + 0.125) g
+    np.testing.assert_allclose(motion[1], np.sqrt(0.625), rtol=0.05)
+    assert (spectral_quality(ws_ev) > 0.3).all()  # both look clear to the quality switch
+    logits = rng.normal(0, 3.0, (2, N_CLASSES)).astype(np.float32)
+    cfg = FusionConfig(weight=1.0, model_weight=0.5, clear_quality=0.3, unclear_weight=0.25, motion_g=0.1)
+    fused = fuse(logits, ws_ev, cfg, motion)
+    log_ev = np.log(np.float32(cfg.floor) + ws_ev)
+    np.testing.assert_array_equal(fused[0], log_ev[0])  # still and clear: the spectrum alone
+    np.testing.assert_array_equal(fused[1], np.float32(0.5) * logits[1] + np.float32(0.25) * log_ev[1])
+    # without the gate the moving window counts as clear
+    np.testing.assert_array_equal(fuse(logits, ws_ev, replace(cfg, motion_g=0.0))[1], log_ev[1])
+    assert (window_motion(moving.ppg_only()) == 0).all()
+    with pytest.raises(EdgekdError, match="motion"):
+        fuse(logits, ws_ev, cfg)
+    with pytest.raises(EdgekdError, match="motion_g"):
+        FusionConfig(motion_g=-0.1)
+    assert decoder_label(cfg) == "a=0.5 w=1 q=0.3 u=0.25 m=0.1"

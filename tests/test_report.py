@@ -9,6 +9,7 @@ import pytest
 
 from edgekd.cli.main import main
 from edgekd.study_report import STUDY_SCHEMA, render, summarise_lodo, table_path
+from edgekd.windowset import WindowSet
 
 RESULTS = Path(__file__).resolve().parent.parent / "models" / "results"
 SETS = ["a", "b"]
@@ -106,6 +107,7 @@ def test_lodo_holds_out_each_set_chooses_the_decoder_without_it_and_resumes(tmp_
         assert cfg["fold"] == f"lodo:{row['held_out']}"
         assert row["spec"] == {"family": "spectral", "blocks": 1, "width": 4}
     assert record["command"].startswith("edgekd lodo ") and "--epochs 1" in record["command"]
+    assert all("m=" not in r["choice_quality"] and r["nested_quality"] >= 0 for r in record["rows"])
     assert (tmp_path / "res" / "lodo-t.md").read_text() == render(tmp_path / "res" / "lodo-t.json")
     assert main(["report", "--check", str(out / "lodo.json")]) == 0
     runs = sorted((out / "runs").iterdir())
@@ -117,3 +119,40 @@ def test_lodo_holds_out_each_set_chooses_the_decoder_without_it_and_resumes(tmp_
     assert main(["lodo", *map(str, files[:2]), "--out", str(tmp_path / "two"), "--quiet"]) == 2
     err = capsys.readouterr().err
     assert "at least 3 data sets" in err and len(err.strip().splitlines()) == 1
+
+
+def test_the_nested_rule_picks_the_lowest_mean_ratio_among_the_candidates_it_is_given():
+    """Each inner direction's MAE relative to its HMM, averaged: a motion-gated decoder that wins there is chosen,
+    and the choice without the gate (the table's column beside it) never returns one."""
+    from edgekd.lodo import DECODERS, HMM, nested_choice, without_motion_gate, without_switch
+
+    gated = next(c for c in DECODERS if c.motion_g > 0)
+    quality = next(c for c in DECODERS if c.clear_quality > 0 and c.motion_g == 0)
+    inner = [{c: 10.0 for c in DECODERS}, {c: 2.0 for c in DECODERS}]
+    inner[0][gated], inner[1][gated] = 9.5, 1.2  # ratios 0.95, 0.6: mean 0.775 (mean MAE 5.35)
+    inner[0][quality], inner[1][quality] = 7.0, 2.0  # ratios 0.7, 1.0: mean 0.85, although its mean MAE is 4.5
+    assert nested_choice(inner) == gated
+    assert nested_choice(inner, without_motion_gate) == quality
+    assert not nested_choice(inner, without_switch).switches
+    assert nested_choice([{c: 3.0 for c in DECODERS}] * 2) == HMM  # ties: the first candidate, the spectrum
+    assert {c.motion_g for c in DECODERS} == {0.0, 0.05, 0.1, 0.2} and len(set(DECODERS)) == len(DECODERS)
+
+
+def test_lodo_inner_subjects_chooses_from_subject_folds_of_the_training_sets_only(tmp_path):
+    """--inner subjects: per held-out set, K subject folds over the other sets (the outer student's data); no inner
+    model trains on the held-out set, and the record says which inner protocol chose."""
+    files = []
+    for i, name in enumerate(["a", "b", "c"]):
+        files.append(tmp_path / f"{name}.npz")
+        _set(name, 20 + i).save(files[-1])
+    out = tmp_path / "study"
+    assert main(["lodo", *map(str, files), "--out", str(out), "--family", "spectral", "--blocks", "1", "--widths",
+                 "4", "--epochs", "1", "--threads", "1", "--quiet", "--inner", "subjects", "--inner-folds", "2"]) == 0
+    record = json.loads((out / "lodo.json").read_text())
+    assert record["settings"]["inner"] == "subjects" and "--inner subjects" in record["command"]
+    configs = [json.loads((r / "config.json").read_text()) for r in (out / "runs").iterdir()]
+    inner = [c for c in configs if c["fold"] in ("1/2", "2/2")]
+    assert len(inner) == 6 and len(configs) == 9  # 2 folds x 3 held-out sets, and the 3 outer students
+    sizes = {name: len(WindowSet.load(f)) for name, f in zip("abc", files)}
+    held_sizes = sorted(sum(sizes.values()) - n for n in sizes.values())  # each set left out once, twice per fold
+    assert sorted(c["data"]["windows"] for c in inner) == sorted(held_sizes * 2)

@@ -62,12 +62,17 @@ def add_decoder_args(p: argparse.ArgumentParser) -> None:
                    help=f"model weight; 0 with W = 1 is the spectral baseline (default {d.model_weight:g})")
     p.add_argument("--clear-quality", type=unit_interval, default=d.clear_quality, metavar="Q",
                    help="windows whose spectrum is at least this clear (share of evidence within 3 BPM of its peak) "
-                        "use the spectrum alone, the others A * logit + U * log(floor + evidence); 0 = no switch "
-                        f"(default {d.clear_quality:g})")
+                        "use the spectrum alone, the others A * logit + U * log(floor + evidence); 0 = no quality "
+                        f"test (with --motion-g 0 too: no switch, A * logit + W * log(...) everywhere; default "
+                        f"{d.clear_quality:g})")
     p.add_argument("--unclear-weight", type=non_negative_float, default=d.unclear_weight, metavar="U",
-                   help=f"spectrum weight on windows below --clear-quality (default {d.unclear_weight:g})")
+                   help=f"spectrum weight on windows that are not clear (default {d.unclear_weight:g})")
+    p.add_argument("--motion-g", type=non_negative_float, default=d.motion_g, metavar="G",
+                   help="a window whose wrist moves at least this much (RMS of the band-passed acceleration, in g) "
+                        "is never clear: walking and running leak their cadence into the PPG; 0 = no motion gate "
+                        f"(default {d.motion_g:g})")
 
 
 def decoder_config(args: argparse.Namespace) -> FusionConfig:
-    return FusionConfig(weight=args.fusion_weight, model_weight=args.model_weight,
-                        clear_quality=args.clear_quality, unclear_weight=args.unclear_weight)
+    return FusionConfig(weight=args.fusion_weight, model_weight=args.model_weight, clear_quality=args.clear_quality,
+                        unclear_weight=args.unclear_weight, motion_g=args.motion_g)

@@ -9,6 +9,7 @@ from pathlib import Path
 from edgekd.arch import FAMILIES
 from edgekd.cli.args import int_at_least, non_negative_float, non_negative_int, positive_int
 from edgekd.cli.output import print_json, print_table
+from edgekd.lodo import INNER
 from edgekd.model import MAX_BLOCKS
 from edgekd.windowset import WindowSet
 
@@ -57,6 +58,13 @@ def add_study_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--int8", type=int, nargs="+", default=[], metavar="BLOCKS",
                    help="also export the first-seed students of these sizes with --int8 (calibrated on the fold's "
                         "training sets) and score the TFLM interpreter's outputs on the held-out set")
+    p.add_argument("--inner", choices=INNER, default="datasets",
+                   help="how each fold chooses its decoder without its held-out set: 'datasets' (models trained on "
+                        "one remaining set, scored on another) or 'subjects' (K subject folds over the fold's whole "
+                        "training data, scored on their held-out subjects of each remaining set; nested "
+                        "cross-validation) (default datasets)")
+    p.add_argument("--inner-folds", type=int_at_least(2), default=3, metavar="K",
+                   help="subject folds per held-out set with --inner subjects (default 3)")
     p.add_argument("--table", type=Path, metavar="NAME.md",
                    help="also write the tables here (the README links models/results/) and the study record they "
                         "render from beside them (NAME.json)")
@@ -98,7 +106,8 @@ def study(sets: dict[str, WindowSet], args: argparse.Namespace, command: list[st
     plan = LodoPlan(family=args.family, blocks=tuple(args.blocks), widths=tuple(args.widths), seeds=tuple(args.seeds),
                     seeds_for=tuple(args.seeds_for) if args.seeds_for else None, strategies=tuple(args.strategies),
                     epochs=args.epochs, label_sigma=args.label_sigma, augment=args.augment, init_from=args.init_from,
-                    teacher_blocks=args.teacher_blocks, int8=tuple(args.int8))
+                    teacher_blocks=args.teacher_blocks, int8=tuple(args.int8), inner=args.inner,
+                    inner_folds=args.inner_folds)
     settings = {k: v for k, v in vars(args).items() if k not in ("func", "data", "json", "quiet")}
     record = run_lodo(full, plan, args.out, always, progress=not args.quiet)
     record = json.loads(json.dumps({**record, "command": " ".join(command + _flags(settings)),

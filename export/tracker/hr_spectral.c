@@ -275,12 +275,37 @@ float hr_spectral_quality(const float *evidence)
     return total > 0.0f ? peak / total : 0.0f;
 }
 
-void hr_spectral_fuse(float *logits, const float *evidence, float model_weight, float weight, float floor_p,
-                      float clear_quality, float unclear_weight)
+float hr_spectral_motion(const float *acc_x, const float *acc_y, const float *acc_z)
+{
+    const float *axes[3];
+    float total = 0.0f;
+    int a, n;
+    if (acc_x == NULL || acc_y == NULL || acc_z == NULL) {
+        return 0.0f;
+    }
+    axes[0] = acc_x;
+    axes[1] = acc_y;
+    axes[2] = acc_z;
+    for (a = 0; a < 3; ++a) {
+        float mean = mean_of(axes[a], HR_SPECTRAL_N), s = 0.0f;
+        for (n = 0; n < HR_SPECTRAL_N; ++n) {
+            float d = axes[a][n] - mean;
+            s += d * d;
+        }
+        /* x + y + z in that order (edgekd.fusion.sum_axes); the first add is exact */
+        total = a == 0 ? s / (float)HR_SPECTRAL_N : total + s / (float)HR_SPECTRAL_N;
+    }
+    return sqrtf(total);
+}
+
+void hr_spectral_fuse(float *logits, const float *evidence, float motion, float model_weight, float weight,
+                      float floor_p, float clear_quality, float unclear_weight, float motion_g)
 {
     int j;
-    if (clear_quality > 0.0f) {
-        if (hr_spectral_quality(evidence) >= clear_quality) {
+    if (clear_quality > 0.0f || motion_g > 0.0f) {
+        int clear = (!(clear_quality > 0.0f) || hr_spectral_quality(evidence) >= clear_quality)
+                    && (!(motion_g > 0.0f) || motion < motion_g);
+        if (clear) {
             model_weight = 0.0f;
         } else {
             weight = unclear_weight;

@@ -12,7 +12,9 @@
  *   float ev[HR_TRACKER_N_CLASSES], z[HR_TRACKER_N_CLASSES];
  *   hr_spectral_evidence(x_ppg, x_acc_x, x_acc_y, x_acc_z, ev);   (ACC pointers NULL for a PPG-only device)
  *   for j: z[j] = out_scale * (out->data.int8[j] - out_zero_point);
- *   hr_spectral_fuse(z, ev, model_weight, weight, floor_p, clear_quality, unclear_weight);  (see the model card)
+ *   motion = hr_spectral_motion(x_acc_x, x_acc_y, x_acc_z);        (0 for a PPG-only device)
+ *   hr_spectral_fuse(z, ev, motion, model_weight, weight, floor_p, clear_quality, unclear_weight, motion_g);
+ *   (the settings: see the model card)
  *   int cls = hr_tracker_update_f32(&tr, z);
  * A spectral student (card: architecture family "spectral") reads hr_spectral_features() instead of the window;
  * that call also gives the evidence, so the hr_spectral_evidence() call above is not needed.
@@ -52,11 +54,15 @@ void hr_spectral_features(const float *ppg, const float *acc_x, const float *acc
 /* Share of the evidence within HR_TRACKER_CONFIDENCE_HALFWIDTH classes of its (first) peak, 0..1: how clear
    the pulse is in this window's spectrum (edgekd.fusion.spectral_quality). */
 float hr_spectral_quality(const float *evidence);
+/* How much the wrist moves in this window, in g: sqrt(var x + var y + var z) of the accelerometer axes
+   (edgekd.fusion.window_motion); 0 when the pointers are NULL. 600 multiply-adds and 1.2 k adds. */
+float hr_spectral_motion(const float *acc_x, const float *acc_y, const float *acc_z);
 /* In place: logits[k] = a * logits[k] + w * logf(floor_p + evidence[k]) with (a, w) = (model_weight, weight),
-   or, when clear_quality > 0, (0, weight) on a window whose hr_spectral_quality >= clear_quality (the spectrum
-   decides alone) and (model_weight, unclear_weight) on the others (edgekd.fusion.fuse). */
-void hr_spectral_fuse(float *logits, const float *evidence, float model_weight, float weight, float floor_p,
-                      float clear_quality, float unclear_weight);
+   or, when clear_quality > 0 or motion_g > 0, (0, weight) on a clear window (hr_spectral_quality >=
+   clear_quality where clear_quality > 0, and motion < motion_g where motion_g > 0: the spectrum decides alone)
+   and (model_weight, unclear_weight) on the others (edgekd.fusion.fuse). */
+void hr_spectral_fuse(float *logits, const float *evidence, float motion, float model_weight, float weight,
+                      float floor_p, float clear_quality, float unclear_weight, float motion_g);
 
 #ifdef __cplusplus
 }

@@ -16,7 +16,7 @@ from edgekd import arch
 from edgekd.bpm import BPM_MIN, N_CLASSES
 from edgekd.data import load_windows
 from edgekd.errors import EdgekdError
-from edgekd.fusion import FusionConfig, fuse, spectral_evidence
+from edgekd.fusion import FusionConfig, fuse, spectral_evidence, window_motion
 from edgekd.layout import (CARD, KERNEL_SOURCES, MODEL_DATA_CC, MODEL_DATA_H, OPS_H, TFLITE_INT8, TRACKER_FILES,
                            card_entry)
 from edgekd.tracking import TrackerConfig, decode_recordings, dequantize, quantize
@@ -97,6 +97,9 @@ def _decoder(art: Artifact) -> tuple[FusionConfig, TrackerConfig]:
     if not isinstance(decoder, dict):
         raise EdgekdError(f"{art.folder / CARD}: card lacks accuracy/decoder (re-export with this edgekd)")
     try:
+        if "motion_g" not in decoder["fusion"]:  # its hr_spectral.c and model_data.h predate the motion gate
+            raise EdgekdError(f"{art.folder / CARD}: exported before the decoder's motion gate; re-export it with "
+                              f"this edgekd")
         return FusionConfig(**decoder["fusion"]), TrackerConfig(**decoder["tracker"])
     except (KeyError, TypeError) as exc:
         raise EdgekdError(f"{art.folder / CARD}: unreadable accuracy/decoder ({exc})") from None
@@ -166,10 +169,11 @@ def _record(art: Artifact, target: Target, kernels: str, tree: Path, tools: buil
     # reference of the firmware's hr_spectral_features), against what the firmware fed Invoke().
     x_q = quantize(arch.to_graph_input(art.spec, ws.x).transpose(0, 2, 1), *in_q)
     q_py = run_tflm(model, x_q, arena)
-    evidence = spectral_evidence(ws)
-    bpm_py = decode_recordings(fuse(dequantize(q_py, *out_q), evidence, fusion), ws.recording, "causal", tracker)
-    bpm_py_on_fw = decode_recordings(fuse(dequantize(fw["out"], *out_q), evidence, fusion), ws.recording, "causal",
-                                     tracker)
+    evidence, motion = spectral_evidence(ws), window_motion(ws)
+    bpm_py = decode_recordings(fuse(dequantize(q_py, *out_q), evidence, fusion, motion), ws.recording, "causal",
+                               tracker)
+    bpm_py_on_fw = decode_recordings(fuse(dequantize(fw["out"], *out_q), evidence, fusion, motion), ws.recording,
+                                     "causal", tracker)
     bpm_fw = (fw["cls"] + BPM_MIN).astype(np.float32)
     figures: dict[str, Any] = {
         "windows": len(ws),

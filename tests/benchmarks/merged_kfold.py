@@ -21,7 +21,7 @@ from edgekd.checkpoint import load_model
 from edgekd.cli.output import print_table
 from edgekd.data import load_dataset
 from edgekd.evaluate import predict_logits
-from edgekd.fusion import SPECTRUM_ONLY, FusionConfig, fuse, plain, spectral_evidence
+from edgekd.fusion import SPECTRUM_ONLY, FusionConfig, fuse, plain, spectral_evidence, window_motion
 from edgekd.runs import RunConfig, resolve_fold
 from edgekd.sweep import run_name
 from edgekd.tracking import track_with_confidence
@@ -45,7 +45,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     out = Path(args.out)
     full = merge({name: load_dataset(name, Path(args.shared) / folder) for name, folder in SETS.items()})
-    evidence = spectral_evidence(full)
+    evidence, motion = spectral_evidence(full), window_motion(full)
     logits = np.zeros((len(full), 180), np.float32)
     held = np.zeros(len(full), bool)
     for k in range(1, args.folds + 1):
@@ -62,7 +62,7 @@ def main() -> None:
         idx = full.dataset == name
         row = {"data set": name, "windows": int(idx.sum()), "subjects": len(set(full.subject[idx]))}
         for label, cfg in DECODERS.items():
-            bpm, _ = track_with_confidence(fuse(logits[idx], evidence[idx], cfg), full.recording[idx])
+            bpm, _ = track_with_confidence(fuse(logits[idx], evidence[idx], cfg, motion[idx]), full.recording[idx])
             row[label] = float(np.abs(bpm - full.hr[idx]).mean())
         rows.append(row)
     print_table(rows, title=f"{args.folds}-fold subject-independent CV on the merged set, MAE in BPM")
