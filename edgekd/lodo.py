@@ -47,7 +47,7 @@ UNCLEAR_WEIGHTS = (0.0, 0.25, 0.5)
 MOTION_GS = (0.05, 0.1, 0.2)
 HMM = SPECTRUM_ONLY
 PREVIOUS = plain(1.0, 4.0)  # the default before the switch (from leave-one-subject-out on IEEE SPC)
-DEFAULT = FusionConfig()  # the shipped default: this rule over all six directions of the three wrist/ICU sets
+DEFAULT = FusionConfig()  # the shipped default (edgekd.fusion.FusionConfig says where it comes from)
 # the model alone, every plain fusion (a, w), and the switch with w = 1 (a clear window is then exactly the
 # baseline's), on the spectrum's quality alone, on the wrist's motion alone, or on both
 DECODERS = ((HMM, MODEL_ONLY) + tuple(plain(a, w) for a in MODEL_WEIGHTS for w in FUSION_WEIGHTS)
@@ -86,7 +86,7 @@ class LodoPlan:
     init_from: str | None = None
     teacher_blocks: int = 8
     int8: tuple[int, ...] = ()  # sizes whose first-seed students are also exported --int8 and scored in TFLM
-    inner: str = "datasets"  # one of INNER
+    inner: str = "subjects"  # one of INNER
     inner_folds: int = 3  # subject folds per held-out set when inner == "subjects"
 
     def __post_init__(self) -> None:

@@ -76,8 +76,16 @@ def lodo_markdown(record: dict[str, Any]) -> str:
             continue
         lines.append(f"| {r['student']} {r['strategy']} | {r['held_out']} | {r['windows']} | "
                      + " | ".join(f"{r[k]:.2f}" if k in r else "" for k, _ in cols) + f" | {r['choice']} |")
-    lines += ["", f"Decoder the same rule picks over all {n * (n - 1)} directions (what to ship for unseen data; not a "
-                  "held-out result): " + "; ".join(f"{b}: {c}" for b, c in record["shipped_decoder"].items()) + "."]
+    if s.get("inner", "datasets") == "datasets":
+        chooses, pool = "the decoder with the lowest mean MAE / HMM MAE over the inner directions (models trained on one " \
+                        "remaining set, scored on another)", f"all {n * (n - 1)} directions"
+    else:
+        chooses = (f"by nested cross-validation: the decoder with the lowest mean MAE / HMM MAE over {s['inner_folds']} "
+                   "subject folds of the fold's training data, scored on each remaining set's held-out subjects")
+        pool = f"the inner subject folds of all {n} held-out sets"
+    lines[0] += f" Each fold chooses {chooses}."
+    lines += ["", f"Decoder the same rule picks over {pool} (what to ship for unseen data; not a held-out result): "
+              + "; ".join(f"{b}: {c}" for b, c in record["shipped_decoder"].items()) + "."]
     lines += ["", "In hindsight (a sensitivity, not a result: chosen on the held-out sets it is scored on): the best "
                   "single decoder per student, mean over seeds; and how many of the candidate decoders are no worse "
                   f"than the HMM on all {n} sets:", ""]

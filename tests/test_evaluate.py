@@ -83,7 +83,7 @@ def test_cli_train_then_evaluate(small_synth, tmp_path, capsys):
     text = capsys.readouterr().out
     assert "per subject" in text and "per recording" in text and "fused@90%" in text
     assert main(["evaluate", str(run), "--data", str(data), "--fusion-weight", "0", "--model-weight", "1",
-                 "--clear-quality", "0", "--json"]) == 0  # the model alone
+                 "--clear-quality", "0", "--motion-g", "0", "--json"]) == 0  # the model alone
     alone = json.loads(capsys.readouterr().out)
     assert alone["mae_fused"] == pytest.approx(alone["mae_causal"])
     # A 4-channel model on PPG-only data, and a folder that is no run: clean errors, exit 2.

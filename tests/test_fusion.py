@@ -143,7 +143,8 @@ def test_c_matches_python_on_synthetic_recordings(c_fusion, tmp_path, small_synt
     wrong = rng.random(len(ws)) < 0.25
     logits[wrong, rng.integers(0, N_CLASSES, wrong.sum())] += 5.0
     for cfg, data in ((plain(1.0, 2.0), ws), (plain(1.0, 2.0), ws.ppg_only()), (plain(0.25, 1.0), ws),
-                      (FusionConfig(weight=1.0, model_weight=0.25, clear_quality=0.3, unclear_weight=0.25), ws),
+                      (FusionConfig(weight=1.0, model_weight=0.25, clear_quality=0.3, unclear_weight=0.25, motion_g=0.0),
+                       ws),
                       (FusionConfig(weight=1.0, model_weight=0.5, clear_quality=0.0, unclear_weight=0.0,
                                     motion_g=0.1), ws),
                       (FusionConfig(weight=1.0, model_weight=0.5, clear_quality=0.0, unclear_weight=0.0,
@@ -204,7 +205,7 @@ def test_clear_spectrum_decides_alone_and_unclear_windows_ask_the_model(rng):
     q = spectral_quality(ev)
     assert q[0] > 0.5 > 0.2 > q[1] > 0.0
     logits = rng.normal(0, 3.0, (2, N_CLASSES)).astype(np.float32)
-    cfg = FusionConfig(weight=1.0, model_weight=0.5, clear_quality=0.3, unclear_weight=0.25)
+    cfg = FusionConfig(weight=1.0, model_weight=0.5, clear_quality=0.3, unclear_weight=0.25, motion_g=0.0)
     fused = fuse(logits, ev, cfg)
     log_ev = np.log(np.float32(cfg.floor) + ev)
     np.testing.assert_array_equal(fused[0], (np.float32(1.0) * log_ev[0]).astype(np.float32))  # model ignored
@@ -225,7 +226,7 @@ def test_c_switch_matches_python_on_a_real_wrist_recording(c_fusion, tmp_path, w
     ws = ws.subset(np.flatnonzero(ws.recording == "s2_walk"))
     logits = rng.normal(0, 2.0, (len(ws), N_CLASSES)).astype(np.float32)
     ev = spectral_evidence(ws)
-    cfg = FusionConfig(weight=1.0, model_weight=0.25, clear_quality=0.2, unclear_weight=0.25)
+    cfg = FusionConfig(weight=1.0, model_weight=0.25, clear_quality=0.2, unclear_weight=0.25, motion_g=0.0)
     assert 0.2 < (spectral_quality(ev) >= np.float32(0.2)).mean() < 0.8
     c_ev, _, c_cls = _run_c(c_fusion, tmp_path, logits, ws.x, cfg)
     np.testing.assert_array_equal(c_ev, ev)

@@ -97,7 +97,8 @@ def test_lodo_holds_out_each_set_chooses_the_decoder_without_it_and_resumes(tmp_
         _set(name, 10 + i).save(files[-1])
     out = tmp_path / "study"
     argv = ["lodo", *map(str, files), "--out", str(out), "--family", "spectral", "--blocks", "1", "--widths", "4",
-            "--epochs", "1", "--threads", "1", "--quiet", "--table", str(tmp_path / "res" / "lodo-t.md")]
+            "--epochs", "1", "--threads", "1", "--quiet", "--inner", "datasets",
+            "--table", str(tmp_path / "res" / "lodo-t.md")]
     assert main(argv) == 0
     record = json.loads((out / "lodo.json").read_text())
     assert record["sets"] == ["a", "b", "c"] and len(record["rows"]) == 3

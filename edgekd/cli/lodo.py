@@ -58,11 +58,11 @@ def add_study_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--int8", type=int, nargs="+", default=[], metavar="BLOCKS",
                    help="also export the first-seed students of these sizes with --int8 (calibrated on the fold's "
                         "training sets) and score the TFLM interpreter's outputs on the held-out set")
-    p.add_argument("--inner", choices=INNER, default="datasets",
+    p.add_argument("--inner", choices=INNER, default="subjects",
                    help="how each fold chooses its decoder without its held-out set: 'datasets' (models trained on "
                         "one remaining set, scored on another) or 'subjects' (K subject folds over the fold's whole "
                         "training data, scored on their held-out subjects of each remaining set; nested "
-                        "cross-validation) (default datasets)")
+                        "cross-validation; the default)")
     p.add_argument("--inner-folds", type=int_at_least(2), default=3, metavar="K",
                    help="subject folds per held-out set with --inner subjects (default 3)")
     p.add_argument("--table", type=Path, metavar="NAME.md",
