@@ -18,6 +18,7 @@ from torch import nn
 from edgekd import model as resnet
 from edgekd import spectral_input, spectral_net, tcn
 from edgekd.bpm import N_CLASSES
+from edgekd.fusion import MOTION_GATED, FusionConfig
 from edgekd.geometry import WINDOW
 
 
@@ -48,6 +49,7 @@ class Family:
     name: str  # how descriptions call it
     in_channels: tuple[int, ...] = tuple(range(1, resnet.MAX_IN_CHANNELS + 1))
     front: Front | None = None  # None: the exported graph reads the window itself
+    decoder: FusionConfig = FusionConfig()  # the shipped decoder for its students (export's default)
 
 
 FAMILY = {
@@ -56,13 +58,19 @@ FAMILY = {
     "spectral": Family(spectral_net.SpectralNet, spectral_net.macs, spectral_net.MAX_DEPTH, spectral_net.WIDTHS,
                        "spec", "spectral CNN", spectral_net.IN_CHANNELS,
                        Front(spectral_input.model_input, spectral_net.FromSpectra, spectral_input.N_FEATURES,
-                             N_CLASSES, "spectra", "hr_spectral_features", spectral_input.front_macs)),
+                             N_CLASSES, "spectra", "hr_spectral_features", spectral_input.front_macs),
+                       MOTION_GATED),
 }
 FAMILIES = tuple(FAMILY)
 
 
 def family(spec: dict[str, Any]) -> str:
     return str(spec.get("family", "resnet"))
+
+
+def default_decoder(spec: dict[str, Any]) -> FusionConfig:
+    """The decoder a student of this family ships with unless told otherwise (export, evaluate, the card)."""
+    return FAMILY[family(spec)].decoder
 
 
 def has_width(name: str) -> bool:

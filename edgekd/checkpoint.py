@@ -90,10 +90,16 @@ def model_spec(folder: str | Path) -> dict[str, Any]:
                       f"readable {WEIGHTS} with architecture metadata)")
 
 
+def model_folder(path: str | Path) -> Path:
+    """The run or artifact folder of ``path`` (the folder itself, or the folder of a .safetensors file in one)."""
+    path = Path(path)
+    return path.parent if path.suffix == ".safetensors" else path
+
+
 def load_model(path: str | Path, map_location: str = "cpu") -> torch.nn.Module:
     """The model (any edgekd.arch family) in eval mode from a run/artifact folder or a .safetensors file inside one."""
     path = Path(path)
-    folder = path.parent if path.suffix == ".safetensors" else path
+    folder = model_folder(path)
     weights = path if path.suffix == ".safetensors" else folder / WEIGHTS
     if not weights.exists():
         raise EdgekdError(f"{weights}: no such checkpoint")

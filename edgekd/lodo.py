@@ -25,7 +25,7 @@ from typing import Any, Callable, NamedTuple
 
 import numpy as np
 
-from edgekd.arch import describe, has_width
+from edgekd.arch import default_decoder, describe, has_width
 from edgekd.bpm import N_CLASSES, decode_argmax
 from edgekd.checkpoint import load_model
 from edgekd.errors import EdgekdError
@@ -47,7 +47,6 @@ UNCLEAR_WEIGHTS = (0.0, 0.25, 0.5)
 MOTION_GS = (0.05, 0.1, 0.2)
 HMM = SPECTRUM_ONLY
 PREVIOUS = plain(1.0, 4.0)  # the default before the switch (from leave-one-subject-out on IEEE SPC)
-DEFAULT = FusionConfig()  # the shipped default (edgekd.fusion.FusionConfig says where it comes from)
 # the model alone, every plain fusion (a, w), and the switch with w = 1 (a clear window is then exactly the
 # baseline's), on the spectrum's quality alone, on the wrist's motion alone, or on both
 DECODERS = ((HMM, MODEL_ONLY) + tuple(plain(a, w) for a in MODEL_WEIGHTS for w in FUSION_WEIGHTS)
@@ -221,7 +220,7 @@ def run_lodo(full: WindowSet, plan: LodoPlan, out: str | Path, always: tuple[str
                        "argmax": float(np.abs(decode_argmax(logits) - ws.hr).mean()),
                        "causal": float(decode(logits, ev, ws, MODEL_ONLY)[0].mean()),
                        "fused_previous": float(decode(logits, ev, ws, PREVIOUS)[0].mean()),
-                       "fused_default": float(decode(logits, ev, ws, DEFAULT)[0].mean()),
+                       "fused_default": float(decode(logits, ev, ws, default_decoder(spec))[0].mean()),
                        "nested_plain": float(decode(logits, ev, ws, plain_choice)[0].mean()),
                        "nested_quality": float(decode(logits, ev, ws, quality_choice)[0].mean()),
                        "nested": float(err.mean()),
@@ -236,7 +235,8 @@ def run_lodo(full: WindowSet, plan: LodoPlan, out: str | Path, always: tuple[str
                 hindsight.setdefault((student, strategy), {}).setdefault(held, []).append(grid_mae(logits, ev, ws))
                 results.append({**row, "run": str(run_dir), "chosen": asdict(chosen), "chosen_plain": asdict(plain_choice)})
     return {"schema": STUDY_SCHEMA, "study": "lodo", "sets": sets, "always_trained": list(always),
-            "decoders": {"previous": decoder_label(PREVIOUS), "default": decoder_label(DEFAULT)},
+            "decoders": {"previous": decoder_label(PREVIOUS),
+                         "default": decoder_label(default_decoder({"family": plan.family}))},
             "rows": results, "summary": summarise_lodo(results, sets), "shipped_decoder": shipped,
             "hindsight": {f"{k[0]} {k[1]}": in_hindsight(v) for k, v in hindsight.items()}}
 

@@ -23,7 +23,7 @@ from tqdm import tqdm
 from edgekd import __version__
 from edgekd.atomic import NO_SPACE, WriteError, disk_full, ensure_dir, public_mode, write_bytes, write_error, write_json, write_text
 from edgekd.bpm import BPM_MIN
-from edgekd.checkpoint import CONFIG, WEIGHTS, load_model, save_weights
+from edgekd.checkpoint import CONFIG, WEIGHTS, load_model, model_folder, model_spec, save_weights
 from edgekd.errors import EdgekdError
 from edgekd.evaluate import MAE_KEYS, mae_report
 from edgekd.fusion import FusionConfig, spectral_evidence
@@ -45,13 +45,15 @@ DEBUG_WINDOWS = 32  # windows for the per-layer quantisation debugger (it runs f
 def export_artifact(source: Path, out: Path, *, int8: bool = True, data: Path | None = None,
                     calib: Path | None = None, evaluate: Path | None = None, name: str | None = None,
                     force: bool = False, dynamic_batch: bool = True, progress: bool = True,
-                    fusion: FusionConfig = FusionConfig()) -> dict[str, Any]:
-    """Export the model in ``source`` (run/artifact folder or .safetensors) to ``out``; returns the card."""
+                    fusion: FusionConfig | None = None) -> dict[str, Any]:
+    """Export the model in ``source`` (run/artifact folder or .safetensors) to ``out`` with the decoder
+    ``fusion`` (None: its family's shipped decoder, edgekd.arch.default_decoder); returns the card."""
     source, out = Path(source), Path(out)
     if out.exists() and not force:
         raise EdgekdError(f"{out}: already exists (use --force to replace it)")
     model = load_model(source)
-    folder = source.parent if source.suffix == ".safetensors" else source
+    folder = model_folder(source)
+    fusion = fusion or arch.default_decoder(model_spec(folder))
     name = name or out.name
     ensure_dir(out.parent)
     _remove_stale(out)

@@ -95,4 +95,4 @@ def test_cli_train_then_evaluate(small_synth, tmp_path, capsys):
     assert main(["evaluate", str(four), "--data", str(ppg)]) == 2
     assert "expects 4 input channels" in capsys.readouterr().err
     assert main(["evaluate", str(tmp_path), "--data", str(data)]) == 2
-    assert "no such checkpoint" in capsys.readouterr().err
+    assert "not a run or artifact folder" in capsys.readouterr().err

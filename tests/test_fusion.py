@@ -14,7 +14,7 @@ import pytest
 from edgekd.baseline import BaselineConfig
 from edgekd.bpm import BPM_MIN, N_CLASSES, bin_bpms
 from edgekd.errors import EdgekdError
-from edgekd.fusion import (ACC_BPM, MODEL_ONLY, SPECTRUM_ONLY, FusionConfig, decoder_label, fuse, plain,
+from edgekd.fusion import (ACC_BPM, MODEL_ONLY, MOTION_GATED, SPECTRUM_ONLY, FusionConfig, decoder_label, fuse, plain,
                            spectral_evidence, spectral_quality, spectral_track, window_motion)
 from edgekd.geometry import FS, WINDOW
 from edgekd.tracking import causal_track, decode_recordings
@@ -273,3 +273,21 @@ def test_motion_gate_sends_moving_windows_to_the_model(rng):
     with pytest.raises(EdgekdError, match="motion_g"):
         FusionConfig(motion_g=-0.1)
     assert decoder_label(cfg) == "a=0.5 w=1 q=0.3 u=0.25 m=0.1"
+
+
+def test_each_family_ships_its_decoder_and_a_flag_replaces_one_field():
+    """export / evaluate without decoder flags use the student family's shipped decoder (window students: the
+    quality switch; spectral students: the motion-gated one); a given flag replaces that field alone."""
+    import argparse
+
+    from edgekd.cli.args import add_decoder_args, decoder_config
+
+    p = argparse.ArgumentParser()
+    add_decoder_args(p)
+    resnet = {"blocks": 2, "in_channels": 4, "n_classes": N_CLASSES}
+    spectral = {"family": "spectral", "blocks": 4, "width": 7, "in_channels": 4, "n_classes": N_CLASSES}
+    assert decoder_config(p.parse_args([]), resnet) == FusionConfig()
+    assert decoder_config(p.parse_args([]), spectral) == MOTION_GATED and MOTION_GATED.motion_g > 0
+    assert decoder_config(p.parse_args(["--motion-g", "0"]), spectral) == replace(MOTION_GATED, motion_g=0.0)
+    assert decoder_config(p.parse_args(["--motion-g", "0.1", "--clear-quality", "0"]), resnet) == replace(
+        FusionConfig(), motion_g=0.1, clear_quality=0.0)

@@ -4,6 +4,7 @@ C-order NumPy reference, the properties that make it transfer, and the places a 
 from __future__ import annotations
 
 import json
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +14,7 @@ import torch
 from edgekd import arch, spectral_net
 from edgekd.bpm import bin_bpms, decode_argmax
 from edgekd.errors import EdgekdError
-from edgekd.fusion import spectral_evidence
+from edgekd.fusion import MOTION_GATED, spectral_evidence
 from edgekd.runs import RunConfig, model_entry
 from edgekd.spectral_input import EVIDENCE, FLOOR, N_FEATURES, TorchFeatures, features, log32
 
@@ -240,6 +241,10 @@ def test_spectral_student_exports_to_a_tflm_int8_flatbuffer_on_its_features(spec
                    "ART_INPUT_CHANNELS 4", "ART_WINDOW_LENGTH 200"):
         assert f"#define {define}" in header
     assert "hr_spectral_features(ppg, acc_x, acc_y, acc_z, features, evidence)" in (spectral_artifact / "card.md").read_text()
+    # No decoder flags: the spectral family's shipped decoder, motion gate included (the firmware tests below run
+    # it on walking windows, which its gate hands to the model)
+    assert card["accuracy"]["decoder"]["fusion"] == asdict(MOTION_GATED)
+    assert "#define ART_FUSION_MOTION_G 0.05f" in header
     mae = card["accuracy"]["mae_bpm"]
     assert set(mae) == {"torch", "onnx", "onnx-int8", "litert", "tflm"}
     assert abs(mae["tflm"]["mae_fused"] - mae["torch"]["mae_fused"]) < 3.0

@@ -6,8 +6,11 @@ from __future__ import annotations
 import argparse
 import math
 from collections.abc import Callable
+from dataclasses import replace
+from typing import Any
 
-from edgekd.fusion import FusionConfig
+from edgekd.arch import default_decoder
+from edgekd.fusion import MOTION_GATED, FusionConfig
 
 
 def int_at_least(lo: int) -> Callable[[str], int]:
@@ -52,27 +55,38 @@ def unit_interval(text: str) -> float:
     return value
 
 
+# Decoder flag -> FusionConfig field.
+DECODER_FLAGS = {"fusion_weight": "weight", "model_weight": "model_weight", "clear_quality": "clear_quality",
+                 "unclear_weight": "unclear_weight", "motion_g": "motion_g"}
+
+
 def add_decoder_args(p: argparse.ArgumentParser) -> None:
-    """The shipped decoder's settings (edgekd.fusion.FusionConfig), the same flags and defaults for
-    `evaluate` (measure a choice) and `export` (record it in the artifact and its card)."""
-    d = FusionConfig()
-    p.add_argument("--fusion-weight", type=non_negative_float, default=d.weight, metavar="W",
-                   help=f"spectrum weight: A * logit + W * log(floor + evidence); 0 = the model alone (default {d.weight:g})")
-    p.add_argument("--model-weight", type=non_negative_float, default=d.model_weight, metavar="A",
-                   help=f"model weight; 0 with W = 1 is the spectral baseline (default {d.model_weight:g})")
-    p.add_argument("--clear-quality", type=unit_interval, default=d.clear_quality, metavar="Q",
+    """The shipped decoder's settings (edgekd.fusion.FusionConfig), the same flags for `evaluate` (measure a
+    choice) and `export` (record it in the artifact and its card). A flag not given keeps the value of the
+    student family's shipped decoder (edgekd.arch.default_decoder)."""
+    w, s = FusionConfig(), MOTION_GATED
+    defaults = f"(default: the family's decoder, {{}} for window students, {{}} for spectral ones)"
+    p.add_argument("--fusion-weight", type=non_negative_float, metavar="W",
+                   help="spectrum weight: A * logit + W * log(floor + evidence); 0 = the model alone "
+                        + defaults.format(f"{w.weight:g}", f"{s.weight:g}"))
+    p.add_argument("--model-weight", type=non_negative_float, metavar="A",
+                   help="model weight; 0 with W = 1 is the spectral baseline "
+                        + defaults.format(f"{w.model_weight:g}", f"{s.model_weight:g}"))
+    p.add_argument("--clear-quality", type=unit_interval, metavar="Q",
                    help="windows whose spectrum is at least this clear (share of evidence within 3 BPM of its peak) "
                         "use the spectrum alone, the others A * logit + U * log(floor + evidence); 0 = no quality "
-                        f"test (with --motion-g 0 too: no switch, A * logit + W * log(...) everywhere; default "
-                        f"{d.clear_quality:g})")
-    p.add_argument("--unclear-weight", type=non_negative_float, default=d.unclear_weight, metavar="U",
-                   help=f"spectrum weight on windows that are not clear (default {d.unclear_weight:g})")
-    p.add_argument("--motion-g", type=non_negative_float, default=d.motion_g, metavar="G",
+                        "test (with --motion-g 0 too: no switch, A * logit + W * log(...) everywhere) "
+                        + defaults.format(f"{w.clear_quality:g}", f"{s.clear_quality:g}"))
+    p.add_argument("--unclear-weight", type=non_negative_float, metavar="U",
+                   help="spectrum weight on windows that are not clear "
+                        + defaults.format(f"{w.unclear_weight:g}", f"{s.unclear_weight:g}"))
+    p.add_argument("--motion-g", type=non_negative_float, metavar="G",
                    help="a window whose wrist moves at least this much (RMS of the band-passed acceleration, in g) "
                         "is never clear: walking and running leak their cadence into the PPG; 0 = no motion gate "
-                        f"(default {d.motion_g:g})")
+                        + defaults.format(f"{w.motion_g:g}", f"{s.motion_g:g}"))
 
 
-def decoder_config(args: argparse.Namespace) -> FusionConfig:
-    return FusionConfig(weight=args.fusion_weight, model_weight=args.model_weight, clear_quality=args.clear_quality,
-                        unclear_weight=args.unclear_weight, motion_g=args.motion_g)
+def decoder_config(args: argparse.Namespace, spec: dict[str, Any]) -> FusionConfig:
+    """The decoder the flags ask for: the family's shipped decoder with each given flag in place of its value."""
+    given = {field: getattr(args, flag) for flag, field in DECODER_FLAGS.items() if getattr(args, flag) is not None}
+    return replace(default_decoder(spec), **given)
