@@ -19,7 +19,8 @@ from safetensors.torch import load_file, save_file
 from edgekd.atomic import atomic_path, write_error
 from edgekd.bpm import N_CLASSES
 from edgekd.errors import EdgekdError
-from edgekd.layout import CONFIG, WEIGHTS, check_model_folder, read_json_object
+from edgekd.fusion import FusionConfig
+from edgekd.layout import CARD, CONFIG, WEIGHTS, check_model_folder, read_card, read_json_object
 from edgekd import arch
 from edgekd.model import MAX_IN_CHANNELS
 
@@ -126,3 +127,17 @@ def load_model(path: str | Path, map_location: str = "cpu") -> torch.nn.Module:
     model.load_state_dict(state)
     return model.eval().to(map_location)
 
+
+
+def shipped_decoder(folder: str | Path) -> FusionConfig:
+    """The decoder a model folder ships with: an artifact's recorded one (card.json), else its student
+    family's (edgekd.arch.default_decoder)."""
+    folder = model_folder(folder)
+    if (folder / CARD).is_file():
+        fusion = ((read_card(folder).get("accuracy") or {}).get("decoder") or {}).get("fusion")
+        if isinstance(fusion, dict):
+            try:
+                return FusionConfig(**{"motion_g": 0.0, **fusion})  # a card from before the gate had none
+            except TypeError as exc:
+                raise EdgekdError(f"{folder / CARD}: unreadable accuracy/decoder/fusion ({exc})") from None
+    return arch.default_decoder(model_spec(folder))

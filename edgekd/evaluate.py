@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from edgekd import arch
 from edgekd.bpm import decode_argmax, decode_expectation
 from edgekd.errors import EdgekdError
 from edgekd.fusion import FusionConfig, fuse, spectral_evidence, window_motion
@@ -58,7 +59,7 @@ def _metrics(errs: dict[str, np.ndarray], conf: np.ndarray, idx: np.ndarray | sl
     return out
 
 
-def mae_report(logits: np.ndarray, ws: WindowSet, fusion: FusionConfig = FusionConfig(),
+def mae_report(logits: np.ndarray, ws: WindowSet, fusion: FusionConfig,
                evidence: np.ndarray | None = None) -> dict[str, Any]:
     """MAE (BPM) of every decoding (argmax, expectation, the causal tracker without and with spectral
     fusion), overall and per data set / subject / recording / activity, plus the fused decoder's MAE on the
@@ -89,8 +90,11 @@ def mae_report(logits: np.ndarray, ws: WindowSet, fusion: FusionConfig = FusionC
 
 
 def evaluate_model(model: ResNet1D, ws: WindowSet, device: str | torch.device = "cpu",
-                   fusion: FusionConfig = FusionConfig()) -> dict[str, Any]:
-    """``mae_report`` of a PyTorch model; the data must have the channels the model reads."""
+                   fusion: FusionConfig | None = None) -> dict[str, Any]:
+    """``mae_report`` of a PyTorch model with ``fusion`` (None: its family's shipped decoder); the data must have
+    the channels the model reads."""
+    if fusion is None:
+        fusion = arch.default_decoder(model.config())
     if model.in_channels > ws.n_channels:
         raise EdgekdError(f"model expects {model.in_channels} input channels, the data have {ws.n_channels}")
     ws = ws.first_channels(model.in_channels)  # the decoder reads what the device has: no ACC, no motion

@@ -2,18 +2,23 @@
 
 For each held-out data set D, the student trains on every other set (``--fold lodo:D`` on the merged set) and
 is scored on D. Decoder settings (edgekd.fusion.FusionConfig: model weight a, spectrum weight w, the
-clear/unclear switch q, u and its motion gate m) are chosen WITHOUT D: inner models trained on one of the
-remaining sets alone are scored on each other remaining set, and the setting with the lowest mean of MAE / HMM
-MAE over those inner directions (the target is relative to the spectral baseline on each set; an absolute mean
-would be decided by the hardest set alone) is applied to the outer student on D. The HMM itself (a = 0, w = 1)
-and the model alone (a = 1, w = 0) are candidates, so the choice can fall back to either. With ``inner =
-"subjects"`` the inner models are instead the textbook nested cross-validation: K subject folds over D's
-training data (every remaining set and the always-trained ones), each scored on its held-out subjects of each
-remaining set; those models see as many data sets as the outer student, where a one-set inner model can
-misjudge it (one trained on resting ICU data alone has never seen a moving wrist). A distillation strategy gets a ResNet
-teacher trained on the same sets as its student (the inner models stay from scratch). Extra sets such as the
-synthetic corpus join every model's training data and are never held out or scored. Runs are reused only when
-a complete run of the same resolved config and data exists (edgekd.train.train_or_reuse; folder = config hash).
+clear/unclear switch q, u and its motion gate m) are chosen WITHOUT D, by the setting with the lowest mean of
+MAE / HMM MAE over inner scores (the target is relative to the spectral baseline on each set; an absolute mean
+would be decided by the hardest set alone), and applied to the outer student on D. The inner scores
+(``inner``):
+
+- "subjects" (nested cross-validation, the default): K subject folds over D's training data (every remaining
+  set and the always-trained ones); each remaining set is scored once, on its out-of-fold outputs. The inner
+  models see as many data sets as the outer student.
+- "datasets": models trained on one remaining set alone, scored on each other remaining set. Such a model has
+  seen fewer data sets than the student (one trained on resting ICU data alone has never seen a moving wrist),
+  so it misjudges what the student can do.
+
+The HMM itself (a = 0, w = 1) and the model alone (a = 1, w = 0) are candidates, so the choice can fall back to
+either. A distillation strategy gets a ResNet teacher trained on the same sets as its student (the inner models
+stay from scratch). Extra sets such as the synthetic corpus join every model's training data and are never
+held out or scored. Runs are reused only when a complete run of the same resolved config and data exists
+(edgekd.train.train_or_reuse; folder = config hash).
 """
 
 from __future__ import annotations
@@ -259,20 +264,24 @@ def _inner_directions(full: WindowSet, spectrum: Spectrum, sets: list[str], alwa
 
 def _inner_subject_folds(full: WindowSet, spectrum: Spectrum, sets: list[str], base: dict[str, Any], folds: int,
                          out: Path, progress: bool) -> dict[str, list[dict[FusionConfig, float]]]:
-    """Per held-out set D, every decoder's MAE on each remaining set's held-out subjects of each of ``folds``
-    subject folds over D's training data (the outer student's data, always-trained sets included)."""
+    """Per held-out set D, every decoder's MAE on each remaining set, scored on the out-of-fold outputs of
+    ``folds`` subject folds over D's training data (the outer student's data, always-trained sets included):
+    each window is decoded with the logits of the inner model that never saw its subject."""
     out_of: dict[str, list[dict[FusionConfig, float]]] = {}
     for held in sets:
         rest = np.flatnonzero(full.dataset != held)
         train = full.subset(rest)
-        out_of[held] = []
+        scored = np.isin(train.dataset, [s for s in sets if s != held])  # never the always-trained sets
+        if len(train.subjects()) < folds:
+            raise EdgekdError(f"lodo: --inner-folds {folds} needs at least {folds} subjects in the training data "
+                              f"of the {held} fold, it has {len(train.subjects())}")
+        oof = np.zeros((len(train), N_CLASSES), np.float32)
         for k in range(1, folds + 1):
             cfg = RunConfig(**base, fold=f"{k}/{folds}")
             model = load_model(train_cached(train, cfg, out / "runs", progress))
             test = resolve_fold(train, cfg.fold, cfg.split_seed).test
-            for other in sets:
-                on = test[train.dataset[test] == other]
-                if other != held and len(on):
-                    out_of[held].append(grid_mae(predict_logits(model, train.x[on]), spectrum.subset(rest[on]),
-                                                 train.subset(on)))
+            test = test[scored[test]]
+            oof[test] = predict_logits(model, train.x[test])  # every subject is in exactly one fold's test side
+        out_of[held] = [grid_mae(oof[on], spectrum.subset(rest[on]), train.subset(on))
+                        for on in (np.flatnonzero(train.dataset == s) for s in sets if s != held)]
     return out_of

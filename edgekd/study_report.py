@@ -80,8 +80,9 @@ def lodo_markdown(record: dict[str, Any]) -> str:
         chooses, pool = "the decoder with the lowest mean MAE / HMM MAE over the inner directions (models trained on one " \
                         "remaining set, scored on another)", f"all {n * (n - 1)} directions"
     else:
-        chooses = (f"by nested cross-validation: the decoder with the lowest mean MAE / HMM MAE over {s['inner_folds']} "
-                   "subject folds of the fold's training data, scored on each remaining set's held-out subjects")
+        chooses = ("by nested cross-validation: the decoder with the lowest mean MAE / HMM MAE over the remaining "
+                   f"sets, each scored on the out-of-fold outputs of {s.get('inner_folds', 'K')} subject folds of "
+                   "the fold's training data")
         pool = f"the inner subject folds of all {n} held-out sets"
     lines[0] += f" Each fold chooses {chooses}."
     lines += ["", f"Decoder the same rule picks over {pool} (what to ship for unseen data; not a held-out result): "

@@ -69,8 +69,10 @@ def teacher_requirements(cfg: RunConfig, teacher_blocks: int) -> tuple[int | Non
 
 
 def resolved_config(cfg: RunConfig) -> RunConfig:
-    """``cfg`` with strategy defaults filled in and the device resolved: what config.json records."""
-    return replace(cfg, params=resolve_params(cfg.params, cfg.epochs), device=resolve_device(cfg.device).type)
+    """``cfg`` with strategy defaults filled in and the device resolved: what config.json records (and reads back:
+    a ResNet's config has no width, so a teacher made from a spectral student's settings still matches its run)."""
+    stored = RunConfig.from_dict(cfg.to_dict())
+    return replace(stored, params=resolve_params(cfg.params, cfg.epochs), device=resolve_device(cfg.device).type)
 
 
 def train_or_reuse(ws: WindowSet, cfg: RunConfig, out_dir: str | Path, progress: bool = False) -> dict[str, Any]:
@@ -298,9 +300,10 @@ def _finalize(fit: _Fit, ws: WindowSet, fold: Fold, out_dir: Path, best: Selecti
     """Score the best weights on the fold's test subjects and write metrics.json, the completion marker."""
     cfg = fit.cfg
     if len(fold.test):
-        test_ws = ws.subset(fold.test)
+        # scored with the family's shipped decoder on the channels the model reads (as the device decodes them)
+        test_ws = ws.subset(fold.test).first_channels(cfg.in_channels)
         report = mae_report(predict_logits(fit.model, fit.x[torch.from_numpy(fold.test).to(fit.device)], fit.device),
-                            test_ws)
+                            test_ws, arch.default_decoder(model_entry(cfg)))
     else:  # --fold all: nothing held out, so no test numbers (evaluate on other data)
         report = {"windows": 0, **{k: None for k in MAE_KEYS}}
     metrics = {

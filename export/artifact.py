@@ -23,7 +23,7 @@ from tqdm import tqdm
 from edgekd import __version__
 from edgekd.atomic import NO_SPACE, WriteError, disk_full, ensure_dir, public_mode, write_bytes, write_error, write_json, write_text
 from edgekd.bpm import BPM_MIN
-from edgekd.checkpoint import CONFIG, WEIGHTS, load_model, model_folder, model_spec, save_weights
+from edgekd.checkpoint import CONFIG, WEIGHTS, load_model, model_folder, save_weights, shipped_decoder
 from edgekd.errors import EdgekdError
 from edgekd.evaluate import MAE_KEYS, mae_report
 from edgekd.fusion import FusionConfig, spectral_evidence
@@ -53,7 +53,8 @@ def export_artifact(source: Path, out: Path, *, int8: bool = True, data: Path | 
         raise EdgekdError(f"{out}: already exists (use --force to replace it)")
     model = load_model(source)
     folder = model_folder(source)
-    fusion = fusion or arch.default_decoder(model_spec(folder))
+    if fusion is None:
+        fusion = shipped_decoder(folder)
     name = name or out.name
     ensure_dir(out.parent)
     _remove_stale(out)

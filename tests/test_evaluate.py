@@ -26,7 +26,7 @@ def test_mae_report_by_hand():
     logits = np.full((4, 180), -50.0, np.float32)
     for i, bpm in enumerate([62, 80, 90, 125]):  # argmax errors 2, 0, 10, 5
         logits[i, bpm - 30] = 50.0
-    r = mae_report(logits, ws)
+    r = mae_report(logits, ws, FusionConfig())
     assert r["mae_argmax"] == pytest.approx(17 / 4)
     assert r["mae_expectation"] == pytest.approx(17 / 4, abs=1e-3)  # one-hot: expectation = argmax
     assert r["per_subject"]["a"]["mae_argmax"] == pytest.approx(1.0)
@@ -36,10 +36,10 @@ def test_mae_report_by_hand():
     # Expectation decoding differs from argmax on a two-peaked distribution: halfway between the peaks.
     two = np.full((1, 180), -50.0, np.float32)
     two[0, [60 - 30, 80 - 30]] = 50.0
-    r2 = mae_report(two, _ws([70], ["a"], ["a1"]))
+    r2 = mae_report(two, _ws([70], ["a"], ["a1"]), FusionConfig())
     assert r2["mae_expectation"] == pytest.approx(0.0, abs=1e-3) and r2["mae_argmax"] == pytest.approx(10.0)
     with pytest.raises(EdgekdError, match="2 predictions for 4 windows"):
-        mae_report(logits[:2], ws)
+        mae_report(logits[:2], ws, FusionConfig())
 
 
 def test_tracked_mae_rejects_a_one_window_outlier():
@@ -49,7 +49,7 @@ def test_tracked_mae_rejects_a_one_window_outlier():
     logits = np.zeros((n, 180), np.float32)
     logits[:, 75 - 30] = 6.0
     logits[15, 75 - 30], logits[15, 150 - 30] = 0.0, 6.0  # a motion window whose peak jumps to 150 BPM
-    r = mae_report(logits, ws)
+    r = mae_report(logits, ws, FusionConfig())
     assert r["mae_argmax"] == pytest.approx(75 / n)
     assert r["mae_causal"] < 0.5
 
@@ -61,7 +61,7 @@ def test_fused_mae_uses_the_ppg_spectrum_where_the_model_is_wrong():
     ws = WindowSet(x=x, hr=np.full(n, 80.0), subject=["a"] * n, recording=["a1"] * n)
     logits = np.zeros((n, 180), np.float32)
     logits[:, 100 - 30] = 2.0  # a model that says 100 BPM, not very sure
-    r = mae_report(logits, ws)
+    r = mae_report(logits, ws, FusionConfig())
     assert r["mae_causal"] == pytest.approx(20.0)
     assert r["mae_fused"] <= 2.0 and r["fusion"] == asdict(FusionConfig())
     assert mae_report(logits, ws, MODEL_ONLY)["mae_fused"] == pytest.approx(20.0)

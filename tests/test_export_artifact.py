@@ -104,8 +104,9 @@ def test_card_scores_the_shipped_decoder_per_runtime(artifact, split_files):
     acc = json.loads((artifact / "card.json").read_text())["accuracy"]
     assert acc["measured_on"] == {"windows": len(ws), "subjects": 1, "recordings": len(set(ws.recording)),
                                   "datasets": ws.datasets()}
+    shipped = FusionConfig(**acc["decoder"]["fusion"])
     for runtime in ("torch", "tflm"):
-        report = mae_report(predict_logits(artifact, runtime, ws.x), ws)
+        report = mae_report(predict_logits(artifact, runtime, ws.x), ws, shipped)
         assert acc["mae_bpm"][runtime]["mae_fused"] == pytest.approx(report["mae_fused"], abs=1e-6), runtime
         assert acc["mae_bpm"][runtime]["mae_argmax"] == pytest.approx(report["mae_argmax"], abs=1e-6), runtime
     assert acc["mae_bpm"]["torch"]["mae_fused"] != acc["mae_bpm"]["torch"]["mae_argmax"]

@@ -280,12 +280,14 @@ def test_each_family_ships_its_decoder_and_a_flag_replaces_one_field():
     quality switch; spectral students: the motion-gated one); a given flag replaces that field alone."""
     import argparse
 
+    from edgekd.arch import default_decoder
     from edgekd.cli.args import add_decoder_args, decoder_config
 
     p = argparse.ArgumentParser()
     add_decoder_args(p)
     resnet = {"blocks": 2, "in_channels": 4, "n_classes": N_CLASSES}
     spectral = {"family": "spectral", "blocks": 4, "width": 7, "in_channels": 4, "n_classes": N_CLASSES}
+    resnet, spectral = default_decoder(resnet), default_decoder(spectral)
     assert decoder_config(p.parse_args([]), resnet) == FusionConfig()
     assert decoder_config(p.parse_args([]), spectral) == MOTION_GATED and MOTION_GATED.motion_g > 0
     assert decoder_config(p.parse_args(["--motion-g", "0"]), spectral) == replace(MOTION_GATED, motion_g=0.0)

@@ -11,6 +11,7 @@ from edgekd.cli.main import main
 from edgekd.data.synthetic import generate
 from edgekd.errors import DataError, EdgekdError
 from edgekd.evaluate import covered_mae, mae_report
+from edgekd.fusion import FusionConfig
 from edgekd.runs import RunConfig, resolve_fold
 from edgekd.train import train_run
 from edgekd.windowset import WindowSet, merge
@@ -65,7 +66,7 @@ def test_lodo_and_all_folds(tmp_path):
 
 def test_report_has_every_metric_per_group_and_coverage(rng):
     m = merge(dict(zip("ab", _two_sets())))
-    report = mae_report(rng.normal(size=(len(m), 180)).astype(np.float32), m)
+    report = mae_report(rng.normal(size=(len(m), 180)).astype(np.float32), m, FusionConfig())
     for key in ("per_dataset", "per_subject", "per_recording", "per_activity"):
         for row in report[key].values():
             assert {"mae_argmax", "mae_expectation", "mae_causal", "mae_fused", "mae_fused_cov90",

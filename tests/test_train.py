@@ -68,6 +68,11 @@ def test_a_study_reuses_a_run_only_for_the_same_config_and_data(small_synth, tmp
     assert len(trained) == 2
     train_or_reuse(relabelled, RunConfig(**FAST), run)
     assert len(trained) == 2
+    # a ResNet teacher made from a spectral student's settings carries its width, which a ResNet's config.json
+    # does not record: it is still the same run (edgekd lodo's teachers were retrained on every re-run)
+    teacher = RunConfig(**{**FAST, "epochs": 2}, width=7)
+    train_or_reuse(relabelled, teacher, run)
+    assert len(trained) == 2
 
 
 def test_killed_run_leaves_no_metrics_and_a_loadable_checkpoint(small_synth, tmp_path, monkeypatch):

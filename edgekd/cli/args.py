@@ -7,9 +7,7 @@ import argparse
 import math
 from collections.abc import Callable
 from dataclasses import replace
-from typing import Any
 
-from edgekd.arch import default_decoder
 from edgekd.fusion import MOTION_GATED, FusionConfig
 
 
@@ -63,9 +61,10 @@ DECODER_FLAGS = {"fusion_weight": "weight", "model_weight": "model_weight", "cle
 def add_decoder_args(p: argparse.ArgumentParser) -> None:
     """The shipped decoder's settings (edgekd.fusion.FusionConfig), the same flags for `evaluate` (measure a
     choice) and `export` (record it in the artifact and its card). A flag not given keeps the value of the
-    student family's shipped decoder (edgekd.arch.default_decoder)."""
+    decoder the model ships with: an artifact's recorded one, else its student family's."""
     w, s = FusionConfig(), MOTION_GATED
-    defaults = f"(default: the family's decoder, {{}} for window students, {{}} for spectral ones)"
+    defaults = ("(default: an artifact's recorded value, else the student family's: {} for window students, {} for "
+                "spectral ones)")
     p.add_argument("--fusion-weight", type=non_negative_float, metavar="W",
                    help="spectrum weight: A * logit + W * log(floor + evidence); 0 = the model alone "
                         + defaults.format(f"{w.weight:g}", f"{s.weight:g}"))
@@ -86,7 +85,8 @@ def add_decoder_args(p: argparse.ArgumentParser) -> None:
                         + defaults.format(f"{w.motion_g:g}", f"{s.motion_g:g}"))
 
 
-def decoder_config(args: argparse.Namespace, spec: dict[str, Any]) -> FusionConfig:
-    """The decoder the flags ask for: the family's shipped decoder with each given flag in place of its value."""
+def decoder_config(args: argparse.Namespace, base: FusionConfig) -> FusionConfig:
+    """The decoder the flags ask for: ``base`` (what the model ships with: edgekd.checkpoint.shipped_decoder)
+    with each given flag in place of its value."""
     given = {field: getattr(args, flag) for flag, field in DECODER_FLAGS.items() if getattr(args, flag) is not None}
-    return replace(default_decoder(spec), **given)
+    return replace(base, **given)

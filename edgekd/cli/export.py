@@ -34,13 +34,13 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from edgekd.checkpoint import model_folder, model_spec
+    from edgekd.checkpoint import shipped_decoder
     from export.artifact import export_artifact  # lazy: TensorFlow/ONNX load only for this command
 
     card = export_artifact(args.source, args.out, int8=args.int8, data=args.data, calib=args.calib,
                            evaluate=args.evaluate, name=args.name, force=args.force,
                            dynamic_batch=not args.fixed_batch, progress=not args.json,
-                           fusion=decoder_config(args, model_spec(model_folder(args.source))))
+                           fusion=decoder_config(args, shipped_decoder(args.source)))
     if args.json:
         print_json(card)
         return 0

@@ -229,11 +229,11 @@ def run_distill(args: argparse.Namespace) -> int:
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
-    from edgekd.checkpoint import load_model, model_folder, model_spec
+    from edgekd.checkpoint import load_model, model_spec, shipped_decoder
     from edgekd.evaluate import GROUPS, MAE_KEYS, evaluate_model, mae_report
 
     ws = load_windows(args.data)
-    fusion = decoder_config(args, model_spec(model_folder(args.model)))
+    fusion = decoder_config(args, shipped_decoder(args.model))
     if args.runtime == "torch":
         report = evaluate_model(load_model(args.model), ws, args.device, fusion)
     else:

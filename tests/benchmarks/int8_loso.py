@@ -25,6 +25,7 @@ from edgekd.checkpoint import load_model
 from edgekd.cli.output import print_table
 from edgekd.data import load_dataset
 from edgekd.evaluate import mae_report, predict_logits
+from edgekd.fusion import FusionConfig
 from export.artifact import export_artifact
 from export.infer import predict_logits as runtime_logits
 
@@ -54,8 +55,8 @@ def main() -> None:
             held = ws.subset(np.flatnonzero(ws.subject == subject))
             model = load_model(run)
             x = held.x[:, :model.in_channels]
-            fp32 = mae_report(predict_logits(model, x), held)
-            int8 = mae_report(runtime_logits(art, "tflm", x), held)
+            fp32 = mae_report(predict_logits(model, x), held, FusionConfig())  # the ResNets' shipped decoder
+            int8 = mae_report(runtime_logits(art, "tflm", x), held, FusionConfig())
             card = json.loads((art / "card.json").read_text())
             row = {"subject": subject, "windows": len(held), "flash_bytes": card["files"]["model_int8.tflite"]["bytes"],
                    "arena_bytes": card["tflm"]["arena_bytes"]}
