@@ -128,7 +128,6 @@ def load_model(path: str | Path, map_location: str = "cpu") -> torch.nn.Module:
     return model.eval().to(map_location)
 
 
-
 def shipped_decoder(folder: str | Path) -> FusionConfig:
     """The decoder a model folder ships with: an artifact's recorded one (card.json), else its student
     family's (edgekd.arch.default_decoder)."""

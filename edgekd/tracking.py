@@ -99,10 +99,14 @@ def _check(logits: np.ndarray) -> np.ndarray:
 CONFIDENCE_HALFWIDTH = 3
 
 
-def confidence(alpha: np.ndarray, cls: int) -> float:
-    """Posterior mass of classes cls-3..cls+3: near 1 when the tracker is sure, low when the evidence is split."""
-    lo, hi = max(0, cls - CONFIDENCE_HALFWIDTH), min(N_CLASSES, cls + CONFIDENCE_HALFWIDTH + 1)
-    return float(_seq_sum(alpha[lo:hi]))
+def confidence(alpha: np.ndarray, cls: np.ndarray) -> np.ndarray:
+    """Posterior mass of classes cls-3..cls+3 of each row of ``alpha`` [R, 180], [R] float32: near 1 when the
+    tracker is sure, low when the evidence is split. Summed left to right as the C adds; classes off the grid
+    add 0 (exact)."""
+    idx = cls[:, None] + np.arange(-CONFIDENCE_HALFWIDTH, CONFIDENCE_HALFWIDTH + 1)[None, :]
+    inside = (idx >= 0) & (idx < N_CLASSES)
+    mass = np.where(inside, np.take_along_axis(alpha, np.clip(idx, 0, N_CLASSES - 1), axis=1), np.float32(0))
+    return np.cumsum(mass, axis=1, dtype=np.float32)[:, -1]
 
 
 def causal_filter(logits: np.ndarray, cfg: TrackerConfig = TrackerConfig()
@@ -132,7 +136,6 @@ def _filter_recordings(recordings: list[np.ndarray], cfg: TrackerConfig
     alpha = np.zeros((len(order), N_CLASSES), dtype=np.float32)
     out = np.zeros((len(order), steps), dtype=np.int64)
     conf = np.zeros((len(order), steps), dtype=np.float32)
-    near = np.arange(-CONFIDENCE_HALFWIDTH, CONFIDENCE_HALFWIDTH + 1)
     for t in range(steps):
         n = int((lengths > t).sum())
         e = emission(z_all[:n, t], cfg.temperature)
@@ -146,13 +149,8 @@ def _filter_recordings(recordings: list[np.ndarray], cfg: TrackerConfig
                 pred[:, lo:hi] += k[i] * prev[:, lo - d:hi - d]
             a = (pred * stay + spread) * e
         alpha[:n] = (a / np.cumsum(a, axis=1, dtype=np.float32)[:, -1:]).astype(np.float32)
-        cls = alpha[:n].argmax(axis=1)
-        out[:n, t] = cls
-        # confidence(): the mass of cls-3..cls+3 summed left to right; classes off the grid add 0 (exact)
-        idx = cls[:, None] + near[None, :]
-        inside = (idx >= 0) & (idx < N_CLASSES)
-        mass = np.where(inside, np.take_along_axis(alpha[:n], np.clip(idx, 0, N_CLASSES - 1), axis=1), np.float32(0))
-        conf[:n, t] = np.cumsum(mass, axis=1, dtype=np.float32)[:, -1]
+        out[:n, t] = alpha[:n].argmax(axis=1)
+        conf[:n, t] = confidence(alpha[:n], out[:n, t])
     back = np.argsort(order)
     final = alpha[back]
     return ([out[row, :lengths[row]] for row in back], final, [conf[row, :lengths[row]] for row in back])

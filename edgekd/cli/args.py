@@ -53,40 +53,35 @@ def unit_interval(text: str) -> float:
     return value
 
 
-# Decoder flag -> FusionConfig field.
-DECODER_FLAGS = {"fusion_weight": "weight", "model_weight": "model_weight", "clear_quality": "clear_quality",
-                 "unclear_weight": "unclear_weight", "motion_g": "motion_g"}
+# The decoder flags: (flag, FusionConfig field, type, metavar, what it does).
+DECODER_FLAGS = (
+    ("--fusion-weight", "weight", non_negative_float, "W",
+     "spectrum weight: A * logit + W * log(floor + evidence); 0 = the model alone"),
+    ("--model-weight", "model_weight", non_negative_float, "A", "model weight; 0 with W = 1 is the spectral baseline"),
+    ("--clear-quality", "clear_quality", unit_interval, "Q",
+     "windows whose spectrum is at least this clear (share of evidence within 3 BPM of its peak) use the spectrum "
+     "alone, the others A * logit + U * log(floor + evidence); 0 = no quality test (with --motion-g 0 too: no switch, "
+     "A * logit + W * log(...) everywhere)"),
+    ("--unclear-weight", "unclear_weight", non_negative_float, "U", "spectrum weight on windows that are not clear"),
+    ("--motion-g", "motion_g", non_negative_float, "G",
+     "a window whose wrist moves at least this much (RMS of the band-passed acceleration, in g) is never clear: "
+     "walking and running leak their cadence into the PPG; 0 = no motion gate"),
+)
 
 
 def add_decoder_args(p: argparse.ArgumentParser) -> None:
     """The shipped decoder's settings (edgekd.fusion.FusionConfig), the same flags for `evaluate` (measure a
     choice) and `export` (record it in the artifact and its card). A flag not given keeps the value of the
     decoder the model ships with: an artifact's recorded one, else its student family's."""
-    w, s = FusionConfig(), MOTION_GATED
-    defaults = ("(default: an artifact's recorded value, else the student family's: {} for window students, {} for "
-                "spectral ones)")
-    p.add_argument("--fusion-weight", type=non_negative_float, metavar="W",
-                   help="spectrum weight: A * logit + W * log(floor + evidence); 0 = the model alone "
-                        + defaults.format(f"{w.weight:g}", f"{s.weight:g}"))
-    p.add_argument("--model-weight", type=non_negative_float, metavar="A",
-                   help="model weight; 0 with W = 1 is the spectral baseline "
-                        + defaults.format(f"{w.model_weight:g}", f"{s.model_weight:g}"))
-    p.add_argument("--clear-quality", type=unit_interval, metavar="Q",
-                   help="windows whose spectrum is at least this clear (share of evidence within 3 BPM of its peak) "
-                        "use the spectrum alone, the others A * logit + U * log(floor + evidence); 0 = no quality "
-                        "test (with --motion-g 0 too: no switch, A * logit + W * log(...) everywhere) "
-                        + defaults.format(f"{w.clear_quality:g}", f"{s.clear_quality:g}"))
-    p.add_argument("--unclear-weight", type=non_negative_float, metavar="U",
-                   help="spectrum weight on windows that are not clear "
-                        + defaults.format(f"{w.unclear_weight:g}", f"{s.unclear_weight:g}"))
-    p.add_argument("--motion-g", type=non_negative_float, metavar="G",
-                   help="a window whose wrist moves at least this much (RMS of the band-passed acceleration, in g) "
-                        "is never clear: walking and running leak their cadence into the PPG; 0 = no motion gate "
-                        + defaults.format(f"{w.motion_g:g}", f"{s.motion_g:g}"))
+    for flag, field, kind, metavar, what in DECODER_FLAGS:
+        window, spectral = getattr(FusionConfig(), field), getattr(MOTION_GATED, field)
+        p.add_argument(flag, dest=field, type=kind, metavar=metavar,
+                       help=f"{what} (default: an artifact's recorded value, else the student family's: {window:g} "
+                            f"for window students, {spectral:g} for spectral ones)")
 
 
 def decoder_config(args: argparse.Namespace, base: FusionConfig) -> FusionConfig:
     """The decoder the flags ask for: ``base`` (what the model ships with: edgekd.checkpoint.shipped_decoder)
     with each given flag in place of its value."""
-    given = {field: getattr(args, flag) for flag, field in DECODER_FLAGS.items() if getattr(args, flag) is not None}
+    given = {field: getattr(args, field) for _, field, *_ in DECODER_FLAGS if getattr(args, field) is not None}
     return replace(base, **given)
