@@ -28,7 +28,6 @@ Unknown keys are errors, not warnings: a typo in a CI budget must not silently d
 from __future__ import annotations
 
 import math
-import tomllib
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -37,6 +36,7 @@ from typing import Any
 from edgekd.errors import EdgekdError
 from edgekd.firmware_targets import MCU_TARGETS, TARGETS
 from edgekd.tflm_ops import KERNEL_SETS
+from edgekd.tomlfile import read_toml
 
 KB = 1024
 LIMITS: dict[str, str] = {
@@ -80,22 +80,10 @@ class McuTarget:
         return macs * self.cycles_per_mac / self.clock_hz * 1e3
 
 
-def _read_toml(path: Path, what: str) -> dict[str, Any]:
-    if not path.is_file():
-        raise EdgekdError(f"{path}: {what} file does not exist")
-    try:
-        with open(path, "rb") as fh:
-            return tomllib.load(fh)
-    except tomllib.TOMLDecodeError as exc:
-        raise EdgekdError(f"{path}: malformed TOML ({exc})") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise EdgekdError(f"{path}: cannot read {what} ({exc})") from None
-
-
 def load_budget(path: str | Path) -> Budget:
     """Parse and validate a budget file; every problem is an EdgekdError naming the file and key."""
     path = Path(path)
-    doc = _read_toml(path, "budget")
+    doc = read_toml(path, "budget")
     unknown = set(doc) - TOP_KEYS
     if unknown:
         raise EdgekdError(f"{path}: unknown key(s) {', '.join(sorted(unknown))}; allowed: {', '.join(sorted(TOP_KEYS))}")
@@ -166,7 +154,7 @@ def _evidence(path: Path, doc: object) -> dict[str, int]:
 def load_mcu_targets(path: str | Path = DEFAULT_MCU_TARGETS) -> dict[str, McuTarget]:
     """Read the MCU table firmware_bench owns: ``[targets.<name>]`` with ``clock_mhz`` and ``cycles_per_mac``."""
     path = Path(path)
-    doc = _read_toml(path, "MCU targets")
+    doc = read_toml(path, "MCU targets")
     table = doc.get("targets", doc)
     out: dict[str, McuTarget] = {}
     for name, entry in table.items():

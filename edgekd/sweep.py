@@ -30,7 +30,6 @@ import hashlib
 import io
 import json
 import re
-import tomllib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,6 +41,7 @@ from edgekd.errors import EdgekdError
 from edgekd.evaluate import MAE_KEYS
 from edgekd.losses import params_read
 from edgekd.runs import RunConfig, is_complete, model_entry, read_metrics
+from edgekd.tomlfile import read_toml
 from edgekd.windowset import WindowSet
 
 RESULTS_CSV = "results.csv"
@@ -83,12 +83,7 @@ class PlannedRun:
 def load_sweep_config(path: str | Path) -> SweepConfig:
     """Parse and validate a sweep TOML; EdgekdError naming the file and the key on any problem."""
     path = Path(path)
-    if not path.is_file():
-        raise EdgekdError(f"{path}: sweep config does not exist")
-    try:
-        doc = tomllib.loads(path.read_text())
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise EdgekdError(f"{path}: malformed TOML ({exc})") from None
+    doc = read_toml(path, "sweep config")
     unknown = set(doc) - GRID_KEYS
     if unknown:
         raise EdgekdError(f"{path}: unknown key(s) {', '.join(sorted(unknown))}; allowed: {', '.join(sorted(GRID_KEYS))}")

@@ -96,18 +96,21 @@ def test_lodo_holds_out_each_set_chooses_the_decoder_without_it_and_resumes(tmp_
         files.append(tmp_path / f"{name}.npz")
         _set(name, 10 + i).save(files[-1])
     out = tmp_path / "study"
-    argv = ["lodo", *map(str, files), "--out", str(out), "--family", "spectral", "--blocks", "1", "--widths", "4",
-            "--epochs", "1", "--threads", "1", "--quiet", "--inner", "datasets",
-            "--table", str(tmp_path / "res" / "lodo-t.md")]
+    plan = tmp_path / "plans" / "lodo-t.toml"  # the study as a plan file; its paths are relative to it
+    plan.parent.mkdir()
+    plan.write_text('family = "spectral"\nblocks = [1]\nwidths = [4]\nepochs = 1\ninner = "datasets"\n'
+                    'out = "../study"\ntable = "../res/lodo-t.md"\n[data]\n'
+                    + "".join(f'{f.stem} = "../{f.name}"\n' for f in files))
+    argv = ["lodo", "--plan", str(plan), "--threads", "1", "--quiet"]
     assert main(argv) == 0
     record = json.loads((out / "lodo.json").read_text())
+    assert record["command"] == f"edgekd lodo --plan {plan}" and record["settings"]["epochs"] == 1
     assert record["sets"] == ["a", "b", "c"] and len(record["rows"]) == 3
     assert {r["held_out"] for r in record["rows"]} == {"a", "b", "c"}
     for row in record["rows"]:  # the outer student never saw its held-out set: lodo fold, trained on the others
         cfg = json.loads((Path(row["run"]) / "config.json").read_text())
         assert cfg["fold"] == f"lodo:{row['held_out']}"
         assert row["spec"] == {"family": "spectral", "blocks": 1, "width": 4}
-    assert record["command"].startswith("edgekd lodo ") and "--epochs 1" in record["command"]
     assert all("m=" not in r["choice_quality"] and r["nested_quality"] >= 0 for r in record["rows"])
     assert (tmp_path / "res" / "lodo-t.md").read_text() == render(tmp_path / "res" / "lodo-t.json")
     assert main(["report", "--check", str(out / "lodo.json")]) == 0
@@ -157,3 +160,49 @@ def test_lodo_inner_subjects_chooses_from_subject_folds_of_the_training_sets_onl
     sizes = {name: len(WindowSet.load(f)) for name, f in zip("abc", files)}
     held_sizes = sorted(sum(sizes.values()) - n for n in sizes.values())  # each set left out once, twice per fold
     assert sorted(c["data"]["windows"] for c in inner) == sorted(held_sizes * 2)
+
+
+@pytest.mark.parametrize("plan, beside, problem", [
+    ('blocks = [1]\n[data]\na = "a.npz"\n', ["--epochs", "2"], "give --epochs in the plan"),
+    ('blocks = [1]\n[data]\na = "a.npz"\n', ["x.npz"], "give DATA in the plan"),
+    ('blocks = [1]\n', [], "needs a [data] table"),
+    ('blok = [1]\n[data]\na = "a.npz"\n', [], "unknown or run-only key(s) blok"),
+    ('threads = 4\n[data]\na = "a.npz"\n', [], "unknown or run-only key(s) threads"),
+    ('blocks = [99]\n[data]\na = "a.npz"\n', [], "argument --blocks: invalid choice"),
+    ('inner = "people"\n[data]\na = "a.npz"\n', [], "argument --inner: invalid choice"),
+    ('blocks = [1]\n[data]\nnosuchloader = "folder"\n', [], "[data] nosuchloader: "),
+    ('blocks = [1]\n[data]\na = "a.npz"\n', [], "[data] a: "),
+    ('blocks = [\n', [], "malformed TOML"),
+])
+def test_a_bad_plan_is_refused_in_one_line_naming_it(tmp_path, capsys, plan, beside, problem):
+    path = tmp_path / "p.toml"
+    path.write_text(plan)
+    (tmp_path / "a.npz").write_bytes(b"not a WindowSet")  # never read: every other problem is found first
+    assert main(["lodo", "--plan", str(path), *beside]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and str(path) in err and problem in err, err
+
+
+def test_every_committed_lodo_table_has_the_plan_that_regenerates_it():
+    """models/results/NAME.json (a lodo record) <- `edgekd lodo --plan models/sweeps/NAME.toml`: the record's
+    command is that, and the plan's settings are the record's (run-only flags and the retired benchmark script's
+    --shared aside)."""
+    from edgekd.cli.lodo import NOT_SETTINGS, RUN_ONLY, read_plan
+    from edgekd.cli.main import build_parser
+
+    root = RESULTS.parent.parent
+    records = [p for p in sorted(RESULTS.glob("*.json")) if '"study": "lodo"' in p.read_text()]
+    assert records
+    for path in records:
+        record = json.loads(path.read_text())
+        plan = Path("models/sweeps") / f"{path.stem}.toml"
+        assert record["command"] == f"edgekd lodo --plan {plan}", path
+        planned, sources = read_plan(build_parser().parse_args(["lodo", "--plan", str(root / plan)]))
+        settings = json.loads(json.dumps({k: v for k, v in vars(planned).items() if k not in NOT_SETTINGS},
+                                         default=str))
+        for key, value in record["settings"].items():
+            if key in ("out", "table"):
+                assert (root / value).resolve() == Path(settings[key]).resolve(), (path, key)
+            elif key not in (*RUN_ONLY, "shared"):
+                assert settings[key] == value, (path, key)
+        assert set(sources) == set(record["sets"])

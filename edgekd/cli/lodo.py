@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
+from typing import NoReturn
 
 from edgekd.arch import FAMILIES
 from edgekd.cli.args import int_at_least, non_negative_float, non_negative_int, positive_int
@@ -14,25 +15,33 @@ from edgekd.model import MAX_BLOCKS
 from edgekd.windowset import WindowSet
 
 STUDY_FILE = "lodo.json"  # OUT/lodo.json, its tables OUT/lodo.md
+RUN_ONLY = ("threads", "quiet", "json")  # how a study runs, not what it is: allowed beside --plan
+NOT_SETTINGS = ("func", "parser", "data", "plan", "json", "quiet")  # not recorded as the study's settings
+PLAN_PATHS = ("out", "table", "init_from")  # paths in a plan are relative to the plan file
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("lodo", help="leave-one-dataset-out study with the decoder chosen nested",
                        description="Holds out each data set in turn: the students train on the others (--fold "
-                                   "lodo:SET) and are scored on it with the decoder (fusion weights and the "
-                                   "clear/unclear switch) chosen by inner models trained on one remaining set and "
-                                   "scored on another, never on the held-out set. Needs at least three data sets "
-                                   "(one merged .npz, or one .npz per set). Writes OUT/runs/, the study record "
+                                   "lodo:SET) and are scored on it with the decoder (fusion weights, the "
+                                   "clear/unclear switch and its motion gate) chosen without the held-out set "
+                                   "(--inner). Needs at least three data sets (one merged .npz, one .npz per set, or "
+                                   "a --plan naming raw folders). Writes OUT/runs/, the study record "
                                    "OUT/lodo.json and its tables OUT/lodo.md (`edgekd report`). Runs are reused "
                                    "only when their config and data match, so an interrupted study resumes.")
-    p.add_argument("data", nargs="+", type=Path, metavar="DATA", help="WindowSet .npz file(s) holding >= 3 data sets")
+    p.add_argument("data", nargs="*", type=Path, metavar="DATA",
+                   help="WindowSet .npz file(s) holding >= 3 data sets (or give them in a --plan)")
+    p.add_argument("--plan", type=Path, metavar="PLAN.toml",
+                   help="run the study a plan file describes (models/sweeps/lodo-*.toml): its [data] table names "
+                        "each set's source, its other keys are this command's flags; the record's command is then "
+                        "`edgekd lodo --plan PLAN.toml`. Beside it only --threads, --quiet and --json")
     p.add_argument("--out", type=Path, default=Path("runs/lodo"), help="runs and results go here (default runs/lodo)")
     add_study_args(p)
-    p.set_defaults(func=run)
+    p.set_defaults(func=run, parser=p)
 
 
 def add_study_args(p: argparse.ArgumentParser) -> None:
-    """The study's flags (shared with tests/benchmarks/lodo.py, which reads the raw sets itself)."""
+    """The study's flags (a plan file's keys are their names)."""
     p.add_argument("--family", choices=FAMILIES, default="resnet", help="student family (teachers: resnet)")
     p.add_argument("--blocks", type=int, nargs="+", default=[2], choices=range(1, MAX_BLOCKS + 1), metavar="N",
                    help="student sizes: ResNet blocks, TCN or spectral depth (default 2)")
@@ -77,6 +86,12 @@ def run(args: argparse.Namespace) -> int:
 
     from edgekd.errors import EdgekdError
 
+    if args.plan:
+        planned, sources = read_plan(args)
+        return study(load_sources(args.plan, sources), planned, ["edgekd", "lodo", "--plan", str(args.plan)],
+                     spell_flags=False)
+    if not args.data:
+        raise EdgekdError("lodo: give the data (.npz files holding >= 3 data sets) or --plan PLAN.toml")
     sets = {str(path): WindowSet.load(path) for path in args.data}
     if len(sets) == 1:  # one merged file: its data sets, each as if from its own file
         ((path, full),) = sets.items()
@@ -86,8 +101,10 @@ def run(args: argparse.Namespace) -> int:
     return study(sets, args, ["edgekd", "lodo", *map(str, args.data)])
 
 
-def study(sets: dict[str, WindowSet], args: argparse.Namespace, command: list[str]) -> int:
-    """Run the study on ``sets`` (merged, plus the synthetic subjects) and write its record and tables."""
+def study(sets: dict[str, WindowSet], args: argparse.Namespace, command: list[str], spell_flags: bool = True) -> int:
+    """Run the study on ``sets`` (merged, plus the synthetic subjects) and write its record and tables. The
+    record's command is ``command`` followed by every setting as a flag (``spell_flags``), or ``command`` alone
+    (a plan's)."""
     import torch
 
     from edgekd.atomic import write_json, write_text
@@ -108,9 +125,10 @@ def study(sets: dict[str, WindowSet], args: argparse.Namespace, command: list[st
                     epochs=args.epochs, label_sigma=args.label_sigma, augment=args.augment, init_from=args.init_from,
                     teacher_blocks=args.teacher_blocks, int8=tuple(args.int8), inner=args.inner,
                     inner_folds=args.inner_folds)
-    settings = {k: v for k, v in vars(args).items() if k not in ("func", "data", "json", "quiet")}
+    settings = {k: v for k, v in vars(args).items() if k not in NOT_SETTINGS}
     record = run_lodo(full, plan, args.out, always, progress=not args.quiet)
-    record = json.loads(json.dumps({**record, "command": " ".join(command + _flags(settings)),
+    command = command + _flags(settings) if spell_flags else command
+    record = json.loads(json.dumps({**record, "command": " ".join(command),
                                     "settings": settings}, default=str))  # what a reader of the file sees
     table = lodo_markdown(record)
     for path in (args.out / STUDY_FILE, args.table and args.table.with_suffix(".json")):
@@ -135,3 +153,66 @@ def _flags(settings: dict) -> list[str]:
             out.extend(map(str, v) if isinstance(v, list) else [str(v)])
     return out
 
+
+
+def read_plan(args: argparse.Namespace) -> tuple[argparse.Namespace, dict[str, Path]]:
+    """The settings and data sets of ``args.plan``: a TOML whose ``[data]`` table maps a label to each source (a
+    WindowSet .npz, whose windows keep their data sets; or a raw folder, read by the loader the label names) and
+    whose other keys are this command's flags (underscores for dashes), checked by the same parser; paths
+    relative to the plan file."""
+    import os
+
+    from edgekd.errors import EdgekdError
+    from edgekd.tomlfile import read_toml
+
+    path: Path = args.plan
+    parser: argparse.ArgumentParser = args.parser
+    actions = {a.dest: a for a in parser._actions if a.option_strings and a.dest not in ("help", "plan")}
+    given = [a.option_strings[0] for d, a in actions.items() if d not in RUN_ONLY and getattr(args, d) != a.default]
+    if args.data or given:
+        raise EdgekdError(f"{path}: a plan is the whole study; give {', '.join(given or ['DATA'])} in the plan, "
+                          f"not beside --plan")
+    doc = read_toml(path, "study plan")
+    data = doc.pop("data", None)
+    if not isinstance(data, dict) or not data or not all(isinstance(v, str) for v in data.values()):
+        raise EdgekdError(f"{path}: needs a [data] table: data set name = \"source\" (a .npz, or a raw folder "
+                          f"the loader of that name reads)")
+    unknown = sorted(set(doc) - set(actions) - set(RUN_ONLY))
+    if unknown or set(doc) & set(RUN_ONLY):
+        allowed = ", ".join(d for d in actions if d not in RUN_ONLY)
+        raise EdgekdError(f"{path}: unknown or run-only key(s) {', '.join(unknown or sorted(set(doc) & set(RUN_ONLY)))};"
+                          f" a plan sets: data, {allowed}")
+    argv = []
+    for key, value in doc.items():
+        if key in PLAN_PATHS and isinstance(value, str):
+            value = os.path.relpath(path.parent / value)
+        flag = actions[key].option_strings[0]
+        if isinstance(value, bool):
+            argv += [flag] if value else []
+        else:
+            argv += [flag, *map(str, value if isinstance(value, list) else [value])]
+    def refuse(message: str) -> NoReturn:  # a bad value names the plan, not a flag the user never typed
+        raise EdgekdError(f"{path}: {message}")
+
+    error, parser.error = parser.error, refuse  # type: ignore[method-assign]
+    try:
+        planned = parser.parse_args(argv)
+    finally:
+        parser.error = error  # type: ignore[method-assign]
+    for key in RUN_ONLY:
+        setattr(planned, key, getattr(args, key))
+    return planned, {name: path.parent / source for name, source in data.items()}
+
+
+def load_sources(plan: Path, sources: dict[str, Path]) -> dict[str, WindowSet]:
+    """The WindowSets of a plan's ``[data]`` table (label -> .npz, or raw folder read by the label's loader)."""
+    from edgekd.data import load_dataset
+    from edgekd.errors import EdgekdError
+
+    sets = {}
+    for name, src in sources.items():
+        try:
+            sets[name] = WindowSet.load(src) if src.suffix == ".npz" else load_dataset(name, src)
+        except EdgekdError as exc:
+            raise EdgekdError(f"{plan}: [data] {name}: {exc}") from None
+    return sets

@@ -1,5 +1,5 @@
 """Subject-independent K-fold on the merged set (IEEE SPC + wrist-exercise + BIDMC): the within-distribution
-number to set beside leave-one-dataset-out (lodo.py). Every subject of every data set is held out once;
+number to set beside leave-one-dataset-out (edgekd lodo). Every subject of every data set is held out once;
 training sees the other subjects of all three sets, so the people are new but the device and the motions
 are not. Scored per data set with the spectral HMM, the decoder recorded as the shipped default
 (edgekd.fusion.FusionConfig()) and the plain fusion a=1, w=4 (the default before the switch).

@@ -1,5 +1,5 @@
 """Students on the Pareto front of generalisation error against measured MCU cost: the leave-one-dataset-out
-MAE of tests/benchmarks/lodo.py (shipped decoder, chosen nested, mean over held-out sets and seeds) beside
+MAE of `edgekd lodo` (shipped decoder, chosen nested, mean over held-out sets and seeds) beside
 what `edgekd firmware` measured for the same architecture (an artifact per size; the cost does not depend on
 the weights). Prints a Markdown table, writes it with --table and the plot with --plot.
 
@@ -54,7 +54,7 @@ def costs(folder: Path, target: str) -> dict[str, float | int | str]:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--lodo", type=Path, nargs="+", required=True, help="study records of tests/benchmarks/lodo.py (its OUT/lodo.json, or the models/results/*.json beside a table)")
+    p.add_argument("--lodo", type=Path, nargs="+", required=True, help="study records of edgekd lodo (its OUT/lodo.json, or the models/results/*.json beside a table)")
     p.add_argument("--artifacts", type=Path, nargs="+", required=True, help="one artifact per size, with a record")
     p.add_argument("--target", default="cortex-m4", help="the firmware record to read (default cortex-m4)")
     p.add_argument("--strategy", default="scratch")
