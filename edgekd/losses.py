@@ -4,7 +4,9 @@ Total loss for a batch = label cross-entropy (dropped when a strategy replaces t
 + sum over the strategy composition of ``weight * term``. Every term reads the student's outputs and
 the cached teacher outputs for the same windows (:mod:`edgekd.teacher`), never the teacher model.
 
-Defaults (``DEFAULTS``; override through ``RunConfig.params``):
+Each term declares its parameters as a dataclass (``Term.Params``: defaults and allowed ranges); what a run
+stores and ``RunConfig.params`` overrides is their union, one flat table (``DEFAULTS``) where a name two terms
+share (``T``) means the same thing in both. Defaults:
 
 - ``soft`` (Hinton): T^2 * KL(softmax(t/T) || softmax(s/T)), T = 4.
 - ``dkd`` (Zhao 2022): warm-up * (alpha * TCKD + beta * NCKD), alpha 1, beta 8, T 4; the warm-up factor
@@ -23,7 +25,7 @@ whose output still has at least one step per patch (12 blocks: block index 8, 12
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 import torch
@@ -35,11 +37,38 @@ from edgekd.errors import EdgekdError
 from edgekd.geometry import FS, WINDOW
 from edgekd.model import block_specs, lengths
 
-DEFAULTS: dict[str, Any] = {
-    "T": 4.0, "alpha": 1.0, "beta": 8.0, "warmup": 20,
-    "student_stage": -1, "teacher_stage": None,
-    "tau": 0.1, "patch_seconds": 1.0,
-}
+
+
+@dataclass(frozen=True)
+class Range:
+    """Which values a strategy parameter takes: a finite number >= (or >) ``lo``, optionally integer, or null."""
+
+    lo: float
+    inclusive: bool = False
+    integer: bool = False
+    nullable: bool = False
+
+
+def param(default: Any, allowed: Range) -> Any:
+    """A field of a term's parameter dataclass: its default and its allowed values."""
+    return field(default=default, metadata={"range": allowed})
+
+
+# Parameters several terms read, declared once so they mean the same everywhere.
+def temperature() -> Any:
+    return param(4.0, Range(0.0))
+
+
+def student_stage() -> Any:
+    return param(-1, Range(-math.inf, inclusive=True, integer=True))  # -1: the student's last block
+
+
+def teacher_stage() -> Any:
+    return param(None, Range(-math.inf, inclusive=True, integer=True, nullable=True))  # None: see module docstring
+
+
+def patch_seconds() -> Any:
+    return param(1.0, Range(0.0))
 
 
 @dataclass
@@ -148,17 +177,23 @@ class Shapes:
     teacher_stage: int | None  # set when a selected term reads a teacher stage
 
 
+@dataclass(frozen=True)
+class NoParams:
+    pass
+
+
 class Term(nn.Module):
-    """One distillation term. ``stage``/``pooled``: which cached teacher features it reads; ``params``: the
-    strategy parameters (``DEFAULTS`` keys) it reads, so a parameter no selected term reads is refused."""
+    """One distillation term. ``stage``/``pooled``: which cached teacher features it reads; ``Params``: the
+    dataclass of the strategy parameters it reads (a parameter no selected term reads is refused)."""
 
     replaces_labels = False
     uses_stage = False
     uses_pooled = False
-    params: tuple[str, ...] = ()
+    Params: type = NoParams
 
     @classmethod
-    def build(cls, p: dict[str, Any], shapes: Shapes) -> Term:
+    def build(cls, p: Any, shapes: Shapes) -> Term:
+        """The term for parameters ``p`` (a ``cls.Params``) and the student's and teacher's ``shapes``."""
         return cls()
 
     def forward(self, s: StudentOut, t: TeacherBatch, target: torch.Tensor, epoch: int) -> torch.Tensor:
@@ -174,8 +209,13 @@ class Hard(Term):
         return F.cross_entropy(s.logits.float(), t.logits.argmax(-1))
 
 
+@dataclass(frozen=True)
+class SoftParams:
+    T: float = temperature()
+
+
 class Soft(Term):
-    params = ("T",)
+    Params = SoftParams
 
     def __init__(self, T: float):
         super().__init__()
@@ -183,14 +223,22 @@ class Soft(Term):
 
     @classmethod
     def build(cls, p, shapes):
-        return cls(float(p["T"]))
+        return cls(float(p.T))
 
     def forward(self, s, t, target, epoch):
         return soft_kd(s.logits, t.logits, self.T)
 
 
+@dataclass(frozen=True)
+class DKDParams:
+    T: float = temperature()
+    alpha: float = param(1.0, Range(0.0, inclusive=True))  # target-class term weight
+    beta: float = param(8.0, Range(0.0, inclusive=True))  # non-target-class term weight
+    warmup: int = param(20, Range(0.0, inclusive=True, integer=True))  # epochs to full weight
+
+
 class DKD(Term):
-    params = ("T", "alpha", "beta", "warmup")
+    Params = DKDParams
 
     def __init__(self, T: float, alpha: float, beta: float, warmup: int):
         super().__init__()
@@ -198,18 +246,25 @@ class DKD(Term):
 
     @classmethod
     def build(cls, p, shapes):
-        return cls(float(p["T"]), float(p["alpha"]), float(p["beta"]), int(p["warmup"]))
+        return cls(float(p.T), float(p.alpha), float(p.beta), int(p.warmup))
 
     def forward(self, s, t, target, epoch):
         tckd, nckd = dkd_parts(s.logits, t.logits, target, self.T)
         return min(1.0, (epoch + 1) / self.warmup) * (self.alpha * tckd + self.beta * nckd)
 
 
+@dataclass(frozen=True)
+class FeatureParams:
+    student_stage: int = student_stage()
+    teacher_stage: int | None = teacher_stage()
+    patch_seconds: float = patch_seconds()  # sets the default teacher stage
+
+
 class Feature(Term):
     """FitNets hint: adapter(student stage) ~ teacher stage, lengths aligned to the teacher's."""
 
     uses_stage = True
-    params = ("student_stage", "teacher_stage", "patch_seconds")  # patch_seconds: the default teacher stage
+    Params = FeatureParams
 
     def __init__(self, student_stage: int, s_width: int, t_width: int):
         super().__init__()
@@ -226,12 +281,21 @@ class Feature(Term):
         return normalised_mse(hint, t.stage)
 
 
+@dataclass(frozen=True)
+class PPGDistillParams:
+    T: float = temperature()
+    tau: float = param(0.1, Range(0.0))  # InfoNCE temperature
+    patch_seconds: float = patch_seconds()
+    student_stage: int = student_stage()
+    teacher_stage: int | None = teacher_stage()
+
+
 class PPGDistill(Term):
     """Prediction + global-feature + patch morphology (InfoNCE) + patch rhythm (relational) terms, summed."""
 
     uses_stage = True
     uses_pooled = True
-    params = ("T", "tau", "patch_seconds", "student_stage", "teacher_stage")
+    Params = PPGDistillParams
 
     def __init__(self, student_stage: int, s_width: int, t_width: int, s_pooled: int, t_pooled: int,
                  T: float, tau: float, n_patches: int):
@@ -243,7 +307,7 @@ class PPGDistill(Term):
     @classmethod
     def build(cls, p, shapes):
         return cls(shapes.student_stage, shapes.student[shapes.student_stage], shapes.teacher[shapes.teacher_stage],
-                   shapes.student[-1], shapes.teacher[-1], float(p["T"]), float(p["tau"]), n_patches(p))
+                   shapes.student[-1], shapes.teacher[-1], float(p.T), float(p.tau), n_patches(p.patch_seconds))
 
     def forward(self, s, t, target, epoch):
         assert t.stage is not None and t.pooled is not None
@@ -257,14 +321,34 @@ class PPGDistill(Term):
 
 # ---- registry and composition --------------------------------------------------------------------------
 
-# name -> term: a new strategy is one Term subclass and one line here ("scratch" = labels only, no term).
+# name -> term: a new strategy is one Term subclass (with its Params) and one line here ("scratch" = labels only).
 TERMS: dict[str, type[Term]] = {"hard": Hard, "soft": Soft, "dkd": DKD, "feature": Feature, "ppg-distill": PPGDistill}
 STRATEGIES = ("scratch", *TERMS)
 
 
+def _flat_table() -> tuple[dict[str, Any], dict[str, Range]]:
+    """(defaults, ranges) of every term's parameters, one flat table: what configs store and ``--param`` sets."""
+    defaults: dict[str, Any] = {}
+    ranges: dict[str, Range] = {}
+    for term in TERMS.values():
+        for f in fields(term.Params):
+            if f.name in ranges and (defaults[f.name], ranges[f.name]) != (f.default, f.metadata["range"]):
+                raise AssertionError(f"strategy parameter {f.name} is declared two ways")  # one meaning per name
+            defaults[f.name], ranges[f.name] = f.default, f.metadata["range"]
+    return defaults, ranges
+
+
+DEFAULTS, PARAM_RANGES = _flat_table()
+
+
 def params_read(strategies: list[str]) -> set[str]:
     """The strategy parameters (``DEFAULTS`` keys) the terms of ``strategies`` read."""
-    return {name for s in strategies if s in TERMS for name in TERMS[s].params}
+    return {f.name for s in strategies if s in TERMS for f in fields(TERMS[s].Params)}
+
+
+def term_params(term: type[Term], params: dict[str, Any]) -> Any:
+    """``term``'s parameter dataclass filled from the flat table ``params`` (resolved: every name present)."""
+    return term.Params(**{f.name: params[f.name] for f in fields(term.Params)})
 
 
 def resolve_params(params: dict[str, Any], epochs: int, strategies: list[str] | None = None) -> dict[str, Any]:
@@ -288,18 +372,10 @@ def resolve_params(params: dict[str, Any], epochs: int, strategies: list[str] | 
     return out
 
 
-# name -> (smallest allowed, whether the smallest itself is allowed, integer only, None allowed)
-PARAM_RANGES: dict[str, tuple[float, bool, bool, bool]] = {
-    "T": (0.0, False, False, False), "alpha": (0.0, True, False, False), "beta": (0.0, True, False, False),
-    "warmup": (0.0, True, True, False), "tau": (0.0, False, False, False),
-    "patch_seconds": (0.0, False, False, False),
-    "student_stage": (-math.inf, True, True, False), "teacher_stage": (-math.inf, True, True, True),
-}
-
-
 def _check_param(name: str, value: Any) -> None:
     """A strategy parameter must be a finite number in its range (T = 0 would divide logits by zero)."""
-    lo, inclusive, integer, nullable = PARAM_RANGES[name]
+    r = PARAM_RANGES[name]
+    lo, inclusive, integer, nullable = r.lo, r.inclusive, r.integer, r.nullable
     if value is None and nullable:
         return
     number = isinstance(value, (int, float)) and not isinstance(value, bool)
@@ -321,8 +397,9 @@ def teacher_stage_for(teacher_blocks: int, stage: int | None, n_patches: int) ->
     return stage % teacher_blocks
 
 
-def n_patches(params: dict[str, Any]) -> int:
-    return max(2, round(WINDOW / FS / float(params["patch_seconds"])))
+def n_patches(seconds: float) -> int:
+    """Patches per window of ``seconds`` each (at least 2)."""
+    return max(2, round(WINDOW / FS / float(seconds)))
 
 
 class DistillLoss(nn.Module):
@@ -352,11 +429,12 @@ class DistillLoss(nn.Module):
         if self.weights:
             assert teacher_blocks is not None
             if any(TERMS[name].uses_stage for name in self.weights):
-                self.teacher_stage = teacher_stage_for(teacher_blocks, p["teacher_stage"], n_patches(p))
+                self.teacher_stage = teacher_stage_for(teacher_blocks, p["teacher_stage"],
+                                                       n_patches(p["patch_seconds"]))
             shapes = Shapes(list(student_widths), [b.out_ch for b in block_specs(teacher_blocks)], s_stage,
                             self.teacher_stage)
             for name in self.weights:
-                self.terms[name] = TERMS[name].build(p, shapes)
+                self.terms[name] = TERMS[name].build(term_params(TERMS[name], p), shapes)
         self.label_ce = not any(t.replaces_labels for t in self.terms.values())
 
     @property

@@ -212,3 +212,27 @@ def test_gaussian_label_smoothing_matches_its_definition(logits):
     assert float(hard(out(near), None, target, 0)[0]) == pytest.approx(float(hard(out(far), None, target, 0)[0]))
     with pytest.raises(EdgekdError, match="label_sigma"):
         DistillLoss({"scratch": 1.0}, resolve_params({}, 10), WIDTHS_1, None, label_sigma=-1)
+
+
+def test_each_strategy_declares_its_parameters_and_a_shared_name_means_one_thing(monkeypatch):
+    """Every term's parameters are its own dataclass; the flat table configs store is their union, and a name two
+    terms share (T) must have one default and range, or the registry refuses to load."""
+    from dataclasses import dataclass, fields
+
+    from edgekd import losses
+
+    assert {f.name for f in fields(losses.DKD.Params)} == {"T", "alpha", "beta", "warmup"}
+    assert losses.params_read(["soft"]) == {"T"} and losses.params_read(["hard", "scratch"]) == set()
+    p = losses.term_params(losses.DKD, resolve_params({"beta": 2.0}, 100))
+    assert isinstance(p, losses.DKD.Params) and (p.T, p.beta) == (4.0, 2.0)
+
+    @dataclass(frozen=True)
+    class HotParams:
+        T: float = losses.param(2.0, losses.Range(0.0))  # T already means 4 by default elsewhere
+
+    class Hot(losses.Term):
+        Params = HotParams
+
+    monkeypatch.setitem(losses.TERMS, "hot", Hot)
+    with pytest.raises(AssertionError, match="T is declared two ways"):
+        losses._flat_table()
