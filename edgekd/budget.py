@@ -83,10 +83,7 @@ class McuTarget:
 def load_budget(path: str | Path) -> Budget:
     """Parse and validate a budget file; every problem is an EdgekdError naming the file and key."""
     path = Path(path)
-    doc = read_toml(path, "budget")
-    unknown = set(doc) - TOP_KEYS
-    if unknown:
-        raise EdgekdError(f"{path}: unknown key(s) {', '.join(sorted(unknown))}; allowed: {', '.join(sorted(TOP_KEYS))}")
+    doc = read_toml(path, "budget", TOP_KEYS)
     limits_doc = doc.get("limits")
     if not isinstance(limits_doc, dict) or not limits_doc:
         raise EdgekdError(f"{path}: needs a non-empty [limits] table with any of {', '.join(LIMITS)}")
