@@ -14,8 +14,11 @@ would be decided by the hardest set alone), and applied to the outer student on 
   seen fewer data sets than the student (one trained on resting ICU data alone has never seen a moving wrist),
   so it misjudges what the student can do.
 
-The HMM itself (a = 0, w = 1) and the model alone (a = 1, w = 0) are candidates, so the choice can fall back to
-either. A distillation strategy gets a ResNet teacher trained on the same sets as its student (the inner models
+Inner windows are scored as the held-out device would see them: when the held-out set has no accelerometer (its
+ACC channels are all zero, as ``merge`` fills them), the inner models read those windows with the ACC zeroed and
+the decoder gets no ACC suppression and no motion, so a PPG-only device gets the decoder that works without ACC
+(this uses what the device has, never its labels). The HMM itself (a = 0, w = 1) and the model alone (a = 1,
+w = 0) are candidates, so the choice can fall back to either. A distillation strategy gets a ResNet teacher trained on the same sets as its student (the inner models
 stay from scratch). Extra sets such as the synthetic corpus join every model's training data and are never
 held out or scored. Runs are reused only when a complete run of the same resolved config and data exists
 (edgekd.train.train_or_reuse; folder = config hash).
@@ -24,7 +27,7 @@ held out or scored. Runs are reused only when a complete run of the same resolve
 from __future__ import annotations
 
 import itertools
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, Callable, NamedTuple
 
@@ -58,6 +61,7 @@ DECODERS = ((HMM, MODEL_ONLY) + tuple(plain(a, w) for a in MODEL_WEIGHTS for w i
             + tuple(FusionConfig(weight=1.0, model_weight=a, clear_quality=q, unclear_weight=u, motion_g=m)
                     for m in (0.0, *MOTION_GS) for a in MODEL_WEIGHTS for q in (0.0, *CLEAR_QUALITIES)
                     for u in UNCLEAR_WEIGHTS if q or m))
+Grid = dict[FusionConfig, float]  # every candidate decoder's MAE on one inner scoring
 MIN_HELD_OUT = 3  # a held-out set leaves two others: the fewest that give an inner direction each way
 INNER = ("datasets", "subjects")  # how the decoder is chosen inside a fold (module docstring)
 
@@ -113,11 +117,11 @@ def decode(logits: np.ndarray, spectrum: Spectrum, ws: WindowSet, cfg: FusionCon
     return np.abs(bpm - ws.hr), conf
 
 
-def grid_mae(logits: np.ndarray, spectrum: Spectrum, ws: WindowSet) -> dict[FusionConfig, float]:
+def grid_mae(logits: np.ndarray, spectrum: Spectrum, ws: WindowSet) -> Grid:
     return {cfg: float(decode(logits, spectrum, ws, cfg)[0].mean()) for cfg in DECODERS}
 
 
-def nested_choice(inner: list[dict[FusionConfig, float]],
+def nested_choice(inner: list[Grid],
                   among: Callable[[FusionConfig], bool] = lambda c: True) -> FusionConfig:
     """The decoder with the lowest mean MAE / HMM MAE over the inner directions, among the candidates ``among``
     accepts (every one by default)."""
@@ -132,7 +136,7 @@ def without_motion_gate(cfg: FusionConfig) -> bool:
     return cfg.motion_g == 0
 
 
-def in_hindsight(per_set: dict[str, list[dict[FusionConfig, float]]]) -> dict[str, Any]:
+def in_hindsight(per_set: dict[str, list[Grid]]) -> dict[str, Any]:
     """A sensitivity, not a result: the decoder with the lowest mean MAE / HMM MAE on the held-out sets
     themselves (seed means), its MAE per set, and how many candidates are no worse than the HMM on every set."""
     mean_of = {c: {h: float(np.mean([g[c] for g in grids])) for h, grids in per_set.items()} for c in DECODERS}
@@ -163,6 +167,18 @@ def int8_logits(run_dir: Path, full: WindowSet, held: str, out: Path) -> np.ndar
     return runtime_logits(art, "tflm", test.x)
 
 
+def without_acc(full: WindowSet, held: str) -> bool:
+    """Whether the held-out set ``held`` comes from a device without accelerometer (every ACC value zero)."""
+    return full.n_channels > 1 and not full.x[full.dataset == held, 1:].any()
+
+
+def as_device(ws: WindowSet, acc: bool) -> WindowSet:
+    """``ws`` as a device with (``acc``) or without accelerometer sees it: ACC channels zeroed for the latter."""
+    if acc or ws.n_channels == 1:
+        return ws
+    return replace(ws, x=np.concatenate([ws.x[:, :1], np.zeros_like(ws.x[:, 1:])], axis=1))
+
+
 def held_out_sets(full: WindowSet, always: list[str]) -> list[str]:
     """The data sets that take turns being held out: every set of ``full`` except ``always`` (in every
     training set), in order of first appearance."""
@@ -185,7 +201,7 @@ def run_lodo(full: WindowSet, plan: LodoPlan, out: str | Path, always: tuple[str
     spectrum = Spectrum(spectral_evidence(full), window_motion(full))
     results: list[dict[str, Any]] = []
     shipped: dict[str, str] = {}
-    hindsight: dict[tuple[str, str], dict[str, list[dict[FusionConfig, float]]]] = {}
+    hindsight: dict[tuple[str, str], dict[str, list[Grid]]] = {}
     widths = plan.widths if has_width(plan.family) else plan.widths[:1]  # a ResNet's widths follow from its blocks
     for blocks, width in itertools.product(plan.blocks, widths):
         spec = {"family": plan.family, "blocks": blocks, "width": width}
@@ -197,15 +213,16 @@ def run_lodo(full: WindowSet, plan: LodoPlan, out: str | Path, always: tuple[str
             inner_of = _inner_directions(full, spectrum, sets, list(always), base, out, progress)
         else:
             inner_of = _inner_subject_folds(full, spectrum, sets, base, plan.inner_folds, out, progress)
-        # What to ship for data nobody has seen yet: the same rule over every inner grid. Not a result on any
-        # held-out set (every set is a target of some inner grid); the held-out rows are the claim.
-        pool = list({id(g): g for grids in inner_of.values() for g in grids}.values())
+        # What to ship for data nobody has seen yet: the same rule over every inner grid (with ACC: the student
+        # reads it). Not a result on any held-out set (every set is a target of some inner grid); the held-out rows
+        # are the claim.
+        pool = list({id(g): g for views in inner_of.values() for g in views[True]}.values())
         shipped[student] = decoder_label(nested_choice(pool))
         seeds = plan.seeds if plan.seeds_for is None or blocks in plan.seeds_for else plan.seeds[:1]
         for held in sets:
             idx = full.dataset == held
             ws, ev = full.subset(np.flatnonzero(idx)), spectrum.subset(idx)
-            inner = inner_of[held]
+            inner = inner_of[held][not without_acc(full, held)]  # as the held-out device sees its windows
             plain_choice, chosen = nested_choice(inner, without_switch), nested_choice(inner)
             quality_choice = nested_choice(inner, without_motion_gate)
             hmm_err, hmm_conf = decode(np.zeros((len(ws), N_CLASSES), np.float32), ev, ws, HMM)
@@ -221,7 +238,8 @@ def run_lodo(full: WindowSet, plan: LodoPlan, out: str | Path, always: tuple[str
                 logits = predict_logits(load_model(run_dir), ws.x)
                 err, conf = decode(logits, ev, ws, chosen)
                 row = {"student": student, "spec": spec, "blocks": blocks, "strategy": strategy, "seed": seed,
-                       "held_out": held, "windows": len(ws), "hmm": float(hmm_err.mean()),
+                       "held_out": held, "held_out_acc": not without_acc(full, held), "windows": len(ws),
+                       "hmm": float(hmm_err.mean()),
                        "argmax": float(np.abs(decode_argmax(logits) - ws.hr).mean()),
                        "causal": float(decode(logits, ev, ws, MODEL_ONLY)[0].mean()),
                        "fused_previous": float(decode(logits, ev, ws, PREVIOUS)[0].mean()),
@@ -247,27 +265,38 @@ def run_lodo(full: WindowSet, plan: LodoPlan, out: str | Path, always: tuple[str
 
 
 def _inner_directions(full: WindowSet, spectrum: Spectrum, sets: list[str], always: list[str],
-                      base: dict[str, Any], out: Path, progress: bool) -> dict[str, list[dict[FusionConfig, float]]]:
-    """Per held-out set, every decoder's MAE in each inner direction between the other sets: a model trained
-    on one set alone (plus the always-trained sets) scored on another."""
+                      base: dict[str, Any], out: Path, progress: bool) -> dict[str, dict[bool, list[Grid]]]:
+    """Per held-out set and device view (with ACC: True; as the held-out device sees it when that has none:
+    False), every decoder's MAE in each inner direction between the other sets: a model trained on one set alone
+    (plus the always-trained sets) scored on another."""
+    views = {held: {True, not without_acc(full, held)} for held in sets}
     grids = {}
     for name in sets:
         idx = np.flatnonzero(np.isin(full.dataset, [name, *always]))
         model = load_model(train_cached(full.subset(idx), RunConfig(**base, fold="all"), out / "runs", progress))
-        for other in sets:
-            if other != name:
-                on = np.flatnonzero(full.dataset == other)
-                grids[(name, other)] = grid_mae(predict_logits(model, full.x[on]), spectrum.subset(on), full.subset(on))
-    return {held: [grids[pair] for pair in itertools.permutations([s for s in sets if s != held], 2)]
-            for held in sets}
+        for other in (o for o in sets if o != name):
+            on = np.flatnonzero(full.dataset == other)
+            for acc in set().union(*(views[h] for h in sets if h not in (name, other))):
+                seen = as_device(full.subset(on), acc)
+                grids[(name, other, acc)] = grid_mae(predict_logits(model, seen.x),
+                                                     device_spectrum(spectrum, on, seen, acc), seen)
+    return {held: {acc: [grids[(*pair, acc)] for pair in itertools.permutations([s for s in sets if s != held], 2)]
+                   for acc in views[held]} for held in sets}
+
+
+def device_spectrum(spectrum: Spectrum, idx: np.ndarray, seen: WindowSet, acc: bool) -> Spectrum:
+    """The decoder's inputs for windows ``idx`` as the device sees them (``seen``): the merged set's, or recomputed
+    without ACC."""
+    return spectrum.subset(idx) if acc else Spectrum(spectral_evidence(seen), window_motion(seen))
 
 
 def _inner_subject_folds(full: WindowSet, spectrum: Spectrum, sets: list[str], base: dict[str, Any], folds: int,
-                         out: Path, progress: bool) -> dict[str, list[dict[FusionConfig, float]]]:
-    """Per held-out set D, every decoder's MAE on each remaining set, scored on the out-of-fold outputs of
-    ``folds`` subject folds over D's training data (the outer student's data, always-trained sets included):
-    each window is decoded with the logits of the inner model that never saw its subject."""
-    out_of: dict[str, list[dict[FusionConfig, float]]] = {}
+                         out: Path, progress: bool) -> dict[str, dict[bool, list[Grid]]]:
+    """Per held-out set D and device view (as in ``_inner_directions``), every decoder's MAE on each remaining
+    set, scored on the out-of-fold outputs of ``folds`` subject folds over D's training data (the outer student's
+    data, always-trained sets included): each window is decoded with the logits of the inner model that never saw
+    its subject."""
+    out_of: dict[str, dict[bool, list[Grid]]] = {}
     for held in sets:
         rest = np.flatnonzero(full.dataset != held)
         train = full.subset(rest)
@@ -275,13 +304,17 @@ def _inner_subject_folds(full: WindowSet, spectrum: Spectrum, sets: list[str], b
         if len(train.subjects()) < folds:
             raise EdgekdError(f"lodo: --inner-folds {folds} needs at least {folds} subjects in the training data "
                               f"of the {held} fold, it has {len(train.subjects())}")
-        oof = np.zeros((len(train), N_CLASSES), np.float32)
+        views = {acc: as_device(train, acc) for acc in {True, not without_acc(full, held)}}
+        oof = {acc: np.zeros((len(train), N_CLASSES), np.float32) for acc in views}
         for k in range(1, folds + 1):
             cfg = RunConfig(**base, fold=f"{k}/{folds}")
             model = load_model(train_cached(train, cfg, out / "runs", progress))
             test = resolve_fold(train, cfg.fold, cfg.split_seed).test
             test = test[scored[test]]
-            oof[test] = predict_logits(model, train.x[test])  # every subject is in exactly one fold's test side
-        out_of[held] = [grid_mae(oof[on], spectrum.subset(rest[on]), train.subset(on))
-                        for on in (np.flatnonzero(train.dataset == s) for s in sets if s != held)]
+            for acc, seen in views.items():  # every subject is in exactly one fold's test side
+                oof[acc][test] = predict_logits(model, seen.x[test])
+        out_of[held] = {acc: [grid_mae(oof[acc][on], device_spectrum(spectrum, rest[on], seen.subset(on), acc),
+                                       seen.subset(on))
+                              for on in (np.flatnonzero(train.dataset == s) for s in sets if s != held)]
+                        for acc, seen in views.items()}
     return out_of

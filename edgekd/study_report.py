@@ -85,6 +85,10 @@ def lodo_markdown(record: dict[str, Any]) -> str:
                    "the fold's training data")
         pool = f"the inner subject folds of all {n} held-out sets"
     lines[0] += f" Each fold chooses {chooses}."
+    ppg_only = list(dict.fromkeys(r["held_out"] for r in rows if r.get("held_out_acc") is False))
+    if ppg_only:  # records before the device view lack the key
+        lines[0] += (f" A held-out set without accelerometer ({', '.join(ppg_only)}) is a PPG-only device: its fold "
+                     "scores the inner windows with their ACC zeroed (no ACC suppression, no motion).")
     lines += ["", f"Decoder the same rule picks over {pool} (what to ship for unseen data; not a held-out result): "
               + "; ".join(f"{b}: {c}" for b, c in record["shipped_decoder"].items()) + "."]
     lines += ["", "In hindsight (a sensitivity, not a result: chosen on the held-out sets it is scored on): the best "

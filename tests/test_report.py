@@ -144,11 +144,16 @@ def test_the_nested_rule_picks_the_lowest_mean_ratio_among_the_candidates_it_is_
 
 def test_lodo_inner_subjects_chooses_from_subject_folds_of_the_training_sets_only(tmp_path):
     """--inner subjects: per held-out set, K subject folds over the other sets (the outer student's data); no inner
-    model trains on the held-out set, and the record says which inner protocol chose."""
+    model trains on the held-out set, and the record says which inner protocol chose. A held-out set without ACC
+    (c, PPG only) is a PPG-only device: its fold chooses on inner windows with the ACC zeroed, while the shipped
+    decoder keeps pooling the with-ACC scores of every fold."""
+    from dataclasses import replace
+
     files = []
     for i, name in enumerate(["a", "b", "c"]):
         files.append(tmp_path / f"{name}.npz")
-        _set(name, 20 + i).save(files[-1])
+        ws = _set(name, 20 + i)
+        (replace(ws, x=ws.x[:, :1].copy(), channels=ws.channels[:1]) if name == "c" else ws).save(files[-1])
     out = tmp_path / "study"
     assert main(["lodo", *map(str, files), "--out", str(out), "--family", "spectral", "--blocks", "1", "--widths",
                  "4", "--epochs", "1", "--threads", "1", "--quiet", "--inner", "subjects", "--inner-folds", "2"]) == 0
@@ -160,6 +165,22 @@ def test_lodo_inner_subjects_chooses_from_subject_folds_of_the_training_sets_onl
     sizes = {name: len(WindowSet.load(f)) for name, f in zip("abc", files)}
     held_sizes = sorted(sum(sizes.values()) - n for n in sizes.values())  # each set left out once, twice per fold
     assert sorted(c["data"]["windows"] for c in inner) == sorted(held_sizes * 2)
+    assert {r["held_out"]: r["held_out_acc"] for r in record["rows"]} == {"a": True, "b": True, "c": False}
+    assert "without accelerometer (c) is a PPG-only device" in (out / "lodo.md").read_text()
+
+    from edgekd.fusion import spectral_evidence, window_motion
+    from edgekd.lodo import Spectrum, _inner_subject_folds, as_device
+    from edgekd.windowset import merge
+
+    full = merge({f.stem: WindowSet.load(f) for f in files})
+    assert as_device(full, True) is full and not as_device(full, False).x[:, 1:].any()
+    base = dict(blocks=1, in_channels=4, epochs=1, label_sigma=3.0, select_on="val_mae", device="cpu",
+                init_from=None, augment=False, family="spectral", width=4)  # what run_lodo trained them with
+    views = _inner_subject_folds(full, Spectrum(spectral_evidence(full), window_motion(full)), ["a", "b", "c"],
+                                 base, 2, out, False)
+    assert {h: set(v) for h, v in views.items()} == {"a": {True}, "b": {True}, "c": {True, False}}
+    assert views["c"][True] != views["c"][False]  # a and b seen without their ACC score differently
+    assert len(list((out / "runs").iterdir())) == 9  # the same inner models, nothing retrained
 
 
 @pytest.mark.parametrize("plan, beside, problem", [
