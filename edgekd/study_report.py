@@ -20,7 +20,8 @@ STUDY_SCHEMA = "edgekd.study/1"
 # The per-window MAE columns of the LODO table: (row key, header); {previous} / {default} are the decoder labels.
 LODO_COLUMNS = (("hmm", "spectral HMM (no model)"), ("argmax", "argmax"), ("causal", "causal"),
                 ("fused_previous", "fused {previous} (previous default)"), ("nested_plain", "fused, nested (a, w)"),
-                ("nested", "fused, nested (a, w, q, u)"), ("nested_cov80", "same @80 % coverage"),
+                ("nested", "fused, nested (a, w, q, u)"), ("nested_cov90", "same @90 % coverage"),
+                ("nested_cov80", "same @80 % coverage"),
                 ("hmm_cov80", "HMM @80 %"), ("fused_default", "shipped default {default} (not nested)"))
 # Records made since the motion gate (edgekd.fusion.FusionConfig.motion_g) joined the candidates: the nested
 # choice without it (the quality switch alone) beside the one with it, so the table shows what the gate changed.
@@ -49,9 +50,11 @@ def lodo_markdown(record: dict[str, Any]) -> str:
     s, rows, sets = record["settings"], record["rows"], record["sets"]
     summary, n = summarise_lodo(rows, sets), len(sets)
     init = f", initialised from `{s['init_from']}`" if s.get("init_from") else ""
+    distilled = (f"; distilled students from a {s['teacher_blocks']}-block teacher trained on the same {n - 1} sets"
+                 if any(r["strategy"] != "scratch" for r in rows) else "")
     lines = [f"Leave-one-dataset-out (PPG + ACC students, {s['epochs']} epochs, label sigma {s['label_sigma']:g}"
-             f"{', --augment' if s.get('augment') else ''}{init}; distilled students from a {s['teacher_blocks']}-block "
-             f"teacher trained on the same {n - 1} sets). MAE in BPM on each held-out data set; the decoder is chosen "
+             f"{', --augment' if s.get('augment') else ''}{init}{distilled}). MAE in BPM on each held-out data set; "
+             f"the decoder is chosen "
              f"per fold without the held-out set. Regenerate: `{record['command']}`; these tables alone: "
              f"`edgekd report` on this file's `.json` record.", "",
              "| students | seeds | " + " | ".join(f"{h} (HMM {next(r['hmm'] for r in rows if r['held_out'] == h):.2f})"
