@@ -40,6 +40,7 @@ from edgekd.errors import EdgekdError
 from edgekd.evaluate import covered_mae, predict_logits
 from edgekd.fusion import (MODEL_ONLY, SPECTRUM_ONLY, FusionConfig, decoder_label, fuse, plain, spectral_evidence,
                            window_motion)
+from edgekd.losses import STRATEGIES
 from edgekd.runs import RunConfig, resolve_fold
 from edgekd.study_report import STUDY_SCHEMA, summarise_lodo
 from edgekd.sweep import run_name
@@ -102,6 +103,9 @@ class LodoPlan:
             raise EdgekdError(f"lodo: inner must be one of {', '.join(INNER)}, got {self.inner!r}")
         if self.inner_folds < 2:
             raise EdgekdError(f"lodo: inner_folds must be >= 2, got {self.inner_folds}")
+        unknown = [s for s in self.strategies if s not in STRATEGIES]
+        if unknown:  # before any model trains, not after the inner models
+            raise EdgekdError(f"lodo: unknown strategy {unknown[0]!r}; known: {', '.join(STRATEGIES)}")
 
 
 def train_cached(ws: WindowSet, cfg: RunConfig, root: Path, progress: bool = False) -> Path:

@@ -38,7 +38,6 @@ from edgekd.geometry import FS, WINDOW
 from edgekd.model import block_specs, lengths
 
 
-
 @dataclass(frozen=True)
 class Range:
     """Which values a strategy parameter takes: a finite number >= (or >) ``lo``, optionally integer, or null."""

@@ -55,7 +55,7 @@ def lodo_markdown(record: dict[str, Any]) -> str:
     lines = [f"Leave-one-dataset-out (PPG + ACC students, {s['epochs']} epochs, label sigma {s['label_sigma']:g}"
              f"{', --augment' if s.get('augment') else ''}{init}{distilled}). MAE in BPM on each held-out data set; "
              f"the decoder is chosen "
-             f"per fold without the held-out set. Regenerate: `{record['command']}`; these tables alone: "
+             f"per fold without the held-out set. {_regenerate(record)}; these tables alone: "
              f"`edgekd report` on this file's `.json` record.", "",
              "| students | seeds | " + " | ".join(f"{h} (HMM {next(r['hmm'] for r in rows if r['held_out'] == h):.2f})"
                                                 for h in sets) + " | mean (HMM " + f"{summary[0]['hmm_mean']:.2f}) | "
@@ -101,6 +101,15 @@ def lodo_markdown(record: dict[str, Any]) -> str:
               + f" (mean {v['mean']:.2f}); {v['never_worse_than_hmm']} of {v['candidates']} candidates never worse "
                 f"than the HMM" for k, v in record["hindsight"].items()]
     return "\n".join(lines) + "\n"
+
+
+def _regenerate(record: dict[str, Any]) -> str:
+    """How to make the record again: its command, or for a record made before a protocol change (``predates``),
+    that its command now runs the study under today's protocol."""
+    if record.get("predates"):
+        return (f"Made before {record['predates']}; `{record['command']}` runs the same study under today's "
+                "protocol")
+    return f"Regenerate: `{record['command']}`"
 
 
 RENDERERS: dict[str, Callable[[dict[str, Any]], str]] = {"lodo": lodo_markdown}

@@ -194,11 +194,16 @@ def test_lodo_inner_subjects_chooses_from_subject_folds_of_the_training_sets_onl
     ('blocks = [1]\n[data]\nnosuchloader = "folder"\n', [], "[data] nosuchloader: "),
     ('blocks = [1]\n[data]\na = "a.npz"\n', [], "[data] a: "),
     ('blocks = [\n', [], "malformed TOML"),
+    ('augment = 0\n[data]\na = "a.npz"\n', [], "augment must be true or false"),
+    ('epochs = [5, 7]\n[data]\na = "a.npz"\n', [], "epochs must be one value"),
+    ('seeds = []\n[data]\na = "a.npz"\n', [], "seeds needs at least one value"),
+    ('family = "-x"\n[data]\na = "a.npz"\n', [], "argument --family: invalid choice: '-x'"),
+    ('strategies = ["nonsense"]\n[data]\na = "a.npz"\n', [], "unknown strategy 'nonsense'"),
 ])
 def test_a_bad_plan_is_refused_in_one_line_naming_it(tmp_path, capsys, plan, beside, problem):
     path = tmp_path / "p.toml"
     path.write_text(plan)
-    (tmp_path / "a.npz").write_bytes(b"not a WindowSet")  # never read: every other problem is found first
+    (tmp_path / "a.npz").write_bytes(b"not a WindowSet")  # read last: every other problem is found first
     assert main(["lodo", "--plan", str(path), *beside]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and str(path) in err and problem in err, err
@@ -218,6 +223,8 @@ def test_every_committed_lodo_table_has_the_plan_that_regenerates_it():
         record = json.loads(path.read_text())
         plan = Path("models/sweeps") / f"{path.stem}.toml"
         assert record["command"] == f"edgekd lodo --plan {plan}", path
+        # a record made before the device view says so: its plan now runs the study under today's protocol
+        assert all("held_out_acc" in r for r in record["rows"]) or "Made before" in table_path(path).read_text(), path
         planned, sources = read_plan(build_parser().parse_args(["lodo", "--plan", str(root / plan)]))
         settings = json.loads(json.dumps({k: v for k, v in vars(planned).items() if k not in NOT_SETTINGS},
                                          default=str))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 from edgekd.arch import FAMILIES
 from edgekd.cli.args import int_at_least, non_negative_float, non_negative_int, positive_int
@@ -13,6 +13,9 @@ from edgekd.cli.output import print_json, print_table
 from edgekd.lodo import INNER
 from edgekd.model import MAX_BLOCKS
 from edgekd.windowset import WindowSet
+
+if TYPE_CHECKING:
+    from edgekd.lodo import LodoPlan
 
 STUDY_FILE = "lodo.json"  # OUT/lodo.json, its tables OUT/lodo.md
 RUN_ONLY = ("threads", "quiet", "json")  # how a study runs, not what it is: allowed beside --plan
@@ -32,9 +35,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("data", nargs="*", type=Path, metavar="DATA",
                    help="WindowSet .npz file(s) holding >= 3 data sets (or give them in a --plan)")
     p.add_argument("--plan", type=Path, metavar="PLAN.toml",
-                   help="run the study a plan file describes (models/sweeps/lodo-*.toml): its [data] table names "
-                        "each set's source, its other keys are this command's flags; the record's command is then "
-                        "`edgekd lodo --plan PLAN.toml`. Beside it only --threads, --quiet and --json")
+                   help="run the study a plan file describes (models/sweeps/lodo-*.toml): its [data] table maps a "
+                        "label to each source (a .npz, or a raw folder read by the loader the label names), its "
+                        "other keys are this command's flags with underscores (blocks = [4], label_sigma = 3.0, "
+                        "augment = true); out, table and init_from are relative to the plan. The record's command "
+                        "is then `edgekd lodo --plan PLAN.toml`. Beside it only --threads, --quiet and --json")
     p.add_argument("--out", type=Path, default=Path("runs/lodo"), help="runs and results go here (default runs/lodo)")
     add_study_args(p)
     p.set_defaults(func=run, parser=p)
@@ -71,7 +76,8 @@ def add_study_args(p: argparse.ArgumentParser) -> None:
                    help="how each fold chooses its decoder without its held-out set: 'datasets' (models trained on "
                         "one remaining set, scored on another) or 'subjects' (K subject folds over the fold's whole "
                         "training data, scored on their held-out subjects of each remaining set; nested "
-                        "cross-validation; the default)")
+                        "cross-validation; the default). A held-out set without accelerometer is a PPG-only device: "
+                        "its fold scores the inner windows with their ACC zeroed")
     p.add_argument("--inner-folds", type=int_at_least(2), default=3, metavar="K",
                    help="subject folds per held-out set with --inner subjects (default 3)")
     p.add_argument("--table", type=Path, metavar="NAME.md",
@@ -82,23 +88,35 @@ def add_study_args(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import numpy as np
-
     from edgekd.errors import EdgekdError
 
     if args.plan:
         planned, sources = read_plan(args)
+        try:  # a bad setting is refused before the data sets are read
+            lodo_plan(planned)
+        except EdgekdError as exc:
+            raise EdgekdError(f"{args.plan}: {exc}") from None
         return study(load_sources(args.plan, sources), planned, ["edgekd", "lodo", "--plan", str(args.plan)],
                      spell_flags=False)
     if not args.data:
         raise EdgekdError("lodo: give the data (.npz files holding >= 3 data sets) or --plan PLAN.toml")
-    sets = {str(path): WindowSet.load(path) for path in args.data}
-    if len(sets) == 1:  # one merged file: its data sets, each as if from its own file
-        ((path, full),) = sets.items()
-        if len(full.datasets()) < 2:
-            raise EdgekdError(f"{path}: holds one data set ({full.datasets()[0]}); lodo needs at least three")
-        sets = {name: full.subset(np.flatnonzero(full.dataset == name)) for name in dict.fromkeys(full.dataset.tolist())}
-    return study(sets, args, ["edgekd", "lodo", *map(str, args.data)])
+    lodo_plan(args)
+    return study(one_merged(args.data, {str(path): WindowSet.load(path) for path in args.data}), args,
+                 ["edgekd", "lodo", *map(str, args.data)])
+
+
+def one_merged(source: object, sets: dict[str, WindowSet]) -> dict[str, WindowSet]:
+    """``sets``, or when it is one merged file (``source``), its data sets each as if from its own file."""
+    import numpy as np
+
+    from edgekd.errors import EdgekdError
+
+    if len(sets) > 1:
+        return sets
+    ((label, full),) = sets.items()
+    if len(full.datasets()) < 2:
+        raise EdgekdError(f"{source}: holds one data set ({full.datasets()[0]}); lodo needs at least three")
+    return {name: full.subset(np.flatnonzero(full.dataset == name)) for name in dict.fromkeys(full.dataset.tolist())}
 
 
 def study(sets: dict[str, WindowSet], args: argparse.Namespace, command: list[str], spell_flags: bool = True) -> int:
@@ -109,7 +127,7 @@ def study(sets: dict[str, WindowSet], args: argparse.Namespace, command: list[st
 
     from edgekd.atomic import write_json, write_text
     from edgekd.data.synthetic import generate
-    from edgekd.lodo import LodoPlan, run_lodo
+    from edgekd.lodo import run_lodo
     from edgekd.study_report import lodo_markdown, table_path
     from edgekd.windowset import merge
 
@@ -120,11 +138,7 @@ def study(sets: dict[str, WindowSet], args: argparse.Namespace, command: list[st
         always = tuple(synthetic.datasets())
         sets = {**sets, "synthetic": synthetic}
     full = merge(sets)
-    plan = LodoPlan(family=args.family, blocks=tuple(args.blocks), widths=tuple(args.widths), seeds=tuple(args.seeds),
-                    seeds_for=tuple(args.seeds_for) if args.seeds_for else None, strategies=tuple(args.strategies),
-                    epochs=args.epochs, label_sigma=args.label_sigma, augment=args.augment, init_from=args.init_from,
-                    teacher_blocks=args.teacher_blocks, int8=tuple(args.int8), inner=args.inner,
-                    inner_folds=args.inner_folds)
+    plan = lodo_plan(args)
     settings = {k: v for k, v in vars(args).items() if k not in NOT_SETTINGS}
     record = run_lodo(full, plan, args.out, always, progress=not args.quiet)
     command = command + _flags(settings) if spell_flags else command
@@ -143,6 +157,17 @@ def study(sets: dict[str, WindowSet], args: argparse.Namespace, command: list[st
     return 0
 
 
+def lodo_plan(args: argparse.Namespace) -> LodoPlan:
+    """The study's students and protocol from the parsed flags (checked before any data is read)."""
+    from edgekd.lodo import LodoPlan
+
+    return LodoPlan(family=args.family, blocks=tuple(args.blocks), widths=tuple(args.widths), seeds=tuple(args.seeds),
+                    seeds_for=tuple(args.seeds_for) if args.seeds_for else None, strategies=tuple(args.strategies),
+                    epochs=args.epochs, label_sigma=args.label_sigma, augment=args.augment, init_from=args.init_from,
+                    teacher_blocks=args.teacher_blocks, int8=tuple(args.int8), inner=args.inner,
+                    inner_folds=args.inner_folds)
+
+
 def _flags(settings: dict) -> list[str]:
     out = []
     for k, v in settings.items():
@@ -152,7 +177,6 @@ def _flags(settings: dict) -> list[str]:
         if v is not True:
             out.extend(map(str, v) if isinstance(v, list) else [str(v)])
     return out
-
 
 
 def read_plan(args: argparse.Namespace) -> tuple[argparse.Namespace, dict[str, Path]]:
@@ -179,13 +203,23 @@ def read_plan(args: argparse.Namespace) -> tuple[argparse.Namespace, dict[str, P
                           f"the loader of that name reads)")
     argv = []
     for key, value in doc.items():
+        action, flag = actions[key], actions[key].option_strings[0]
+        switch, many = action.nargs == 0, action.nargs in ("+", "*")
+        if switch != isinstance(value, bool) or (isinstance(value, list) and not many) or isinstance(value, dict):
+            kind = "true or false" if switch else "a list" if many else "one value"
+            raise EdgekdError(f"{path}: {key} must be {kind}, got {value!r}")
         if key in PLAN_PATHS and isinstance(value, str):
             value = os.path.relpath(path.parent / value)
-        flag = actions[key].option_strings[0]
-        if isinstance(value, bool):
+        if switch:
             argv += [flag] if value else []
+        elif many:
+            values = value if isinstance(value, list) else [value]
+            if not values and action.default:
+                raise EdgekdError(f"{path}: {key} needs at least one value")
+            argv += [flag, *map(str, values)] if values else []
         else:
-            argv += [flag, *map(str, value if isinstance(value, list) else [value])]
+            argv.append(f"{flag}={value}")  # one token: a value may start with '-'
+
     def refuse(message: str) -> NoReturn:  # a bad value names the plan, not a flag the user never typed
         raise EdgekdError(f"{path}: {message}")
 
@@ -194,13 +228,15 @@ def read_plan(args: argparse.Namespace) -> tuple[argparse.Namespace, dict[str, P
         planned = parser.parse_args(argv)
     finally:
         parser.error = error  # type: ignore[method-assign]
+    assert not planned.data  # every token above belongs to a flag
     for key in RUN_ONLY:
         setattr(planned, key, getattr(args, key))
     return planned, {name: path.parent / source for name, source in data.items()}
 
 
 def load_sources(plan: Path, sources: dict[str, Path]) -> dict[str, WindowSet]:
-    """The WindowSets of a plan's ``[data]`` table (label -> .npz, or raw folder read by the label's loader)."""
+    """The data sets of a plan's ``[data]`` table: label -> a .npz (its windows keep their own data-set names; one
+    merged file is split into them) or a raw folder (read by the loader the label names)."""
     from edgekd.data import load_dataset
     from edgekd.errors import EdgekdError
 
@@ -210,4 +246,4 @@ def load_sources(plan: Path, sources: dict[str, Path]) -> dict[str, WindowSet]:
             sets[name] = WindowSet.load(src) if src.suffix == ".npz" else load_dataset(name, src)
         except EdgekdError as exc:
             raise EdgekdError(f"{plan}: [data] {name}: {exc}") from None
-    return sets
+    return one_merged(plan, sets)
