@@ -234,3 +234,17 @@ def test_every_committed_lodo_table_has_the_plan_that_regenerates_it():
             elif key not in (*RUN_ONLY, "shared"):
                 assert settings[key] == value, (path, key)
         assert set(sources) == set(record["sets"])
+
+
+def test_every_committed_plan_is_a_valid_study():
+    """Each models/sweeps/lodo-*.toml parses into the study's settings (a plan is only run by hand, for hours)."""
+    from edgekd.cli.lodo import lodo_plan, read_plan
+    from edgekd.cli.main import build_parser
+
+    plans = sorted((RESULTS.parent / "sweeps").glob("lodo-*.toml"))
+    assert plans
+    for plan in plans:
+        planned, sources = read_plan(build_parser().parse_args(["lodo", "--plan", str(plan)]))
+        lodo_plan(planned)
+        assert planned.table and Path(planned.table).name == f"{plan.stem}.md", plan  # NAME.toml -> NAME.md
+        assert set(sources) == {"ieee-spc2015", "wrist-exercise", "bidmc"}, plan
