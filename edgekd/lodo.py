@@ -203,6 +203,7 @@ def run_lodo(full: WindowSet, plan: LodoPlan, out: str | Path, always: tuple[str
     out = Path(out)
     sets = held_out_sets(full, list(always))
     spectrum = Spectrum(spectral_evidence(full), window_motion(full))
+    acc_of = {held: not without_acc(full, held) for held in sets}  # whether each held-out device has ACC
     results: list[dict[str, Any]] = []
     shipped: dict[str, str] = {}
     hindsight: dict[tuple[str, str], dict[str, list[Grid]]] = {}
@@ -214,9 +215,9 @@ def run_lodo(full: WindowSet, plan: LodoPlan, out: str | Path, always: tuple[str
                     select_on="val_mae", device="cpu", init_from=plan.init_from, augment=plan.augment,
                     family=plan.family, width=width)
         if plan.inner == "datasets":
-            inner_of = _inner_directions(full, spectrum, sets, list(always), base, out, progress)
+            inner_of = _inner_directions(full, spectrum, sets, acc_of, list(always), base, out, progress)
         else:
-            inner_of = _inner_subject_folds(full, spectrum, sets, base, plan.inner_folds, out, progress)
+            inner_of = _inner_subject_folds(full, spectrum, sets, acc_of, base, plan.inner_folds, out, progress)
         # What to ship for data nobody has seen yet: the same rule over every inner grid (with ACC: the student
         # reads it). Not a result on any held-out set (every set is a target of some inner grid); the held-out rows
         # are the claim.
@@ -226,7 +227,7 @@ def run_lodo(full: WindowSet, plan: LodoPlan, out: str | Path, always: tuple[str
         for held in sets:
             idx = full.dataset == held
             ws, ev = full.subset(np.flatnonzero(idx)), spectrum.subset(idx)
-            inner = inner_of[held][not without_acc(full, held)]  # as the held-out device sees its windows
+            inner = inner_of[held][acc_of[held]]  # as the held-out device sees its windows
             plain_choice, chosen = nested_choice(inner, without_switch), nested_choice(inner)
             quality_choice = nested_choice(inner, without_motion_gate)
             hmm_err, hmm_conf = decode(np.zeros((len(ws), N_CLASSES), np.float32), ev, ws, HMM)
@@ -242,7 +243,7 @@ def run_lodo(full: WindowSet, plan: LodoPlan, out: str | Path, always: tuple[str
                 logits = predict_logits(load_model(run_dir), ws.x)
                 err, conf = decode(logits, ev, ws, chosen)
                 row = {"student": student, "spec": spec, "blocks": blocks, "strategy": strategy, "seed": seed,
-                       "held_out": held, "held_out_acc": not without_acc(full, held), "windows": len(ws),
+                       "held_out": held, "held_out_acc": acc_of[held], "windows": len(ws),
                        "hmm": float(hmm_err.mean()),
                        "argmax": float(np.abs(decode_argmax(logits) - ws.hr).mean()),
                        "causal": float(decode(logits, ev, ws, MODEL_ONLY)[0].mean()),
@@ -268,22 +269,24 @@ def run_lodo(full: WindowSet, plan: LodoPlan, out: str | Path, always: tuple[str
             "hindsight": {f"{k[0]} {k[1]}": in_hindsight(v) for k, v in hindsight.items()}}
 
 
-def _inner_directions(full: WindowSet, spectrum: Spectrum, sets: list[str], always: list[str],
-                      base: dict[str, Any], out: Path, progress: bool) -> dict[str, dict[bool, list[Grid]]]:
-    """Per held-out set and device view (with ACC: True; as the held-out device sees it when that has none:
-    False), every decoder's MAE in each inner direction between the other sets: a model trained on one set alone
-    (plus the always-trained sets) scored on another."""
-    views = {held: {True, not without_acc(full, held)} for held in sets}
+def _inner_directions(full: WindowSet, spectrum: Spectrum, sets: list[str], acc_of: dict[str, bool],
+                      always: list[str], base: dict[str, Any], out: Path, progress: bool
+                      ) -> dict[str, dict[bool, list[Grid]]]:
+    """Per held-out set and device view (with ACC: True; as the held-out device sees it when that has none
+    (``acc_of``): False), every decoder's MAE in each inner direction between the other sets: a model trained on
+    one set alone (plus the always-trained sets) scored on another."""
+    views = {held: {True, acc_of[held]} for held in sets}
+    models = {name: load_model(train_cached(full.subset(np.flatnonzero(np.isin(full.dataset, [name, *always]))),
+                                            RunConfig(**base, fold="all"), out / "runs", progress)) for name in sets}
     grids = {}
-    for name in sets:
-        idx = np.flatnonzero(np.isin(full.dataset, [name, *always]))
-        model = load_model(train_cached(full.subset(idx), RunConfig(**base, fold="all"), out / "runs", progress))
-        for other in (o for o in sets if o != name):
-            on = np.flatnonzero(full.dataset == other)
-            for acc in set().union(*(views[h] for h in sets if h not in (name, other))):
-                seen = as_device(full.subset(on), acc)
-                grids[(name, other, acc)] = grid_mae(predict_logits(model, seen.x),
-                                                     device_spectrum(spectrum, on, seen, acc), seen)
+    for other in sets:
+        on = np.flatnonzero(full.dataset == other)
+        for acc in set().union(*(views[h] for h in sets if h != other)):
+            seen = as_device(full.subset(on), acc)  # each set seen each way once, whichever model reads it
+            ev = device_spectrum(spectrum, on, seen, acc)
+            for name in sets:
+                if name != other and any(acc in views[h] for h in sets if h not in (name, other)):
+                    grids[(name, other, acc)] = grid_mae(predict_logits(models[name], seen.x), ev, seen)
     return {held: {acc: [grids[(*pair, acc)] for pair in itertools.permutations([s for s in sets if s != held], 2)]
                    for acc in views[held]} for held in sets}
 
@@ -294,8 +297,9 @@ def device_spectrum(spectrum: Spectrum, idx: np.ndarray, seen: WindowSet, acc: b
     return spectrum.subset(idx) if acc else Spectrum(spectral_evidence(seen), window_motion(seen))
 
 
-def _inner_subject_folds(full: WindowSet, spectrum: Spectrum, sets: list[str], base: dict[str, Any], folds: int,
-                         out: Path, progress: bool) -> dict[str, dict[bool, list[Grid]]]:
+def _inner_subject_folds(full: WindowSet, spectrum: Spectrum, sets: list[str], acc_of: dict[str, bool],
+                         base: dict[str, Any], folds: int, out: Path, progress: bool
+                         ) -> dict[str, dict[bool, list[Grid]]]:
     """Per held-out set D and device view (as in ``_inner_directions``), every decoder's MAE on each remaining
     set, scored on the out-of-fold outputs of ``folds`` subject folds over D's training data (the outer student's
     data, always-trained sets included): each window is decoded with the logits of the inner model that never saw
@@ -308,7 +312,7 @@ def _inner_subject_folds(full: WindowSet, spectrum: Spectrum, sets: list[str], b
         if len(train.subjects()) < folds:
             raise EdgekdError(f"lodo: --inner-folds {folds} needs at least {folds} subjects in the training data "
                               f"of the {held} fold, it has {len(train.subjects())}")
-        views = {acc: as_device(train, acc) for acc in {True, not without_acc(full, held)}}
+        views = {acc: as_device(train, acc) for acc in {True, acc_of[held]}}
         oof = {acc: np.zeros((len(train), N_CLASSES), np.float32) for acc in views}
         for k in range(1, folds + 1):
             cfg = RunConfig(**base, fold=f"{k}/{folds}")

@@ -54,8 +54,7 @@ def lodo_markdown(record: dict[str, Any]) -> str:
                  if any(r["strategy"] != "scratch" for r in rows) else "")
     lines = [f"Leave-one-dataset-out (PPG + ACC students, {s['epochs']} epochs, label sigma {s['label_sigma']:g}"
              f"{', --augment' if s.get('augment') else ''}{init}{distilled}). MAE in BPM on each held-out data set; "
-             f"the decoder is chosen "
-             f"per fold without the held-out set. {_regenerate(record)}; these tables alone: "
+             f"the decoder is chosen per fold without the held-out set. {_regenerate(record)}; these tables alone: "
              f"`edgekd report` on this file's `.json` record.", "",
              "| students | seeds | " + " | ".join(f"{h} (HMM {next(r['hmm'] for r in rows if r['held_out'] == h):.2f})"
                                                 for h in sets) + " | mean (HMM " + f"{summary[0]['hmm_mean']:.2f}) | "

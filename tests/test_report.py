@@ -169,15 +169,17 @@ def test_lodo_inner_subjects_chooses_from_subject_folds_of_the_training_sets_onl
     assert "without accelerometer (c) is a PPG-only device" in (out / "lodo.md").read_text()
 
     from edgekd.fusion import spectral_evidence, window_motion
-    from edgekd.lodo import Spectrum, _inner_subject_folds, as_device
+    from edgekd.lodo import Spectrum, _inner_subject_folds, as_device, without_acc
     from edgekd.windowset import merge
 
     full = merge({f.stem: WindowSet.load(f) for f in files})
     assert as_device(full, True) is full and not as_device(full, False).x[:, 1:].any()
     base = dict(blocks=1, in_channels=4, epochs=1, label_sigma=3.0, select_on="val_mae", device="cpu",
                 init_from=None, augment=False, family="spectral", width=4)  # what run_lodo trained them with
+    acc_of = {h: not without_acc(full, h) for h in "abc"}
+    assert acc_of == {"a": True, "b": True, "c": False}
     views = _inner_subject_folds(full, Spectrum(spectral_evidence(full), window_motion(full)), ["a", "b", "c"],
-                                 base, 2, out, False)
+                                 acc_of, base, 2, out, False)
     assert {h: set(v) for h, v in views.items()} == {"a": {True}, "b": {True}, "c": {True, False}}
     assert views["c"][True] != views["c"][False]  # a and b seen without their ACC score differently
     assert len(list((out / "runs").iterdir())) == 9  # the same inner models, nothing retrained

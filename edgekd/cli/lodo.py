@@ -113,7 +113,7 @@ def one_merged(source: object, sets: dict[str, WindowSet]) -> dict[str, WindowSe
 
     if len(sets) > 1:
         return sets
-    ((label, full),) = sets.items()
+    ((_, full),) = sets.items()
     if len(full.datasets()) < 2:
         raise EdgekdError(f"{source}: holds one data set ({full.datasets()[0]}); lodo needs at least three")
     return {name: full.subset(np.flatnonzero(full.dataset == name)) for name in dict.fromkeys(full.dataset.tolist())}
