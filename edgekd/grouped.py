@@ -48,7 +48,8 @@ def group_key(ws: WindowSet, cfg: RunConfig) -> str:
     n_train = len(validation_split(ws, fold.train, cfg.val_fraction, seed=cfg.split_seed)[0])
     # the device as configured: a driver without the workers' GPUs must still be able to group their runs
     return json.dumps({"model": model_entry(cfg), "epochs": cfg.epochs, "batch_size": cfg.batch_size, "lr": cfg.lr,
-                       "weight_decay": cfg.weight_decay, "device": cfg.device, "train_windows": n_train},
+                       "weight_decay": cfg.weight_decay, "device": cfg.device, "train_windows": n_train,
+                       "synthetic": cfg.synthetic},
                       sort_keys=True)
 
 

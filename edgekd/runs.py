@@ -38,6 +38,7 @@ from edgekd.splits import Fold, holdout, kfold, parse_fold
 from edgekd.windowset import WindowSet
 
 SELECT_ON = ("val_loss", "val_mae")
+MAX_SYNTHETIC_SUBJECTS = 1000  # 6 min each: already 20x the 60 the generalisation study used
 DEFAULT_HOLDOUT = 0.2
 
 
@@ -82,6 +83,7 @@ class RunConfig:
     patience: int = 10
     select_on: str = "val_mae"  # the number users judge a model by
     device: str = "auto"
+    synthetic: int = 0  # subjects of the embedded synthetic corpus added to the training side (never tested on)
 
     def validate(self) -> None:
         """Refuse nonsense before anything trains: every field in range, strategy and parameters known,
@@ -114,6 +116,7 @@ class RunConfig:
         integer("patience", 1)
         integer("seed", 0)
         integer("split_seed", 0)
+        integer("synthetic", 0, MAX_SYNTHETIC_SUBJECTS)
         number("lr", 0.0, False)  # 0 = evaluate a fine-tuning start as is
         number("weight_decay", 0.0, False)
         number("label_sigma", 0.0, False)
@@ -150,6 +153,8 @@ class RunConfig:
         d = dataclasses.asdict(self)
         if self.family == "resnet":  # not part of a ResNet run: its config, and so its run name, stay as before
             del d["family"], d["width"]
+        if not self.synthetic:  # likewise for runs without synthetic training subjects
+            del d["synthetic"]
         return d
 
     @classmethod

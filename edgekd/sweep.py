@@ -31,7 +31,7 @@ import io
 import json
 import re
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -97,12 +97,13 @@ def load_sweep_config(path: str | Path) -> SweepConfig:
     train, params = doc.get("train", {}), doc.get("params", {})
     if not isinstance(train, dict) or not isinstance(params, dict):
         raise EdgekdError(f"{path}: [train] and [params] must be tables")
-    fixed = {"blocks", "strategy", "teachers", "fold", "seed", "params"}
-    known = set(RunConfig().to_dict())
+    fixed = {"blocks", "family", "width", "strategy", "teachers", "fold", "seed", "params"}
+    known = {f.name for f in fields(RunConfig)}
     bad = sorted((set(train) - known) | (set(train) & fixed))
     if bad:
         raise EdgekdError(f"{path}: [train] cannot set {', '.join(bad)} (the grid sets blocks, strategy, teachers, "
-                          f"fold, seed; allowed: {', '.join(sorted(known - fixed))})")
+                          f"fold, seed, and each student label its family and width; allowed: "
+                          f"{', '.join(sorted(known - fixed))})")
     folds = doc.get("folds", 2)
     if not isinstance(folds, int) or folds < 2:
         raise EdgekdError(f"{path}: 'folds' must be an integer >= 2")

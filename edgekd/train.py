@@ -16,6 +16,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from tqdm import tqdm
@@ -25,6 +26,7 @@ from edgekd.atomic import ensure_dir, write_json, write_text
 from edgekd.augment import augment
 from edgekd.bpm import bpm_to_class, decode_argmax
 from edgekd.checkpoint import load_model, model_spec, save_weights
+from edgekd.data.synthetic import training_subjects
 from edgekd.errors import EdgekdError
 from edgekd.evaluate import MAE_KEYS, mae_report, predict_logits
 from edgekd.layout import CONFIG, LOG, METRICS, WEIGHTS, read_json_object, sha256_file
@@ -33,7 +35,7 @@ from edgekd import arch
 from edgekd.runs import RunConfig, is_complete, model_entry, read_config, read_metrics, resolve_fold
 from edgekd.splits import Fold, validation_split
 from edgekd.teacher import TeacherOutputs, load_teachers
-from edgekd.windowset import WindowSet, identity_hash, windows_hash
+from edgekd.windowset import WindowSet, concat, identity_hash, windows_hash
 
 
 def resolve_device(device: str) -> torch.device:
@@ -195,14 +197,21 @@ def _prepare(ws: WindowSet, cfg: RunConfig, out_dir: Path, teacher: TeacherOutpu
         model_spec(cfg.teachers[0])["blocks"] if cfg.teachers else None)
     torch.manual_seed(cfg.seed)  # the strategy's adapters (feature, ppg-distill) start from the seed too
     loss_fn = build_loss(cfg, teacher_blocks)
+    data = {"dataset": ws.provenance.get("dataset"), "hash": identity_hash(ws), "windows_hash": windows_hash(ws),
+            "windows": len(ws), "channels": list(ws.channels)}  # the data as given: what reuse and checks compare
+    if loss_fn.needs_teacher and teacher is None:
+        _check_teacher_folds(cfg, ws)
+    fold = resolve_fold(ws, cfg.fold, cfg.split_seed)  # on the data alone: synthetic subjects are never tested on
+    if cfg.synthetic:  # appended after the data, so the data's window indices (and the fold's test side) hold
+        extra = training_subjects(cfg.synthetic, ws)
+        fold = replace(fold, train=np.concatenate([fold.train, np.arange(len(ws), len(ws) + len(extra))]))
+        ws = concat([ws, extra], provenance=ws.provenance)
     if loss_fn.needs_teacher:
         if teacher is None:
-            _check_teacher_folds(cfg, ws)
             teacher = load_teachers(cfg.teachers, ws, device, stage_index=loss_fn.teacher_stage,
                                     pooled=loss_fn.needs_pooled, cache_dir=teacher_cache)
         _check_teacher(teacher, loss_fn, len(ws))
         teacher = teacher.to(device)
-    fold = resolve_fold(ws, cfg.fold, cfg.split_seed)
     train_idx, val_idx = validation_split(ws, fold.train, cfg.val_fraction, seed=cfg.split_seed)
     if len(train_idx) < 2 or len(val_idx) == 0:
         raise EdgekdError(f"fold {cfg.fold}: too few training windows for a validation split "
@@ -216,9 +225,7 @@ def _prepare(ws: WindowSet, cfg: RunConfig, out_dir: Path, teacher: TeacherOutpu
         (out_dir / stale).unlink(missing_ok=True)
     write_json(out_dir / CONFIG, {
         **resolved_config(cfg).to_dict(), "model": model_entry(cfg),
-        "data": {"dataset": ws.provenance.get("dataset"), "hash": identity_hash(ws),
-                 "windows_hash": windows_hash(ws), "windows": len(ws),
-                 "channels": list(ws.channels)},
+        "data": data,
         "teacher": None if not loss_fn.needs_teacher else {
             "blocks": teacher.blocks, "in_channels": teacher.in_channels, "members": teacher.members,
             "stage_index": teacher.stage_index},

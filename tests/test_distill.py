@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -141,3 +143,67 @@ def test_cli_distill_and_bad_strategy(small_synth_module, tmp_path, capsys):
     assert "teacher" in out and "scratch student" in out and "soft student" in out
     assert main(args + ["--strategy", "dkd+magic"]) == 2
     assert "unknown strategy 'magic'" in capsys.readouterr().err
+
+
+def _not_synthetic(ws):
+    """The synthetic generator's windows under another data set's name: stands in for a user's recordings."""
+    ws = ws.subset(np.arange(len(ws)))
+    ws.dataset = np.full(len(ws), "wrist-lab")
+    ws.provenance = {**ws.provenance, "dataset": "wrist-lab"}
+    return ws
+
+
+def test_synthetic_subjects_join_the_training_side_only(small_synth_module, tmp_path):
+    from edgekd.data.synthetic import generate
+
+    ws = _not_synthetic(small_synth_module)
+    plain = train_run(ws, RunConfig(blocks=1, **FAST), tmp_path / "plain", progress=False)
+    more = train_run(ws, RunConfig(blocks=1, synthetic=2, **FAST), tmp_path / "more", progress=False)
+    assert more["test_subjects"] == plain["test_subjects"] and more["windows"] == plain["windows"]
+    extra = len(generate(2, 6.0, 0))
+    assert more["train_windows"] + more["val_windows"] == plain["train_windows"] + plain["val_windows"] + extra
+    stored = read_config(tmp_path / "more")
+    assert stored.synthetic == 2 and "synthetic" not in RunConfig().to_dict()  # older run configs stay equal
+    # what reuse compares is the data as given, not the synthetic windows
+    assert (json.loads((tmp_path / "more" / "config.json").read_text())["data"]["windows"] == len(ws))
+
+
+def test_synthetic_subjects_are_refused_on_the_synthetic_corpus(small_synth_module, tmp_path, capsys):
+    with pytest.raises(EdgekdError, match="already hold the synthetic corpus"):
+        train_run(small_synth_module, RunConfig(blocks=1, synthetic=1, **FAST), tmp_path / "r", progress=False)
+    assert not (tmp_path / "r").exists()
+    data = small_synth_module.save(tmp_path / "syn.npz")
+    assert main(["train", "--data", str(data), "--blocks", "1", "--synthetic", "1", "--out", str(tmp_path / "t"),
+                 "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"{data}: the data already hold the synthetic corpus" in err
+    assert not (tmp_path / "t").exists()
+
+
+def test_distill_with_data_trains_the_recipe_alone(small_synth_module, tmp_path, capsys):
+    from edgekd.distill import RECIPE
+
+    data = _not_synthetic(small_synth_module).save(tmp_path / "lab.npz")
+    out = tmp_path / "o"
+    assert main(["distill", "--data", str(data), "--epochs", "1", "--quiet", "--json", "--out", str(out)]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert [r["model"] for r in rows] == ["scratch student"] and sorted(p.name for p in out.iterdir()) == ["student"]
+    cfg = read_config(out / "student")
+    assert (cfg.family, cfg.blocks, cfg.width, cfg.strategy, cfg.synthetic) == ("spectral", 4, 7, "scratch", 60)
+    assert (cfg.family, cfg.blocks, cfg.width, cfg.synthetic) == (RECIPE.family, RECIPE.blocks, RECIPE.width,
+                                                                  RECIPE.synthetic)
+    # a teacher means distillation; a scratch strategy with a teacher is refused before anything trains
+    assert main(["distill", "--data", str(data), "--teacher", str(out / "student"), "--strategy", "scratch",
+                 "--epochs", "1", "--quiet", "--out", str(tmp_path / "x")]) == 2
+    assert "learns from no teacher" in capsys.readouterr().err and not (tmp_path / "x").exists()
+
+
+def test_distill_demo_still_distils(small_synth_module, tmp_path, capsys):
+    """On the synthetic corpus (the demo's data) distill trains teacher, scratch and DKD twins, no synthetic extra."""
+    data = small_synth_module.save(tmp_path / "syn.npz")
+    assert main(["distill", "--data", str(data), "--teacher-blocks", "1", "--epochs", "1", "--strategy", "dkd",
+                 "--quiet", "--json", "--out", str(tmp_path / "o")]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert [r["model"] for r in rows] == ["teacher", "scratch student", "dkd student"]
+    assert read_config(tmp_path / "o" / "student").synthetic == 0
+    assert read_config(tmp_path / "o" / "student").family == "spectral"

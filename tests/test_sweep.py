@@ -48,6 +48,11 @@ def test_config_errors_name_the_file(tmp_path):
     bad.write_text('students = [1]\nteachers = [4]\n[train]\nblocks = 3\n')
     with pytest.raises(EdgekdError, match=r"\[train\] cannot set blocks"):
         load_sweep_config(bad)
+    bad.write_text('students = [1]\n[train]\nfamily = "tcn"\n')
+    with pytest.raises(EdgekdError, match=r"\[train\] cannot set family.*student label its family"):
+        load_sweep_config(bad)
+    bad.write_text('students = [1]\n[train]\nsynthetic = 2\n')  # a RunConfig field to_dict leaves out at 0
+    assert load_sweep_config(bad).train == {"synthetic": 2}
     bad.write_text('students = [1]\nstrategies = ["soft"]\n')
     with pytest.raises(EdgekdError, match="need 'teachers'"):
         load_sweep_config(bad)

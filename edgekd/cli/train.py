@@ -11,18 +11,21 @@ from typing import Any
 from edgekd.cli.args import add_decoder_args, decoder_config, int_at_least, non_negative_float, non_negative_int, positive_int
 from edgekd.cli.output import print_json, print_table
 from edgekd.data import load_windows
-from edgekd.distill import DistillPlan
+from edgekd.data.synthetic import DATASET as SYNTHETIC, TRAINING_MINUTES, training_problem
+from edgekd.distill import RECIPE, DistillPlan
 from edgekd.errors import EdgekdError
 from edgekd import spectral_net, tcn
 from edgekd.arch import FAMILIES
 from edgekd.model import MAX_BLOCKS, MAX_IN_CHANNELS
 from edgekd.runs import SELECT_ON, RunConfig
 from edgekd.runtimes import SCORED
+from edgekd.windowset import WindowSet
 
 RUN = RunConfig()  # the defaults every training flag shows
-# The default `edgekd distill` (synthetic corpus, 2-core CPU) is the demo: a few minutes.
+# `edgekd distill` without --data (synthetic corpus, 2-core CPU) is the demo: a few minutes, and it distils.
 DEMO_TEACHER_BLOCKS = DistillPlan.teacher_blocks
 DEMO_EPOCHS = 20
+DEMO_STRATEGY = "dkd"
 DEMO_OUT = "runs/distill"
 CHANNELS_HELP = ("input channels read from the data: 1 = PPG, 4 = PPG + 3-axis ACC (default: every channel the "
                  "data have, up to 4; on wrist data with motion the accelerometer is what tells cadence from pulse)")
@@ -36,19 +39,30 @@ def register(sub: argparse._SubParsersAction) -> None:
     _register_evaluate(sub)
 
 
-def _common(p: argparse.ArgumentParser, epochs: int | None = RUN.epochs) -> None:
+def _common(p: argparse.ArgumentParser, student: RunConfig = RUN, epochs: int | None = RUN.epochs,
+            synthetic: int | None = RUN.synthetic) -> None:
     """Training flags shared by train and distill; every default is RunConfig's (one source of defaults,
-    also used by sweep plans and the Python API), except distill's shorter demo ``epochs`` (None: decided
-    by whether --data is given)."""
+    also used by sweep plans and the Python API), except distill's: its student is the recipe's
+    (``student``), and its ``epochs`` and ``synthetic`` are None, decided by whether --data is given."""
     p.add_argument("--data", metavar="FILE", help="WindowSet .npz (default: the embedded synthetic corpus)")
-    p.add_argument("--family", choices=FAMILIES, default=RUN.family,
+    p.add_argument("--family", choices=FAMILIES, default=student.family,
                    help=f"student family: resnet (WildPPG's ResNet1D), tcn (MCU-lean strided separable CNN, "
                         f"edgekd/tcn.py) or spectral (convolutions along the frequency axis of the window's spectra, "
-                        f"edgekd/spectral_net.py); --blocks is the depth (default {RUN.family}; teachers are always "
-                        f"resnet)")
-    p.add_argument("--width", type=int, default=RUN.width, metavar="C",
+                        f"edgekd/spectral_net.py); the depth is the blocks (default {student.family}; teachers are "
+                        f"always resnet)")
+    p.add_argument("--width", type=int, metavar="C",
                    help=f"tcn channels, {tcn.WIDTHS[0]}..{tcn.WIDTHS[1]}; spectral channels, "
-                        f"{spectral_net.WIDTHS[0]}..{spectral_net.WIDTHS[1]} (default {RUN.width})")
+                        f"{spectral_net.WIDTHS[0]}..{spectral_net.WIDTHS[1]} (default " +
+                        (f"{RUN.width})" if student is RUN else
+                         f"{student.width} for a {student.family} student, else {RUN.width})"))
+    p.set_defaults(recipe=student)
+    p.add_argument("--synthetic", type=non_negative_int, default=synthetic, metavar="SUBJECTS",
+                   help=f"add this many subjects of the embedded synthetic corpus ({TRAINING_MINUTES:g} min each) to "
+                        "the training side; "
+                        "the fold's test subjects stay the data's own. It helped most on data sets never seen "
+                        "(default "
+                        + (f"{synthetic})" if synthetic is not None else
+                           f"{RECIPE.synthetic}; 0 on data that are the synthetic corpus, as the demo's)"))
     p.add_argument("--fold", default=RUN.fold,
                    help="K/N (fold K of an N-fold subject split), loso:SUBJECT, lodo:DATASET (leave a data set out), "
                         f"all (train on everything), or holdout[:FRACTION] (default {RUN.fold})")
@@ -94,10 +108,17 @@ def _register_train(sub: argparse._SubParsersAction) -> None:
 
 
 def _register_distill(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("distill", help="teacher -> student distillation next to a student from scratch",
+    p = sub.add_parser("distill", help="the recommended student for your data, or teacher -> student distillation "
+                                       "next to a student from scratch",
                        description="Train (or reuse) a teacher, a student from scratch and a distilled student on "
-                                   "one fold, and print their MAE, parameters and MACs. With no arguments: the "
-                                   f"synthetic corpus, an {DEMO_TEACHER_BLOCKS}-block teacher, a 2-block DKD student, "
+                                   "one fold, and print their MAE, parameters and MACs. The student defaults to the "
+                                   f"recipe that held up best on data sets it never saw: a {RECIPE.blocks} x "
+                                   f"{RECIPE.width} {RECIPE.family} CNN (models/results/lodo-spectral-4x7-subjects.md). "
+                                   f"With --data and no teacher it trains that recipe alone: from scratch, with "
+                                   f"{RECIPE.synthetic} synthetic subjects added to the training side, {RUN.epochs} "
+                                   "epochs (distillation did not beat it there); --strategy dkd adds the teacher and "
+                                   "the distilled twin. With no arguments (the demo): the synthetic corpus, an "
+                                   f"{DEMO_TEACHER_BLOCKS}-block teacher, the scratch and the {DEMO_STRATEGY} student, "
                                    f"{DEMO_EPOCHS} epochs (a few minutes on a 2-core CPU).")
     t = p.add_mutually_exclusive_group()
     t.add_argument("--teacher", nargs="+", metavar="RUN", help="teacher run/artifact folder(s); several = ensemble")
@@ -107,18 +128,20 @@ def _register_distill(sub: argparse._SubParsersAction) -> None:
                    help="channels the trained teacher reads (default: the student's); 4 with a 1-channel student "
                         "= cross-modal (PPG + ACC teacher, PPG student)")
     p.add_argument("--teacher-epochs", type=positive_int, help="teacher epochs (default: --epochs)")
-    p.add_argument("--student-blocks", type=int, default=2, choices=BLOCK_CHOICES, metavar="N", help="default 2")
+    p.add_argument("--student-blocks", type=int, default=RECIPE.blocks, choices=BLOCK_CHOICES, metavar="N",
+                   help=f"default {RECIPE.blocks}")
     p.add_argument("--in-channels", type=int, choices=(1, 2, 3, 4), help=CHANNELS_HELP)
-    p.add_argument("--strategy", default="dkd",
-                   help="hard, soft, dkd, feature, ppg-distill, or a composition like dkd+feature or "
-                        "dkd=1,feature=0.5 (default dkd)")
+    p.add_argument("--strategy",
+                   help="scratch (the student alone), hard, soft, dkd, feature, ppg-distill, or a composition like "
+                        f"dkd+feature or dkd=1,feature=0.5 (default: scratch with --data and no --teacher or "
+                        f"--intermediate-blocks, else {DEMO_STRATEGY})")
     p.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
                    help="strategy parameter, e.g. T=4, alpha=1, beta=8, warmup=20, tau=0.1 (repeatable)")
     p.add_argument("--intermediate-blocks", type=int, choices=BLOCK_CHOICES, metavar="N",
                    help="progressive distillation: teacher -> N-block intermediate -> student")
     p.add_argument("--no-scratch", action="store_true", help="skip the from-scratch baseline student")
     p.add_argument("--out", default=DEMO_OUT, metavar="DIR", help=f"output folder (default {DEMO_OUT})")
-    _common(p, epochs=None)
+    _common(p, student=RECIPE, epochs=None, synthetic=None)
     p.set_defaults(func=run_distill)
 
 
@@ -148,11 +171,19 @@ def _threads(args: argparse.Namespace) -> None:
 
 def _config(args: argparse.Namespace, **kw: Any):
 
-    return RunConfig(family=args.family, width=args.width, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+    width = args.width if args.width is not None else (
+        args.recipe.width if args.family == args.recipe.family else RUN.width)
+    return RunConfig(family=args.family, width=width, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                      weight_decay=args.weight_decay,
                      seed=args.seed, fold=args.fold, split_seed=args.split_seed, augment=args.augment,
-                     label_sigma=args.label_sigma, init_from=args.init_from,
+                     label_sigma=args.label_sigma, init_from=args.init_from, synthetic=args.synthetic,
                      patience=args.patience, select_on=args.select_on, device=args.device, **kw)
+
+
+def _check_synthetic(args: argparse.Namespace, ws: WindowSet) -> None:
+    """Refuse --synthetic on data it cannot join before anything trains, naming the file."""
+    if args.synthetic and (why := training_problem(ws)):
+        raise EdgekdError(f"{args.data or 'the synthetic demo corpus'}: {why} (--synthetic 0 trains without them)")
 
 
 def parse_strategy(text: str) -> str | dict[str, float]:
@@ -190,6 +221,7 @@ def run_train(args: argparse.Namespace) -> int:
 
     _threads(args)
     ws = load_windows(args.data)
+    _check_synthetic(args, ws)
     cfg = _config(args, blocks=args.blocks, in_channels=args.in_channels or min(ws.n_channels, MAX_IN_CHANNELS))
     metrics = train_run(ws, cfg, Path(args.out), progress=not args.quiet)
     if args.json:
@@ -208,8 +240,14 @@ def run_distill(args: argparse.Namespace) -> int:
     _threads(args)
     t0 = time.perf_counter()
     ws = load_windows(args.data)
+    demo = args.data is None
     if args.epochs is None:
-        args.epochs = DEMO_EPOCHS if args.data is None else RUN.epochs
+        args.epochs = DEMO_EPOCHS if demo else RUN.epochs
+    if args.synthetic is None:  # none where the data are the synthetic corpus already (the demo, `data synth`)
+        args.synthetic = 0 if SYNTHETIC in ws.datasets() else RECIPE.synthetic
+    if args.strategy is None:
+        args.strategy = DEMO_STRATEGY if demo or args.teacher or args.intermediate_blocks else "scratch"
+    _check_synthetic(args, ws)
     channels = args.in_channels or min(ws.n_channels, MAX_IN_CHANNELS)
     student = _config(args, blocks=args.student_blocks, in_channels=channels,
                       strategy=parse_strategy(args.strategy), params=parse_params(args.param))

@@ -14,10 +14,15 @@ import numpy as np
 from scipy import signal
 
 from edgekd.data.preprocess import frame, to_25hz, zscore, n_windows
+from edgekd.errors import DataError
 from edgekd.geometry import FS, STRIDE, WINDOW
 from edgekd.windowset import CHANNEL_NAMES_PPG_ACC, WindowSet
 
 FS_GEN = 100.0
+DATASET = "synthetic"
+# What one synthetic training subject is (RunConfig.synthetic, edgekd lodo --synthetic): 6 minutes, seed 0.
+TRAINING_MINUTES = 6.0
+TRAINING_SEED = 0
 # activity -> (HR above rest in BPM, cadence range in Hz, motion amplitude in g)
 ACTIVITIES = {
     "rest": (0.0, (0.0, 0.0), 0.0),
@@ -102,11 +107,29 @@ def generate(subjects: int = 12, minutes: float = 6.0, seed: int = 0) -> WindowS
     return WindowSet(
         x=np.concatenate(xs), hr=np.concatenate(hrs), subject=np.concatenate(subs),
         recording=np.concatenate(recs), activity=np.concatenate(acts), channels=CHANNEL_NAMES_PPG_ACC,
-        provenance={"dataset": "synthetic", "generator": "edgekd.data.synthetic",
+        provenance={"dataset": DATASET, "generator": "edgekd.data.synthetic",
                     "parameters": {"subjects": subjects, "minutes": minutes, "seed": seed},
                     "preprocessing": {"bandpass_hz": [0.5, 4.0], "fs": FS, "window_s": 8, "stride_s": 2,
                                       "ppg": "z-score per window", "acc": "g, band-passed"}},
     )
+
+
+def training_problem(like: WindowSet) -> str | None:
+    """Why synthetic training subjects cannot join the data ``like`` (None when they can)."""
+    if DATASET in like.datasets():
+        return "the data already hold the synthetic corpus: synthetic training subjects would repeat its test subjects"
+    if like.channels != CHANNEL_NAMES_PPG_ACC[:len(like.channels)]:
+        return (f"channels {', '.join(like.channels)} are not a prefix of the synthetic corpus's "
+                f"{', '.join(CHANNEL_NAMES_PPG_ACC)}")
+    return None
+
+
+def training_subjects(subjects: int, like: WindowSet) -> WindowSet:
+    """``subjects`` synthetic subjects as extra training windows for the data ``like``: its channels (a
+    prefix of PPG + ACC), data set "synthetic"."""
+    if why := training_problem(like):
+        raise DataError(f"synthetic training subjects: {why}")
+    return generate(subjects, TRAINING_MINUTES, TRAINING_SEED).first_channels(len(like.channels))
 
 
 def _majority(labels: np.ndarray) -> str:
