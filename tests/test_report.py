@@ -187,6 +187,10 @@ def test_lodo_inner_subjects_chooses_from_subject_folds_of_the_training_sets_onl
 
 @pytest.mark.parametrize("plan, beside, problem", [
     ('blocks = [1]\n[data]\na = "a.npz"\n', ["--epochs", "2"], "give --epochs in the plan"),
+    # typed beside a plan, a flag is refused even at its default value (it would be silently ignored)
+    ('blocks = [1]\n[data]\na = "a.npz"\n', ["--epochs", "30"], "give --epochs in the plan"),
+    ('blocks = [1]\n[data]\na = "a.npz"\n', ["--out", "runs/lodo"], "give --out in the plan"),
+    ('blocks = [1]\n[data]\na = "a.npz"\n', ["--inner", "subjects"], "give --inner in the plan"),
     ('blocks = [1]\n[data]\na = "a.npz"\n', ["x.npz"], "give DATA in the plan"),
     ('blocks = [1]\n', [], "needs a [data] table"),
     ('blok = [1]\n[data]\na = "a.npz"\n', [], "unknown key(s) blok"),
@@ -250,3 +254,15 @@ def test_every_committed_plan_is_a_valid_study():
         lodo_plan(planned)
         assert planned.table and Path(planned.table).name == f"{plan.stem}.md", plan  # NAME.toml -> NAME.md
         assert set(sources) == {"ieee-spc2015", "wrist-exercise", "bidmc"}, plan
+
+
+def test_a_plan_without_out_writes_its_own_folder(tmp_path):
+    """Two plans without ``out`` never share (and overwrite) one study record; run-only flags may be typed."""
+    from edgekd.cli.lodo import DEFAULT_OUT, read_plan
+    from edgekd.cli.main import build_parser
+
+    path = tmp_path / "my-study.toml"
+    path.write_text('blocks = [1]\n[data]\na = "a.npz"\n')
+    planned, _ = read_plan(build_parser().parse_args(["lodo", "--plan", str(path), "--threads", "1", "--quiet"]))
+    assert planned.out == DEFAULT_OUT / "my-study" and planned.blocks == [1] and planned.epochs == 30
+    assert (planned.threads, planned.quiet, planned.json) == (1, True, False)

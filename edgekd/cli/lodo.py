@@ -18,8 +18,9 @@ if TYPE_CHECKING:
     from edgekd.lodo import LodoPlan
 
 STUDY_FILE = "lodo.json"  # OUT/lodo.json, its tables OUT/lodo.md
+DEFAULT_OUT = Path("runs/lodo")
 RUN_ONLY = ("threads", "quiet", "json")  # how a study runs, not what it is: allowed beside --plan
-NOT_SETTINGS = ("func", "parser", "data", "plan", "json", "quiet")  # not recorded as the study's settings
+NOT_SETTINGS = ("func", "parser", "flag_defaults", "data", "plan", "json", "quiet")  # not recorded as the study's settings
 PLAN_PATHS = ("out", "table", "init_from")  # paths in a plan are relative to the plan file
 
 
@@ -39,10 +40,17 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "label to each source (a .npz, or a raw folder read by the loader the label names), its "
                         "other keys are this command's flags with underscores (blocks = [4], label_sigma = 3.0, "
                         "augment = true); out, table and init_from are relative to the plan. The record's command "
-                        "is then `edgekd lodo --plan PLAN.toml`. Beside it only --threads, --quiet and --json")
-    p.add_argument("--out", type=Path, default=Path("runs/lodo"), help="runs and results go here (default runs/lodo)")
+                        "is then `edgekd lodo --plan PLAN.toml`; a plan without out writes runs/lodo/PLAN (the "
+                        "plan's name) in the current folder. Beside it only --threads, --quiet and --json")
+    p.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"runs and results go here (default {DEFAULT_OUT})")
     add_study_args(p)
-    p.set_defaults(func=run, parser=p)
+    # Flags keep no default in the parsed namespace (argparse.SUPPRESS), so `run` sees which ones were typed,
+    # even at their default value, and refuses them beside a plan; `_with_defaults` fills in the rest.
+    defaults = {a.dest: a.default for a in p._actions if a.option_strings and a.dest not in ("help", "plan")}
+    for a in p._actions:
+        if a.dest in defaults:
+            a.default = argparse.SUPPRESS
+    p.set_defaults(func=run, parser=p, flag_defaults=defaults)
 
 
 def add_study_args(p: argparse.ArgumentParser) -> None:
@@ -100,9 +108,18 @@ def run(args: argparse.Namespace) -> int:
                      spell_flags=False)
     if not args.data:
         raise EdgekdError("lodo: give the data (.npz files holding >= 3 data sets) or --plan PLAN.toml")
+    _with_defaults(args)
     lodo_plan(args)
     return study(one_merged(args.data, {str(path): WindowSet.load(path) for path in args.data}), args,
                  ["edgekd", "lodo", *map(str, args.data)])
+
+
+def _with_defaults(args: argparse.Namespace) -> argparse.Namespace:
+    """``args`` with every flag that was not given at its default."""
+    for dest, default in args.flag_defaults.items():
+        if not hasattr(args, dest):
+            setattr(args, dest, default)
+    return args
 
 
 def one_merged(source: object, sets: dict[str, WindowSet]) -> dict[str, WindowSet]:
@@ -126,7 +143,7 @@ def study(sets: dict[str, WindowSet], args: argparse.Namespace, command: list[st
     import torch
 
     from edgekd.atomic import write_json, write_text
-    from edgekd.data.synthetic import generate
+    from edgekd.data.synthetic import TRAINING_MINUTES, TRAINING_SEED, generate
     from edgekd.lodo import run_lodo
     from edgekd.study_report import lodo_markdown, table_path
     from edgekd.windowset import merge
@@ -134,7 +151,7 @@ def study(sets: dict[str, WindowSet], args: argparse.Namespace, command: list[st
     torch.set_num_threads(args.threads)
     always: tuple[str, ...] = ()
     if args.synthetic:
-        synthetic = generate(subjects=args.synthetic, minutes=6.0, seed=0)
+        synthetic = generate(args.synthetic, TRAINING_MINUTES, TRAINING_SEED)
         always = tuple(synthetic.datasets())
         sets = {**sets, "synthetic": synthetic}
     full = merge(sets)
@@ -192,7 +209,7 @@ def read_plan(args: argparse.Namespace) -> tuple[argparse.Namespace, dict[str, P
     path: Path = args.plan
     parser: argparse.ArgumentParser = args.parser
     actions = {a.dest: a for a in parser._actions if a.option_strings and a.dest not in ("help", "plan")}
-    given = [a.option_strings[0] for d, a in actions.items() if d not in RUN_ONLY and getattr(args, d) != a.default]
+    given = [a.option_strings[0] for d, a in actions.items() if d not in RUN_ONLY and hasattr(args, d)]
     if args.data or given:
         raise EdgekdError(f"{path}: a plan is the whole study; give {', '.join(given or ['DATA'])} in the plan, "
                           f"not beside --plan")
@@ -201,7 +218,7 @@ def read_plan(args: argparse.Namespace) -> tuple[argparse.Namespace, dict[str, P
     if not isinstance(data, dict) or not data or not all(isinstance(v, str) for v in data.values()):
         raise EdgekdError(f"{path}: needs a [data] table: data set name = \"source\" (a .npz, or a raw folder "
                           f"the loader of that name reads)")
-    argv = []
+    argv = [] if "out" in doc else [f"--out={DEFAULT_OUT / path.stem}"]  # plans do not share one record
     for key, value in doc.items():
         action, flag = actions[key], actions[key].option_strings[0]
         switch, many = action.nargs == 0, action.nargs in ("+", "*")
@@ -230,8 +247,8 @@ def read_plan(args: argparse.Namespace) -> tuple[argparse.Namespace, dict[str, P
         parser.error = error  # type: ignore[method-assign]
     assert not planned.data  # every token above belongs to a flag
     for key in RUN_ONLY:
-        setattr(planned, key, getattr(args, key))
-    return planned, {name: path.parent / source for name, source in data.items()}
+        setattr(planned, key, getattr(args, key, args.flag_defaults[key]))
+    return _with_defaults(planned), {name: path.parent / source for name, source in data.items()}
 
 
 def load_sources(plan: Path, sources: dict[str, Path]) -> dict[str, WindowSet]:
