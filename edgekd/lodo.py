@@ -22,6 +22,10 @@ w = 0) are candidates, so the choice can fall back to either. A distillation str
 stay from scratch). Extra sets such as the synthetic corpus join every model's training data and are never
 held out or scored. Runs are reused only when a complete run of the same resolved config and data exists
 (edgekd.train.train_or_reuse; folder = config hash).
+
+``within_folds`` K > 0 adds the within-distribution number beside each held-out one: the same students trained
+on K subject folds over all the sets together, every subject scored once with the decoder the family ships
+(new people, but devices and motions seen in training: what leave-one-subject-out measures).
 """
 
 from __future__ import annotations
@@ -97,12 +101,15 @@ class LodoPlan:
     int8: tuple[int, ...] = ()  # sizes whose first-seed students are also exported --int8 and scored in TFLM
     inner: str = "subjects"  # one of INNER
     inner_folds: int = 3  # subject folds per held-out set when inner == "subjects"
+    within_folds: int = 0  # > 0: also K-fold subject CV over all the sets together (within distribution)
 
     def __post_init__(self) -> None:
         if self.inner not in INNER:
             raise EdgekdError(f"lodo: inner must be one of {', '.join(INNER)}, got {self.inner!r}")
         if self.inner_folds < 2:
             raise EdgekdError(f"lodo: inner_folds must be >= 2, got {self.inner_folds}")
+        if self.within_folds == 1 or self.within_folds < 0:
+            raise EdgekdError(f"lodo: within_folds must be 0 (none) or >= 2, got {self.within_folds}")
         unknown = [s for s in self.strategies if s not in STRATEGIES]
         if unknown:  # before any model trains, not after the inner models
             raise EdgekdError(f"lodo: unknown strategy {unknown[0]!r}; known: {', '.join(STRATEGIES)}")
@@ -205,6 +212,7 @@ def run_lodo(full: WindowSet, plan: LodoPlan, out: str | Path, always: tuple[str
     spectrum = Spectrum(spectral_evidence(full), window_motion(full))
     acc_of = {held: not without_acc(full, held) for held in sets}  # whether each held-out device has ACC
     results: list[dict[str, Any]] = []
+    within: list[dict[str, Any]] = []
     shipped: dict[str, str] = {}
     hindsight: dict[tuple[str, str], dict[str, list[Grid]]] = {}
     widths = plan.widths if has_width(plan.family) else plan.widths[:1]  # a ResNet's widths follow from its blocks
@@ -232,14 +240,7 @@ def run_lodo(full: WindowSet, plan: LodoPlan, out: str | Path, always: tuple[str
             quality_choice = nested_choice(inner, without_motion_gate)
             hmm_err, hmm_conf = decode(np.zeros((len(ws), N_CLASSES), np.float32), ev, ws, HMM)
             for strategy, seed in itertools.product(plan.strategies, seeds):
-                fold = f"lodo:{held}"
-                if strategy == "scratch":
-                    cfg = RunConfig(**base, fold=fold, seed=seed)
-                else:  # the teacher sees the same training sets, never the held-out one
-                    teacher = train_cached(full, RunConfig(**{**base, "family": "resnet", "blocks": plan.teacher_blocks,
-                                                              "init_from": None}, fold=fold), out / "runs", progress)
-                    cfg = RunConfig(**base, fold=fold, seed=seed, strategy=strategy, teachers=[str(teacher)])
-                run_dir = train_cached(full, cfg, out / "runs", progress)
+                run_dir = _student(full, base, f"lodo:{held}", seed, strategy, plan, out, progress)
                 logits = predict_logits(load_model(run_dir), ws.x)
                 err, conf = decode(logits, ev, ws, chosen)
                 row = {"student": student, "spec": spec, "blocks": blocks, "strategy": strategy, "seed": seed,
@@ -262,11 +263,61 @@ def run_lodo(full: WindowSet, plan: LodoPlan, out: str | Path, always: tuple[str
                                 "int8_nested": float(decode(q, ev, ws, chosen)[0].mean())})
                 hindsight.setdefault((student, strategy), {}).setdefault(held, []).append(grid_mae(logits, ev, ws))
                 results.append({**row, "run": str(run_dir), "chosen": asdict(chosen), "chosen_plain": asdict(plain_choice)})
-    return {"schema": STUDY_SCHEMA, "study": "lodo", "sets": sets, "always_trained": list(always),
+        if plan.within_folds:
+            within += _within(full, spectrum, sets, spec, base, seeds, plan, out, progress)
+    extra = {"within": within} if plan.within_folds else {}
+    return {"schema": STUDY_SCHEMA, "study": "lodo", "sets": sets, "always_trained": list(always), **extra,
             "decoders": {"previous": decoder_label(PREVIOUS),
                          "default": decoder_label(default_decoder({"family": plan.family}))},
             "rows": results, "summary": summarise_lodo(results, sets), "shipped_decoder": shipped,
             "hindsight": {f"{k[0]} {k[1]}": in_hindsight(v) for k, v in hindsight.items()}}
+
+
+def _student(full: WindowSet, base: dict[str, Any], fold: str, seed: int, strategy: str, plan: LodoPlan, out: Path,
+             progress: bool) -> Path:
+    """The run folder of one student on ``fold`` of ``full``; a distilled one gets a ResNet teacher trained on the
+    same fold (seed 0, shared by every seed), so it never sees the student's test side."""
+    if strategy == "scratch":
+        cfg = RunConfig(**base, fold=fold, seed=seed)
+    else:
+        teacher = train_cached(full, RunConfig(**{**base, "family": "resnet", "blocks": plan.teacher_blocks,
+                                                  "init_from": None}, fold=fold), out / "runs", progress)
+        cfg = RunConfig(**base, fold=fold, seed=seed, strategy=strategy, teachers=[str(teacher)])
+    return train_cached(full, cfg, out / "runs", progress)
+
+
+def _within(full: WindowSet, spectrum: Spectrum, sets: list[str], spec: dict[str, Any], base: dict[str, Any],
+            seeds: tuple[int, ...], plan: LodoPlan, out: Path, progress: bool) -> list[dict[str, Any]]:
+    """The within-distribution number beside the held-out ones: ``plan.within_folds`` subject folds over all the
+    sets together (every subject held out once; its device and motions seen in training), scored per set on the
+    out-of-fold outputs with the decoder the family ships (``default_decoder``; nothing is chosen here). Always-
+    trained subjects (the synthetic corpus) fall into folds too, and are never scored."""
+    k_folds, decoder = plan.within_folds, default_decoder(spec)
+    scored = np.isin(full.dataset, sets)
+    if len(full.subjects()) < k_folds:
+        raise EdgekdError(f"lodo: --within-folds {k_folds} needs at least {k_folds} subjects, got "
+                          f"{len(full.subjects())}")
+    rows = []
+    for strategy, seed in itertools.product(plan.strategies, seeds):
+        logits = np.zeros((len(full), N_CLASSES), np.float32)
+        for k in range(1, k_folds + 1):
+            fold = f"{k}/{k_folds}"
+            run_dir = _student(full, base, fold, seed, strategy, plan, out, progress)
+            test = resolve_fold(full, fold, RunConfig().split_seed).test  # base keeps the default split seed
+            test = test[scored[test]]
+            logits[test] = predict_logits(load_model(run_dir), full.x[test])
+        for name in sets:
+            idx = np.flatnonzero(full.dataset == name)
+            ws, ev = full.subset(idx), spectrum.subset(idx)
+            err, conf = decode(logits[idx], ev, ws, decoder)
+            rows.append({"student": describe(spec), "blocks": spec["blocks"], "strategy": strategy, "seed": seed,
+                         "data_set": name, "windows": len(ws), "subjects": len(ws.subjects()),
+                         "hmm": float(decode(np.zeros_like(logits[idx]), ev, ws, HMM)[0].mean()),
+                         "argmax": float(np.abs(decode_argmax(logits[idx]) - ws.hr).mean()),
+                         "causal": float(decode(logits[idx], ev, ws, MODEL_ONLY)[0].mean()),
+                         "fused": float(err.mean()), "fused_cov90": covered_mae(err, conf, 0.9),
+                         "fused_cov80": covered_mae(err, conf, 0.8), "decoder": decoder_label(decoder)})
+    return rows
 
 
 def _inner_directions(full: WindowSet, spectrum: Spectrum, sets: list[str], acc_of: dict[str, bool],

@@ -93,6 +93,8 @@ def lodo_markdown(record: dict[str, Any]) -> str:
                      "scores the inner windows with their ACC zeroed (no ACC suppression, no motion).")
     lines += ["", f"Decoder the same rule picks over {pool} (what to ship for unseen data; not a held-out result): "
               + "; ".join(f"{b}: {c}" for b, c in record["shipped_decoder"].items()) + "."]
+    if record.get("within"):
+        lines += ["", *_within_markdown(record)]
     lines += ["", "In hindsight (a sensitivity, not a result: chosen on the held-out sets it is scored on): the best "
                   "single decoder per student, mean over seeds; and how many of the candidate decoders are no worse "
                   f"than the HMM on all {n} sets:", ""]
@@ -100,6 +102,36 @@ def lodo_markdown(record: dict[str, Any]) -> str:
               + f" (mean {v['mean']:.2f}); {v['never_worse_than_hmm']} of {v['candidates']} candidates never worse "
                 f"than the HMM" for k, v in record["hindsight"].items()]
     return "\n".join(lines) + "\n"
+
+
+def _within_markdown(record: dict[str, Any]) -> list[str]:
+    """The within-distribution table beside the held-out one: each set's fused MAE when its subjects are held out
+    of K-fold cross-validation over all the sets together (mean over seeds), then per set for the first seed."""
+    rows, sets, k = record["within"], record["sets"], record["settings"]["within_folds"]
+    lodo = {(m["student"], m["strategy"]): m for m in summarise_lodo(record["rows"], sets)}
+    lines = [f"Beside it, within distribution: {k}-fold subject-independent cross-validation over all {len(sets)} sets "
+             "together (every subject held out once; its device and motions seen in training, as leave-one-subject-"
+             f"out measures), scored with the decoder the family ships ({rows[0]['decoder']}; nothing chosen). Fused "
+             "MAE, mean over seeds, within / held out (the table above):", "",
+             "| students | seeds | " + " | ".join(f"{h} (HMM {next(r['hmm'] for r in rows if r['data_set'] == h):.2f})"
+                                                for h in sets) + " | mean |", "|---|---:|" + "---:|" * (len(sets) + 1)]
+    for key in dict.fromkeys((r["student"], r["strategy"]) for r in rows):
+        mine = [r for r in rows if (r["student"], r["strategy"]) == key]
+        per = {h: mean(r["fused"] for r in mine if r["data_set"] == h) for h in sets}
+        held = lodo.get(key)
+        lines.append(f"| {key[0]} {key[1]} | {len({r['seed'] for r in mine})} | "
+                     + " | ".join(f"{per[h]:.2f} / {held[h]:.2f}" if held else f"{per[h]:.2f}" for h in sets)
+                     + f" | {mean(per.values()):.2f}" + (f" / {held['mean']:.2f}" if held else "") + " |")
+    cols = (("hmm", "HMM"), ("argmax", "argmax"), ("causal", "causal"), ("fused", "fused"),
+            ("fused_cov90", "fused @90 %"), ("fused_cov80", "fused @80 %"))
+    lines += ["", "Within distribution per set, first seed of each student:", "",
+              "| students | data set | subjects | windows | " + " | ".join(h for _, h in cols) + " |",
+              "|---|---|---:|---:|" + "---:|" * len(cols)]
+    first = {(r["student"], r["strategy"]): r["seed"] for r in reversed(rows)}
+    lines += [f"| {r['student']} {r['strategy']} | {r['data_set']} | {r['subjects']} | {r['windows']} | "
+              + " | ".join(f"{r[c]:.2f}" for c, _ in cols) + " |"
+              for r in rows if r["seed"] == first[(r["student"], r["strategy"])]]
+    return lines
 
 
 def _regenerate(record: dict[str, Any]) -> str:

@@ -266,3 +266,33 @@ def test_a_plan_without_out_writes_its_own_folder(tmp_path):
     planned, _ = read_plan(build_parser().parse_args(["lodo", "--plan", str(path), "--threads", "1", "--quiet"]))
     assert planned.out == DEFAULT_OUT / "my-study" and planned.blocks == [1] and planned.epochs == 30
     assert (planned.threads, planned.quiet, planned.json) == (1, True, False)
+
+
+def test_lodo_within_folds_scores_every_subject_once_beside_the_held_out_numbers(tmp_path):
+    """--within-folds K: the same students on K subject folds over all the sets together; each set is scored on
+    out-of-fold outputs only (every window by the one fold model that never saw its subject), with the family's
+    shipped decoder, and the table sets the within number beside the held-out one."""
+    files = []
+    for i, name in enumerate(["a", "b", "c"]):
+        files.append(tmp_path / f"{name}.npz")
+        _set(name, 30 + i).save(files[-1])
+    out = tmp_path / "study"
+    argv = ["lodo", *map(str, files), "--out", str(out), "--family", "spectral", "--blocks", "1", "--widths", "4",
+            "--epochs", "1", "--threads", "1", "--quiet", "--inner", "datasets", "--within-folds", "2"]
+    assert main(argv) == 0
+    record = json.loads((out / "lodo.json").read_text())
+    within = record["within"]
+    assert [r["data_set"] for r in within] == ["a", "b", "c"]
+    assert [r["windows"] for r in within] == [len(WindowSet.load(f)) for f in files]
+    assert all(r["decoder"] == "a=0.5 w=1 q=0.25 u=0.25 m=0.05" for r in within)  # the spectral family's
+    fold_runs = [json.loads((r / "config.json").read_text()) for r in (out / "runs").iterdir()]
+    folds = sorted(c["fold"] for c in fold_runs if "/" in c["fold"])
+    assert folds == ["1/2", "2/2"]  # one model per fold, trained on all three sets' other subjects
+    for c in fold_runs:
+        if c["fold"] == "1/2":
+            assert c["data"]["windows"] == sum(len(WindowSet.load(f)) for f in files)
+    table = (out / "lodo.md").read_text()
+    assert "2-fold subject-independent cross-validation over all 3 sets" in table
+    assert f"{within[0]['fused']:.2f} / " in table
+    assert main(["report", "--check", str(out / "lodo.json")]) == 0
+    assert main(argv[:-2] + ["--within-folds", "1"]) == 2  # one fold has no training side

@@ -88,6 +88,10 @@ def add_study_args(p: argparse.ArgumentParser) -> None:
                         "its fold scores the inner windows with their ACC zeroed")
     p.add_argument("--inner-folds", type=int_at_least(2), default=3, metavar="K",
                    help="subject folds per held-out set with --inner subjects (default 3)")
+    p.add_argument("--within-folds", type=non_negative_int, default=0, metavar="K",
+                   help="also train every student on K subject folds over all the sets together and score each set "
+                        "on the out-of-fold outputs with the decoder the family ships: the within-distribution "
+                        "number (new people, seen devices and motions) beside each held-out one (default 0: none)")
     p.add_argument("--table", type=Path, metavar="NAME.md",
                    help="also write the tables here (the README links models/results/) and the study record they "
                         "render from beside them (NAME.json)")
@@ -182,7 +186,7 @@ def lodo_plan(args: argparse.Namespace) -> LodoPlan:
                     seeds_for=tuple(args.seeds_for) if args.seeds_for else None, strategies=tuple(args.strategies),
                     epochs=args.epochs, label_sigma=args.label_sigma, augment=args.augment, init_from=args.init_from,
                     teacher_blocks=args.teacher_blocks, int8=tuple(args.int8), inner=args.inner,
-                    inner_folds=args.inner_folds)
+                    inner_folds=args.inner_folds, within_folds=args.within_folds)
 
 
 def _flags(settings: dict) -> list[str]:
