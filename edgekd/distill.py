@@ -2,7 +2,7 @@
 
 Folder layout under ``out``: ``teacher/`` (when trained here), ``intermediate/`` (progressive
 distillation), ``scratch/`` and ``student/``, each a run folder (:mod:`edgekd.runs`). A complete run whose
-config matches what is asked is reused, so rerunning ``edgekd distill`` only trains what is missing.
+config and data match what is asked is reused, so rerunning ``edgekd distill`` only trains what is missing.
 Teachers given as folders may be several (an ensemble: averaged logits) and may read more channels than
 the student (cross-modal: teacher PPG + ACC, student PPG). The student's ``init_from`` (pretrained
 weights) starts both the scratch and the distilled student, never the teacher.
@@ -17,8 +17,8 @@ from typing import Any
 from edgekd.checkpoint import model_spec
 from edgekd.errors import EdgekdError
 from edgekd import arch
-from edgekd.runs import RunConfig, is_complete, model_entry, read_config, read_metrics
-from edgekd.train import resolved_config, train_run
+from edgekd.runs import RunConfig, model_entry
+from edgekd.train import train_or_reuse
 from edgekd.windowset import WindowSet
 
 
@@ -43,17 +43,6 @@ class DistillPlan:
     scratch: bool = True
 
 
-def _run(ws: WindowSet, cfg: RunConfig, folder: Path, progress: bool) -> dict[str, Any]:
-    """Reuse ``folder`` when it holds a complete run of exactly ``cfg`` (resolved); else train it."""
-    if is_complete(folder):
-        try:
-            if read_config(folder) == resolved_config(cfg):
-                return read_metrics(folder)
-        except EdgekdError:
-            pass  # unreadable config or metrics: retrain
-    return train_run(ws, cfg, folder, progress=progress)
-
-
 def distill(ws: WindowSet, plan: DistillPlan, out: str | Path, progress: bool = True) -> list[dict[str, Any]]:
     """Train (or reuse) teacher, optional intermediate, scratch and distilled student; one row per model."""
     out = Path(out)
@@ -65,7 +54,7 @@ def distill(ws: WindowSet, plan: DistillPlan, out: str | Path, progress: bool = 
         if plan.teachers or plan.intermediate_blocks is not None:
             raise EdgekdError("a scratch student learns from no teacher: drop the teacher and intermediate, or name a "
                               "distillation strategy")
-        return [_row("scratch student", out / "student", model_entry(s), _run(ws, s, out / "student", progress))]
+        return [_row("scratch student", out / "student", model_entry(s), train_or_reuse(ws, s, out / "student", progress))]
     rows: list[dict[str, Any]] = []
     if plan.teachers:
         teachers = [str(t) for t in plan.teachers]
@@ -77,20 +66,20 @@ def distill(ws: WindowSet, plan: DistillPlan, out: str | Path, progress: bool = 
         tcfg = replace(s, family="resnet", blocks=plan.teacher_blocks, in_channels=plan.teacher_in_channels,
                        strategy="scratch", params={}, teachers=[], epochs=plan.teacher_epochs or s.epochs,
                        init_from=None)
-        metrics = _run(ws, tcfg, out / "teacher", progress)
+        metrics = train_or_reuse(ws, tcfg, out / "teacher", progress)
         teachers = [str(out / "teacher")]
         rows.append(_row("teacher", teachers[0], model_entry(tcfg), metrics))
     if plan.intermediate_blocks is not None:
         icfg = replace(s, family="resnet", blocks=plan.intermediate_blocks, teachers=teachers, init_from=None)
         rows.append(_row("intermediate", out / "intermediate", model_entry(icfg),
-                         _run(ws, icfg, out / "intermediate", progress)))
+                         train_or_reuse(ws, icfg, out / "intermediate", progress)))
         teachers = [str(out / "intermediate")]
     if plan.scratch:
         ccfg = replace(s, strategy="scratch", params={}, teachers=[])
-        rows.append(_row("scratch student", out / "scratch", model_entry(s), _run(ws, ccfg, out / "scratch", progress)))
+        rows.append(_row("scratch student", out / "scratch", model_entry(s), train_or_reuse(ws, ccfg, out / "scratch", progress)))
     dcfg = replace(s, teachers=teachers)
     rows.append(_row(f"{dcfg.strategy_label()} student", out / "student", model_entry(s),
-                     _run(ws, dcfg, out / "student", progress)))
+                     train_or_reuse(ws, dcfg, out / "student", progress)))
     return rows
 
 

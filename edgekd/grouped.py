@@ -35,21 +35,19 @@ from tqdm import tqdm
 from edgekd.dropout import draw, recording, supplied
 from edgekd.errors import EdgekdError
 from edgekd.losses import StudentOut
-from edgekd.runs import RunConfig, model_entry, resolve_fold
-from edgekd.splits import validation_split
+from edgekd.runs import RunConfig, model_entry
 from edgekd.teacher import TeacherOutputs
-from edgekd.train import Selection, _batch_inputs, _batch_loss, _finalize, _Fit, _prepare, _validate
+from edgekd.train import Selection, _batch_inputs, _batch_loss, _finalize, _Fit, _prepare, _validate, training_split
 from edgekd.windowset import WindowSet
 
 
 def group_key(ws: WindowSet, cfg: RunConfig) -> str:
     """Runs with equal keys can train as one group: what must be shared for one forward and one schedule."""
-    fold = resolve_fold(ws, cfg.fold, cfg.split_seed)
-    n_train = len(validation_split(ws, fold.train, cfg.val_fraction, seed=cfg.split_seed)[0])
+    n_train = len(training_split(ws, cfg)[2])  # synthetic training subjects included
     # the device as configured: a driver without the workers' GPUs must still be able to group their runs
     return json.dumps({"model": model_entry(cfg), "epochs": cfg.epochs, "batch_size": cfg.batch_size, "lr": cfg.lr,
                        "weight_decay": cfg.weight_decay, "device": cfg.device, "train_windows": n_train,
-                       "synthetic": cfg.synthetic},
+                       "synthetic": cfg.synthetic},  # members share one tensor of the windows
                       sort_keys=True)
 
 

@@ -209,6 +209,9 @@ def run_lodo(full: WindowSet, plan: LodoPlan, out: str | Path, always: tuple[str
     (edgekd.study_report renders it): one row per student, seed and held-out set."""
     out = Path(out)
     sets = held_out_sets(full, list(always))
+    if len(full.subjects()) < plan.within_folds:  # before any model trains
+        raise EdgekdError(f"lodo: --within-folds {plan.within_folds} needs at least {plan.within_folds} subjects, "
+                          f"got {len(full.subjects())}")
     spectrum = Spectrum(spectral_evidence(full), window_motion(full))
     acc_of = {held: not without_acc(full, held) for held in sets}  # whether each held-out device has ACC
     results: list[dict[str, Any]] = []
@@ -291,12 +294,10 @@ def _within(full: WindowSet, spectrum: Spectrum, sets: list[str], spec: dict[str
     """The within-distribution number beside the held-out ones: ``plan.within_folds`` subject folds over all the
     sets together (every subject held out once; its device and motions seen in training), scored per set on the
     out-of-fold outputs with the decoder the family ships (``default_decoder``; nothing is chosen here). Always-
-    trained subjects (the synthetic corpus) fall into folds too, and are never scored."""
+    trained subjects (the synthetic corpus) fall into folds too, and are never scored: each fold model trains on
+    (K - 1) / K of them, where a held-out student trains on all."""
     k_folds, decoder = plan.within_folds, default_decoder(spec)
     scored = np.isin(full.dataset, sets)
-    if len(full.subjects()) < k_folds:
-        raise EdgekdError(f"lodo: --within-folds {k_folds} needs at least {k_folds} subjects, got "
-                          f"{len(full.subjects())}")
     rows = []
     for strategy, seed in itertools.product(plan.strategies, seeds):
         logits = np.zeros((len(full), N_CLASSES), np.float32)

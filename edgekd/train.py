@@ -25,8 +25,8 @@ from edgekd import __version__
 from edgekd.atomic import ensure_dir, write_json, write_text
 from edgekd.augment import augment
 from edgekd.bpm import bpm_to_class, decode_argmax
-from edgekd.checkpoint import load_model, model_spec, save_weights
-from edgekd.data.synthetic import training_subjects
+from edgekd.checkpoint import load_model, model_folder, model_spec, save_weights
+from edgekd.data.synthetic import DATASET as SYNTHETIC, training_subjects
 from edgekd.errors import EdgekdError
 from edgekd.evaluate import MAE_KEYS, mae_report, predict_logits
 from edgekd.layout import CONFIG, LOG, METRICS, WEIGHTS, read_json_object, sha256_file
@@ -201,18 +201,18 @@ def _prepare(ws: WindowSet, cfg: RunConfig, out_dir: Path, teacher: TeacherOutpu
             "windows": len(ws), "channels": list(ws.channels)}  # the data as given: what reuse and checks compare
     if loss_fn.needs_teacher and teacher is None:
         _check_teacher_folds(cfg, ws)
-    fold = resolve_fold(ws, cfg.fold, cfg.split_seed)  # on the data alone: synthetic subjects are never tested on
-    if cfg.synthetic:  # appended after the data, so the data's window indices (and the fold's test side) hold
-        extra = training_subjects(cfg.synthetic, ws)
-        fold = replace(fold, train=np.concatenate([fold.train, np.arange(len(ws), len(ws) + len(extra))]))
-        ws = concat([ws, extra], provenance=ws.provenance)
+    if cfg.init_from and (why := synthetic_leak(cfg.init_from, ws)):
+        raise EdgekdError(f"{why} (init_from)")
+    if cfg.synthetic and teacher is not None:
+        raise EdgekdError("precomputed teacher outputs cover the data alone, not the synthetic training subjects: "
+                          "let train_run compute them from cfg.teachers")
+    ws, fold, train_idx, val_idx = training_split(ws, cfg)
     if loss_fn.needs_teacher:
         if teacher is None:
             teacher = load_teachers(cfg.teachers, ws, device, stage_index=loss_fn.teacher_stage,
                                     pooled=loss_fn.needs_pooled, cache_dir=teacher_cache)
         _check_teacher(teacher, loss_fn, len(ws))
         teacher = teacher.to(device)
-    train_idx, val_idx = validation_split(ws, fold.train, cfg.val_fraction, seed=cfg.split_seed)
     if len(train_idx) < 2 or len(val_idx) == 0:
         raise EdgekdError(f"fold {cfg.fold}: too few training windows for a validation split "
                           f"({len(train_idx)} train / {len(val_idx)} validation)")
@@ -246,6 +246,32 @@ def _prepare(ws: WindowSet, cfg: RunConfig, out_dir: Path, teacher: TeacherOutpu
     return _Fit(cfg, device, loss_fn, teacher, model, opt, sched, gen,
                 x=torch.from_numpy(ws.x[:, :cfg.in_channels]).to(device), hr=hr_all, y=bpm_to_class(hr_all),
                 train=torch.from_numpy(train_idx).to(device), val=torch.from_numpy(val_idx).to(device)), fold
+
+
+def training_split(ws: WindowSet, cfg: RunConfig) -> tuple[WindowSet, Fold, np.ndarray, np.ndarray]:
+    """The windows a run trains on: ``ws`` with ``cfg.synthetic`` synthetic subjects appended, the fold (resolved
+    on ``ws`` alone, so its test side is the data's own and keeps its indices) with the synthetic windows on its
+    training side, and that side's train / validation indices (validation subjects drawn from all of it, the
+    synthetic ones included, as the generalisation study trained)."""
+    fold = resolve_fold(ws, cfg.fold, cfg.split_seed)
+    if cfg.synthetic:
+        extra = training_subjects(cfg.synthetic, ws)
+        fold = replace(fold, train=np.concatenate([fold.train, np.arange(len(ws), len(ws) + len(extra))]))
+        ws = concat([ws, extra], provenance=ws.provenance)
+    train_idx, val_idx = validation_split(ws, fold.train, cfg.val_fraction, seed=cfg.split_seed)
+    return ws, fold, train_idx, val_idx
+
+
+def synthetic_leak(model: str | Path, ws: WindowSet) -> str | None:
+    """Why the model in ``model`` (a run or artifact folder) has seen windows of ``ws`` although ``ws`` is not its
+    training data: it trained with synthetic subjects and ``ws`` holds the synthetic corpus, whose subjects are
+    the same generated ones (the embedded default corpus is their first 12). None when it has not."""
+    cfg_path = model_folder(model) / CONFIG
+    if SYNTHETIC not in ws.datasets() or not cfg_path.is_file():
+        return None
+    n = read_json_object(cfg_path).get("synthetic") or 0
+    return (f"{model}: trained with {n} synthetic subjects, the same generated subjects as the synthetic corpus in "
+            f"these data; it has seen them") if n else None
 
 
 def _fit_epoch(fit: _Fit, epoch: int) -> tuple[float, dict[str, float], int]:
@@ -344,6 +370,8 @@ def _check_teacher_folds(cfg: RunConfig, ws: WindowSet) -> None:
     """A teacher run trained on these windows must have used the same split, or it saw the test subjects."""
     digest: tuple[str, str] | None = None
     for path in cfg.teachers:
+        if why := synthetic_leak(path, ws):
+            raise EdgekdError(f"{why} (teacher)")
         cfg_path = Path(path) / CONFIG
         if not cfg_path.exists():
             continue

@@ -17,6 +17,7 @@ from edgekd.errors import EdgekdError
 from edgekd.model import ResNet1D
 from edgekd.runs import RunConfig, read_config
 from edgekd.train import teacher_requirements, train_run
+from edgekd.windowset import identity_hash
 
 FAST = dict(epochs=2, batch_size=64, device="cpu")
 
@@ -162,6 +163,8 @@ def test_synthetic_subjects_join_the_training_side_only(small_synth_module, tmp_
     assert more["test_subjects"] == plain["test_subjects"] and more["windows"] == plain["windows"]
     extra = len(generate(2, 6.0, 0))
     assert more["train_windows"] + more["val_windows"] == plain["train_windows"] + plain["val_windows"] + extra
+    with pytest.raises(EdgekdError, match=r"synthetic must be an integer 0..1000, got 1001"):
+        RunConfig(synthetic=1001).validate()
     stored = read_config(tmp_path / "more")
     assert stored.synthetic == 2 and "synthetic" not in RunConfig().to_dict()  # older run configs stay equal
     # what reuse compares is the data as given, not the synthetic windows
@@ -195,7 +198,7 @@ def test_distill_with_data_trains_the_recipe_alone(small_synth_module, tmp_path,
     # a teacher means distillation; a scratch strategy with a teacher is refused before anything trains
     assert main(["distill", "--data", str(data), "--teacher", str(out / "student"), "--strategy", "scratch",
                  "--epochs", "1", "--quiet", "--out", str(tmp_path / "x")]) == 2
-    assert "learns from no teacher" in capsys.readouterr().err and not (tmp_path / "x").exists()
+    assert "--teacher would be ignored" in capsys.readouterr().err and not (tmp_path / "x").exists()
 
 
 def test_distill_demo_still_distils(small_synth_module, tmp_path, capsys):
@@ -207,3 +210,45 @@ def test_distill_demo_still_distils(small_synth_module, tmp_path, capsys):
     assert [r["model"] for r in rows] == ["teacher", "scratch student", "dkd student"]
     assert read_config(tmp_path / "o" / "student").synthetic == 0
     assert read_config(tmp_path / "o" / "student").family == "spectral"
+
+
+def test_models_trained_with_synthetic_subjects_never_meet_the_synthetic_corpus_as_unseen_data(
+        small_synth_module, tmp_path, capsys):
+    """The synthetic training subjects are the synthetic corpus's subjects (the default corpus is their first 12):
+    such a model may not teach, start or be scored on data holding that corpus."""
+    lab = _not_synthetic(small_synth_module)
+    seen = tmp_path / "seen"
+    train_run(lab, RunConfig(blocks=1, synthetic=1, **FAST), seen, progress=False)
+    with pytest.raises(EdgekdError, match=r"seen: trained with 1 synthetic subjects.*\(teacher\)"):
+        train_run(small_synth_module, RunConfig(blocks=1, strategy="soft", teachers=[str(seen)], **FAST),
+                  tmp_path / "s", progress=False)
+    with pytest.raises(EdgekdError, match=r"\(init_from\)"):
+        train_run(small_synth_module, RunConfig(blocks=1, init_from=str(seen), **FAST), tmp_path / "i",
+                  progress=False)
+    assert main(["evaluate", str(seen)]) == 2  # the default corpus: windows it trained on
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "the synthetic default corpus" in err and "has seen them" in err
+    # fine-tuning on the data it was trained with, synthetic subjects and all, is not a leak
+    train_run(lab, RunConfig(blocks=1, synthetic=1, init_from=str(seen), **FAST), tmp_path / "ft", progress=False)
+
+
+def test_distill_teacher_settings_mean_distillation(small_synth_module, tmp_path, capsys):
+    data = _not_synthetic(small_synth_module).save(tmp_path / "lab.npz")
+    base = ["distill", "--data", str(data), "--epochs", "1", "--synthetic", "0", "--quiet", "--json"]
+    assert main(base + ["--teacher-blocks", "1", "--out", str(tmp_path / "o")]) == 0
+    assert [r["model"] for r in json.loads(capsys.readouterr().out)] == ["teacher", "scratch student", "dkd student"]
+    assert main(base + ["--strategy", "scratch", "--teacher-epochs", "2", "--out", str(tmp_path / "x")]) == 2
+    assert "--teacher-epochs would be ignored" in capsys.readouterr().err and not (tmp_path / "x").exists()
+
+
+def test_distill_retrains_when_the_data_change(small_synth_module, tmp_path, capsys):
+    """A run folder of the same config on other data is not reused (its identity hash differs)."""
+    a = _not_synthetic(small_synth_module)
+    b = a.subset(np.arange(len(a)))
+    b.hr = b.hr + 1.0  # corrected labels: the same windows, other data
+    out = tmp_path / "o"
+    for ws, name in ((a, "a.npz"), (b, "b.npz")):
+        assert main(["distill", "--data", str(ws.save(tmp_path / name)), "--epochs", "1", "--synthetic", "0",
+                     "--quiet", "--json", "--out", str(out)]) == 0
+        capsys.readouterr()
+        assert json.loads((out / "student" / "config.json").read_text())["data"]["hash"] == identity_hash(ws)

@@ -196,7 +196,11 @@ CASES = [
           ("student-99", SWEEP.replace("students = [1]", "students = [99]"), "blocks must be an integer 1..12"),
           ("epochs", SWEEP + "[train]\nepochs = -1\n", "epochs must be an integer >= 1"),
           ("lr-text", SWEEP + '[train]\nlr = "abc"\n', "lr must be a finite number"),
-          ("param-text", SWEEP + '[params]\nT = "x"\n', "strategy parameter T must be a number")))],
+          ("param-text", SWEEP + '[params]\nT = "x"\n', "strategy parameter T must be a number"),
+          ("synthetic-on-synthetic", SWEEP + '[train]\nsynthetic = 2\n',
+           "syn.npz: the data already hold the synthetic corpus")))],
+    Case("train-synthetic-on-synthetic", ["train", *TRAIN, "--synthetic", "2", "--out", "ts"],
+         "syn.npz: the data already hold the synthetic corpus", ["ts"]),
 ]
 
 

@@ -256,6 +256,16 @@ def test_every_committed_plan_is_a_valid_study():
         assert set(sources) == {"ieee-spc2015", "wrist-exercise", "bidmc"}, plan
 
 
+def test_a_plan_may_leave_a_list_empty_that_the_study_can_do_without(tmp_path):
+    from edgekd.cli.lodo import read_plan
+    from edgekd.cli.main import build_parser
+
+    path = tmp_path / "p.toml"
+    path.write_text('int8 = []\nseeds_for = []\n[data]\na = "a.npz"\n')
+    planned, _ = read_plan(build_parser().parse_args(["lodo", "--plan", str(path)]))
+    assert planned.int8 == [] and planned.seeds_for is None
+
+
 def test_a_plan_without_out_writes_its_own_folder(tmp_path):
     """Two plans without ``out`` never share (and overwrite) one study record; run-only flags may be typed."""
     from edgekd.cli.lodo import DEFAULT_OUT, read_plan
@@ -296,3 +306,7 @@ def test_lodo_within_folds_scores_every_subject_once_beside_the_held_out_numbers
     assert f"{within[0]['fused']:.2f} / " in table
     assert main(["report", "--check", str(out / "lodo.json")]) == 0
     assert main(argv[:-2] + ["--within-folds", "1"]) == 2  # one fold has no training side
+    assert "--command" not in record["command"]  # the record's command can be typed again
+    fresh = tmp_path / "fresh"
+    assert main(argv[:-2] + ["--within-folds", "50", "--out", str(fresh)]) == 2  # 6 subjects: before training
+    assert not (fresh / "runs").exists()

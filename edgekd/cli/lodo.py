@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 STUDY_FILE = "lodo.json"  # OUT/lodo.json, its tables OUT/lodo.md
 DEFAULT_OUT = Path("runs/lodo")
 RUN_ONLY = ("threads", "quiet", "json")  # how a study runs, not what it is: allowed beside --plan
-NOT_SETTINGS = ("func", "parser", "flag_defaults", "data", "plan", "json", "quiet")  # not recorded as the study's settings
+NOT_SETTINGS = ("command", "func", "parser", "flag_defaults", "data", "plan", "json", "quiet")  # not recorded as the study's settings
 PLAN_PATHS = ("out", "table", "init_from")  # paths in a plan are relative to the plan file
 
 
@@ -235,7 +235,7 @@ def read_plan(args: argparse.Namespace) -> tuple[argparse.Namespace, dict[str, P
             argv += [flag] if value else []
         elif many:
             values = value if isinstance(value, list) else [value]
-            if not values and action.default:
+            if not values and args.flag_defaults[key]:  # a list the study cannot do without (blocks, seeds)
                 raise EdgekdError(f"{path}: {key} needs at least one value")
             argv += [flag, *map(str, values)] if values else []
         else:

@@ -10,6 +10,8 @@ import torch
 from edgekd.cli.args import positive_int
 from edgekd.cli.output import print_json, print_table
 from edgekd.data import load_windows
+from edgekd.data.synthetic import training_problem
+from edgekd.errors import EdgekdError
 from edgekd.sweep import BACKENDS, GROUPING, load_sweep_config, run_sweep
 
 
@@ -39,6 +41,8 @@ def run(args: argparse.Namespace) -> int:
         torch.set_num_threads(args.threads)
     sweep = load_sweep_config(args.config)
     ws = load_windows(args.data or sweep.data)
+    if sweep.train.get("synthetic") and (why := training_problem(ws)):
+        raise EdgekdError(f"{args.data or sweep.data or 'the synthetic default corpus'}: {why}")
     out = Path(args.out or Path("runs") / f"sweep-{Path(args.config).stem}")
     summary = run_sweep(sweep, ws, out, backend=args.backend, progress=not args.json, grouping=args.grouped)
     if args.json:

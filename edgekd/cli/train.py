@@ -110,19 +110,21 @@ def _register_train(sub: argparse._SubParsersAction) -> None:
 def _register_distill(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("distill", help="the recommended student for your data, or teacher -> student distillation "
                                        "next to a student from scratch",
-                       description="Train (or reuse) a teacher, a student from scratch and a distilled student on "
-                                   "one fold, and print their MAE, parameters and MACs. The student defaults to the "
-                                   f"recipe that held up best on data sets it never saw: a {RECIPE.blocks} x "
-                                   f"{RECIPE.width} {RECIPE.family} CNN (models/results/lodo-spectral-4x7-subjects.md). "
-                                   f"With --data and no teacher it trains that recipe alone: from scratch, with "
+                       description="The student defaults to the recipe that held up best on data sets it never "
+                                   f"saw: a {RECIPE.blocks} x {RECIPE.width} {RECIPE.family} CNN "
+                                   "(models/results/lodo-spectral-4x7-subjects.md). With --data and no teacher "
+                                   "setting, it trains that recipe alone into OUT/student: from scratch, with "
                                    f"{RECIPE.synthetic} synthetic subjects added to the training side, {RUN.epochs} "
-                                   "epochs (distillation did not beat it there); --strategy dkd adds the teacher and "
-                                   "the distilled twin. With no arguments (the demo): the synthetic corpus, an "
-                                   f"{DEMO_TEACHER_BLOCKS}-block teacher, the scratch and the {DEMO_STRATEGY} student, "
-                                   f"{DEMO_EPOCHS} epochs (a few minutes on a 2-core CPU).")
+                                   "epochs (distillation did not beat it there). With a distillation --strategy or "
+                                   "any teacher setting it trains (or reuses) a teacher (OUT/teacher), the student "
+                                   "from scratch (OUT/scratch) and the distilled student (OUT/student) on one fold, "
+                                   "every one of them with the synthetic subjects. Prints their MAE, parameters and "
+                                   "MACs. With no arguments (the demo): the synthetic corpus, an "
+                                   f"{DEMO_TEACHER_BLOCKS}-block ResNet teacher, the scratch and the {DEMO_STRATEGY} "
+                                   f"student, {DEMO_EPOCHS} epochs (a few minutes on a 2-core CPU).")
     t = p.add_mutually_exclusive_group()
     t.add_argument("--teacher", nargs="+", metavar="RUN", help="teacher run/artifact folder(s); several = ensemble")
-    t.add_argument("--teacher-blocks", type=int, default=DEMO_TEACHER_BLOCKS, choices=BLOCK_CHOICES, metavar="N",
+    t.add_argument("--teacher-blocks", type=int, choices=BLOCK_CHOICES, metavar="N",
                    help=f"train a teacher of N blocks (default {DEMO_TEACHER_BLOCKS})")
     p.add_argument("--teacher-in-channels", type=int, choices=(1, 2, 3, 4),
                    help="channels the trained teacher reads (default: the student's); 4 with a 1-channel student "
@@ -133,8 +135,8 @@ def _register_distill(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--in-channels", type=int, choices=(1, 2, 3, 4), help=CHANNELS_HELP)
     p.add_argument("--strategy",
                    help="scratch (the student alone), hard, soft, dkd, feature, ppg-distill, or a composition like "
-                        f"dkd+feature or dkd=1,feature=0.5 (default: scratch with --data and no --teacher or "
-                        f"--intermediate-blocks, else {DEMO_STRATEGY})")
+                        f"dkd+feature or dkd=1,feature=0.5 (default: scratch with --data and no teacher setting "
+                        f"(--teacher*, --intermediate-blocks, --no-scratch, --param), else {DEMO_STRATEGY})")
     p.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
                    help="strategy parameter, e.g. T=4, alpha=1, beta=8, warmup=20, tau=0.1 (repeatable)")
     p.add_argument("--intermediate-blocks", type=int, choices=BLOCK_CHOICES, metavar="N",
@@ -245,13 +247,22 @@ def run_distill(args: argparse.Namespace) -> int:
         args.epochs = DEMO_EPOCHS if demo else RUN.epochs
     if args.synthetic is None:  # none where the data are the synthetic corpus already (the demo, `data synth`)
         args.synthetic = 0 if SYNTHETIC in ws.datasets() else RECIPE.synthetic
+    # Any teacher setting asks for distillation: the recipe alone (scratch) is the default only without one.
+    teacher_flags = [flag for flag, value in (
+        ("--teacher", args.teacher), ("--teacher-blocks", args.teacher_blocks),
+        ("--teacher-in-channels", args.teacher_in_channels), ("--teacher-epochs", args.teacher_epochs),
+        ("--intermediate-blocks", args.intermediate_blocks), ("--no-scratch", args.no_scratch),
+        ("--param", args.param)) if value]
     if args.strategy is None:
-        args.strategy = DEMO_STRATEGY if demo or args.teacher or args.intermediate_blocks else "scratch"
+        args.strategy = DEMO_STRATEGY if demo or teacher_flags else "scratch"
+    if args.strategy == "scratch" and teacher_flags:
+        raise EdgekdError(f"--strategy scratch trains the student alone: {', '.join(teacher_flags)} would be ignored")
     _check_synthetic(args, ws)
     channels = args.in_channels or min(ws.n_channels, MAX_IN_CHANNELS)
     student = _config(args, blocks=args.student_blocks, in_channels=channels,
                       strategy=parse_strategy(args.strategy), params=parse_params(args.param))
-    plan = DistillPlan(student=student, teachers=args.teacher or [], teacher_blocks=args.teacher_blocks,
+    plan = DistillPlan(student=student, teachers=args.teacher or [], teacher_blocks=args.teacher_blocks or
+                       DEMO_TEACHER_BLOCKS,
                        teacher_in_channels=args.teacher_in_channels or channels, teacher_epochs=args.teacher_epochs,
                        intermediate_blocks=args.intermediate_blocks, scratch=not args.no_scratch)
     rows = distill(ws, plan, args.out, progress=not args.quiet)
@@ -269,8 +280,12 @@ def run_distill(args: argparse.Namespace) -> int:
 def run_evaluate(args: argparse.Namespace) -> int:
     from edgekd.checkpoint import load_model, model_spec, shipped_decoder
     from edgekd.evaluate import GROUPS, MAE_KEYS, evaluate_model, mae_report
+    from edgekd.train import synthetic_leak
 
     ws = load_windows(args.data)
+    if why := synthetic_leak(args.model, ws):
+        raise EdgekdError(f"{args.data or 'the synthetic default corpus'}: {why}; pass --data with windows it never "
+                          "saw")
     fusion = decoder_config(args, shipped_decoder(args.model))
     if args.runtime == "torch":
         report = evaluate_model(load_model(args.model), ws, args.device, fusion)

@@ -10,6 +10,8 @@ same preprocessing as real recordings.
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
 from scipy import signal
 
@@ -126,10 +128,19 @@ def training_problem(like: WindowSet) -> str | None:
 
 def training_subjects(subjects: int, like: WindowSet) -> WindowSet:
     """``subjects`` synthetic subjects as extra training windows for the data ``like``: its channels (a
-    prefix of PPG + ACC), data set "synthetic"."""
+    prefix of PPG + ACC), data set "synthetic", ids ``synthetic/synth-S01`` (as ``merge`` names them, so they
+    never share an id with the data's own subjects)."""
     if why := training_problem(like):
         raise DataError(f"synthetic training subjects: {why}")
-    return generate(subjects, TRAINING_MINUTES, TRAINING_SEED).first_channels(len(like.channels))
+    ws = _training_corpus(subjects).first_channels(len(like.channels))
+    ws.subject, ws.recording = (np.char.add(f"{DATASET}/", ids) for ids in (ws.subject, ws.recording))
+    return ws
+
+
+@lru_cache(maxsize=2)
+def _training_corpus(subjects: int) -> WindowSet:
+    """Generated once per process: grouped training and sweeps ask for the same subjects run after run."""
+    return generate(subjects, TRAINING_MINUTES, TRAINING_SEED)
 
 
 def _majority(labels: np.ndarray) -> str:
