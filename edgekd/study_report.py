@@ -50,7 +50,8 @@ def lodo_markdown(record: dict[str, Any]) -> str:
     s, rows, sets = record["settings"], record["rows"], record["sets"]
     summary, n = summarise_lodo(rows, sets), len(sets)
     init = f", initialised from `{s['init_from']}`" if s.get("init_from") else ""
-    distilled = (f"; distilled students from a {s['teacher_blocks']}-block teacher trained on the same {n - 1} sets"
+    article = "an" if str(s["teacher_blocks"]) in ("8", "11", "18") else "a"  # the number as it is read aloud
+    distilled = (f"; distilled students from {article} {s['teacher_blocks']}-block teacher trained on the same {n - 1} sets"
                  if any(r["strategy"] != "scratch" for r in rows) else "")
     lines = [f"Leave-one-dataset-out (PPG + ACC students, {s['epochs']} epochs, label sigma {s['label_sigma']:g}"
              f"{', --augment' if s.get('augment') else ''}{init}{distilled}). MAE in BPM on each held-out data set; "
