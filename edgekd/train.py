@@ -14,7 +14,7 @@ import math
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 
 import numpy as np
 import torch
@@ -85,10 +85,19 @@ def train_or_reuse(ws: WindowSet, cfg: RunConfig, out_dir: str | Path, progress:
     if is_complete(out_dir):
         stored = read_json_object(out_dir / CONFIG)
         data = stored.get("data")
+        taught = stored.get("teacher")
         if (isinstance(data, dict) and data.get("hash") == identity_hash(ws)
-                and read_config(out_dir) == resolved_config(cfg)):
+                and read_config(out_dir) == resolved_config(cfg)
+                # a retrained teacher means another student (runs before teachers' weights were recorded: reused)
+                and not (isinstance(taught, dict) and "weights" in taught
+                         and taught["weights"] != teacher_weights(cfg.teachers))):
             return read_metrics(out_dir)
     return train_run(ws, cfg, out_dir, progress=progress)
+
+
+def teacher_weights(teachers: list[str]) -> list[str]:
+    """The sha256 of each teacher's weights file: what a distilled run learned from, recorded in its config."""
+    return [sha256_file(Path(t) if str(t).endswith(".safetensors") else model_folder(t) / WEIGHTS) for t in teachers]
 
 
 @dataclass
@@ -199,14 +208,16 @@ def _prepare(ws: WindowSet, cfg: RunConfig, out_dir: Path, teacher: TeacherOutpu
     loss_fn = build_loss(cfg, teacher_blocks)
     data = {"dataset": ws.provenance.get("dataset"), "hash": identity_hash(ws), "windows_hash": windows_hash(ws),
             "windows": len(ws), "channels": list(ws.channels)}  # the data as given: what reuse and checks compare
-    if loss_fn.needs_teacher and teacher is None:
-        _check_teacher_folds(cfg, ws)
-    if cfg.init_from and (why := synthetic_leak(cfg.init_from, ws)):
-        raise EdgekdError(f"{why} (init_from)")
     if cfg.synthetic and teacher is not None:
         raise EdgekdError("precomputed teacher outputs cover the data alone, not the synthetic training subjects: "
                           "let train_run compute them from cfg.teachers")
-    ws, fold, train_idx, val_idx = training_split(ws, cfg)
+    given = ws
+    ws, fold, train_idx, val_idx = training_split(given, cfg)
+    tested = given.dataset[fold.test].tolist()
+    if cfg.init_from and (why := synthetic_leak(cfg.init_from, tested)):
+        raise EdgekdError(f"{why} (init_from)")
+    if loss_fn.needs_teacher and teacher is None:
+        _check_teacher_folds(cfg, given, tested)
     if loss_fn.needs_teacher:
         if teacher is None:
             teacher = load_teachers(cfg.teachers, ws, device, stage_index=loss_fn.teacher_stage,
@@ -228,7 +239,7 @@ def _prepare(ws: WindowSet, cfg: RunConfig, out_dir: Path, teacher: TeacherOutpu
         "data": data,
         "teacher": None if not loss_fn.needs_teacher else {
             "blocks": teacher.blocks, "in_channels": teacher.in_channels, "members": teacher.members,
-            "stage_index": teacher.stage_index},
+            "stage_index": teacher.stage_index, **({"weights": teacher_weights(cfg.teachers)} if cfg.teachers else {})},
         "edgekd_version": __version__,
     })
 
@@ -262,16 +273,16 @@ def training_split(ws: WindowSet, cfg: RunConfig) -> tuple[WindowSet, Fold, np.n
     return ws, fold, train_idx, val_idx
 
 
-def synthetic_leak(model: str | Path, ws: WindowSet) -> str | None:
-    """Why the model in ``model`` (a run or artifact folder) has seen windows of ``ws`` although ``ws`` is not its
-    training data: it trained with synthetic subjects and ``ws`` holds the synthetic corpus, whose subjects are
-    the same generated ones (the embedded default corpus is their first 12). None when it has not."""
+def synthetic_leak(model: str | Path, scored: Iterable[str]) -> str | None:
+    """Why the model in ``model`` (a run or artifact folder) may have seen windows it would be scored on: it trained
+    with synthetic subjects and ``scored`` (the data sets of those windows) includes the synthetic corpus, whose
+    subjects are the same generated ones (the embedded default corpus is their first 12). None when it cannot."""
     cfg_path = model_folder(model) / CONFIG
-    if SYNTHETIC not in ws.datasets() or not cfg_path.is_file():
+    if SYNTHETIC not in set(scored) or not cfg_path.is_file():
         return None
     n = read_json_object(cfg_path).get("synthetic") or 0
-    return (f"{model}: trained with {n} synthetic subjects, the same generated subjects as the synthetic corpus in "
-            f"these data; it has seen them") if n else None
+    return (f"{model}: trained with {n} synthetic subjects, and the windows it would be scored on include the "
+            f"synthetic corpus (data set '{SYNTHETIC}'), which may be the same generated subjects") if n else None
 
 
 def _fit_epoch(fit: _Fit, epoch: int) -> tuple[float, dict[str, float], int]:
@@ -366,11 +377,13 @@ def _init_state(cfg: RunConfig) -> dict[str, torch.Tensor] | None:
     return pre.state_dict()
 
 
-def _check_teacher_folds(cfg: RunConfig, ws: WindowSet) -> None:
-    """A teacher run trained on these windows must have used the same split, or it saw the test subjects."""
+def _check_teacher_folds(cfg: RunConfig, ws: WindowSet, tested: list[str]) -> None:
+    """A teacher run trained on these windows must have used the same split, or it saw the test subjects; one
+    trained with synthetic subjects must not teach a student tested on the synthetic corpus (``tested``: the data
+    sets of the fold's test side)."""
     digest: tuple[str, str] | None = None
     for path in cfg.teachers:
-        if why := synthetic_leak(path, ws):
+        if why := synthetic_leak(path, tested):
             raise EdgekdError(f"{why} (teacher)")
         cfg_path = Path(path) / CONFIG
         if not cfg_path.exists():

@@ -22,6 +22,7 @@ from edgekd.errors import DataError
 from edgekd.geometry import WINDOW
 from edgekd.layout import read_json_object
 from edgekd.runs import RunConfig, resolve_fold
+from edgekd.train import synthetic_leak
 from edgekd.windowset import WindowSet, identity_hash
 
 MIN_CALIB_WINDOWS = 32  # fewer gives activation ranges from too few beats/motion states to trust
@@ -71,6 +72,8 @@ def select(folder: Path, in_channels: int, data: Path | None, calib: Path | None
                      "split_seed": run.split_seed}
     cal_ws = WindowSet.load(calib) if calib is not None else fold_sets[0]  # type: ignore[index]
     ev_ws = WindowSet.load(evaluate) if evaluate is not None else fold_sets[1]  # type: ignore[index]
+    if why := synthetic_leak(folder, ev_ws.datasets()):  # the card's accuracy must come from unseen windows
+        raise DataError(f"{evaluate or 'evaluation windows'}: {why}")
     cal = _prepare(cal_ws, in_channels, str(calib) if calib else "training side of the run's fold", fold_desc)
     if len(cal.x) < MIN_CALIB_WINDOWS:
         raise DataError(f"{calib or 'calibration windows'}: {len(cal.x)} windows; INT8 calibration needs at "

@@ -227,7 +227,17 @@ def test_models_trained_with_synthetic_subjects_never_meet_the_synthetic_corpus_
                   progress=False)
     assert main(["evaluate", str(seen)]) == 2  # the default corpus: windows it trained on
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "the synthetic default corpus" in err and "has seen them" in err
+    assert err.count("\n") == 1 and "the synthetic default corpus" in err and "same generated subjects" in err
+    # distill refuses such a teacher before anything trains
+    data = small_synth_module.save(tmp_path / "syn.npz")
+    assert main(["distill", "--data", str(data), "--teacher", str(seen), "--epochs", "1", "--quiet",
+                 "--out", str(tmp_path / "d")]) == 2
+    assert "(teacher)" in capsys.readouterr().err and not (tmp_path / "d").exists()
+    # nor may export score it on the synthetic corpus (the card's accuracy)
+    from export.windows import select
+
+    with pytest.raises(EdgekdError, match="same generated subjects"):
+        select(seen, 1, None, data, data)
     # fine-tuning on the data it was trained with, synthetic subjects and all, is not a leak
     train_run(lab, RunConfig(blocks=1, synthetic=1, init_from=str(seen), **FAST), tmp_path / "ft", progress=False)
 
@@ -252,3 +262,19 @@ def test_distill_retrains_when_the_data_change(small_synth_module, tmp_path, cap
                      "--quiet", "--json", "--out", str(out)]) == 0
         capsys.readouterr()
         assert json.loads((out / "student" / "config.json").read_text())["data"]["hash"] == identity_hash(ws)
+
+
+def test_a_retrained_teacher_retrains_its_students(small_synth_module, tmp_path, capsys):
+    """A distilled run records its teachers' weights; when a teacher is retrained, the student is not reused."""
+    data = _not_synthetic(small_synth_module).save(tmp_path / "lab.npz")
+    argv = ["distill", "--data", str(data), "--teacher-blocks", "1", "--epochs", "1", "--synthetic", "0",
+            "--no-scratch", "--quiet", "--out", str(tmp_path / "o")]
+    student = tmp_path / "o" / "student"
+    assert main(argv + ["--teacher-epochs", "1"]) == 0
+    first = (student / "metrics.json").stat().st_mtime_ns
+    assert main(argv + ["--teacher-epochs", "1"]) == 0  # nothing changed: reused
+    assert (student / "metrics.json").stat().st_mtime_ns == first
+    assert main(argv + ["--teacher-epochs", "2"]) == 0  # another teacher: another student
+    assert (student / "metrics.json").stat().st_mtime_ns != first
+    taught = json.loads((student / "config.json").read_text())["teacher"]["weights"]
+    assert taught == [json.loads((tmp_path / "o" / "teacher" / "metrics.json").read_text())["weights_sha256"]]

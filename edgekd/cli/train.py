@@ -283,7 +283,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
     from edgekd.train import synthetic_leak
 
     ws = load_windows(args.data)
-    if why := synthetic_leak(args.model, ws):
+    if why := synthetic_leak(args.model, ws.datasets()):
         raise EdgekdError(f"{args.data or 'the synthetic default corpus'}: {why}; pass --data with windows it never "
                           "saw")
     fusion = decoder_config(args, shipped_decoder(args.model))
