@@ -267,14 +267,15 @@ def test_distill_retrains_when_the_data_change(small_synth_module, tmp_path, cap
 def test_a_retrained_teacher_retrains_its_students(small_synth_module, tmp_path, capsys):
     """A distilled run records its teachers' weights; when a teacher is retrained, the student is not reused."""
     data = _not_synthetic(small_synth_module).save(tmp_path / "lab.npz")
-    argv = ["distill", "--data", str(data), "--teacher-blocks", "1", "--epochs", "1", "--synthetic", "0",
-            "--no-scratch", "--quiet", "--out", str(tmp_path / "o")]
+    argv = ["distill", "--data", str(data), "--epochs", "1", "--synthetic", "0", "--no-scratch", "--quiet",
+            "--out", str(tmp_path / "o")]
     student = tmp_path / "o" / "student"
-    assert main(argv + ["--teacher-epochs", "1"]) == 0
+    assert main(argv + ["--teacher-blocks", "1"]) == 0
     first = (student / "metrics.json").stat().st_mtime_ns
-    assert main(argv + ["--teacher-epochs", "1"]) == 0  # nothing changed: reused
+    assert main(argv + ["--teacher-blocks", "1"]) == 0  # nothing changed: reused
     assert (student / "metrics.json").stat().st_mtime_ns == first
-    assert main(argv + ["--teacher-epochs", "2"]) == 0  # another teacher: another student
+    # another teacher in the same folder (the student's own config is unchanged): another student
+    assert main(argv + ["--teacher-blocks", "2"]) == 0
     assert (student / "metrics.json").stat().st_mtime_ns != first
     taught = json.loads((student / "config.json").read_text())["teacher"]["weights"]
     assert taught == [json.loads((tmp_path / "o" / "teacher" / "metrics.json").read_text())["weights_sha256"]]
