@@ -18,7 +18,7 @@ from edgekd.checkpoint import model_spec
 from edgekd.errors import EdgekdError
 from edgekd import arch
 from edgekd.runs import RunConfig, model_entry, resolve_fold
-from edgekd.train import synthetic_leak, train_or_reuse
+from edgekd.train import refuse_synthetic_leaks, train_or_reuse
 from edgekd.windowset import WindowSet
 
 
@@ -48,10 +48,9 @@ def distill(ws: WindowSet, plan: DistillPlan, out: str | Path, progress: bool = 
     out = Path(out)
     s = plan.student
     s.validate()  # every setting is checked before the teacher trains, not after
-    tested = ws.dataset[resolve_fold(ws, s.fold, s.split_seed).test].tolist()
-    for model, role in [*((t, "teacher") for t in plan.teachers), *([(s.init_from, "init_from")] if s.init_from else [])]:
-        if why := synthetic_leak(model, tested):
-            raise EdgekdError(f"{why} ({role})")
+    # before the teacher or the scratch twin trains (each run checks again, too late to save their time)
+    refuse_synthetic_leaks(replace(s, teachers=[str(t) for t in plan.teachers]),
+                           ws.dataset[resolve_fold(ws, s.fold, s.split_seed).test].tolist())
     if plan.teacher_epochs is not None:
         replace(s, epochs=plan.teacher_epochs).validate()
     if s.strategy == "scratch":

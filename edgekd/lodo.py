@@ -300,13 +300,8 @@ def _within(full: WindowSet, spectrum: Spectrum, sets: list[str], spec: dict[str
     scored = np.isin(full.dataset, sets)
     rows = []
     for strategy, seed in itertools.product(plan.strategies, seeds):
-        logits = np.zeros((len(full), N_CLASSES), np.float32)
-        for k in range(1, k_folds + 1):
-            fold = f"{k}/{k_folds}"
-            run_dir = _student(full, base, fold, seed, strategy, plan, out, progress)
-            test = resolve_fold(full, fold, RunConfig().split_seed).test  # base keeps the default split seed
-            test = test[scored[test]]
-            logits[test] = predict_logits(load_model(run_dir), full.x[test])
+        logits = _out_of_fold({True: full}, k_folds, scored,
+                              lambda fold: _student(full, base, fold, seed, strategy, plan, out, progress))[True]
         for name in sets:
             idx = np.flatnonzero(full.dataset == name)
             ws, ev = full.subset(idx), spectrum.subset(idx)
@@ -319,6 +314,23 @@ def _within(full: WindowSet, spectrum: Spectrum, sets: list[str], spec: dict[str
                          "fused": float(err.mean()), "fused_cov90": covered_mae(err, conf, 0.9),
                          "fused_cov80": covered_mae(err, conf, 0.8), "decoder": decoder_label(decoder)})
     return rows
+
+
+def _out_of_fold(views: dict[bool, WindowSet], folds: int, scored: np.ndarray,
+                 run_of: Callable[[str], Path]) -> dict[bool, np.ndarray]:
+    """Per view of the same windows (edgekd.lodo.as_device), the logits of every ``scored`` window by the one of
+    ``folds`` subject-fold models (``run_of("k/folds")``, the run folder) that never saw its subject; the other
+    rows stay zero."""
+    ws = next(iter(views.values()))
+    oof = {acc: np.zeros((len(ws), N_CLASSES), np.float32) for acc in views}
+    for k in range(1, folds + 1):
+        fold = f"{k}/{folds}"
+        model = load_model(run_of(fold))
+        test = resolve_fold(ws, fold, RunConfig().split_seed).test  # the runs keep the default split seed
+        test = test[scored[test]]
+        for acc, seen in views.items():  # every subject is in exactly one fold's test side
+            oof[acc][test] = predict_logits(model, seen.x[test])
+    return oof
 
 
 def _inner_directions(full: WindowSet, spectrum: Spectrum, sets: list[str], acc_of: dict[str, bool],
@@ -365,14 +377,8 @@ def _inner_subject_folds(full: WindowSet, spectrum: Spectrum, sets: list[str], a
             raise EdgekdError(f"lodo: --inner-folds {folds} needs at least {folds} subjects in the training data "
                               f"of the {held} fold, it has {len(train.subjects())}")
         views = {acc: as_device(train, acc) for acc in {True, acc_of[held]}}
-        oof = {acc: np.zeros((len(train), N_CLASSES), np.float32) for acc in views}
-        for k in range(1, folds + 1):
-            cfg = RunConfig(**base, fold=f"{k}/{folds}")
-            model = load_model(train_cached(train, cfg, out / "runs", progress))
-            test = resolve_fold(train, cfg.fold, cfg.split_seed).test
-            test = test[scored[test]]
-            for acc, seen in views.items():  # every subject is in exactly one fold's test side
-                oof[acc][test] = predict_logits(model, seen.x[test])
+        oof = _out_of_fold(views, folds, scored,
+                           lambda fold: train_cached(train, RunConfig(**base, fold=fold), out / "runs", progress))
         out_of[held] = {acc: [grid_mae(oof[acc][on], device_spectrum(spectrum, rest[on], seen.subset(on), acc),
                                        seen.subset(on))
                               for on in (np.flatnonzero(train.dataset == s) for s in sets if s != held)]

@@ -213,13 +213,10 @@ def _prepare(ws: WindowSet, cfg: RunConfig, out_dir: Path, teacher: TeacherOutpu
                           "let train_run compute them from cfg.teachers")
     given = ws
     ws, fold, train_idx, val_idx = training_split(given, cfg)
-    tested = given.dataset[fold.test].tolist()
-    if cfg.init_from and (why := synthetic_leak(cfg.init_from, tested)):
-        raise EdgekdError(f"{why} (init_from)")
-    if loss_fn.needs_teacher and teacher is None:
-        _check_teacher_folds(cfg, given, tested)
+    refuse_synthetic_leaks(cfg, given.dataset[fold.test].tolist())
     if loss_fn.needs_teacher:
         if teacher is None:
+            _check_teacher_folds(cfg, given)
             teacher = load_teachers(cfg.teachers, ws, device, stage_index=loss_fn.teacher_stage,
                                     pooled=loss_fn.needs_pooled, cache_dir=teacher_cache)
         _check_teacher(teacher, loss_fn, len(ws))
@@ -283,6 +280,15 @@ def synthetic_leak(model: str | Path, scored: Iterable[str]) -> str | None:
     n = read_json_object(cfg_path).get("synthetic") or 0
     return (f"{model}: trained with {n} synthetic subjects, and the windows it would be scored on include the "
             f"synthetic corpus (data set '{SYNTHETIC}'), which may be the same generated subjects") if n else None
+
+
+def refuse_synthetic_leaks(cfg: RunConfig, tested: Iterable[str]) -> None:
+    """Refuse a teacher or the ``init_from`` of ``cfg`` that may have seen windows its student is tested on
+    (``synthetic_leak``; ``tested``: the data sets of the fold's test side)."""
+    for model, role in [*((t, "teacher") for t in cfg.teachers), *([(cfg.init_from, "init_from")] if cfg.init_from
+                                                                   else [])]:
+        if why := synthetic_leak(model, tested):
+            raise EdgekdError(f"{why} ({role})")
 
 
 def _fit_epoch(fit: _Fit, epoch: int) -> tuple[float, dict[str, float], int]:
@@ -377,14 +383,10 @@ def _init_state(cfg: RunConfig) -> dict[str, torch.Tensor] | None:
     return pre.state_dict()
 
 
-def _check_teacher_folds(cfg: RunConfig, ws: WindowSet, tested: list[str]) -> None:
-    """A teacher run trained on these windows must have used the same split, or it saw the test subjects; one
-    trained with synthetic subjects must not teach a student tested on the synthetic corpus (``tested``: the data
-    sets of the fold's test side)."""
+def _check_teacher_folds(cfg: RunConfig, ws: WindowSet) -> None:
+    """A teacher run trained on these windows must have used the same split, or it saw the test subjects."""
     digest: tuple[str, str] | None = None
     for path in cfg.teachers:
-        if why := synthetic_leak(path, tested):
-            raise EdgekdError(f"{why} (teacher)")
         cfg_path = Path(path) / CONFIG
         if not cfg_path.exists():
             continue
