@@ -23,6 +23,7 @@ from edgekd.fusion import FusionConfig
 from edgekd.layout import CARD, CONFIG, WEIGHTS, check_model_folder, read_card, read_json_object
 from edgekd import arch
 from edgekd.model import MAX_IN_CHANNELS
+from edgekd.tracking import TrackerConfig
 
 
 def save_weights(model: torch.nn.Module, path: str | Path) -> None:
@@ -128,6 +129,19 @@ def load_model(path: str | Path, map_location: str = "cpu") -> torch.nn.Module:
     return model.eval().to(map_location)
 
 
+def shipped_tracker(folder: str | Path) -> TrackerConfig:
+    """The causal tracker a model folder ships with: an artifact's recorded one (card.json), else the default."""
+    folder = model_folder(folder)
+    if (folder / CARD).is_file():
+        tracker = ((read_card(folder).get("accuracy") or {}).get("decoder") or {}).get("tracker")
+        if isinstance(tracker, dict):
+            try:
+                return TrackerConfig(**tracker)
+            except (TypeError, EdgekdError) as exc:
+                raise EdgekdError(f"{folder / CARD}: unreadable accuracy/decoder/tracker ({exc})") from None
+    return TrackerConfig()
+
+
 def shipped_decoder(folder: str | Path) -> FusionConfig:
     """The decoder a model folder ships with: an artifact's recorded one (card.json), else its student
     family's (edgekd.arch.default_decoder)."""
@@ -137,6 +151,6 @@ def shipped_decoder(folder: str | Path) -> FusionConfig:
         if isinstance(fusion, dict):
             try:
                 return FusionConfig(**{"motion_g": 0.0, **fusion})  # a card from before the gate had none
-            except TypeError as exc:
+            except (TypeError, EdgekdError) as exc:
                 raise EdgekdError(f"{folder / CARD}: unreadable accuracy/decoder/fusion ({exc})") from None
     return arch.default_decoder(model_spec(folder))

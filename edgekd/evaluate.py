@@ -19,7 +19,7 @@ from edgekd.bpm import decode_argmax, decode_expectation
 from edgekd.errors import EdgekdError
 from edgekd.fusion import FusionConfig, fuse, spectral_evidence, window_motion
 from edgekd.model import ResNet1D
-from edgekd.tracking import decode_recordings, track_with_confidence
+from edgekd.tracking import TrackerConfig, decode_recordings, track_with_confidence
 from edgekd.windowset import WindowSet
 
 
@@ -60,8 +60,8 @@ def _metrics(errs: dict[str, np.ndarray], conf: np.ndarray, idx: np.ndarray | sl
 
 
 def mae_report(logits: np.ndarray, ws: WindowSet, fusion: FusionConfig,
-               evidence: np.ndarray | None = None) -> dict[str, Any]:
-    """MAE (BPM) of every decoding (argmax, expectation, the causal tracker without and with spectral
+               evidence: np.ndarray | None = None, tracker: TrackerConfig = TrackerConfig()) -> dict[str, Any]:
+    """MAE (BPM) of every decoding (argmax, expectation, the causal ``tracker`` without and with spectral
     fusion), overall and per data set / subject / recording / activity, plus the fused decoder's MAE on the
     90 % and 80 % most confident windows (windows must be in time order within each recording).
     ``evidence``: ``spectral_evidence(ws)``, when the caller scores several models on the same windows."""
@@ -71,14 +71,15 @@ def mae_report(logits: np.ndarray, ws: WindowSet, fusion: FusionConfig,
         raise EdgekdError(f"{logits.shape[0]} predictions for {len(ws)} windows")
     if evidence is None:
         evidence = spectral_evidence(ws)
-    fused_bpm, conf = track_with_confidence(fuse(logits, evidence, fusion, window_motion(ws)), ws.recording)
+    fused_bpm, conf = track_with_confidence(fuse(logits, evidence, fusion, window_motion(ws)), ws.recording, tracker)
     errs = {
         "argmax": np.abs(np.asarray(decode_argmax(logits)) - ws.hr),
         "expectation": np.abs(np.asarray(decode_expectation(logits)) - ws.hr),
-        "causal": np.abs(decode_recordings(logits, ws.recording, "causal") - ws.hr),
+        "causal": np.abs(decode_recordings(logits, ws.recording, "causal", tracker) - ws.hr),
         "fused": np.abs(fused_bpm - ws.hr),
     }
-    report: dict[str, Any] = {**_metrics(errs, conf, slice(None)), "fusion": asdict(fusion), "windows": len(ws),
+    report: dict[str, Any] = {**_metrics(errs, conf, slice(None)), "fusion": asdict(fusion),
+                              "tracker": asdict(tracker), "windows": len(ws),
                               "mean_confidence": float(conf.mean())}
     for key, attr in GROUPS:
         groups = getattr(ws, attr)
@@ -90,12 +91,12 @@ def mae_report(logits: np.ndarray, ws: WindowSet, fusion: FusionConfig,
 
 
 def evaluate_model(model: ResNet1D, ws: WindowSet, device: str | torch.device = "cpu",
-                   fusion: FusionConfig | None = None) -> dict[str, Any]:
-    """``mae_report`` of a PyTorch model with ``fusion`` (None: its family's shipped decoder); the data must have
-    the channels the model reads."""
+                   fusion: FusionConfig | None = None, tracker: TrackerConfig = TrackerConfig()) -> dict[str, Any]:
+    """``mae_report`` of a PyTorch model with ``fusion`` (None: its family's shipped decoder) and ``tracker``; the
+    data must have the channels the model reads."""
     if fusion is None:
         fusion = arch.default_decoder(model.config())
     if model.in_channels > ws.n_channels:
         raise EdgekdError(f"model expects {model.in_channels} input channels, the data have {ws.n_channels}")
     ws = ws.first_channels(model.in_channels)  # the decoder reads what the device has: no ACC, no motion
-    return mae_report(predict_logits(model, ws.x, device), ws, fusion)
+    return mae_report(predict_logits(model, ws.x, device), ws, fusion, tracker=tracker)

@@ -132,11 +132,12 @@ def check_model_folder(folder: str | Path) -> None:
 
 
 # The card.json entries the gate, `edgekd rank`, bench and infer read (written by export/artifact.py), as key paths.
-# flash = the INT8 flatbuffer's size; arena = the TFLM arena the exporter recorded; MAE = the shipped decoder's
+# flatbuffer = the INT8 .tflite's size (flash is the linked image: a firmware record's flash_bytes); arena = the
+# TFLM arena the exporter recorded; MAE = the shipped decoder's
 # (fused) on PyTorch's FP32 logits or the TFLM host interpreter's INT8 ones (the kernels the device runs), on the
 # same held-out windows, which measured_on describes.
 CARD_KEYS: dict[str, tuple[str, ...]] = {
-    "flash_bytes": ("files", TFLITE_INT8, "bytes"),
+    "flatbuffer_bytes": ("files", TFLITE_INT8, "bytes"),
     "arena_bytes": ("tflm", "arena_bytes"),
     "macs": ("architecture", "macs"),
     "blocks": ("architecture", "blocks"),

@@ -93,8 +93,8 @@ class LodoPlan:
     seeds: tuple[int, ...] = (0,)
     seeds_for: tuple[int, ...] | None = None  # sizes that get every seed (None: all); the others the first
     strategies: tuple[str, ...] = ("scratch",)
-    epochs: int = 30
-    label_sigma: float = 3.0
+    epochs: int = RunConfig.epochs  # every model's training: RunConfig's defaults unless the plan says otherwise
+    label_sigma: float = RunConfig.label_sigma
     augment: bool = False
     init_from: str | None = None
     teacher_blocks: int = 8

@@ -24,6 +24,7 @@ whose output still has at least one step per patch (12 blocks: block index 8, 12
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass, field, fields
 from typing import Any
@@ -340,9 +341,48 @@ def _flat_table() -> tuple[dict[str, Any], dict[str, Range]]:
 DEFAULTS, PARAM_RANGES = _flat_table()
 
 
+def parse_strategy(text: str) -> str | dict[str, float]:
+    """A strategy as written on a command line or in a sweep: 'dkd' -> 'dkd'; 'dkd+feature' -> {dkd: 1,
+    feature: 1}; 'dkd=1,feature=0.5' (or 'dkd=1+feature=0.5') -> those weights. Names are checked by
+    RunConfig.validate."""
+    if "=" not in text and "+" not in text:
+        return text
+    out: dict[str, float] = {}
+    for part in text.replace("+", ",").split(","):
+        name, _, weight = part.partition("=")
+        try:
+            out[name.strip()] = float(weight) if weight else 1.0
+        except ValueError:
+            raise EdgekdError(f"{text}: weight '{weight}' of '{name}' is not a number") from None
+    return out
+
+
+def parse_params(items: list[str]) -> dict[str, Any]:
+    """Strategy parameters as written on a command line: ['T=4', 'warmup=null'] -> {T: 4, warmup: None}; a value
+    is a number or null (names and ranges are checked by RunConfig.validate)."""
+    out: dict[str, Any] = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep:
+            raise EdgekdError(f"{item}: expected NAME=VALUE")
+        try:
+            out[name] = json.loads(value)
+        except json.JSONDecodeError:
+            out[name] = None
+        if out[name] is not None and (isinstance(out[name], bool) or not isinstance(out[name], (int, float))) \
+                or (out[name] is None and value.strip() != "null"):
+            raise EdgekdError(f"{item}: value must be a number or null")
+    return out
+
+
 def params_read(strategies: list[str]) -> set[str]:
-    """The strategy parameters (``DEFAULTS`` keys) the terms of ``strategies`` read."""
-    return {f.name for s in strategies if s in TERMS for f in fields(TERMS[s].Params)}
+    """The strategy parameters (``DEFAULTS`` keys) the terms of ``strategies`` read (each a name or a
+    composition such as 'dkd+feature')."""
+    names: list[str] = []
+    for s in strategies:
+        parsed = parse_strategy(s)
+        names += [parsed] if isinstance(parsed, str) else list(parsed)
+    return {f.name for s in names if s in TERMS for f in fields(TERMS[s].Params)}
 
 
 def term_params(term: type[Term], params: dict[str, Any]) -> Any:

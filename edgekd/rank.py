@@ -1,8 +1,9 @@
 """Rank students by MAE against deployment cost: the Pareto front, and what fits a budget.
 
-Candidates are the sweep's (teacher, student, strategy) groups with MAE averaged over folds and seeds.
-A student's cost depends only on its architecture (blocks, input channels), so costs are looked up by
-blocks:
+Candidates are the (teacher, student, strategy) groups of a sweep's results with MAE averaged over folds and
+seeds, or of leave-one-dataset-out study records (edgekd.lodo) averaged over held-out data sets and seeds, there
+``mae_fused`` being the decoder chosen nested. A student's cost depends only on its architecture, so costs are
+looked up by its label (edgekd.arch.student_label):
 
 - ``flash``: the INT8 flatbuffer bytes from an artifact's card.json (``--bench DIR``), else the size
   table's INT8 weight-bytes estimate (edgekd.model.size_table: the flatbuffer adds a few KB of graph).
@@ -31,6 +32,8 @@ from edgekd.layout import (BENCH_SCHEMA, CARD, card_value, firmware_record_path,
                            verify_artifact)
 from edgekd import arch
 from edgekd.model import size_table
+from edgekd.study_report import STUDY_SCHEMA, read_record
+from edgekd.sweep import read_results
 
 COSTS: dict[str, tuple[str, str]] = {  # cost name -> (row column, axis label)
     "flash": ("flash_kb", "flash (KB)"),
@@ -44,6 +47,56 @@ BENCH_LATENCY = ("figures", "batch_1", "median_ms")
 BENCH_BLOCKS = ("artifact", "blocks")
 # Budget limit -> the candidate column it bounds (mae_bpm bounds the ranked metric; INT8 drop needs cards).
 LIMIT_COLUMNS = {"flash_kb": "flash_kb", "arena_kb": "arena_kb", "latency_ms": "mcu_latency_ms"}
+
+
+def read_sources(paths: list[Path]) -> tuple[list[dict[str, Any]], str]:
+    """The rows to rank and what they are (``"sweep"`` or ``"lodo"``): sweep results tables (or folders), or
+    leave-one-dataset-out study records, one kind at a time (their MAEs are measured on different data), and
+    records only over the same held-out sets (a mean over other sets is another number)."""
+    rows: list[dict[str, Any]] = []
+    kinds, sets = set(), {}
+    for path in paths:
+        if _is_study_record(path):
+            record = read_record(path)
+            if record["study"] != "lodo":
+                raise EdgekdError(f"{path}: a {record['study']} record has no MAE per student to rank; give a "
+                                  f"leave-one-dataset-out record (edgekd lodo) or a sweep's results")
+            rows += lodo_rows(record, path)
+            kinds.add("lodo")
+            sets[path] = record["sets"]
+        else:
+            rows += read_results(path)
+            kinds.add("sweep")
+    if len(kinds) > 1:
+        raise EdgekdError("rank: give sweep results or leave-one-dataset-out records, not both (their MAEs are "
+                          "measured on different data)")
+    if len({tuple(v) for v in sets.values()}) > 1:
+        listed = "; ".join(f"{p}: {', '.join(v)}" for p, v in sets.items())
+        raise EdgekdError(f"rank: the study records hold out different data sets ({listed})")
+    return rows, kinds.pop()
+
+
+def _is_study_record(path: Path) -> bool:
+    if path.suffix != ".json" or not path.is_file():
+        return False
+    try:
+        doc = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return False  # read_results names the problem
+    return isinstance(doc, dict) and doc.get("schema") == STUDY_SCHEMA
+
+
+def lodo_rows(record: dict[str, Any], source: Path) -> list[dict[str, Any]]:
+    """A leave-one-dataset-out record's rows as results rows: one per student, strategy, seed and held-out set
+    (its fold), scored argmax, by the causal tracker, and fused with the decoder chosen nested (``mae_fused``)."""
+    try:
+        teacher = int(record["settings"]["teacher_blocks"])
+        return [{"student": arch.student_label(r["spec"]), "teacher": None if r["strategy"] == "scratch" else teacher,
+                 "strategy": r["strategy"], "fold": r["held_out"], "seed": r["seed"], "in_channels": 4,
+                 "mae_argmax": r["argmax"], "mae_causal": r["causal"], "mae_fused": r["nested"], "mae_hmm": r["hmm"]}
+                for r in record["rows"]]
+    except (KeyError, TypeError, ValueError) as exc:
+        raise EdgekdError(f"{source}: incomplete lodo record ({type(exc).__name__}: {exc})") from None
 
 
 def candidates(rows: list[dict[str, Any]], metric: str = "mae_argmax") -> list[dict[str, Any]]:
@@ -102,7 +155,7 @@ def bench_costs(bench_dir: str | Path, runtime: str = "tflm", firmware: str | No
                 found[student]["arena_kb"].append(fw["arena_bytes"] / KB)
                 found[student]["mcu_instructions_m"].append(fw["instructions_per_window"] / 1e6)
             continue
-        for field, col in (("flash_bytes", "flash_kb"), ("arena_bytes", "arena_kb")):
+        for field, col in (("flatbuffer_bytes", "flash_kb"), ("arena_bytes", "arena_kb")):
             v = card_value(card, field)
             if v is not None:
                 found[student][col].append(v / KB)
@@ -144,6 +197,7 @@ def add_costs(cands: list[dict[str, Any]], bench: dict[int | str, dict[str, floa
         if key not in sizes:  # INT8 weight bytes; a TCN's (no size table): one byte per parameter
             sizes[key] = (size_table((spec["blocks"],), key[1])[0]["int8_weight_bytes"] if arch.family(spec) == "resnet"
                           else arch.params(spec))
+        c["macs"], c["params"] = arch.macs(spec), arch.params(spec)
         measured = (bench or {}).get(c["student"], {})
         instructions = measured.get("mcu_instructions_m")
         c["flash_kb"] = measured.get("flash_kb", sizes[key] / KB)

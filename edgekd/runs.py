@@ -194,6 +194,35 @@ def parse_fold_spec(spec: str) -> tuple[str, object]:
     return "kfold", parse_fold(spec)
 
 
+FOLD_GENERATORS = ("loso", "lodo", "holdout[:FRACTION]")  # what a plan's ``folds`` may say besides K
+
+
+def fold_specs(folds: int | str, ws: WindowSet | None = None) -> list[str]:
+    """The fold specs a plan's ``folds`` generates: an integer K >= 2, the K subject folds 1/K .. K/K; "loso",
+    one loso:SUBJECT per subject of ``ws``; "lodo", one lodo:DATASET per data set of ``ws`` (at least two);
+    "holdout" or "holdout:F", that one split. EdgekdError for anything else, or for loso / lodo without data."""
+    wrong = (f"folds must be an integer K >= 2 (K subject folds) or one of {', '.join(FOLD_GENERATORS)}, "
+             f"got {folds!r}")
+    if isinstance(folds, bool) or not isinstance(folds, (int, str)):
+        raise EdgekdError(wrong)
+    if isinstance(folds, int):
+        if folds < 2:
+            raise EdgekdError(wrong)
+        return [f"{k}/{folds}" for k in range(1, folds + 1)]
+    if folds.startswith("holdout"):
+        parse_fold_spec(folds)  # the fraction, checked
+        return [folds]
+    if folds not in ("loso", "lodo"):
+        raise EdgekdError(wrong)
+    what = "subjects" if folds == "loso" else "data sets"
+    if ws is None:
+        raise EdgekdError(f"folds = {folds!r} needs the data to list its {what}")
+    names = ws.subjects() if folds == "loso" else ws.datasets()
+    if len(names) < 2:
+        raise EdgekdError(f"folds = {folds!r} needs at least two {what}; the data have {', '.join(names)}")
+    return [f"{folds}:{name}" for name in names]
+
+
 def resolve_fold(ws: WindowSet, spec: str, split_seed: int = 0) -> Fold:
     """The train/test windows of a fold spec (see module docstring). Raises EdgekdError on an empty side."""
     kind, value = parse_fold_spec(spec)

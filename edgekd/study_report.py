@@ -4,7 +4,10 @@ The record (``models/results/NAME.json``, written by the study, committed beside
 number a table shows, so ``edgekd report`` regenerates the tables without the runs that produced them, and a
 test proves the committed tables are exactly what their records render (no hand-copied numbers).
 
-Record kinds: ``lodo`` (edgekd.lodo: leave-one-dataset-out, decoder chosen nested).
+Record kinds: ``lodo`` (edgekd.lodo: leave-one-dataset-out, decoder chosen nested), ``rank`` (`edgekd rank
+--table`: students by MAE against a deployment cost, with the Pareto front), ``firmware`` (`edgekd firmware
+--table`: artifacts built with TFLM C++ and run, per target and kernel set), ``table3`` (`edgekd bench --table3
+--table`: the paper's Table 3).
 """
 
 from __future__ import annotations
@@ -146,7 +149,100 @@ def _regenerate(record: dict[str, Any]) -> str:
     return f"Regenerate: `{record['command']}`"
 
 
-RENDERERS: dict[str, Callable[[dict[str, Any]], str]] = {"lodo": lodo_markdown}
+# The rank table's optional columns: (row key, header, format), shown when some row has a value.
+RANK_COSTS = (("flash_kb", "flash KB", "{:.1f}"), ("arena_kb", "arena KB", "{:.1f}"),
+              ("mcu_instructions_m", "M instructions / window", "{:.2f}"), ("mcu_latency_ms", "MCU ms / window", "{:.1f}"),
+              ("latency_ms", "measured ms / window", "{:.3f}"))
+RANK_MEANS = {"lodo": "mean over the held-out data sets and seeds (fused: the decoder chosen nested)",
+              "sweep": "mean over folds and seeds"}
+
+
+def rank_markdown(record: dict[str, Any]) -> str:
+    """Students by MAE against a deployment cost, cheapest first; Pareto = no other is as cheap and as accurate."""
+    rows, metric, cost = record["rows"], record["metric"], record["cost_column"]
+    # host latency (benchmark records) only when it is the cost: beside MCU figures it reads as one of them
+    shown = [c for c in RANK_COSTS if any(r.get(c[0]) is not None for r in rows)
+             and (c[0] != "latency_ms" or cost == "latency_ms")]
+    fits = "fits" in rows[0]
+    flash = {r.get("flash_source") for r in rows} - {None}
+    hmm = f" (the spectral HMM alone: {record['hmm']:.2f})" if record.get("hmm") is not None else ""
+    lines = [f"Students ranked by {record['cost_label']}: {metric} in BPM, {RANK_MEANS[record['source_kind']]}{hmm}. "
+             f"Pareto: no other student is as cheap and as accurate. Flash: "
+             f"{', '.join(sorted(flash)) or 'none'} (firmware: the linked image; card: the INT8 flatbuffer; estimate: "
+             f"INT8 weight bytes). {_regenerate(record)}.", "",
+             "| student | runs | " + metric + " | std | " + "".join(f"{h} | " for _, h, _ in shown)
+             + "MACs | params | Pareto |" + (" fits " + record["budget"] + " |" if fits else ""),
+             "|---|---:|---:|---:|" + "---:|" * (len(shown) + 2) + "---|" + ("---|" if fits else "")]
+    for r in rows:
+        std = r.get(f"{metric}_std")
+        lines.append(f"| {r['name']} | {r['runs']} | {r[metric]:.2f} | {'-' if std is None else f'{std:.2f}'} | "
+                     + "".join(("-" if r.get(k) is None else fmt.format(r[k])) + " | " for k, _, fmt in shown)
+                     + f"{r['macs']:,} | {r['params']:,} | {'yes' if r['pareto'] else ''} |"
+                     + (f" {'yes' if r['fits'] else 'no'} |" if fits else ""))
+    lines += ["", f"Pareto is judged on the {cost} column; a student without that cost is not judged."]
+    return "\n".join(lines) + "\n"
+
+
+def _kb(b: float | None) -> str:
+    return "-" if b is None else f"{b / 1024:.1f}"
+
+
+def firmware_markdown(record: dict[str, Any]) -> str:
+    """Artifacts built with TFLM C++ and run, per target and kernel set, beside the estimates they replace."""
+    lines = [f"Artifacts built with TFLM C++ and run (`edgekd firmware`). {_regenerate(record)}.", "",
+             "| model | target | kernels | windows | int8 mismatches | BPM mismatches | arena KB (target / card) | "
+             "flash KB (image / est.) | model / TFLM / kernels / libc / decoder KB | RAM KB (static / stack) | "
+             "M instr. model + decoder | ms per window (measured est. / MAC est.) |",
+             "|---|---|---|---:|---|---:|---|---|---|---|---|---|"]
+    for r in record["rows"]:
+        parts = r.get("flash_by_component")
+        parts = " / ".join(_kb(parts.get(k, 0)) for k in ("model", "tflm", "kernels", "libc", "tracker")) if parts else "-"
+        mcu = "ms" in r
+        lines.append(
+            f"| {r['model']} | {r['target']} | {r['kernels']} | {r['windows']} | {r['int8_mismatches']} of "
+            f"{r['int8_values']} (max {r['int8_max_abs_diff']} LSB) | {r['bpm_mismatches']} | {_kb(r['arena_bytes'])} / "
+            f"{_kb(r['card_arena_bytes'])} | {_kb(r['flash_bytes'])} / {_kb(r['flash_bytes_est'])} | {parts} | "
+            + (f"{_kb(r['ram_bytes'])} / {_kb(r['stack_bytes'])} | {r['instructions_per_inference'] / 1e6:.2f} + "
+               f"{r['instructions_per_decode'] / 1e6:.2f} | {r['ms']:.1f} / {r['mac_ms']:.1f} @ {r['clock_mhz']:g} MHz |"
+               if mcu else "- | - | - |"))
+    rows = {r["estimate_mcu"]: r["cycles_per_mac"] for r in record["rows"] if "estimate_mcu" in r}
+    lines += ["", "Image = the linked size build (newlib-nano, no stdio, --gc-sections); est. = what edgekd estimated "
+              "before measuring: flatbuffer + the x86 TFLM code table (firmware_bench/static.py), the host "
+              "interpreter's arena + 10 %, and MACs x cycles/MAC of an edgekd/mcu_targets.toml row ("
+              + ", ".join(f"{k} {v:g}" for k, v in rows.items()) + ") at the target's clock (the model only). "
+              "Measured ms = QEMU instructions of Invoke() + the decoder (hr_spectral evidence, fusion, tracker) at CPI "
+              "1 and the stated clock: an estimate that counts instructions, not stalls. Stack = high-water mark of "
+              "the run build (with semihosting stdio)."]
+    return "\n".join(lines) + "\n"
+
+
+def table3_markdown(record: dict[str, Any]) -> str:
+    """The paper's Table 3 (`edgekd bench --table3`): inference time and peak memory per model size, per runtime,
+    and the MCU latency estimates."""
+    rows, d = record["rows"], record["device"]
+    lines = [f"The paper's Table 3 on {d.get('name') or 'this host'} ({d.get('logical_cpus', '?')} logical CPUs): "
+             f"seeded random-init ResNet1D of every size (time does not depend on the weights). "
+             f"{_regenerate(record)}.", ""]
+    for runtime in dict.fromkeys(r["runtime"] for r in rows):
+        mine = [r for r in rows if r["runtime"] == runtime]
+        first = mine[0]
+        where = first.get("device") or f"ONNX Runtime CPU, {first['threads']} thread(s)"
+        lines += [f"{runtime} ({where}): {first['windows']:,} windows, batch {first['batch']}; peak = "
+                  f"{first['memory_kind']}.", "",
+                  "| blocks | " + " | ".join(str(r["blocks"]) for r in mine) + " |",
+                  "|---|" + "---:|" * len(mine),
+                  "| time (s) | " + " | ".join(f"{r['time_s']:.2f}" for r in mine) + " |",
+                  "| peak (MB) | " + " | ".join(f"{r['peak_memory_bytes'] / 2**20:.1f}" for r in mine) + " |", ""]
+    if record.get("mcu"):
+        lines += ["MCU latency per window, estimated from MACs (x cycles/MAC / clock; read as +-2x):", "",
+                  "| blocks | target | MACs | ms (low / est. / high) |", "|---:|---|---:|---|"]
+        lines += [f"| {e['blocks']} | {e['target']} | {e['macs']:,} | {e['latency_low_ms']:.1f} / "
+                  f"{e['latency_ms']:.1f} / {e['latency_high_ms']:.1f} |" for e in record["mcu"]]
+    return "\n".join(lines).rstrip("\n") + "\n"
+
+
+RENDERERS: dict[str, Callable[[dict[str, Any]], str]] = {"lodo": lodo_markdown, "rank": rank_markdown,
+                                                         "firmware": firmware_markdown, "table3": table3_markdown}
 
 
 def read_record(path: Path) -> dict[str, Any]:
@@ -161,11 +257,15 @@ def read_record(path: Path) -> dict[str, Any]:
 
 def render(path: Path) -> str:
     """The Markdown tables of the record at ``path``."""
-    record = read_record(path)
+    return render_record(read_record(path), path)
+
+
+def render_record(record: dict[str, Any], source: Path) -> str:
+    """The Markdown tables of ``record`` (read from, or about to be written to, ``source``)."""
     try:
         return RENDERERS[record["study"]](record)
     except (KeyError, IndexError, TypeError, ValueError, StopIteration, AttributeError) as exc:
-        raise EdgekdError(f"{path}: incomplete {record['study']} record ({type(exc).__name__}: {exc})") from None
+        raise EdgekdError(f"{source}: incomplete {record['study']} record ({type(exc).__name__}: {exc})") from None
 
 
 def table_path(record: Path) -> Path:

@@ -5,17 +5,18 @@ Config (TOML; see models/sweeps/)::
     data = "path/to/windows.npz"     # optional, relative to the config file; --data overrides; none = synthetic
     teachers = [4, 8, 12]            # teacher blocks (ResNet1D)
     students = [1, 2, 4, "tcn:6x16"] # ResNet1D blocks, or tcn:DEPTHxWIDTH (edgekd.tcn)
-    strategies = ["scratch", "soft", "dkd", "feature"]
-    folds = 2                        # K of a K-fold subject split; every fold runs
+    strategies = ["scratch", "soft", "dkd", "feature", "dkd+feature"]  # a composition: summed terms
+    folds = 2                        # K of a K-fold subject split, or "loso", "lodo", "holdout[:F]"; every fold runs
     seeds = [0]
     [train]                          # any other RunConfig field, shared by every run (epochs, lr, ...)
     epochs = 30
+    [teacher]                        # the same fields for the teachers only, over [train] (epochs = 40)
     [params]                         # strategy hyper-parameters (RunConfig.params), e.g. T = 4
 
 The plan: per fold and seed, each teacher is a from-scratch run of its size (trained once, reused by every
 student), each student is trained from scratch once and distilled from every teacher with every other
 strategy. A from-scratch run is one run whatever its role, so a student size equal to a teacher size is
-trained once. Each run's folder name is a function of its resolved config, its teacher's run name and the
+trained once (unless ``[teacher]`` gives teachers their own settings). Each run's folder name is a function of its resolved config, its teacher's run name and the
 data's content hash; a run is complete iff its metrics.json exists (edgekd.runs), so re-running a killed
 sweep skips finished runs and loses only the runs that were in flight.
 
@@ -39,8 +40,8 @@ from edgekd.arch import parse_student, size_tag, student_label
 from edgekd.atomic import write_json, write_text
 from edgekd.errors import EdgekdError
 from edgekd.evaluate import MAE_KEYS
-from edgekd.losses import params_read
-from edgekd.runs import RunConfig, is_complete, model_entry, read_metrics
+from edgekd.losses import params_read, parse_strategy
+from edgekd.runs import RunConfig, fold_specs, is_complete, model_entry, read_metrics
 from edgekd.tomlfile import read_toml
 from edgekd.windowset import WindowSet
 
@@ -53,7 +54,7 @@ TEACHER_CACHE = "teacher_cache"
 MAE_METRICS = MAE_KEYS
 RESULT_KEYS = ("run", "student", "teacher", "strategy", "fold", "seed", "epochs", "in_channels",
                "mae_argmax", "mae_expectation")
-GRID_KEYS = {"data", "teachers", "students", "strategies", "folds", "seeds", "train", "params"}
+GRID_KEYS = {"data", "teachers", "students", "strategies", "folds", "seeds", "train", "teacher", "params"}
 SCRATCH = "scratch"
 # RunConfig fields added after sweeps were first written: at their default they stay out of the run
 # name, so a sweep folder from an earlier edgekd resumes instead of retraining every run.
@@ -65,11 +66,12 @@ class SweepConfig:
     teachers: list[int]
     students: list[int | str]  # edgekd.arch student labels
     strategies: list[str]
-    folds: int = 2
+    folds: int | str = 2  # edgekd.runs.fold_specs
     seeds: list[int] = field(default_factory=lambda: [0])
     train: dict[str, Any] = field(default_factory=dict)
     params: dict[str, Any] = field(default_factory=dict)
     data: Path | None = None
+    teacher: dict[str, Any] = field(default_factory=dict)  # [train] settings of the teachers only
 
 
 @dataclass(frozen=True)
@@ -94,19 +96,31 @@ def load_sweep_config(path: str | Path) -> SweepConfig:
     strategies = doc.get("strategies", [SCRATCH])
     if not isinstance(strategies, list) or not strategies or not all(isinstance(s, str) for s in strategies):
         raise EdgekdError(f"{path}: 'strategies' must be a non-empty list of strategy names")
-    train, params = doc.get("train", {}), doc.get("params", {})
+    for strategy in strategies:  # a composition ('dkd+feature', 'dkd=1,feature=0.5') must parse
+        try:
+            parse_strategy(strategy)
+        except EdgekdError as exc:
+            raise EdgekdError(f"{path}: 'strategies': {exc}") from None
+    train, params, teacher = doc.get("train", {}), doc.get("params", {}), doc.get("teacher", {})
+    if not isinstance(teacher, dict):
+        raise EdgekdError(f"{path}: 'teacher' must be a table, [teacher], of the teachers' training settings (their "
+                          f"sizes go in 'teachers')")
     if not isinstance(train, dict) or not isinstance(params, dict):
         raise EdgekdError(f"{path}: [train] and [params] must be tables")
     fixed = {"blocks", "family", "width", "strategy", "teachers", "fold", "seed", "params"}
     known = {f.name for f in fields(RunConfig)}
-    bad = sorted((set(train) - known) | (set(train) & fixed))
-    if bad:
-        raise EdgekdError(f"{path}: [train] cannot set {', '.join(bad)} (the grid sets blocks, strategy, teachers, "
-                          f"fold, seed, and each student label its family and width; allowed: "
-                          f"{', '.join(sorted(known - fixed))})")
+    for table, settings in (("train", train), ("teacher", teacher)):
+        bad = sorted((set(settings) - known) | (set(settings) & fixed))
+        if bad:
+            raise EdgekdError(f"{path}: [{table}] cannot set {', '.join(bad)} (the grid sets blocks, strategy, "
+                              f"teachers, fold, seed, and each student label its family and width; allowed: "
+                              f"{', '.join(sorted(known - fixed))})")
     folds = doc.get("folds", 2)
-    if not isinstance(folds, int) or folds < 2:
-        raise EdgekdError(f"{path}: 'folds' must be an integer >= 2")
+    try:
+        if folds not in ("loso", "lodo"):  # those two list the data's subjects / data sets when the sweep runs
+            fold_specs(folds)
+    except EdgekdError as exc:
+        raise EdgekdError(f"{path}: 'folds': {exc}") from None
     students = doc.get("students")
     if not isinstance(students, list):
         raise EdgekdError(f"{path}: 'students' must be a list of ResNet block counts or FAMILY:DEPTHxWIDTH labels (tcn:6x16, spec:3x16)")
@@ -123,9 +137,11 @@ def load_sweep_config(path: str | Path) -> SweepConfig:
     data = doc.get("data")
     if data is not None and not isinstance(data, str):
         raise EdgekdError(f"{path}: 'data' must be a path to a WindowSet .npz")
+    if teacher and not teachers:
+        raise EdgekdError(f"{path}: [teacher] sets the teachers' training, but 'teachers' lists none")
     sweep = SweepConfig(teachers=teachers, students=students, strategies=strategies, folds=folds,
                         seeds=int_list("seeds", [0]), train=train, params=params,
-                        data=None if data is None else path.parent / data)
+                        data=None if data is None else path.parent / data, teacher=teacher)
     if any(seed < 0 for seed in sweep.seeds):
         raise EdgekdError(f"{path}: 'seeds' must be non-negative integers")
     # The whole plan is checked before the first run trains: a bad student size or learning rate must not
@@ -135,13 +151,14 @@ def load_sweep_config(path: str | Path) -> SweepConfig:
     if unread:
         raise EdgekdError(f"{path}: [params] {', '.join(unread)} read by none of the strategies "
                           f"{', '.join(strategies)}")
-    for student in dict.fromkeys([*teachers, *students]):
-        for strategy in strategies:
-            try:
-                RunConfig(**{**train, **parse_student(student), "strategy": strategy,
-                             "params": params_for(strategy, params)}).validate()
-            except EdgekdError as exc:
-                raise EdgekdError(f"{path}: {exc}") from None
+    checks = [({**train, **parse_student(s), "strategy": parse_strategy(strategy),
+                "params": params_for(strategy, params)}) for s in students for strategy in strategies]
+    checks += [{**train, **teacher, "blocks": t} for t in teachers]
+    for settings in checks:
+        try:
+            RunConfig(**settings).validate()
+        except EdgekdError as exc:
+            raise EdgekdError(f"{path}: {exc}") from None
     return sweep
 
 
@@ -167,21 +184,25 @@ def run_name(cfg: RunConfig, teacher: str | None, data_key: str) -> str:
     return f"{size}-{cfg.strategy_label()}-t{t}-f{fold}-s{cfg.seed}-{digest}"
 
 
-def plan(sweep: SweepConfig, runs_root: Path, data_key: str) -> list[PlannedRun]:
-    """Every run of the grid, teachers before the students that need them, duplicates removed."""
+def plan(sweep: SweepConfig, runs_root: Path, data_key: str, folds: list[str] | None = None) -> list[PlannedRun]:
+    """Every run of the grid, teachers before the students that need them, duplicates removed. ``folds``: the
+    fold specs (edgekd.runs.fold_specs of the sweep's folds and data; the data are needed for loso / lodo)."""
     out: dict[str, PlannedRun] = {}
     for seed in sweep.seeds:
-        for k in range(1, sweep.folds + 1):
-            def make(student: int | str, strategy: str, teacher: PlannedRun | None) -> PlannedRun:
-                cfg = RunConfig(**{**sweep.train, **parse_student(student), "strategy": strategy, "seed": seed,
-                                   "fold": f"{k}/{sweep.folds}", "params": params_for(strategy, sweep.params),
+        for fold in folds or fold_specs(sweep.folds):
+            def make(student: int | str, strategy: str, teacher: PlannedRun | None,
+                     role: dict[str, Any] | None = None) -> PlannedRun:
+                cfg = RunConfig(**{**sweep.train, **(role or {}), **parse_student(student),
+                                   "strategy": parse_strategy(strategy),
+                                   "seed": seed,
+                                   "fold": fold, "params": params_for(strategy, sweep.params),
                                    "teachers": [str(runs_root / teacher.name)] if teacher else []})
                 run = PlannedRun(run_name(cfg, teacher.name if teacher else None, data_key), cfg,
                                  teacher.name if teacher else None,
                                  teacher.config.blocks if teacher else None)
                 return out.setdefault(run.name, run)
 
-            teacher_runs = {t: make(t, SCRATCH, None) for t in sweep.teachers}
+            teacher_runs = {t: make(t, SCRATCH, None, sweep.teacher) for t in sweep.teachers}
             for s in sweep.students:
                 for strategy in sweep.strategies:
                     if strategy == SCRATCH:
@@ -498,7 +519,7 @@ def run_sweep(sweep: SweepConfig, ws: WindowSet, out: str | Path, backend: str =
         raise EdgekdError(f"unknown backend '{backend}'; choose from {', '.join(BACKENDS)}")
     check_grouping(grouping)
     out = Path(out)
-    runs = plan(sweep, (out / RUNS_DIR).resolve(), identity_hash(ws))
+    runs = plan(sweep, (out / RUNS_DIR).resolve(), identity_hash(ws), fold_specs(sweep.folds, ws))
     todo = pending(out, runs)
     already = len(runs) - len(todo)
     bar = tqdm(total=len(runs), initial=already, desc="sweep runs", unit="run", disable=None if progress else True,

@@ -23,6 +23,9 @@ MAX_BAND = 32  # the C struct's kernel size is fixed: 2 * MAX_BAND + 1 taps
 SQRT2_F32 = np.float32(np.sqrt(2.0))  # HR_TRACKER_SQRT2 in hr_tracker.c (Laplace scale = sigma / sqrt 2)
 
 
+TRACKER_KINDS = ("gaussian", "laplace")  # the transition shapes (hr_tracker.h: HR_TRACKER_GAUSSIAN, _LAPLACE)
+
+
 @dataclass(frozen=True)
 class TrackerConfig:
     sigma_bpm: float = 3.0      # std of the HR change per 2 s step
@@ -34,7 +37,7 @@ class TrackerConfig:
         if not self.sigma_bpm > 0 or not self.temperature > 0:
             raise EdgekdError(f"tracker: sigma_bpm and temperature must be > 0, got {self.sigma_bpm}, "
                               f"{self.temperature}")
-        if self.kind not in ("gaussian", "laplace"):
+        if self.kind not in TRACKER_KINDS:
             raise EdgekdError(f"tracker: kind must be 'gaussian' or 'laplace', got '{self.kind}'")
         if not 0 <= self.floor < 1:
             raise EdgekdError(f"tracker: floor must be in [0, 1), got {self.floor}")

@@ -23,7 +23,8 @@ from tqdm import tqdm
 from edgekd import __version__
 from edgekd.atomic import NO_SPACE, WriteError, disk_full, ensure_dir, public_mode, write_bytes, write_error, write_json, write_text
 from edgekd.bpm import BPM_MIN
-from edgekd.checkpoint import CONFIG, WEIGHTS, load_model, model_folder, save_weights, shipped_decoder
+from edgekd.checkpoint import (CONFIG, WEIGHTS, load_model, model_folder, save_weights, shipped_decoder,
+                               shipped_tracker)
 from edgekd.errors import EdgekdError
 from edgekd.evaluate import MAE_KEYS, mae_report
 from edgekd.fusion import FusionConfig, spectral_evidence
@@ -45,9 +46,10 @@ DEBUG_WINDOWS = 32  # windows for the per-layer quantisation debugger (it runs f
 def export_artifact(source: Path, out: Path, *, int8: bool = True, data: Path | None = None,
                     calib: Path | None = None, evaluate: Path | None = None, name: str | None = None,
                     force: bool = False, dynamic_batch: bool = True, progress: bool = True,
-                    fusion: FusionConfig | None = None) -> dict[str, Any]:
+                    fusion: FusionConfig | None = None, tracker: TrackerConfig | None = None) -> dict[str, Any]:
     """Export the model in ``source`` (run/artifact folder or .safetensors) to ``out`` with the decoder
-    ``fusion`` (None: its family's shipped decoder, edgekd.arch.default_decoder); returns the card."""
+    ``fusion`` and ``tracker`` (None: what the source ships with, edgekd.checkpoint.shipped_decoder /
+    shipped_tracker); returns the card."""
     source, out = Path(source), Path(out)
     if out.exists() and not force:
         raise EdgekdError(f"{out}: already exists (use --force to replace it)")
@@ -55,6 +57,8 @@ def export_artifact(source: Path, out: Path, *, int8: bool = True, data: Path | 
     folder = model_folder(source)
     if fusion is None:
         fusion = shipped_decoder(folder)
+    if tracker is None:
+        tracker = shipped_tracker(folder)
     name = name or out.name
     ensure_dir(out.parent)
     _remove_stale(out)
@@ -63,7 +67,8 @@ def export_artifact(source: Path, out: Path, *, int8: bool = True, data: Path | 
     except OSError as exc:
         raise write_error(out, exc) from None
     try:
-        card = _build(model, folder, work, name, int8, data, calib, evaluate, dynamic_batch, progress, fusion)
+        card = _build(model, folder, work, name, int8, data, calib, evaluate, dynamic_batch, progress, fusion,
+                      tracker)
         public_mode(work)  # mkdtemp makes it 0700; the artifact gets the modes the umask asks for
         _replace(work, out)
     except WriteError as exc:
@@ -113,7 +118,7 @@ def _replace(work: Path, out: Path) -> None:
 
 def _build(model: torch.nn.Module, folder: Path, work: Path, name: str, int8: bool, data: Path | None,
            calib: Path | None, evaluate: Path | None, dynamic_batch: bool, progress: bool,
-           fusion: FusionConfig) -> dict[str, Any]:
+           fusion: FusionConfig, tracker: TrackerConfig) -> dict[str, Any]:
     from export import windows
     from export.onnx_export import export_onnx, onnx_max_abs_diff, run_onnx
 
@@ -153,8 +158,8 @@ def _build(model: torch.nn.Module, folder: Path, work: Path, name: str, int8: bo
         "onnx": {"dynamic_batch": dynamic_batch, "max_abs_diff_vs_torch": onnx_diff},
     }
     if int8:
-        card.update(_build_int8(model, work, name, cal_in, ev_in, batch, logits, step, fusion))
-    card["accuracy"] = _accuracy(logits, ev.ws, fusion)
+        card.update(_build_int8(model, work, name, cal_in, ev_in, batch, logits, step, fusion, tracker))
+    card["accuracy"] = _accuracy(logits, ev.ws, fusion, tracker)
     if int8:
         from export.tflite_int8 import layer_errors
 
@@ -174,7 +179,8 @@ def _build(model: torch.nn.Module, folder: Path, work: Path, name: str, int8: bo
 
 
 def _build_int8(model: torch.nn.Module, work: Path, name: str, cal_in: np.ndarray, ev_in: np.ndarray,
-                batch: int | None, logits: dict[str, np.ndarray], step, fusion: FusionConfig) -> dict[str, Any]:
+                batch: int | None, logits: dict[str, np.ndarray], step, fusion: FusionConfig,
+                tracker: TrackerConfig) -> dict[str, Any]:
     """The INT8 files, calibrated on ``cal_in`` and scored on ``ev_in`` (the graph's input of the calibration
     and evaluation windows)."""
     from export.c_arrays import QuantParams, c_identifier, model_data_cc, model_data_h, model_data_hpp, ops_h
@@ -200,7 +206,7 @@ def _build_int8(model: torch.nn.Module, work: Path, name: str, cal_in: np.ndarra
     ident = c_identifier(name)
     gin = arch.graph_input(model.config())
     write_text(work / MODEL_DATA_H, model_data_h(ident, len(flatbuffer), arena, arena_min, model.in_channels, gin,
-                                                   QuantParams(in_s, in_z, out_s, out_z), fusion, TrackerConfig()))
+                                                   QuantParams(in_s, in_z, out_s, out_z), fusion, tracker))
     write_text(work / MODEL_DATA_HPP, model_data_hpp(ident))
     write_text(work / MODEL_DATA_CC, model_data_cc(ident, flatbuffer))
     write_text(work / OPS_H, ops_h(ident, ops))
@@ -243,7 +249,8 @@ def _architecture(spec: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _accuracy(logits: dict[str, np.ndarray], ev: WindowSet, fusion: FusionConfig) -> dict[str, Any]:
+def _accuracy(logits: dict[str, np.ndarray], ev: WindowSet, fusion: FusionConfig, tracker: TrackerConfig
+              ) -> dict[str, Any]:
     """Every decoding's MAE per runtime on the same held-out windows (``mae_fused`` is the decoder firmware
     runs: hr_spectral.c + hr_tracker.c with the recorded settings), what it was measured on, so a gate can
     refuse a number backed by a handful of windows, and argmax agreement with FP32."""
@@ -251,10 +258,10 @@ def _accuracy(logits: dict[str, np.ndarray], ev: WindowSet, fusion: FusionConfig
     evidence = spectral_evidence(ev)  # the same windows for every runtime: computed once
     per_runtime = {}
     for key, v in logits.items():
-        report = mae_report(v, ev, fusion, evidence)
+        report = mae_report(v, ev, fusion, evidence, tracker)
         per_runtime[key] = {m: report[m] for m in MAE_KEYS}
     return {
-        "decoder": {"fusion": asdict(fusion), "tracker": asdict(TrackerConfig())},
+        "decoder": {"fusion": asdict(fusion), "tracker": asdict(tracker)},
         "measured_on": {"windows": len(ev), "subjects": len(ev.subjects()), "recordings": len(set(ev.recording)),
                         "datasets": ev.datasets()},
         "mae_bpm": per_runtime,

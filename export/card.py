@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from edgekd.bpm import N_CLASSES
+
 WORST_LAYERS = 5
 
 
@@ -24,7 +26,8 @@ def card_md(card: dict[str, Any]) -> str:
                   f"- Ops (`ops.h`): {', '.join(t['ops'])}.",
                   f"- Input int8 {q['input']['shape']}: q = round(x / {q['input']['scale']:.6g}) "
                   f"{'-' if q['input']['zero_point'] < 0 else '+'} {abs(q['input']['zero_point'])}; "
-                  f"output int8 [1, 180]: BPM = {card['bpm_min']} + argmax."]
+                  f"output int8 [1, {N_CLASSES}] ({card['tflm']['c_identifier'].upper()}_NUM_CLASSES): BPM = "
+                  f"{card['bpm_min']} + argmax."]
         if card.get("firmware_extras"):
             lines.append(f"- Causal HR tracker for post-processing the per-window outputs, with optional spectral "
                          f"fusion: {', '.join(f'`{f}`' for f in card['firmware_extras'])} (portable C).")

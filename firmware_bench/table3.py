@@ -1,9 +1,9 @@
 """The paper's Table 3: inference time over a fixed set of windows and peak memory, for every model size.
 
 Models are randomly initialised (seeded): inference time and memory do not depend on the weights' values.
-Each size runs the same seeded windows [N, 1, 200] in batches. Two backends:
+Each size runs the same seeded windows [N, 1, 200] in batches, on two runtimes (edgekd.runtimes names):
 
-* ``onnx-cpu`` (always): ONNX Runtime, FP32 graph exported by ``export.onnx_export`` (as ``edgekd export`` does), fixed
+* ``onnx`` (always): ONNX Runtime, FP32 graph exported by ``export.onnx_export`` (as ``edgekd export`` does), fixed
   thread count, run in a fresh child process per size (``ort_worker``). Peak memory = that process's peak resident set
   (VmHWM) minus its resident set just before the session was created: weights, ORT's arena and the
   activations. Not the paper's GPU allocator figure, but it ranks sizes the same way. Linux only (/proc).
@@ -66,7 +66,7 @@ def run_onnx_cpu(blocks: int, windows_file: Path, n_windows: int, batch: int, th
     if proc.returncode != 0:
         raise EdgekdError(f"ONNX Runtime worker failed for {blocks} blocks: {proc.stderr.strip()[-400:]}")
     result = json.loads(proc.stdout.strip().splitlines()[-1])
-    return {"backend": "onnx-cpu", "blocks": blocks, "windows": n_windows, "batch": batch, "threads": threads,
+    return {"runtime": "onnx", "blocks": blocks, "windows": n_windows, "batch": batch, "threads": threads,
             "time_s": result["time_s"], "peak_memory_bytes": result["peak_memory_bytes"],
             "memory_kind": "peak RSS growth of a fresh ORT process (VmHWM - VmRSS before the session)"}
 
@@ -89,7 +89,7 @@ def run_cuda(blocks: int, x: np.ndarray, batch: int, passes: int = 1) -> dict[st
             torch.cuda.synchronize()
             times.append(time.perf_counter() - t0)
     peak = torch.cuda.max_memory_allocated()
-    return {"backend": "cuda", "blocks": blocks, "windows": len(x), "batch": batch,
+    return {"runtime": "cuda", "blocks": blocks, "windows": len(x), "batch": batch,
             "device": torch.cuda.get_device_name(0), "time_s": statistics.median(times),
             "peak_memory_bytes": int(peak), "memory_kind": "torch.cuda.max_memory_allocated"}
 

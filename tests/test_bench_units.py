@@ -94,10 +94,10 @@ def test_table3_cli_on_onnx_runtime(tmp_path, capsys) -> None:
     rows = result["table3"]
     assert [(e["blocks"], e["target"]) for e in result["mcu"]] == [(1, "m7-216-plumerai"), (3, "m7-216-plumerai")]
     assert result["mcu"][1]["macs"] == macs(3)
-    cpu = [r for r in rows if r["backend"] == "onnx-cpu"]
+    cpu = [r for r in rows if r["runtime"] == "onnx"]  # registry names (edgekd.runtimes)
     assert [r["blocks"] for r in cpu] == [1, 3]
     assert all(r["time_s"] > 0 and r["peak_memory_bytes"] > 0 and r["windows"] == 64 for r in cpu)
-    assert len([r for r in rows if r["backend"] == "cuda"]) == (2 if torch.cuda.is_available() else 0)
+    assert len([r for r in rows if r["runtime"] == "cuda"]) == (2 if torch.cuda.is_available() else 0)
     saved = json.loads((tmp_path / "table3.json").read_text())
     assert saved["figures"] == result and saved["settings"]["windows"] == 64
     assert main(["bench", "--table3", "--blocks", "13"]) == 2
@@ -105,3 +105,18 @@ def test_table3_cli_on_onnx_runtime(tmp_path, capsys) -> None:
     with pytest.raises(SystemExit) as exc:  # argparse refuses it before anything runs
         main(["bench", "--table3", "--windows", "0", "--blocks", "1"])
     assert exc.value.code == 2
+
+
+def test_table3_table_is_a_study_record_report_regenerates(tmp_path, capsys) -> None:
+    from edgekd.study_report import render
+
+    table = tmp_path / "results" / "table3.md"
+    assert main(["bench", "--table3", "--blocks", "1", "2", "--windows", "32", "--batch", "16",
+                 "--mcu", "m4-64-cmsisnn", "--table", str(table)]) == 0
+    text = table.read_text()
+    assert text == render(table.with_suffix(".json"))
+    assert "| blocks | 1 | 2 |" in text and "| 1 | m4-64-cmsisnn |" in text
+    assert "Regenerate: `edgekd bench --table3 --blocks 1 2" in text
+    capsys.readouterr()
+    assert main(["bench", str(tmp_path), "--table", str(table)]) == 2  # --table is the --table3 study's
+    assert "--table writes the --table3 study" in capsys.readouterr().err

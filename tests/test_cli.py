@@ -49,3 +49,28 @@ def test_models_json(capsys):
 def test_console_script_runs_without_traceback(tmp_path):
     out = subprocess.run([sys.executable, "-m", "edgekd.cli.main", "models"], capture_output=True, text=True)
     assert out.returncode == 0 and "paper params" in out.stdout
+
+
+def test_every_training_flag_defaults_to_the_library_default():
+    """One source of defaults: `edgekd train`'s flags are RunConfig's fields at RunConfig's values, and `edgekd
+    lodo`'s are its plan's (whose training settings are RunConfig's), so a CLI run, a sweep and the Python API
+    train the same model."""
+    from dataclasses import fields
+
+    from edgekd.cli.lodo import _with_defaults
+    from edgekd.cli.main import build_parser
+    from edgekd.lodo import LodoPlan
+    from edgekd.runs import RunConfig
+
+    args = vars(build_parser().parse_args(["train", "--blocks", "2", "--out", "x"]))
+    run = RunConfig()
+    shared = [f.name for f in fields(RunConfig) if f.name in args and f.name not in ("blocks", "in_channels", "width")]
+    assert len(shared) >= 12  # the training schedule, split, selection, labels, device
+    assert {k: args[k] for k in shared} == {k: getattr(run, k) for k in shared}
+    assert run.select_on == "val_mae" and LodoPlan().epochs == run.epochs and LodoPlan().label_sigma == run.label_sigma
+    lodo = vars(_with_defaults(build_parser().parse_args(["lodo", "a.npz"])))
+    plan = LodoPlan()
+    for f in fields(LodoPlan):
+        if f.name in lodo and f.name != "seeds_for":
+            value = lodo[f.name]
+            assert (tuple(value) if isinstance(value, list) else value) == getattr(plan, f.name), f.name

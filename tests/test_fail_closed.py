@@ -313,15 +313,20 @@ def test_outputs_honour_the_umask(workdir: Path):
         assert _invoke(workdir, ["data", "synth", "--subjects", "2", "--minutes", "1", "--out", "m/m.npz"]).returncode == 0
         assert _invoke(workdir, ["export", "runs/r1", "--data", "syn.npz", "--out", "models/m", "--int8",
                                  "--fusion-weight", "2", "--model-weight", "0.5", "--clear-quality", "0.3",
-                                 "--unclear-weight", "0.5", "--motion-g", "0.15"]).returncode == 0
+                                 "--unclear-weight", "0.5", "--motion-g", "0.15", "--fusion-floor", "0.02",
+                                 "--tracker-sigma", "4", "--tracker-kind", "laplace"]).returncode == 0
     modes = {p: (workdir / p).stat().st_mode & 0o777 for p in ("m/m.npz", "m/m.json", "models/m",
                                                                  "models/m/model.onnx", "models/m/card.json")}
     assert modes == {"m/m.npz": 0o644, "m/m.json": 0o644, "models/m": 0o755, "models/m/model.onnx": 0o644,
                      "models/m/card.json": 0o644}
     card = json.loads((workdir / "models/m/card.json").read_text())  # the decoder setting reaches the card
-    assert card["accuracy"]["decoder"]["fusion"] == {"weight": 2.0, "floor": 0.01, "model_weight": 0.5,
+    assert card["accuracy"]["decoder"]["fusion"] == {"weight": 2.0, "floor": 0.02, "model_weight": 0.5,
                                                    "clear_quality": 0.3, "unclear_weight": 0.5, "motion_g": 0.15}
-    assert "/* 0.5f, 2.0f, 0.01f, 0.3f, 0.5f, 0.15f */" in (workdir / "models/m/card.md").read_text()  # model_data.h's
+    assert card["accuracy"]["decoder"]["tracker"] == {"sigma_bpm": 4.0, "temperature": 1.0, "kind": "laplace",
+                                                    "floor": 0.001}
+    md = (workdir / "models/m/card.md").read_text()
+    assert "/* 0.5f, 2.0f, 0.02f, 0.3f, 0.5f, 0.15f */" in md  # model_data.h's
+    assert "/* 4.0f, 1.0f, HR_TRACKER_LAPLACE, 0.001f; once per recording */" in md and "M_NUM_CLASSES" in md
     header = (workdir / "models/m/model_data.h").read_text()
     assert "#define M_FUSION_WEIGHT 2.0f" in header and "#define M_FUSION_CLEAR_QUALITY 0.3f" in header
     assert "#define M_FUSION_MOTION_G 0.15f" in header

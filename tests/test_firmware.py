@@ -56,6 +56,56 @@ def test_cli_writes_the_record_and_exits_0(tiny_artifact, shared_tflm, tmp_path,
         "files"]["model_int8.tflite"]["sha256"]
 
 
+def test_several_artifacts_build_each_and_table_writes_a_study_record(tiny_artifact, shared_tflm, tmp_path, capsys):
+    from edgekd.study_report import render, read_record
+
+    arts = [tmp_path / "a", tmp_path / "b"]
+    for art in arts:
+        shutil.copytree(tiny_artifact, art)
+    base = ["firmware", *map(str, arts), "--tflm", str(shared_tflm), "--windows", "4", "--data",
+            str(_windows(tiny_artifact))]
+    assert main([*base, "--out", str(tmp_path / "rec")]) == 2  # one record folder for two artifacts: refused
+    assert "--out takes one artifact" in capsys.readouterr().err and not (tmp_path / "rec").exists()
+    table = tmp_path / "results" / "fw.md"
+    assert main([*base, "--table", str(table)]) == 0
+    assert "IDENTICAL" in capsys.readouterr().out
+    for art in arts:
+        assert json.loads((art / "bench" / "firmware-host.json").read_text())["figures"]["int8_mismatches"] == 0
+    record = read_record(table.with_suffix(".json"))
+    assert [r["artifact"] for r in record["rows"]] == [str(a) for a in arts]
+    assert record["command"].startswith("edgekd firmware ") and "--table" in record["command"]
+    row = record["rows"][0]
+    card = json.loads((arts[0] / "card.json").read_text())
+    assert row["card_arena_bytes"] == card["tflm"]["arena_bytes"] and 0 < row["arena_bytes"] <= row["card_arena_bytes"]
+    assert row["target"] == "host" and "ms" not in row  # no instruction counter on the host
+    assert table.read_text() == render(table.with_suffix(".json"))
+    assert "| 4 | 0 of " in table.read_text()
+
+
+def test_a_recorded_non_default_decoder_is_what_the_firmware_runs(tiny_artifact, shared_tflm, tmp_path):
+    """Export records the tracker and fusion settings it is given (card, model_data.h), the card's fused MAE is
+    scored with them, and the C decoder built from model_data.h agrees with Python's on every window."""
+    from edgekd.checkpoint import shipped_decoder, shipped_tracker
+    from edgekd.fusion import FusionConfig
+    from edgekd.tracking import TrackerConfig
+    from export.artifact import export_artifact
+    from firmware_bench.firmware.run import firmware_check
+
+    tracker = TrackerConfig(sigma_bpm=5.0, temperature=1.5, kind="laplace", floor=0.01)
+    fusion = FusionConfig(weight=2.0, floor=0.05, model_weight=0.5)
+    art = tmp_path / "laplace"
+    card = export_artifact(tiny_artifact, art, int8=True, calib=_windows(tiny_artifact),
+                           evaluate=_windows(tiny_artifact), progress=False, fusion=fusion, tracker=tracker)
+    assert shipped_tracker(art) == tracker and shipped_decoder(art) == fusion  # what a re-export or evaluate keeps
+    header = (art / "model_data.h").read_text()
+    assert "#define LAPLACE_TRACKER_KIND 1" in header and "#define LAPLACE_TRACKER_SIGMA_BPM 5.0f" in header
+    assert "#define LAPLACE_FUSION_FLOOR 0.05f" in header
+    default = json.loads((tiny_artifact / "card.json").read_text())["accuracy"]["mae_bpm"]["torch"]
+    assert card["accuracy"]["mae_bpm"]["torch"]["mae_causal"] != default["mae_causal"]  # scored with the new tracker
+    f = firmware_check(art, "host", tflm=shared_tflm, windows=24, data=_windows(tiny_artifact), progress=False)["figures"]
+    assert f["bpm_mismatches"] == 0 and f["decoder_mismatches"] == 0 and f["int8_mismatches"] == 0
+
+
 def test_bad_inputs_are_one_line_errors(tiny_artifact, shared_tflm, tmp_path, capsys):
     assert main(["firmware", str(tiny_artifact), "--tflm", str(tmp_path / "nowhere")]) == 2
     assert "no TFLM source tree" in capsys.readouterr().err
@@ -174,3 +224,19 @@ def test_cortex_m4_on_qemu_is_bit_exact_and_measured(m4_record, m4_keep, tiny_ar
     assert f["ram_bytes"] == size[".data"] + size[".bss"]
     assert f["ram_by_component"]["arena"] == card["tflm"]["arena_bytes"]
     assert 0 < f["arena_bytes"] <= card["tflm"]["arena_bytes"]
+
+
+def test_the_firmware_table_row_sets_measured_beside_estimated(m4_record, tiny_artifact):
+    from edgekd.study_report import firmware_markdown
+    from firmware_bench.artifact import load_artifact
+    from firmware_bench.firmware.summary import summary_row
+
+    art = load_artifact(tiny_artifact)
+    row = summary_row(art, m4_record)
+    f = m4_record["figures"]
+    assert row["flash_bytes"] == f["flash_bytes"] and row["ms"] == f["latency_ms_estimate"]["ms"]
+    assert row["flash_bytes_est"] > len(art.tflite_bytes())  # flatbuffer + the code table
+    # the MAC estimate: MACs x the M4 row's cycles/MAC at the target's clock
+    assert row["mac_ms"] == pytest.approx(art.card["architecture"]["macs"] * row["cycles_per_mac"] / 80e3)
+    text = firmware_markdown({"command": "edgekd firmware x", "rows": [row]})
+    assert f"{row['instructions_per_inference'] / 1e6:.2f} + " in text and "@ 80 MHz" in text

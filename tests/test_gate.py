@@ -62,7 +62,7 @@ def _edit_card(art: Path, field: str, value) -> None:
 def _generous(art: Path) -> dict[str, float]:
     """Limits twice what the artifact needs: an intact copy passes them all."""
     card = _card(art)
-    flash = card_value(card, "flash_bytes") / KB
+    flash = card_value(card, "flatbuffer_bytes") / KB
     arena = card_value(card, "arena_bytes") / KB
     latency = card_value(card, "macs") * 2.0 / 100e6 * 1e3
     return {"flash_kb": 2 * flash, "arena_kb": 2 * arena, "latency_ms": 2 * latency,
@@ -148,7 +148,7 @@ def test_grown_or_swapped_flatbuffer_fails_closed(tiny_artifact, tmp_path, mcu, 
 def test_card_sizes_that_disagree_with_the_files_fail_closed(tiny_artifact, tmp_path, mcu, capsys, size):
     art = _copy(tiny_artifact, tmp_path)
     budget = _budget(tmp_path, _generous(art))
-    _edit_card(art, "flash_bytes", size)
+    _edit_card(art, "flatbuffer_bytes", size)
     assert _gate(budget, [art], mcu, "--json") == 2
     assert len(_errors(capsys)) == len(LIMITS)
 

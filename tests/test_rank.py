@@ -145,3 +145,55 @@ def test_firmware_records_replace_the_estimates(tmp_path):
     rec.write_text(rec.read_text().replace('"bpm_mismatches": 0', '"bpm_mismatches": 2'))
     with pytest.raises(EdgekdError, match="bpm_mismatches"):
         rank(_rows(), "flash", bench_dir=tmp_path, firmware="cortex-m4")
+
+
+def _lodo_record(path: Path, sets=("a", "b", "c"), students=(({"blocks": 1}, 9.0), ({"blocks": 2}, 7.0))) -> Path:
+    """A leave-one-dataset-out study record (edgekd lodo) with scratch and DKD rows over two seeds."""
+    from edgekd.study_report import STUDY_SCHEMA
+
+    rows = [{"spec": {"family": "resnet", **spec}, "student": f"ResNet1D {spec['blocks']}", "blocks": spec["blocks"],
+             "strategy": strategy, "seed": seed, "held_out": held, "hmm": 10.0 + i, "argmax": 20.0,
+             "causal": 15.0, "nested": mae + (1.0 if strategy == "dkd" else 0.0) + i + seed}
+            for spec, mae in students for strategy in ("scratch", "dkd") for seed in (0, 1)
+            for i, held in enumerate(sets)]
+    path.write_text(json.dumps({"schema": STUDY_SCHEMA, "study": "lodo", "sets": list(sets), "rows": rows,
+                                "settings": {"teacher_blocks": 8}}))
+    return path
+
+
+def test_rank_reads_lodo_records_and_table_writes_a_record_report_regenerates(tmp_path, capsys):
+    from edgekd.study_report import read_record, render
+
+    record = _lodo_record(tmp_path / "lodo.json")
+    table = tmp_path / "results" / "pareto.md"
+    assert main(["rank", str(record), "--metric", "mae_fused", "--table", str(table), "--json"]) == 0
+    ranked = {r["name"]: r for r in json.loads(capsys.readouterr().out)}
+    # mean over the three held-out sets and both seeds of the nested fused MAE; the teacher from the record
+    assert ranked["2b scratch"]["mae_fused"] == pytest.approx(7.0 + 1.0 + 0.5) and ranked["2b scratch"]["runs"] == 6
+    assert ranked["2b dkd <- 8b"]["mae_fused"] == pytest.approx(9.5)
+    assert ranked["2b scratch"]["pareto"] and not ranked["2b dkd <- 8b"]["pareto"]
+    written = read_record(table.with_suffix(".json"))
+    assert written["study"] == "rank" and written["source_kind"] == "lodo" and written["hmm"] == pytest.approx(11.0)
+    assert written["command"] == f"edgekd rank {record} --metric mae_fused --table {table} --json"
+    assert table.read_text() == render(table.with_suffix(".json"))
+    assert "the spectral HMM alone: 11.00" in table.read_text()
+    png = table.with_suffix(".png")
+    assert png.read_bytes()[:4] == b"\x89PNG"
+    png.unlink()
+    assert main(["report", str(table.with_suffix(".json"))]) == 0  # the table and the plot, from the record alone
+    assert png.is_file()
+
+
+def test_rank_refuses_mixed_or_mismatched_sources(tmp_path, capsys):
+    results = tmp_path / "results.json"
+    results.write_text(json.dumps(_rows()))
+    one = _lodo_record(tmp_path / "one.json")
+    other = _lodo_record(tmp_path / "other.json", sets=("a", "b", "d"))
+    for argv, problem in (([str(results), str(one)], "not both"), ([str(one), str(other)], "different data sets")):
+        assert main(["rank", *argv, "--metric", "mae_fused"]) == 2
+        err = capsys.readouterr().err
+        assert problem in err and len(err.strip().splitlines()) == 1
+    assert main(["rank", str(one), "--metric", "mae_fused", "--table", str(tmp_path / "r.md")]) == 0
+    capsys.readouterr()
+    assert main(["rank", str(tmp_path / "r.json")]) == 2  # a rank record has no per-student MAE to rank
+    assert "a rank record" in capsys.readouterr().err

@@ -56,6 +56,14 @@ def test_report_writes_the_tables_beside_the_record_and_check_finds_a_hand_edit(
     assert main(["report", "--check", "--json", str(record)]) == 1
     assert json.loads(capsys.readouterr().out)[0]["state"] == "differs"
     assert (tmp_path / "lodo-x.md").read_text() != table  # --check writes nothing
+    (tmp_path / "rank.json").write_text("[]")  # `rank --out`'s list: not a study record, not an error in a folder
+    assert main(["report", str(tmp_path)]) == 0  # a folder: every study record in it
+    assert (tmp_path / "lodo-x.md").read_text() == table
+    assert main(["report", str(tmp_path / "rank.json")]) == 2  # named on its own, it is refused
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    capsys.readouterr()
+    assert main(["report", str(empty)]) == 2 and "no study records" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("content, problem", [

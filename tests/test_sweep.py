@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import os
 import threading
 from pathlib import Path
@@ -42,8 +43,11 @@ def test_plan_counts_dedups_and_orders(tmp_path):
 
 def test_config_errors_name_the_file(tmp_path):
     bad = tmp_path / "s.toml"
-    bad.write_text('students = [1]\nteacher = [4]\n')
-    with pytest.raises(EdgekdError, match="unknown key.*teacher"):
+    bad.write_text('students = [1]\nteachere = [4]\n')
+    with pytest.raises(EdgekdError, match="unknown key.*teachere"):
+        load_sweep_config(bad)
+    bad.write_text('students = [1]\nteacher = [4]\n')  # sizes typed where the teachers' settings go
+    with pytest.raises(EdgekdError, match="sizes go in 'teachers'"):
         load_sweep_config(bad)
     bad.write_text('students = [1]\nteachers = [4]\n[train]\nblocks = 3\n')
     with pytest.raises(EdgekdError, match=r"\[train\] cannot set blocks"):
@@ -72,7 +76,8 @@ def test_grid_params_reach_only_the_strategies_that_read_them(tmp_path):
     assert {r.name for r in runs if r.config.strategy == "scratch"} <= other  # scratch runs are reused
 
 
-@pytest.mark.parametrize("name", ["small.toml", "paper.toml", "ieee-spc2015.toml"])
+@pytest.mark.parametrize("name", sorted(p.name for p in (REPO / "models" / "sweeps").glob("*.toml")
+                                         if not p.name.startswith("lodo-")))  # lodo-*: study plans (test_report)
 def test_shipped_sweeps_parse(name):
     assert load_sweep_config(REPO / "models" / "sweeps" / name).students
 
@@ -167,3 +172,67 @@ def test_ray_backend_needs_no_shared_disk_and_survives_a_killed_worker(tmp_path,
     soft = next(driver_dir.glob("sweep/runs/b1-soft-*/config.json"))
     assert json.loads(soft.read_text())["teachers"][0].startswith(str((driver_dir / "sweep" / "runs").resolve()))
     assert run_sweep(sweep, tiny_ws, driver_dir / "sweep", progress=False)["trained"] == 0  # local resumes them
+
+def test_teacher_table_trains_the_teachers_only_with_their_settings(tmp_path):
+    path = tmp_path / "g.toml"
+    path.write_text('teachers = [4]\nstudents = [1, 4]\nstrategies = ["scratch", "dkd"]\n'
+                    '[train]\nepochs = 3\n[teacher]\nepochs = 7\n')
+    runs = plan(load_sweep_config(path), tmp_path, "data")
+    teachers = {r.teacher for r in runs if r.teacher}
+    assert {r.config.epochs for r in runs if r.name in teachers} == {7}
+    assert {r.config.epochs for r in runs if r.name not in teachers} == {3}
+    # a 4-block student from scratch is now its own run, not the teacher's
+    assert sum(r.config.blocks == 4 and r.config.strategy == "scratch" for r in runs) == 2 * 2
+    for text, problem in (('students = [1]\n[teacher]\nepochs = 7\n', "lists none"),
+                          ('teachers = [4]\nstudents = [1]\n[teacher]\nblocks = 7\n', "[teacher] cannot set blocks"),
+                          ('teachers = [4]\nstudents = [1]\n[teacher]\nlr = -1\n', "lr")):
+        path.write_text(text)
+        with pytest.raises(EdgekdError, match=re.escape(problem)):
+            load_sweep_config(path)
+
+
+def test_a_composition_is_a_strategy_of_the_grid(tmp_path):
+    path = tmp_path / "g.toml"
+    path.write_text('teachers = [2]\nstudents = [1]\nstrategies = ["dkd+feature", "dkd=1,feature=0.5"]\n'
+                    '[params]\nbeta = 4\n')
+    runs = [r for r in plan(load_sweep_config(path), tmp_path, "data") if r.teacher]
+    assert {json.dumps(r.config.strategy, sort_keys=True) for r in runs} == {
+        '{"dkd": 1.0, "feature": 1.0}', '{"dkd": 1.0, "feature": 0.5}'}
+    assert {r.config.strategy_label() for r in runs} == {"dkd+feature"} and len({r.name for r in runs}) == 4
+    assert all(r.config.params == {"beta": 4} for r in runs)  # DKD's parameter reaches the composition
+    for bad, problem in (('"dkd=x+feature"', "weight 'x' of 'dkd' is not a number"), ('"dkd+nope"', "nope")):
+        path.write_text(f'teachers = [2]\nstudents = [1]\nstrategies = [{bad}]\n')
+        with pytest.raises(EdgekdError, match=re.escape(problem)):
+            load_sweep_config(path)
+
+
+def test_folds_may_be_generated_from_the_data(tmp_path, tiny_ws):
+    from edgekd.runs import fold_specs
+
+    path = tmp_path / "g.toml"
+    path.write_text('students = [1]\nfolds = "loso"\n')
+    sweep = load_sweep_config(path)
+    specs = fold_specs(sweep.folds, tiny_ws)
+    assert specs == [f"loso:{s}" for s in tiny_ws.subjects()] and len(specs) >= 2
+    runs = plan(sweep, tmp_path, "data", specs)
+    assert sorted(r.config.fold for r in runs) == sorted(specs)  # one run per held-out subject
+    assert all("-floso-" in r.name for r in runs)
+    with pytest.raises(EdgekdError, match="needs the data"):
+        plan(sweep, tmp_path, "data")
+    with pytest.raises(EdgekdError, match="at least two data sets"):
+        fold_specs("lodo", tiny_ws)  # one data set: nothing to hold out against
+    assert fold_specs("holdout:0.3") == ["holdout:0.3"] and fold_specs(3) == ["1/3", "2/3", "3/3"]
+    for bad in ("1", '"kfold"', '"holdout:2"', "true"):
+        path.write_text(f'students = [1]\nfolds = {bad}\n')
+        with pytest.raises(EdgekdError, match=r"'folds': .*(integer K >= 2|between 0 and 1)"):
+            load_sweep_config(path)
+
+
+def test_a_loso_sweep_trains_and_tables_every_subject(tmp_path, tiny_ws, capsys):
+    path = tmp_path / "g.toml"
+    path.write_text('students = [1]\nfolds = "loso"\n[train]\nepochs = 1\ndevice = "cpu"\n')
+    data = tmp_path / "w.npz"
+    tiny_ws.save(data)
+    assert main(["sweep", str(path), "--data", str(data), "--out", str(tmp_path / "s"), "--json"]) == 0
+    rows = read_results(tmp_path / "s")
+    assert sorted(r["fold"] for r in rows) == sorted(f"loso:{s}" for s in tiny_ws.subjects())

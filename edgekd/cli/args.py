@@ -9,6 +9,7 @@ from collections.abc import Callable
 from dataclasses import replace
 
 from edgekd.fusion import MOTION_GATED, FusionConfig
+from edgekd.tracking import TRACKER_KINDS, TrackerConfig
 
 
 def int_at_least(lo: int) -> Callable[[str], int]:
@@ -66,22 +67,47 @@ DECODER_FLAGS = (
     ("--motion-g", "motion_g", non_negative_float, "G",
      "a window whose wrist moves at least this much (RMS of the band-passed acceleration, in g) is never clear: "
      "walking and running leak their cadence into the PPG; 0 = no motion gate"),
+    ("--fusion-floor", "floor", positive_float, "F", "the F in log(F + evidence): how much a class the spectrum "
+                                                     "does not show is still allowed"),
+)
+# The causal tracker's flags: (flag, dest, TrackerConfig field, type, metavar, what it does).
+TRACKER_FLAGS = (
+    ("--tracker-sigma", "tracker_sigma", "sigma_bpm", positive_float, "BPM",
+     "std of the heart-rate change per 2 s step"),
+    ("--tracker-temperature", "tracker_temperature", "temperature", positive_float, "T",
+     "softmax temperature on the fused logits (> 1 trusts them less)"),
+    ("--tracker-kind", "tracker_kind", "kind", str, "KIND",
+     f"transition shape: {' or '.join(TRACKER_KINDS)} (heavier tails: tolerates occasional fast changes)"),
+    ("--tracker-floor", "tracker_floor", "floor", unit_interval, "P",
+     "probability mass spread uniformly each step (re-acquisition after a loss)"),
 )
 
 
 def add_decoder_args(p: argparse.ArgumentParser) -> None:
-    """The shipped decoder's settings (edgekd.fusion.FusionConfig), the same flags for `evaluate` (measure a
-    choice) and `export` (record it in the artifact and its card). A flag not given keeps the value of the
-    decoder the model ships with: an artifact's recorded one, else its student family's."""
+    """The shipped decoder's settings (edgekd.fusion.FusionConfig and the causal tracker's
+    edgekd.tracking.TrackerConfig), the same flags for `evaluate` (measure a choice) and `export` (record it in
+    the artifact, its card and model_data.h). A flag not given keeps the value of the decoder the model ships
+    with: an artifact's recorded one, else its student family's."""
     for flag, field, kind, metavar, what in DECODER_FLAGS:
         window, spectral = getattr(FusionConfig(), field), getattr(MOTION_GATED, field)
         p.add_argument(flag, dest=field, type=kind, metavar=metavar,
                        help=f"{what} (default: an artifact's recorded value, else the student family's: {window:g} "
                             f"for window students, {spectral:g} for spectral ones)")
+    for flag, dest, field, kind, metavar, what in TRACKER_FLAGS:
+        p.add_argument(flag, dest=dest, type=kind, metavar=metavar,
+                       choices=TRACKER_KINDS if field == "kind" else None,
+                       help=f"{what} (default: an artifact's recorded value, else {getattr(TrackerConfig(), field)})")
 
 
 def decoder_config(args: argparse.Namespace, base: FusionConfig) -> FusionConfig:
-    """The decoder the flags ask for: ``base`` (what the model ships with: edgekd.checkpoint.shipped_decoder)
+    """The fusion the flags ask for: ``base`` (what the model ships with: edgekd.checkpoint.shipped_decoder)
     with each given flag in place of its value."""
     given = {field: getattr(args, field) for _, field, *_ in DECODER_FLAGS if getattr(args, field) is not None}
+    return replace(base, **given)
+
+
+def tracker_config(args: argparse.Namespace, base: TrackerConfig) -> TrackerConfig:
+    """The tracker the flags ask for: ``base`` (edgekd.checkpoint.shipped_tracker) with each given flag in place
+    of its value."""
+    given = {field: getattr(args, dest) for _, dest, field, *_ in TRACKER_FLAGS if getattr(args, dest) is not None}
     return replace(base, **given)

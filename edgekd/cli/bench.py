@@ -47,6 +47,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--blocks", type=int, nargs="+", metavar="N", help="--table3 sizes (default 1..12)")
     p.add_argument("--windows", type=positive_int, default=13_000, help="--table3 window count (default 13000, the paper's)")
     p.add_argument("--passes", type=positive_int, default=1, help="--table3 timed passes; the median is reported (default 1)")
+    p.add_argument("--table", type=Path, metavar="NAME.md",
+                   help="with --table3: also write it as a study record NAME.json with its table NAME.md "
+                        "(`edgekd report NAME.json` regenerates the table)")
     p.add_argument("--json", action="store_true", help="print JSON instead of tables")
     p.set_defaults(func=run)
 
@@ -64,6 +67,8 @@ def _progress(total: int, desc: str):
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.table and not args.table3:
+        raise EdgekdError("--table writes the --table3 study; an artifact's records go to --out")
     if args.table3:
         if args.artifact is not None:
             raise EdgekdError("--table3 benchmarks random-init models of every size; do not name an artifact")
@@ -173,11 +178,20 @@ def _table3(args: argparse.Namespace) -> int:
                     "passes": args.passes, "models": "seeded random-init ResNet1D (timing does not depend on weights)"}
         rec = records.make_record({"name": "table3"}, "table3", records.host_device(), settings, result)
         records.write_records([rec], args.out)
+    if args.table:
+        import shlex
+
+        from edgekd.cli.report import publish
+        from edgekd.study_report import STUDY_SCHEMA
+
+        publish({"schema": STUDY_SCHEMA, "study": "table3", "command": shlex.join(["edgekd", *args.argv]),
+                 "device": records.host_device(threads=args.threads), "rows": rows, "mcu": estimates},
+                args.table.with_suffix(".json"))
     if args.json:
         print_json(result)
         return 0
-    for backend in dict.fromkeys(r["backend"] for r in rows):
-        sub = [{**r, "peak_mb": r["peak_memory_bytes"] / 2**20} for r in rows if r["backend"] == backend]
+    for runtime in dict.fromkeys(r["runtime"] for r in rows):
+        sub = [{**r, "peak_mb": r["peak_memory_bytes"] / 2**20} for r in rows if r["runtime"] == runtime]
         first = sub[0]
         where = first.get("device") or f"ONNX Runtime CPU, {first['threads']} thread(s)"
         print_table(sub, ["blocks", "time_s", "peak_mb"], ["blocks", "inference s", "peak MB"],

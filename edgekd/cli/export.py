@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from edgekd.cli.args import add_decoder_args, decoder_config
+from edgekd.cli.args import add_decoder_args, decoder_config, tracker_config
 from edgekd.cli.output import print_json, print_table
 
 
@@ -34,13 +34,14 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from edgekd.checkpoint import shipped_decoder
+    from edgekd.checkpoint import shipped_decoder, shipped_tracker
     from export.artifact import export_artifact  # lazy: TensorFlow/ONNX load only for this command
 
     card = export_artifact(args.source, args.out, int8=args.int8, data=args.data, calib=args.calib,
                            evaluate=args.evaluate, name=args.name, force=args.force,
                            dynamic_batch=not args.fixed_batch, progress=not args.json,
-                           fusion=decoder_config(args, shipped_decoder(args.source)))
+                           fusion=decoder_config(args, shipped_decoder(args.source)),
+                           tracker=tracker_config(args, shipped_tracker(args.source)))
     if args.json:
         print_json(card)
         return 0

@@ -23,12 +23,17 @@ def register(sub: argparse._SubParsersAction) -> None:
                                    "runs bare-metal under qemu-system-arm with semihosting and -icount shift=0, "
                                    "which counts instructions per inference; a second link without stdio "
                                    "(newlib-nano) gives flash and RAM per component from the linker map. Writes "
-                                   "ARTIFACT/bench/firmware-TARGET.json. Exit 0: identical; 1: outputs or heart "
-                                   "rates differ; 2: could not build or run.")
-    p.add_argument("artifact", type=Path, help="artifact folder (models/<name>/, from `edgekd export --int8`)")
-    p.add_argument("--target", choices=list(TARGETS), default="host", help="where to build and run (default host)")
-    p.add_argument("--kernels", choices=KERNEL_SETS,
-                   help="TFLM kernel set (default: cmsis-nn on Cortex-M, reference on the host)")
+                                   "ARTIFACT/bench/firmware-TARGET.json. Several artifacts, targets or kernel sets "
+                                   "build every combination (CMSIS-NN only for Cortex-M); --table writes them as one "
+                                   "study record with its table (`edgekd report`). Exit 0: identical; 1: outputs or "
+                                   "heart rates differ; 2: could not build or run.")
+    p.add_argument("artifacts", nargs="+", type=Path, metavar="ARTIFACT",
+                   help="artifact folder(s) (models/<name>/, from `edgekd export --int8`)")
+    p.add_argument("--target", nargs="+", choices=list(TARGETS), default=["host"], metavar="TARGET",
+                   help=f"where to build and run: {', '.join(TARGETS)} (default host)")
+    p.add_argument("--kernels", nargs="+", choices=KERNEL_SETS, metavar="KERNELS",
+                   help=f"TFLM kernel set(s): {', '.join(KERNEL_SETS)} (default: cmsis-nn on Cortex-M, reference "
+                        f"on the host)")
     p.add_argument("--tflm", type=Path, metavar="DIR",
                    help="TFLM source tree (create_tflm_tree.py output, or a folder with reference/ and cmsis-nn/ "
                         "trees; default $EDGEKD_TFLM, else ../shared/tflm)")
@@ -40,10 +45,35 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--clock-mhz", type=positive_float, help="clock for the latency estimate (default per target: M4 80, "
                                                    "M33 160, M55 160)")
     p.add_argument("--cpi", type=positive_float, default=1.0, help="cycles per instruction for the estimate (default 1.0)")
-    p.add_argument("--keep", type=Path, metavar="DIR", help="keep the generated sources, ELF and map in DIR")
-    p.add_argument("--out", type=Path, help="folder for the record (default ARTIFACT/bench/)")
-    p.add_argument("--json", action="store_true", help="print the record as JSON instead of tables")
+    p.add_argument("--keep", type=Path, metavar="DIR",
+                   help="keep the generated sources, ELF and map in DIR (one artifact, target and kernel set)")
+    p.add_argument("--out", type=Path, help="folder for the record (default ARTIFACT/bench/; one artifact)")
+    p.add_argument("--table", type=Path, metavar="NAME.md",
+                   help="also write every combination as a study record NAME.json and its table NAME.md, beside "
+                        "the estimates edgekd made before measuring (`edgekd report NAME.json` regenerates it)")
+    p.add_argument("--json", action="store_true", help="print the record(s) as JSON instead of tables")
     p.set_defaults(func=run)
+
+
+def combinations(args: argparse.Namespace) -> list[tuple[Path, str, str | None]]:
+    """(artifact, target, kernels) to build, in order; checked before the first build."""
+    from edgekd.errors import EdgekdError
+    from edgekd.firmware_targets import get_target
+
+    combos = []
+    for target in args.target:
+        default = get_target(target).default_kernels
+        # the target's default set last: its record is the one left in ARTIFACT/bench/ (one per target)
+        for kernels in sorted(args.kernels or [default], key=lambda k: k == default):
+            if kernels != "cmsis-nn" or default == "cmsis-nn":
+                combos += [(art, target, kernels) for art in args.artifacts]
+    if not combos:
+        raise EdgekdError("firmware: --kernels cmsis-nn needs a Cortex-M target; nothing to build on "
+                          + ", ".join(args.target))
+    if len(combos) > 1 and (args.keep or args.out):
+        raise EdgekdError(f"firmware: --{'keep' if args.keep else 'out'} takes one artifact, target and kernel set; "
+                          f"this builds {len(combos)}")
+    return combos
 
 
 def run(args: argparse.Namespace) -> int:
@@ -51,15 +81,33 @@ def run(args: argparse.Namespace) -> int:
     from firmware_bench import records
     from firmware_bench.firmware.run import firmware_check
 
-    rec = firmware_check(args.artifact, args.target, args.kernels, args.tflm, args.windows, args.data, args.cache,
-                         args.cpi, args.clock_mhz, keep=args.keep)
-    records.write_records([rec], args.out or args.artifact / BENCH_DIR)
-    f = rec["figures"]
-    ok = f["input_mismatches"] == 0 and f["int8_mismatches"] == 0 and f["bpm_mismatches"] == 0
+    from tqdm import tqdm
+
+    recs = []
+    combos = combinations(args)
+    bar = tqdm(combos, desc="firmware", unit="build", disable=None if len(combos) > 1 else True)  # None: a terminal
+    for art, target, kernels in bar:
+        bar.set_postfix_str(f"{art.name} {target} {kernels or 'default'}")
+        rec = firmware_check(art, target, kernels, args.tflm, args.windows, args.data, args.cache, args.cpi,
+                             args.clock_mhz, keep=args.keep)
+        records.write_records([rec], args.out or art / BENCH_DIR)
+        recs.append((art, rec))
+    if args.table:
+        _table(args, recs)
+    oks = [_identical(rec) for _, rec in recs]
     if args.json:
-        print_json(rec)
-        return 0 if ok else 1
-    s = rec["settings"]
+        print_json(recs[0][1] if len(recs) == 1 else [rec for _, rec in recs])
+        return 0 if all(oks) else 1
+    if len(recs) > 1:
+        print_table([{"artifact": str(art), "target": rec["settings"]["target"], "kernels": rec["settings"]["kernels"],
+                      "windows": rec["figures"]["windows"], "int8 mismatches": rec["figures"]["int8_mismatches"],
+                      "BPM mismatches": rec["figures"]["bpm_mismatches"],
+                      "instructions / window": rec["figures"].get("instructions_per_window"),
+                      "result": "IDENTICAL" if ok else "DIFFERS"} for (art, rec), ok in zip(recs, oks)],
+                    title="firmware against the Python TFLM interpreter and edgekd's decoder")
+        return 0 if all(oks) else 1
+    rec, ok = recs[0][1], oks[0]
+    f, s = rec["figures"], rec["settings"]
     rows = [{"figure": k, "value": v} for k, v in f.items() if not isinstance(v, dict)]
     if isinstance(f.get("latency_ms_estimate"), dict):
         e = f["latency_ms_estimate"]
@@ -74,3 +122,20 @@ def run(args: argparse.Namespace) -> int:
     print(f"firmware: {'IDENTICAL' if ok else 'DIFFERS'} to the Python TFLM interpreter and edgekd's decoder on "
           f"{f['windows']} windows")
     return 0 if ok else 1
+
+
+def _identical(rec: dict) -> bool:
+    f = rec["figures"]
+    return f["input_mismatches"] == 0 and f["int8_mismatches"] == 0 and f["bpm_mismatches"] == 0
+
+
+def _table(args: argparse.Namespace, recs: list) -> None:
+    import shlex
+
+    from edgekd.cli.report import publish
+    from edgekd.study_report import STUDY_SCHEMA
+    from firmware_bench.artifact import load_artifact
+    from firmware_bench.firmware.summary import summary_row
+
+    publish({"schema": STUDY_SCHEMA, "study": "firmware", "command": shlex.join(["edgekd", *args.argv]),
+             "rows": [summary_row(load_artifact(art), rec) for art, rec in recs]}, args.table.with_suffix(".json"))

@@ -5,22 +5,19 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING, NoReturn
+from typing import NoReturn
 
 from edgekd.arch import FAMILIES
 from edgekd.cli.args import int_at_least, non_negative_float, non_negative_int, positive_int
 from edgekd.cli.output import print_json, print_table
-from edgekd.lodo import INNER
+from edgekd.lodo import INNER, LodoPlan
 from edgekd.model import MAX_BLOCKS
 from edgekd.windowset import WindowSet
-
-if TYPE_CHECKING:
-    from edgekd.lodo import LodoPlan
 
 STUDY_FILE = "lodo.json"  # OUT/lodo.json, its tables OUT/lodo.md
 DEFAULT_OUT = Path("runs/lodo")
 RUN_ONLY = ("threads", "quiet", "json")  # how a study runs, not what it is: allowed beside --plan
-NOT_SETTINGS = ("command", "func", "parser", "flag_defaults", "data", "plan", "json", "quiet")  # not recorded as the study's settings
+NOT_SETTINGS = ("command", "func", "parser", "flag_defaults", "data", "plan", "json", "quiet", "argv")  # not recorded as the study's settings
 PLAN_PATHS = ("out", "table", "init_from")  # paths in a plan are relative to the plan file
 
 
@@ -55,40 +52,45 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def add_study_args(p: argparse.ArgumentParser) -> None:
     """The study's flags (a plan file's keys are their names)."""
-    p.add_argument("--family", choices=FAMILIES, default="resnet", help="student family (teachers: resnet)")
-    p.add_argument("--blocks", type=int, nargs="+", default=[2], choices=range(1, MAX_BLOCKS + 1), metavar="N",
-                   help="student sizes: ResNet blocks, TCN or spectral depth (default 2)")
-    p.add_argument("--widths", type=positive_int, nargs="+", default=[16],
-                   help="TCN / spectral channels, each with every --blocks (default 16)")
+    plan = LodoPlan()  # every default is the plan's (and through it RunConfig's)
+    p.add_argument("--family", choices=FAMILIES, default=plan.family,
+                   help=f"student family (default {plan.family}; teachers: resnet)")
+    p.add_argument("--blocks", type=int, nargs="+", default=list(plan.blocks), choices=range(1, MAX_BLOCKS + 1),
+                   metavar="N", help=f"student sizes: ResNet blocks, TCN or spectral depth (default "
+                                     f"{' '.join(map(str, plan.blocks))})")
+    p.add_argument("--widths", type=positive_int, nargs="+", default=list(plan.widths),
+                   help=f"TCN / spectral channels, each with every --blocks (default {' '.join(map(str, plan.widths))})")
     p.add_argument("--synthetic", type=non_negative_int, default=0, metavar="SUBJECTS",
                    help="add this many subjects of the embedded synthetic corpus (6 min each) to the training data "
                         "of every model; never held out, never scored (default 0)")
-    p.add_argument("--seeds", type=non_negative_int, nargs="+", default=[0],
+    p.add_argument("--seeds", type=non_negative_int, nargs="+", default=list(plan.seeds),
                    help="seeds of the outer students (inner models and the teacher keep seed 0, so the decoder "
                         "choice and the teacher are shared by every seed)")
     p.add_argument("--seeds-for", type=int, nargs="+", metavar="BLOCKS",
                    help="sizes that get every --seeds (default all); the others get the first seed only")
-    p.add_argument("--strategies", nargs="+", default=["scratch"],
+    p.add_argument("--strategies", nargs="+", default=list(plan.strategies),
                    help="outer students' strategies: scratch, or a distillation strategy such as dkd (trains a "
                         "teacher per fold on the same sets)")
-    p.add_argument("--epochs", type=positive_int, default=30, help="default 30")
-    p.add_argument("--label-sigma", type=non_negative_float, default=3.0, help="default 3")
+    p.add_argument("--epochs", type=positive_int, default=plan.epochs, help=f"default {plan.epochs}")
+    p.add_argument("--label-sigma", type=non_negative_float, default=plan.label_sigma,
+                   help=f"default {plan.label_sigma:g}")
     p.add_argument("--threads", type=positive_int, default=2, help="torch CPU threads (default 2)")
     p.add_argument("--augment", action="store_true", help="train every model with edgekd.augment")
     p.add_argument("--init-from", help="pretrained run of the same size that starts every model")
-    p.add_argument("--teacher-blocks", type=int_at_least(1), default=8, help="teacher size for a distillation strategy")
+    p.add_argument("--teacher-blocks", type=int_at_least(1), default=plan.teacher_blocks,
+                   help=f"teacher size for a distillation strategy (default {plan.teacher_blocks})")
     p.add_argument("--int8", type=int, nargs="+", default=[], metavar="BLOCKS",
                    help="also export the first-seed students of these sizes with --int8 (calibrated on the fold's "
                         "training sets) and score the TFLM interpreter's outputs on the held-out set")
-    p.add_argument("--inner", choices=INNER, default="subjects",
+    p.add_argument("--inner", choices=INNER, default=plan.inner,
                    help="how each fold chooses its decoder without its held-out set: 'datasets' (models trained on "
                         "one remaining set, scored on another) or 'subjects' (K subject folds over the fold's whole "
                         "training data, scored on their held-out subjects of each remaining set; nested "
                         "cross-validation; the default). A held-out set without accelerometer is a PPG-only device: "
                         "its fold scores the inner windows with their ACC zeroed")
-    p.add_argument("--inner-folds", type=int_at_least(2), default=3, metavar="K",
-                   help="subject folds per held-out set with --inner subjects (default 3)")
-    p.add_argument("--within-folds", type=non_negative_int, default=0, metavar="K",
+    p.add_argument("--inner-folds", type=int_at_least(2), default=plan.inner_folds, metavar="K",
+                   help=f"subject folds per held-out set with --inner subjects (default {plan.inner_folds})")
+    p.add_argument("--within-folds", type=non_negative_int, default=plan.within_folds, metavar="K",
                    help="also train every student on K subject folds over all the sets together and score each set "
                         "on the out-of-fold outputs with the decoder the family ships: the within-distribution "
                         "number (new people, seen devices and motions) beside each held-out one (default 0: none)")
@@ -146,10 +148,10 @@ def study(sets: dict[str, WindowSet], args: argparse.Namespace, command: list[st
     (a plan's)."""
     import torch
 
-    from edgekd.atomic import write_json, write_text
+    from edgekd.cli.report import publish
     from edgekd.data.synthetic import TRAINING_MINUTES, TRAINING_SEED, generate
     from edgekd.lodo import run_lodo
-    from edgekd.study_report import lodo_markdown, table_path
+    from edgekd.study_report import table_path
     from edgekd.windowset import merge
 
     torch.set_num_threads(args.threads)
@@ -165,11 +167,9 @@ def study(sets: dict[str, WindowSet], args: argparse.Namespace, command: list[st
     command = command + _flags(settings) if spell_flags else command
     record = json.loads(json.dumps({**record, "command": " ".join(command),
                                     "settings": settings}, default=str))  # what a reader of the file sees
-    table = lodo_markdown(record)
     for path in (args.out / STUDY_FILE, args.table and args.table.with_suffix(".json")):
         if path:
-            write_json(path, record)
-            write_text(table_path(path), table)
+            publish(record, path)
     if args.json:
         print_json(record["summary"])
     else:

@@ -57,7 +57,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     try:
+        argv = sys.argv[1:] if argv is None else list(argv)
         args = build_parser().parse_args(argv)
+        args.argv = argv  # what was typed: a study record's command (`rank --table`)
         return int(args.func(args) or 0)
     except EdgekdError as exc:
         print(f"edgekd: error: {exc}", file=sys.stderr)

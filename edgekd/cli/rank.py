@@ -7,19 +7,23 @@ from pathlib import Path
 
 from edgekd.budget import DEFAULT_MCU_TARGETS, load_budget
 from edgekd.cli.output import print_json, print_table
-from edgekd.rank import COSTS, LIMIT_COLUMNS, rank
-from edgekd.sweep import MAE_METRICS, read_results
+from edgekd.rank import COSTS, LIMIT_COLUMNS, rank, read_sources
+from edgekd.sweep import MAE_METRICS
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("rank", help="Pareto front of student MAE against flash/arena/latency",
-                       description="Averages each (teacher, student, strategy) over folds and seeds and ranks "
-                                   "them by a deployment cost: flash (card.json, else the INT8 weight estimate), "
+                       description="Averages each (teacher, student, strategy) over folds and seeds (of a "
+                                   "sweep's results) or over held-out data sets and seeds (of `edgekd lodo` records) "
+                                   "and ranks them by a deployment cost: flash (card.json, else the INT8 weight estimate), "
                                    "arena (card.json), mcu-latency (MACs x cycles/MAC / clock), latency "
                                    "(benchmark records) or instructions (firmware records); with --firmware "
                                    "TARGET, measured firmware figures replace the estimates. With --out, writes "
-                                   "OUT/rank.json and OUT/pareto_<cost>.png.")
-    p.add_argument("results", metavar="RESULTS", help="results.csv / results.json, or a sweep folder")
+                                   "OUT/rank.json and OUT/pareto_<cost>.png; with --table, a study record that `edgekd "
+                                   "report` renders.")
+    p.add_argument("results", metavar="RESULTS", nargs="+", type=Path,
+                   help="results.csv / results.json or a sweep folder; or leave-one-dataset-out study records "
+                        "(models/results/lodo-*.json, whose mae_fused is the decoder chosen nested)")
     p.add_argument("--bench", metavar="DIR", help="folder of artifacts (card.json) and benchmark records")
     p.add_argument("--cost", choices=list(COSTS), default="flash", help="the x axis (default flash)")
     p.add_argument("--budget", metavar="FILE", help="budget TOML: adds 'fits' (and its MCU for mcu-latency)")
@@ -32,25 +36,42 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="MAE decoding to rank by (default mae_argmax, WildPPG's; mae_causal / mae_fused: "
                         "the firmware's tracker without / with spectral fusion)")
     p.add_argument("--out", metavar="DIR", help="write rank.json and pareto_<cost>.png here")
+    p.add_argument("--table", type=Path, metavar="NAME.md",
+                   help="write the ranking as a study record NAME.json with its table NAME.md and plot NAME.png "
+                        "(`edgekd report NAME.json` regenerates both)")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     budget = load_budget(args.budget) if args.budget else None
-    rows = rank(read_results(args.results), args.cost, args.metric, args.bench, budget, args.mcu, args.runtime,
+    sources, kind = read_sources(args.results)
+    rows = rank(sources, args.cost, args.metric, args.bench, budget, args.mcu, args.runtime,
                 DEFAULT_MCU_TARGETS, args.firmware)
     col, label = COSTS[args.cost]
+    limit = next((budget.limits[k] for k, c in LIMIT_COLUMNS.items() if c == col and k in budget.limits),
+                 None) if budget else None
     if args.out:
         from edgekd.atomic import write_json
         from edgekd.plots import plot_pareto
 
         out = Path(args.out)
         write_json(out / "rank.json", rows)
-        limit = next((budget.limits[k] for k, c in LIMIT_COLUMNS.items() if c == col and k in budget.limits),
-                     None) if budget else None
         plot_pareto([{**r, "cost": r[col]} for r in rows if r[col] is not None], args.metric, label,
                     out / f"pareto_{args.cost}.png", limit)
+    if args.table:
+        import shlex
+        from statistics import mean
+
+        from edgekd.cli.report import publish
+        from edgekd.study_report import STUDY_SCHEMA
+
+        publish({"schema": STUDY_SCHEMA, "study": "rank", "command": shlex.join(["edgekd", *args.argv]),
+                 "sources": [str(p) for p in args.results], "source_kind": kind, "cost": args.cost,
+                 "cost_column": col, "cost_label": label, "metric": args.metric, "firmware": args.firmware,
+                 "budget": budget.name if budget else None, "limit": limit, "rows": rows,
+                 "hmm": mean(r["mae_hmm"] for r in sources) if kind == "lodo" else None},
+                args.table.with_suffix(".json"))
     if args.json:
         print_json(rows)
         return 0

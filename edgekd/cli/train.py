@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from pathlib import Path
 from typing import Any
 
-from edgekd.cli.args import add_decoder_args, decoder_config, int_at_least, non_negative_float, non_negative_int, positive_int
+from edgekd.cli.args import (add_decoder_args, decoder_config, int_at_least, non_negative_float, non_negative_int,
+                             positive_int, tracker_config)
 from edgekd.cli.output import print_json, print_table
 from edgekd.data import load_windows
 from edgekd.data.synthetic import DATASET as SYNTHETIC, TRAINING_MINUTES, training_problem
@@ -188,34 +188,22 @@ def _check_synthetic(args: argparse.Namespace, ws: WindowSet) -> None:
         raise EdgekdError(f"{args.data or 'the synthetic demo corpus'}: {why} (--synthetic 0 trains without them)")
 
 
-def parse_strategy(text: str) -> str | dict[str, float]:
-    """'dkd' -> 'dkd'; 'dkd+feature' -> {dkd: 1, feature: 1}; 'dkd=1,feature=0.5' -> weights."""
-    if "=" not in text and "+" not in text:
-        return text
-    out: dict[str, float] = {}
-    for part in text.replace("+", ",").split(","):
-        name, _, weight = part.partition("=")
-        try:
-            out[name.strip()] = float(weight) if weight else 1.0
-        except ValueError:
-            raise EdgekdError(f"--strategy {text}: weight '{weight}' of '{name}' is not a number") from None
-    return out
+def _strategy(text: str) -> str | dict[str, float]:
+    from edgekd.losses import parse_strategy
+
+    try:
+        return parse_strategy(text)
+    except EdgekdError as exc:
+        raise EdgekdError(f"--strategy {exc}") from None
 
 
-def parse_params(items: list[str]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for item in items:
-        name, sep, value = item.partition("=")
-        if not sep:
-            raise EdgekdError(f"--param {item}: expected NAME=VALUE")
-        try:
-            out[name] = json.loads(value)
-        except json.JSONDecodeError:
-            out[name] = None
-        if out[name] is not None and (isinstance(out[name], bool) or not isinstance(out[name], (int, float))) \
-                or (out[name] is None and value.strip() != "null"):
-            raise EdgekdError(f"--param {item}: value must be a number or null")
-    return out
+def _params(items: list[str]) -> dict[str, Any]:
+    from edgekd.losses import parse_params
+
+    try:
+        return parse_params(items)
+    except EdgekdError as exc:
+        raise EdgekdError(f"--param {exc}") from None
 
 
 def run_train(args: argparse.Namespace) -> int:
@@ -260,7 +248,7 @@ def run_distill(args: argparse.Namespace) -> int:
     _check_synthetic(args, ws)
     channels = args.in_channels or min(ws.n_channels, MAX_IN_CHANNELS)
     student = _config(args, blocks=args.student_blocks, in_channels=channels,
-                      strategy=parse_strategy(args.strategy), params=parse_params(args.param))
+                      strategy=_strategy(args.strategy), params=_params(args.param))
     plan = DistillPlan(student=student, teachers=args.teacher or [], teacher_blocks=args.teacher_blocks or
                        DEMO_TEACHER_BLOCKS,
                        teacher_in_channels=args.teacher_in_channels or channels, teacher_epochs=args.teacher_epochs,
@@ -278,7 +266,7 @@ def run_distill(args: argparse.Namespace) -> int:
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
-    from edgekd.checkpoint import load_model, model_spec, shipped_decoder
+    from edgekd.checkpoint import load_model, model_spec, shipped_decoder, shipped_tracker
     from edgekd.evaluate import GROUPS, MAE_KEYS, evaluate_model, mae_report
     from edgekd.train import synthetic_leak
 
@@ -287,8 +275,9 @@ def run_evaluate(args: argparse.Namespace) -> int:
         raise EdgekdError(f"{args.data or 'the synthetic default corpus'}: {why}; pass --data with windows it never "
                           "saw")
     fusion = decoder_config(args, shipped_decoder(args.model))
+    tracker = tracker_config(args, shipped_tracker(args.model))
     if args.runtime == "torch":
-        report = evaluate_model(load_model(args.model), ws, args.device, fusion)
+        report = evaluate_model(load_model(args.model), ws, args.device, fusion, tracker)
     else:
         try:
             from export.infer import predict_logits as runtime_logits  # lazy: export is optional here
@@ -298,7 +287,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
         if spec["in_channels"] > ws.n_channels:
             raise EdgekdError(f"{args.model}: expects {spec['in_channels']} channels, the data have {ws.n_channels}")
         ws = ws.first_channels(spec["in_channels"])  # what the device feeds the decoder too (no ACC: no motion)
-        report = mae_report(runtime_logits(Path(args.model), args.runtime, ws.x), ws, fusion)
+        report = mae_report(runtime_logits(Path(args.model), args.runtime, ws.x), ws, fusion, tracker=tracker)
     report = {"model": args.model, "runtime": args.runtime, **report}
     if args.json:
         print_json(report)
