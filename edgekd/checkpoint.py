@@ -134,6 +134,8 @@ def shipped_tracker(folder: str | Path) -> TrackerConfig:
     folder = model_folder(folder)
     if (folder / CARD).is_file():
         tracker = ((read_card(folder).get("accuracy") or {}).get("decoder") or {}).get("tracker")
+        if tracker is not None and not isinstance(tracker, dict):
+            raise EdgekdError(f"{folder / CARD}: accuracy/decoder/tracker must be a table of settings, got {tracker!r}")
         if isinstance(tracker, dict):
             try:
                 return TrackerConfig(**tracker)
@@ -148,6 +150,8 @@ def shipped_decoder(folder: str | Path) -> FusionConfig:
     folder = model_folder(folder)
     if (folder / CARD).is_file():
         fusion = ((read_card(folder).get("accuracy") or {}).get("decoder") or {}).get("fusion")
+        if fusion is not None and not isinstance(fusion, dict):
+            raise EdgekdError(f"{folder / CARD}: accuracy/decoder/fusion must be a table of settings, got {fusion!r}")
         if isinstance(fusion, dict):
             try:
                 return FusionConfig(**{"motion_g": 0.0, **fusion})  # a card from before the gate had none

@@ -350,6 +350,8 @@ def parse_strategy(text: str) -> str | dict[str, float]:
     out: dict[str, float] = {}
     for part in text.replace("+", ",").split(","):
         name, _, weight = part.partition("=")
+        if name.strip() in out:
+            raise EdgekdError(f"{text}: '{name.strip()}' is named twice")
         try:
             out[name.strip()] = float(weight) if weight else 1.0
         except ValueError:

@@ -53,11 +53,11 @@ def plot_scaling(rows: list[dict[str, Any]], fits: list[dict[str, Any]], metric:
             xs = np.array([r["student"] for r in pts], dtype=float)
             ax.scatter(xs, [r[metric] for r in pts], s=14, color=colour, alpha=0.7)
             label = _teacher_label(f["teacher"])
-            if "fit" in f:
+            if f.get("a") is not None:  # fitted (a fit row, or its JSON form in a study record)
                 grid = np.linspace(xs.min(), xs.max(), 100)
-                fit = f["fit"]
-                ax.plot(grid, fit.a * np.exp(-fit.b * grid) + fit.c, color=colour,
-                        label=f"{label}: {fit.a:.2g}e^(-{fit.b:.2g}x)+{fit.c:.3g}, R²={fit.r2:.2f}")
+                a, b, c = f["a"], f["b"], f["c"]
+                ax.plot(grid, a * np.exp(-b * grid) + c, color=colour,
+                        label=f"{label}: {a:.2g}e^(-{b:.2g}x)+{c:.3g}, R²={f['r2']:.2f}")
             else:
                 ax.plot([], [], color=colour, label=f"{label}: no fit")
         ax.set_title(strategy)

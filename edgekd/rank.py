@@ -53,26 +53,39 @@ def read_sources(paths: list[Path]) -> tuple[list[dict[str, Any]], str]:
     """The rows to rank and what they are (``"sweep"`` or ``"lodo"``): sweep results tables (or folders), or
     leave-one-dataset-out study records, one kind at a time (their MAEs are measured on different data), and
     records only over the same held-out sets (a mean over other sets is another number)."""
-    rows: list[dict[str, Any]] = []
+    per: dict[Path, list[dict[str, Any]]] = {}
     kinds, sets = set(), {}
+    if len(set(paths)) < len(paths):
+        raise EdgekdError(f"rank: {next(p for p in paths if paths.count(p) > 1)} is given twice; give each study once")
     for path in paths:
         if _is_study_record(path):
             record = read_record(path)
             if record["study"] != "lodo":
                 raise EdgekdError(f"{path}: a {record['study']} record has no MAE per student to rank; give a "
                                   f"leave-one-dataset-out record (edgekd lodo) or a sweep's results")
-            rows += lodo_rows(record, path)
+            mine = lodo_rows(record, path)
             kinds.add("lodo")
-            sets[path] = record["sets"]
+            sets[path] = sorted(map(str, record.get("sets") or []))
         else:
-            rows += read_results(path)
+            mine = read_results(path)
             kinds.add("sweep")
+        per[path] = mine
     if len(kinds) > 1:
         raise EdgekdError("rank: give sweep results or leave-one-dataset-out records, not both (their MAEs are "
                           "measured on different data)")
     if len({tuple(v) for v in sets.values()}) > 1:
         listed = "; ".join(f"{p}: {', '.join(v)}" for p, v in sets.items())
         raise EdgekdError(f"rank: the study records hold out different data sets ({listed})")
+    rows: list[dict[str, Any]] = []
+    seen: dict[Any, Path] = {}
+    for path, mine in per.items():
+        for r in mine:  # one measurement counted once: the same file twice, or two studies of one student
+            key = r.get("run") or (r["student"], r.get("teacher"), r["strategy"], r["fold"], r["seed"])
+            if seen.get(key, path) != path:
+                raise EdgekdError(f"rank: {path} and {seen[key]} both hold {r['student']} {r['strategy']} fold "
+                                  f"{r['fold']} seed {r['seed']}; give each study of a student once")
+            seen[key] = path
+        rows += mine
     return rows, kinds.pop()
 
 
@@ -89,30 +102,39 @@ def _is_study_record(path: Path) -> bool:
 def lodo_rows(record: dict[str, Any], source: Path) -> list[dict[str, Any]]:
     """A leave-one-dataset-out record's rows as results rows: one per student, strategy, seed and held-out set
     (its fold), scored argmax, by the causal tracker, and fused with the decoder chosen nested (``mae_fused``)."""
+    def number(v: Any) -> float:
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+            raise ValueError(f"{v!r} is not a number")
+        return float(v)
+
     try:
+        if not isinstance(record["sets"], list) or not record["rows"]:
+            raise ValueError("no held-out sets or no rows")
         teacher = int(record["settings"]["teacher_blocks"])
         return [{"student": arch.student_label(r["spec"]), "teacher": None if r["strategy"] == "scratch" else teacher,
-                 "strategy": r["strategy"], "fold": r["held_out"], "seed": r["seed"], "in_channels": 4,
-                 "mae_argmax": r["argmax"], "mae_causal": r["causal"], "mae_fused": r["nested"], "mae_hmm": r["hmm"]}
-                for r in record["rows"]]
+                 "strategy": str(r["strategy"]), "fold": str(r["held_out"]), "seed": int(r["seed"]), "in_channels": 4,
+                 "mae_argmax": number(r["argmax"]), "mae_causal": number(r["causal"]),
+                 "mae_fused": number(r["nested"]), "mae_hmm": number(r["hmm"])} for r in record["rows"]]
     except (KeyError, TypeError, ValueError) as exc:
         raise EdgekdError(f"{source}: incomplete lodo record ({type(exc).__name__}: {exc})") from None
 
 
 def candidates(rows: list[dict[str, Any]], metric: str = "mae_argmax") -> list[dict[str, Any]]:
-    """Mean (and spread) of ``metric`` per (teacher, student, strategy, in_channels) over folds and seeds."""
+    """Mean (and spread) of ``metric`` per (teacher, student, strategy, in_channels, role) over folds and seeds; a
+    sweep's teacher-only runs (role "teacher", trained with its [teacher] settings) are their own candidates."""
     groups: dict[tuple[Any, ...], list[float]] = defaultdict(list)
     for r in rows:
         if r.get(metric) is not None:
             student = arch.student_label({**arch.parse_student(r["student"]), "in_channels": 1})
-            groups[(r.get("teacher"), student, str(r["strategy"]), int(r.get("in_channels") or 1))].append(
-                float(r[metric]))
+            groups[(r.get("teacher"), student, str(r["strategy"]), int(r.get("in_channels") or 1),
+                    r.get("role") or None)].append(float(r[metric]))
     if not groups:
         raise EdgekdError(f"no runs with '{metric}' in the results")
     out = []
-    for (teacher, student, strategy, chans), vals in groups.items():
+    for (teacher, student, strategy, chans, role), vals in groups.items():
         size = f"{student}b" if isinstance(student, int) else str(student)
-        name = f"{size} {strategy}" + ("" if teacher is None else f" <- {teacher}b")
+        name = (f"{size} {strategy}" + ("" if teacher is None else f" <- {teacher}b")
+                + (f" ({role})" if role else ""))
         out.append({"name": name, "teacher": teacher, "student": student, "strategy": strategy, "in_channels": chans,
                     metric: mean(vals), f"{metric}_std": stdev(vals) if len(vals) > 1 else None, "runs": len(vals)})
     return out

@@ -146,8 +146,9 @@ class RunConfig:
         return {str(k): float(v) for k, v in self.strategy.items()}
 
     def strategy_label(self) -> str:
-        """Short human name, e.g. ``dkd`` or ``dkd+feature``."""
-        return "+".join(self.strategy_weights())
+        """Short human name, e.g. ``dkd``, ``dkd+feature``, or with a weight other than 1 ``dkd+feature=0.5``
+        (two compositions that train differently never share a label)."""
+        return "+".join(k if w == 1 else f"{k}={w:g}" for k, w in self.strategy_weights().items())
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)

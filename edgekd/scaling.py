@@ -114,7 +114,7 @@ def fit_groups(rows: list[dict[str, Any]], metric: str = "mae_argmax",
     """
     groups: dict[tuple[int | None, str], list[dict[str, Any]]] = defaultdict(list)
     for r in rows:
-        if r.get("role", "student") == "student" and r.get(metric) is not None:
+        if (r.get("role") or "student") == "student" and r.get(metric) is not None:  # None: a student run
             groups[group_key(r)].append(r)
     if not groups:
         raise EdgekdError(f"no student runs with '{metric}' in the results")

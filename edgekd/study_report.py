@@ -7,7 +7,7 @@ test proves the committed tables are exactly what their records render (no hand-
 Record kinds: ``lodo`` (edgekd.lodo: leave-one-dataset-out, decoder chosen nested), ``rank`` (`edgekd rank
 --table`: students by MAE against a deployment cost, with the Pareto front), ``firmware`` (`edgekd firmware
 --table`: artifacts built with TFLM C++ and run, per target and kernel set), ``table3`` (`edgekd bench --table3
---table`: the paper's Table 3).
+--table`: the paper's Table 3), ``scaling`` (`edgekd scaling --table`: the scaling-law fits).
 """
 
 from __future__ import annotations
@@ -241,8 +241,36 @@ def table3_markdown(record: dict[str, Any]) -> str:
     return "\n".join(lines).rstrip("\n") + "\n"
 
 
+def scaling_markdown(record: dict[str, Any]) -> str:
+    """The scaling-law fits (`edgekd scaling --table`): MAE = a exp(-b x) + c per teacher and strategy over the
+    student sizes x, every fold and seed a point."""
+    fits, metric = record["fits"], record["metric"]
+    predict = any("predicted_mae" in f for f in fits)
+
+    def se(f: dict[str, Any], k: str) -> str:
+        return "-" if f.get(k) is None else f"{f[k]:.3g}"
+
+    lines = [f"MAE = a exp(-b x) + c, x = student blocks, fitted per teacher and strategy to {metric} (BPM) of every "
+             f"run (each fold and seed a point); the heat map shows {record.get('heatmap_strategy') or 'no'} "
+             f"distillation. {_regenerate(record)}.", "",
+             "| teacher | strategy | runs | sizes | a | ± | b | ± | c | ± | R² |" + (" predicted | 95 % PI |" if predict else ""),
+             "|---|---|---:|---|---:|---:|---:|---:|---:|---:|---:|" + ("---:|---|" if predict else "")]
+    for f in fits:
+        head = (f"| {'-' if f['teacher'] is None else str(f['teacher']) + 'b'} | {f['strategy']} | {f['points']} | "
+                f"{', '.join(map(str, f['sizes']))} | ")
+        if "error" in f:
+            lines.append(head + f"not fitted: {f['error']} |" + " |" * (8 + 2 * predict))
+            continue
+        lines.append(head + " | ".join([f"{f['a']:.3g}", se(f, "a_se"), f"{f['b']:.3g}", se(f, "b_se"),
+                                        f"{f['c']:.3g}", se(f, "c_se"), f"{f['r2']:.2f}"]) + " |"
+                     + (f" {f['predicted_mae']:.2f} @ {f['predict_x']:g} | {se(f, 'pi_low')} .. {se(f, 'pi_high')} |"
+                        if predict and "predicted_mae" in f else (" - | - |" if predict else "")))
+    return "\n".join(lines) + "\n"
+
+
 RENDERERS: dict[str, Callable[[dict[str, Any]], str]] = {"lodo": lodo_markdown, "rank": rank_markdown,
-                                                         "firmware": firmware_markdown, "table3": table3_markdown}
+                                                         "firmware": firmware_markdown, "table3": table3_markdown,
+                                                         "scaling": scaling_markdown}
 
 
 def read_record(path: Path) -> dict[str, Any]:

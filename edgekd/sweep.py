@@ -41,7 +41,7 @@ from edgekd.atomic import write_json, write_text
 from edgekd.errors import EdgekdError
 from edgekd.evaluate import MAE_KEYS
 from edgekd.losses import params_read, parse_strategy
-from edgekd.runs import RunConfig, fold_specs, is_complete, model_entry, read_metrics
+from edgekd.runs import RunConfig, fold_specs, is_complete, model_entry, parse_fold_spec, read_metrics
 from edgekd.tomlfile import read_toml
 from edgekd.windowset import WindowSet
 
@@ -52,7 +52,7 @@ TEACHER_CACHE = "teacher_cache"
 # The columns every consumer (scaling, rank, plots) reads; teacher is empty for from-scratch runs.
 # The MAE columns a results table can be ranked and fitted by (metrics.json of older runs lacks the later ones).
 MAE_METRICS = MAE_KEYS
-RESULT_KEYS = ("run", "student", "teacher", "strategy", "fold", "seed", "epochs", "in_channels",
+RESULT_KEYS = ("run", "student", "teacher", "strategy", "fold", "seed", "epochs", "in_channels", "role",
                "mae_argmax", "mae_expectation")
 GRID_KEYS = {"data", "teachers", "students", "strategies", "folds", "seeds", "train", "teacher", "params"}
 SCRATCH = "scratch"
@@ -80,6 +80,7 @@ class PlannedRun:
     config: RunConfig
     teacher: str | None  # name of the teacher's run, or None when trained from scratch
     teacher_blocks: int | None = None
+    role: str | None = None  # "teacher": trained with the [teacher] settings, for teaching only
 
 
 def load_sweep_config(path: str | Path) -> SweepConfig:
@@ -178,7 +179,8 @@ def run_name(cfg: RunConfig, teacher: str | None, data_key: str) -> str:
             del d[key]
     blob = json.dumps({"config": d, "teacher": teacher, "data": data_key}, sort_keys=True)
     digest = hashlib.sha256(blob.encode()).hexdigest()[:10]
-    fold = "of".join(cfg.fold.split("/")) if "/" in cfg.fold else re.sub(r"[^A-Za-z0-9.]+", "-", cfg.fold)
+    kfold = parse_fold_spec(cfg.fold)[0] == "kfold"  # 1/2 -> 1of2; loso:ieee/S01 -> loso-ieee-S01
+    fold = "of".join(cfg.fold.split("/")) if kfold else re.sub(r"[^A-Za-z0-9.]+", "-", cfg.fold)
     t = teacher.split("-")[0][1:] if teacher else "none"  # teacher names start with b<blocks>
     size = size_tag(model_entry(cfg))
     return f"{size}-{cfg.strategy_label()}-t{t}-f{fold}-s{cfg.seed}-{digest}"
@@ -199,7 +201,7 @@ def plan(sweep: SweepConfig, runs_root: Path, data_key: str, folds: list[str] | 
                                    "teachers": [str(runs_root / teacher.name)] if teacher else []})
                 run = PlannedRun(run_name(cfg, teacher.name if teacher else None, data_key), cfg,
                                  teacher.name if teacher else None,
-                                 teacher.config.blocks if teacher else None)
+                                 teacher.config.blocks if teacher else None, "teacher" if role else None)
                 return out.setdefault(run.name, run)
 
             teacher_runs = {t: make(t, SCRATCH, None, sweep.teacher) for t in sweep.teachers}
@@ -218,7 +220,7 @@ def result_row(run: PlannedRun, metrics: dict[str, Any]) -> dict[str, Any]:
     row: dict[str, Any] = {
         "run": run.name, "student": student_label(model_entry(run.config)), "teacher": run.teacher_blocks,
         "strategy": run.config.strategy_label(), "fold": run.config.fold, "seed": run.config.seed,
-        "epochs": run.config.epochs, "in_channels": run.config.in_channels,
+        "epochs": run.config.epochs, "in_channels": run.config.in_channels, "role": run.role,
     }
     for k, v in metrics.items():
         if k not in row and (v is None or isinstance(v, (int, float, str))):

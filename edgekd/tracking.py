@@ -34,7 +34,8 @@ class TrackerConfig:
     floor: float = 1e-3         # probability mass spread uniformly each step (re-acquisition)
 
     def __post_init__(self) -> None:
-        if not self.sigma_bpm > 0 or not self.temperature > 0:
+        # in float32, as hr_tracker_init receives them (1e-46 is 0 there)
+        if not np.float32(self.sigma_bpm) > 0 or not np.float32(self.temperature) > 0:
             raise EdgekdError(f"tracker: sigma_bpm and temperature must be > 0, got {self.sigma_bpm}, "
                               f"{self.temperature}")
         if self.kind not in TRACKER_KINDS:

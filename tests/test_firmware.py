@@ -106,6 +106,23 @@ def test_a_recorded_non_default_decoder_is_what_the_firmware_runs(tiny_artifact,
     assert f["bpm_mismatches"] == 0 and f["decoder_mismatches"] == 0 and f["int8_mismatches"] == 0
 
 
+def test_combinations_are_built_once_and_an_impossible_one_is_refused(tmp_path):
+    import argparse
+
+    from edgekd.cli.firmware import combinations
+
+    def ask(**kw):
+        base = {"artifacts": [tmp_path / "a", tmp_path / "a"], "target": ["host"], "kernels": None, "keep": None,
+                "out": None}
+        return combinations(argparse.Namespace(**{**base, **kw}))
+
+    assert ask(target=["host", "host"]) == [(tmp_path / "a", "host", "reference")]
+    # the default kernel set last on each target: its record is the one that stays in bench/
+    assert [k for _, _, k in ask(target=["cortex-m4"], kernels=["cmsis-nn", "reference"])] == ["reference", "cmsis-nn"]
+    with pytest.raises(EdgekdError, match="nothing to build on host"):
+        ask(target=["host", "cortex-m4"], kernels=["cmsis-nn"])
+
+
 def test_bad_inputs_are_one_line_errors(tiny_artifact, shared_tflm, tmp_path, capsys):
     assert main(["firmware", str(tiny_artifact), "--tflm", str(tmp_path / "nowhere")]) == 2
     assert "no TFLM source tree" in capsys.readouterr().err

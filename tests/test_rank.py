@@ -197,3 +197,36 @@ def test_rank_refuses_mixed_or_mismatched_sources(tmp_path, capsys):
     capsys.readouterr()
     assert main(["rank", str(tmp_path / "r.json")]) == 2  # a rank record has no per-student MAE to rank
     assert "a rank record" in capsys.readouterr().err
+
+
+def test_rank_counts_each_measurement_once_and_never_writes_over_its_input(tmp_path, capsys):
+    one = _lodo_record(tmp_path / "one.json")
+    assert main(["rank", str(one), str(one), "--metric", "mae_fused"]) == 2  # the same study twice
+    assert "given twice" in capsys.readouterr().err
+    copy = tmp_path / "copy.json"
+    copy.write_text(one.read_text())
+    assert main(["rank", str(one), str(copy), "--metric", "mae_fused"]) == 2  # two records of one measurement
+    assert "give each study of a student once" in capsys.readouterr().err
+    doc = json.loads(one.read_text())
+    doc["sets"] = list(reversed(doc["sets"]))  # the same held-out sets in another order
+    doc["rows"] = [r for r in doc["rows"] if r["student"] == "ResNet1D 2"]
+    other = tmp_path / "other.json"
+    other.write_text(json.dumps(doc))
+    one_doc = json.loads(one.read_text())
+    one_doc["rows"] = [r for r in one_doc["rows"] if r["student"] == "ResNet1D 1"]
+    one.write_text(json.dumps(one_doc))
+    assert main(["rank", str(one), str(other), "--metric", "mae_fused"]) == 0
+    capsys.readouterr()
+    before = one.read_text()
+    assert main(["rank", str(one), "--metric", "mae_fused", "--table", str(tmp_path / "one.md")]) == 2
+    assert "exists and is not a rank record" in capsys.readouterr().err and one.read_text() == before
+    with pytest.raises(SystemExit) as stop:  # not a NAME.md: refused by the parser, before any work
+        main(["rank", str(one), "--table", "."])
+    assert stop.value.code == 2 and "NAME.md" in capsys.readouterr().err
+    for key, value in (("sets", None), ("rows", [{**one_doc["rows"][0], "argmax": "x"}]),
+                       ("rows", [{**one_doc["rows"][0], "hmm": None}])):
+        bad = tmp_path / "bad.json"
+        bad.write_text(json.dumps({**one_doc, key: value}))
+        assert main(["rank", str(bad), "--metric", "mae_fused"]) == 2
+        err = capsys.readouterr().err
+        assert "incomplete lodo record" in err and str(bad) in err and len(err.strip().splitlines()) == 1

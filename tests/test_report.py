@@ -64,6 +64,8 @@ def test_report_writes_the_tables_beside_the_record_and_check_finds_a_hand_edit(
     empty.mkdir()
     capsys.readouterr()
     assert main(["report", str(empty)]) == 2 and "no study records" in capsys.readouterr().err
+    (empty / "cut.json").write_text('{"schema": "edgekd.st')  # a record cut short is not skipped in silence
+    assert main(["report", "--check", str(empty)]) == 2 and "cut.json: unreadable JSON" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("content, problem", [

@@ -101,3 +101,23 @@ def test_cli_writes_fit_scaling_and_heatmap_pngs(tmp_path, rng, capsys):
     for png in ("scaling.png", "heatmap.png"):
         assert (out / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert json.loads((out / "scaling.json").read_text())[0]["r2"] > 0.8
+
+
+def test_table_writes_a_study_record_that_report_redraws(tmp_path, rng, capsys):
+    from edgekd.study_report import render
+
+    path, _ = _results(tmp_path, rng)
+    table = tmp_path / "results" / "law.md"
+    assert main(["scaling", str(path), "--predict", "3", "--table", str(table), "--json"]) == 0
+    fits = json.loads(capsys.readouterr().out)
+    text = table.read_text()
+    assert text == render(table.with_suffix(".json"))
+    # one row per fit with its constants, as the JSON output has them
+    soft8 = next(f for f in fits if f["teacher"] == 8)
+    assert f"| 8b | soft | {soft8['points']} | 1, 2, 3, 4 | {soft8['a']:.3g} |" in text and "heat map shows soft" in text
+    pngs = [table.with_suffix(".png"), tmp_path / "results" / "law-heatmap.png"]
+    for png in pngs:
+        assert png.read_bytes()[:4] == b"\x89PNG"
+        png.unlink()
+    assert main(["report", str(table.with_suffix(".json"))]) == 0  # tables and both plots from the record alone
+    assert all(png.is_file() for png in pngs)

@@ -8,6 +8,7 @@ import os
 import threading
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -198,7 +199,7 @@ def test_a_composition_is_a_strategy_of_the_grid(tmp_path):
     runs = [r for r in plan(load_sweep_config(path), tmp_path, "data") if r.teacher]
     assert {json.dumps(r.config.strategy, sort_keys=True) for r in runs} == {
         '{"dkd": 1.0, "feature": 1.0}', '{"dkd": 1.0, "feature": 0.5}'}
-    assert {r.config.strategy_label() for r in runs} == {"dkd+feature"} and len({r.name for r in runs}) == 4
+    assert {r.config.strategy_label() for r in runs} == {"dkd+feature", "dkd+feature=0.5"} and len({r.name for r in runs}) == 4
     assert all(r.config.params == {"beta": 4} for r in runs)  # DKD's parameter reaches the composition
     for bad, problem in (('"dkd=x+feature"', "weight 'x' of 'dkd' is not a number"), ('"dkd+nope"', "nope")):
         path.write_text(f'teachers = [2]\nstudents = [1]\nstrategies = [{bad}]\n')
@@ -236,3 +237,31 @@ def test_a_loso_sweep_trains_and_tables_every_subject(tmp_path, tiny_ws, capsys)
     assert main(["sweep", str(path), "--data", str(data), "--out", str(tmp_path / "s"), "--json"]) == 0
     rows = read_results(tmp_path / "s")
     assert sorted(r["fold"] for r in rows) == sorted(f"loso:{s}" for s in tiny_ws.subjects())
+
+
+def test_results_keep_roles_weights_and_clean_run_names(tmp_path):
+    path = tmp_path / "g.toml"
+    path.write_text('teachers = [2]\nstudents = [1, 2]\nstrategies = ["scratch", "dkd+feature", "dkd=1,feature=0.5"]\n'
+                    '[teacher]\nepochs = 7\n')
+    runs = plan(load_sweep_config(path), tmp_path, "data")
+    rows = [sweep_mod.result_row(r, {"mae_argmax": 1.0}) for r in runs]
+    labels = {(r["student"], r["strategy"], r["role"]) for r in rows}
+    assert (2, "scratch", "teacher") in labels and (2, "scratch", None) in labels  # the teacher is its own row
+    assert {(1, "dkd+feature", None), (1, "dkd+feature=0.5", None)} <= labels  # weights stay in the label
+    from edgekd.scaling import fit_groups
+
+    scratch = [f for f in fit_groups(rows) if f["strategy"] == "scratch"]  # the teacher-only run is no student
+    assert scratch[0]["points"] == 4 and scratch[0]["sizes"] == [1, 2]  # 2 sizes x 2 folds, no teacher run
+    path.write_text('teachers = [2]\nstudents = [1]\nstrategies = ["dkd=1,dkd=2"]\n')
+    with pytest.raises(EdgekdError, match="named twice"):
+        load_sweep_config(path)
+    from dataclasses import replace
+
+    from edgekd.data.synthetic import generate
+    from edgekd.runs import fold_specs
+
+    ws = generate(subjects=2, minutes=1.0, seed=3)
+    ws = replace(ws, subject=np.array([f"set/{s}" for s in ws.subject]))  # merged data's subject ids
+    path.write_text('students = [1]\nfolds = "loso"\n')
+    names = [r.name for r in plan(load_sweep_config(path), tmp_path, "data", fold_specs("loso", ws))]
+    assert all(":" not in n and "/" not in n for n in names) and len(names) == 2

@@ -151,3 +151,21 @@ def test_bad_inputs_raise():
         TrackerConfig(sigma_bpm=0)
     with pytest.raises(EdgekdError, match="unknown decoder"):
         decode_recordings(np.zeros((2, N_CLASSES)), np.array(["a", "a"]), "beam")
+
+
+def test_tracker_settings_are_checked_as_the_c_tracker_receives_them(tmp_path, capsys):
+    import json
+
+    from edgekd.checkpoint import shipped_tracker
+    from edgekd.cli.main import main
+    from edgekd.errors import EdgekdError
+    from edgekd.tracking import TrackerConfig
+
+    with pytest.raises(EdgekdError, match="sigma_bpm"):
+        TrackerConfig(sigma_bpm=1e-46)  # 0 in float32: hr_tracker_init refuses it, so does Python
+    with pytest.raises(SystemExit) as stop:  # [0, 1): refused by the parser
+        main(["evaluate", str(tmp_path), "--tracker-floor", "1"])
+    assert stop.value.code == 2 and "--tracker-floor" in capsys.readouterr().err
+    (tmp_path / "card.json").write_text(json.dumps({"accuracy": {"decoder": {"tracker": [3.0]}}}))
+    with pytest.raises(EdgekdError, match="card.json: accuracy/decoder/tracker must be a table"):
+        shipped_tracker(tmp_path)

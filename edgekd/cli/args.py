@@ -7,6 +7,7 @@ import argparse
 import math
 from collections.abc import Callable
 from dataclasses import replace
+from pathlib import Path
 
 from edgekd.fusion import MOTION_GATED, FusionConfig
 from edgekd.tracking import TRACKER_KINDS, TrackerConfig
@@ -47,6 +48,22 @@ positive_float = _float_above(0.0, inclusive=False)
 non_negative_float = _float_above(0.0, inclusive=True)
 
 
+def table_file(text: str) -> Path:
+    """A study's --table NAME.md (its record goes beside it as NAME.json)."""
+    path = Path(text)
+    if path.suffix != ".md" or not path.stem:
+        raise argparse.ArgumentTypeError(f"expected a NAME.md file (its record is written beside it as NAME.json), "
+                                         f"got {text!r}")
+    return path
+
+
+def below_one(text: str) -> float:
+    value = non_negative_float(text)
+    if value >= 1:
+        raise argparse.ArgumentTypeError(f"must be in [0, 1), got {text}")
+    return value
+
+
 def unit_interval(text: str) -> float:
     value = non_negative_float(text)
     if value > 1:
@@ -78,7 +95,7 @@ TRACKER_FLAGS = (
      "softmax temperature on the fused logits (> 1 trusts them less)"),
     ("--tracker-kind", "tracker_kind", "kind", str, "KIND",
      f"transition shape: {' or '.join(TRACKER_KINDS)} (heavier tails: tolerates occasional fast changes)"),
-    ("--tracker-floor", "tracker_floor", "floor", unit_interval, "P",
+    ("--tracker-floor", "tracker_floor", "floor", below_one, "P",
      "probability mass spread uniformly each step (re-acquisition after a loss)"),
 )
 

@@ -9,7 +9,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from edgekd.cli.args import positive_int
+from edgekd.cli.args import positive_int, table_file
 from edgekd.cli.output import print_json, print_table
 from edgekd.errors import EdgekdError
 from edgekd.runtimes import RUNTIMES
@@ -47,7 +47,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--blocks", type=int, nargs="+", metavar="N", help="--table3 sizes (default 1..12)")
     p.add_argument("--windows", type=positive_int, default=13_000, help="--table3 window count (default 13000, the paper's)")
     p.add_argument("--passes", type=positive_int, default=1, help="--table3 timed passes; the median is reported (default 1)")
-    p.add_argument("--table", type=Path, metavar="NAME.md",
+    p.add_argument("--table", type=table_file, metavar="NAME.md",
                    help="with --table3: also write it as a study record NAME.json with its table NAME.md "
                         "(`edgekd report NAME.json` regenerates the table)")
     p.add_argument("--json", action="store_true", help="print JSON instead of tables")
@@ -166,6 +166,10 @@ def _table3(args: argparse.Namespace) -> int:
 
     blocks = args.blocks or list(ALL_BLOCKS)
     targets = mcu.select(args.mcu) if args.mcu else []  # before the long run: a typo fails at once
+    if args.table:
+        from edgekd.cli.report import check_destination
+
+        check_destination(args.table.with_suffix(".json"), "table3")
     bar, step = _progress(len(blocks), "table3")
     try:
         rows = table3(blocks, args.windows, args.batch or 128, args.threads, passes=args.passes, progress=step)

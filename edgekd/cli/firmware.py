@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from edgekd.cli.args import positive_float, positive_int
+from edgekd.cli.args import positive_float, positive_int, table_file
 from edgekd.cli.output import print_json, print_table
 from edgekd.firmware_targets import TARGETS
 from edgekd.tflm_ops import KERNEL_SETS
@@ -48,7 +48,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--keep", type=Path, metavar="DIR",
                    help="keep the generated sources, ELF and map in DIR (one artifact, target and kernel set)")
     p.add_argument("--out", type=Path, help="folder for the record (default ARTIFACT/bench/; one artifact)")
-    p.add_argument("--table", type=Path, metavar="NAME.md",
+    p.add_argument("--table", type=table_file, metavar="NAME.md",
                    help="also write every combination as a study record NAME.json and its table NAME.md, beside "
                         "the estimates edgekd made before measuring (`edgekd report NAME.json` regenerates it)")
     p.add_argument("--json", action="store_true", help="print the record(s) as JSON instead of tables")
@@ -61,15 +61,16 @@ def combinations(args: argparse.Namespace) -> list[tuple[Path, str, str | None]]
     from edgekd.firmware_targets import get_target
 
     combos = []
-    for target in args.target:
+    artifacts = list(dict.fromkeys(args.artifacts))  # each combination once, however often it was typed
+    for target in dict.fromkeys(args.target):
         default = get_target(target).default_kernels
         # the target's default set last: its record is the one left in ARTIFACT/bench/ (one per target)
-        for kernels in sorted(args.kernels or [default], key=lambda k: k == default):
-            if kernels != "cmsis-nn" or default == "cmsis-nn":
-                combos += [(art, target, kernels) for art in args.artifacts]
-    if not combos:
-        raise EdgekdError("firmware: --kernels cmsis-nn needs a Cortex-M target; nothing to build on "
-                          + ", ".join(args.target))
+        kernel_sets = [k for k in dict.fromkeys(args.kernels or [default]) if k != "cmsis-nn" or default == "cmsis-nn"]
+        if not kernel_sets:
+            raise EdgekdError(f"firmware: --kernels cmsis-nn needs a Cortex-M target; nothing to build on {target} "
+                              f"(add --kernels reference, or leave {target} out)")
+        for kernels in sorted(kernel_sets, key=lambda k: k == default):
+            combos += [(art, target, kernels) for art in artifacts]
     if len(combos) > 1 and (args.keep or args.out):
         raise EdgekdError(f"firmware: --{'keep' if args.keep else 'out'} takes one artifact, target and kernel set; "
                           f"this builds {len(combos)}")
@@ -85,6 +86,10 @@ def run(args: argparse.Namespace) -> int:
 
     recs = []
     combos = combinations(args)
+    if args.table:  # before minutes of building, not after
+        from edgekd.cli.report import check_destination
+
+        check_destination(args.table.with_suffix(".json"), "firmware")
     bar = tqdm(combos, desc="firmware", unit="build", disable=None if len(combos) > 1 else True)  # None: a terminal
     for art, target, kernels in bar:
         bar.set_postfix_str(f"{art.name} {target} {kernels or 'default'}")

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import NoReturn
 
 from edgekd.arch import FAMILIES
-from edgekd.cli.args import int_at_least, non_negative_float, non_negative_int, positive_int
+from edgekd.cli.args import int_at_least, non_negative_float, non_negative_int, positive_int, table_file
 from edgekd.cli.output import print_json, print_table
 from edgekd.lodo import INNER, LodoPlan
 from edgekd.model import MAX_BLOCKS
@@ -94,7 +94,7 @@ def add_study_args(p: argparse.ArgumentParser) -> None:
                    help="also train every student on K subject folds over all the sets together and score each set "
                         "on the out-of-fold outputs with the decoder the family ships: the within-distribution "
                         "number (new people, seen devices and motions) beside each held-out one (default 0: none)")
-    p.add_argument("--table", type=Path, metavar="NAME.md",
+    p.add_argument("--table", type=table_file, metavar="NAME.md",
                    help="also write the tables here (the README links models/results/) and the study record they "
                         "render from beside them (NAME.json)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -148,13 +148,16 @@ def study(sets: dict[str, WindowSet], args: argparse.Namespace, command: list[st
     (a plan's)."""
     import torch
 
-    from edgekd.cli.report import publish
+    from edgekd.cli.report import check_destination, publish
     from edgekd.data.synthetic import TRAINING_MINUTES, TRAINING_SEED, generate
     from edgekd.lodo import run_lodo
     from edgekd.study_report import table_path
     from edgekd.windowset import merge
 
     torch.set_num_threads(args.threads)
+    for path in (args.out / STUDY_FILE, args.table and args.table.with_suffix(".json")):
+        if path:  # before hours of training, not after
+            check_destination(path, "lodo")
     always: tuple[str, ...] = ()
     if args.synthetic:
         synthetic = generate(args.synthetic, TRAINING_MINUTES, TRAINING_SEED)

@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from edgekd.budget import DEFAULT_MCU_TARGETS, load_budget
+from edgekd.cli.args import table_file
 from edgekd.cli.output import print_json, print_table
 from edgekd.rank import COSTS, LIMIT_COLUMNS, rank, read_sources
 from edgekd.sweep import MAE_METRICS
@@ -36,7 +37,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="MAE decoding to rank by (default mae_argmax, WildPPG's; mae_causal / mae_fused: "
                         "the firmware's tracker without / with spectral fusion)")
     p.add_argument("--out", metavar="DIR", help="write rank.json and pareto_<cost>.png here")
-    p.add_argument("--table", type=Path, metavar="NAME.md",
+    p.add_argument("--table", type=table_file, metavar="NAME.md",
                    help="write the ranking as a study record NAME.json with its table NAME.md and plot NAME.png "
                         "(`edgekd report NAME.json` regenerates both)")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
@@ -44,6 +45,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.table:
+        from edgekd.cli.report import check_destination
+
+        check_destination(args.table.with_suffix(".json"), "rank")  # never over an input record
     budget = load_budget(args.budget) if args.budget else None
     sources, kind = read_sources(args.results)
     rows = rank(sources, args.cost, args.metric, args.bench, budget, args.mcu, args.runtime,

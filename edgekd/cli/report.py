@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import argparse
+import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +21,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                                    "differs from what its record renders (a hand-edited or stale table).")
     p.add_argument("records", nargs="+", type=Path, metavar="RECORD",
                    help="study record .json file(s), or a folder: every study record in it (models/results)")
-    p.add_argument("--check", action="store_true", help="compare instead of writing; exit 1 on a difference")
+    p.add_argument("--check", action="store_true",
+                   help="compare the tables instead of writing (plots are not compared); exit 1 on a difference")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.set_defaults(func=run)
 
@@ -46,8 +49,6 @@ def run(args: argparse.Namespace) -> int:
 
 def _records(paths: list[Path]) -> list[Path]:
     """The record files: each path, or for a folder the study records in it (other JSON files are not records)."""
-    import json
-
     from edgekd.errors import EdgekdError
     from edgekd.study_report import STUDY_SCHEMA
 
@@ -60,8 +61,8 @@ def _records(paths: list[Path]) -> list[Path]:
         for candidate in sorted(path.glob("*.json")):
             try:
                 doc = json.loads(candidate.read_text())
-            except (OSError, UnicodeDecodeError, json.JSONDecodeError):
-                continue
+            except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:  # maybe a record cut short
+                raise EdgekdError(f"{candidate}: unreadable JSON in a results folder ({exc})") from None
             if isinstance(doc, dict) and doc.get("schema") == STUDY_SCHEMA:
                 found.append(candidate)
         if not found:
@@ -71,19 +72,61 @@ def _records(paths: list[Path]) -> list[Path]:
 
 
 def publish(record: dict[str, Any], path: Path, write_record: bool = True) -> Path:
-    """Write ``record`` to ``path`` (.json) and what it renders beside it: the tables (NAME.md) and, for a rank
-    record, its Pareto plot (NAME.png). Returns the tables' path."""
+    """Write ``record`` to ``path`` (.json) and what it renders beside it: the tables (NAME.md) and its plots, if
+    its kind has any (``_plots``). Returns the tables' path."""
     from edgekd.atomic import write_json, write_text
     from edgekd.study_report import render_record, table_path
 
+    if write_record:
+        check_destination(path, record["study"])
     text = render_record(record, path)  # an incomplete record is refused before anything is written
+    draw = _plots(record, path)
     if write_record:
         write_json(path, record)
     write_text(table_path(path), text)
-    if record["study"] == "rank":
-        from edgekd.plots import plot_pareto
-
-        col = record["cost_column"]
-        plot_pareto([{**r, "cost": r[col]} for r in record["rows"] if r[col] is not None], record["metric"],
-                    record["cost_label"], path.with_suffix(".png"), record.get("limit"))
+    draw()
     return table_path(path)
+
+
+def check_destination(path: Path, study: str) -> None:
+    """Refuse to write a ``study`` record over a file that is not one (a study's input, a record of another study,
+    anything else); a command calls it before its work, ``publish`` again before writing."""
+    from edgekd.errors import EdgekdError
+    from edgekd.study_report import STUDY_SCHEMA
+
+    if not path.exists():
+        return
+    try:
+        old = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        old = None
+    if not (isinstance(old, dict) and old.get("schema") == STUDY_SCHEMA and old.get("study") == study):
+        raise EdgekdError(f"{path}: exists and is not a {study} record; choose another --table name")
+
+
+def _plots(record: dict[str, Any], path: Path) -> Callable[[], None]:
+    """What draws a record's plots (a rank's Pareto front NAME.png; a scaling's curves NAME.png and heat map
+    NAME-heatmap.png; nothing for other kinds), its inputs checked before anything is written."""
+    from edgekd import plots
+    from edgekd.errors import EdgekdError
+
+    try:
+        if record["study"] == "rank":
+            col = record["cost_column"]
+            points = [{**r, "cost": float(r[col])} for r in record["rows"] if r[col] is not None]
+            return lambda: plots.plot_pareto(points, record["metric"], record["cost_label"], path.with_suffix(".png"),
+                                             record.get("limit"))
+        if record["study"] == "scaling":
+            metric, rows, fits, strategy = (record["metric"], record["points"], record["fits"],
+                                            record.get("heatmap_strategy"))
+            if not all(isinstance(r.get("student"), int) for r in rows):
+                raise ValueError("a point without an integer student size")
+
+            def draw() -> None:
+                plots.plot_scaling(rows, fits, metric, path.with_suffix(".png"))
+                if strategy:
+                    plots.plot_heatmap(rows, metric, strategy, path.with_name(f"{path.stem}-heatmap.png"))
+            return draw
+    except (KeyError, TypeError, ValueError) as exc:
+        raise EdgekdError(f"{path}: incomplete {record['study']} record ({type(exc).__name__}: {exc})") from None
+    return lambda: None
