@@ -20,7 +20,7 @@ from edgekd.atomic import atomic_path, write_error
 from edgekd.bpm import N_CLASSES
 from edgekd.errors import EdgekdError
 from edgekd.fusion import FusionConfig
-from edgekd.layout import CARD, CONFIG, WEIGHTS, check_model_folder, read_card, read_json_object
+from edgekd.layout import CARD, CONFIG, WEIGHTS, card_entry, check_model_folder, read_card, read_json_object
 from edgekd import arch
 from edgekd.model import MAX_IN_CHANNELS
 from edgekd.tracking import TrackerConfig
@@ -133,7 +133,7 @@ def shipped_tracker(folder: str | Path) -> TrackerConfig:
     """The causal tracker a model folder ships with: an artifact's recorded one (card.json), else the default."""
     folder = model_folder(folder)
     if (folder / CARD).is_file():
-        tracker = ((read_card(folder).get("accuracy") or {}).get("decoder") or {}).get("tracker")
+        tracker = card_entry(read_card(folder), "tracker")
         if tracker is not None and not isinstance(tracker, dict):
             raise EdgekdError(f"{folder / CARD}: accuracy/decoder/tracker must be a table of settings, got {tracker!r}")
         if isinstance(tracker, dict):
@@ -149,7 +149,7 @@ def shipped_decoder(folder: str | Path) -> FusionConfig:
     family's (edgekd.arch.default_decoder)."""
     folder = model_folder(folder)
     if (folder / CARD).is_file():
-        fusion = ((read_card(folder).get("accuracy") or {}).get("decoder") or {}).get("fusion")
+        fusion = card_entry(read_card(folder), "fusion")
         if fusion is not None and not isinstance(fusion, dict):
             raise EdgekdError(f"{folder / CARD}: accuracy/decoder/fusion must be a table of settings, got {fusion!r}")
         if isinstance(fusion, dict):

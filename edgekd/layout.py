@@ -147,6 +147,8 @@ CARD_KEYS: dict[str, tuple[str, ...]] = {
     "eval_windows": ("accuracy", "measured_on", "windows"),
     "eval_subjects": ("accuracy", "measured_on", "subjects"),
     "c_identifier": ("tflm", "c_identifier"),
+    "fusion": ("accuracy", "decoder", "fusion"),  # the shipped decoder: edgekd.fusion.FusionConfig's fields
+    "tracker": ("accuracy", "decoder", "tracker"),  # and edgekd.tracking.TrackerConfig's
 }
 
 

@@ -93,15 +93,15 @@ def execute(exe: Path, target: Target, folder: Path) -> None:
 
 
 def _decoder(art: Artifact) -> tuple[FusionConfig, TrackerConfig]:
-    decoder = (art.card.get("accuracy") or {}).get("decoder")
-    if not isinstance(decoder, dict):
+    fusion, tracker = card_entry(art.card, "fusion"), card_entry(art.card, "tracker")
+    if not isinstance(fusion, dict) or not isinstance(tracker, dict):
         raise EdgekdError(f"{art.folder / CARD}: card lacks accuracy/decoder (re-export with this edgekd)")
+    if "motion_g" not in fusion:  # its hr_spectral.c and model_data.h predate the motion gate
+        raise EdgekdError(f"{art.folder / CARD}: exported before the decoder's motion gate; re-export it with "
+                          f"this edgekd")
     try:
-        if "motion_g" not in decoder["fusion"]:  # its hr_spectral.c and model_data.h predate the motion gate
-            raise EdgekdError(f"{art.folder / CARD}: exported before the decoder's motion gate; re-export it with "
-                              f"this edgekd")
-        return FusionConfig(**decoder["fusion"]), TrackerConfig(**decoder["tracker"])
-    except (KeyError, TypeError) as exc:
+        return FusionConfig(**fusion), TrackerConfig(**tracker)
+    except (TypeError, EdgekdError) as exc:
         raise EdgekdError(f"{art.folder / CARD}: unreadable accuracy/decoder ({exc})") from None
 
 

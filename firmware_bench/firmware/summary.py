@@ -26,7 +26,7 @@ def summary_row(art: Artifact, rec: dict[str, Any]) -> dict[str, Any]:
         "model": arch.describe(art.spec), "artifact": str(art.folder), "target": s["target"], "kernels": s["kernels"],
         "windows": f["windows"], "int8_mismatches": f["int8_mismatches"], "int8_values": f["int8_values"],
         "int8_max_abs_diff": f["int8_max_abs_diff"], "bpm_mismatches": f["bpm_mismatches"],
-        "arena_bytes": f["arena_bytes"], "card_arena_bytes": art.card["tflm"]["arena_bytes"],
+        "arena_bytes": f["arena_bytes"], "card_arena_bytes": art.card_int("arena_bytes"),
         "flash_bytes": f.get("flash_bytes"),
         "flash_bytes_est": flash_bytes_est(art.tflite_bytes()),
         "flash_by_component": f.get("flash_by_component")}
@@ -37,5 +37,5 @@ def summary_row(art: Artifact, rec: dict[str, Any]) -> dict[str, Any]:
                     "instructions_per_inference": f["instructions_per_inference"],
                     "instructions_per_decode": f["instructions_per_decode"], "ms": est["ms"],
                     "clock_mhz": est["clock_mhz"], "estimate_mcu": mcu.name, "cycles_per_mac": mcu.cycles_per_mac,
-                    "mac_ms": art.card["architecture"]["macs"] * mcu.cycles_per_mac / (est["clock_mhz"] * 1e6) * 1e3})
+                    "mac_ms": arch.macs(art.spec) * mcu.cycles_per_mac / (est["clock_mhz"] * 1e6) * 1e3})
     return row
