@@ -89,6 +89,7 @@ def distill(ws: WindowSet, plan: DistillPlan, out: str | Path, progress: bool = 
 def _row(role: str, path: str | Path, spec: dict[str, Any], metrics: dict[str, Any] | None) -> dict[str, Any]:
     return {
         "model": role, "family": arch.family(spec), "blocks": spec["blocks"], "in_channels": spec["in_channels"],
+        "architecture": arch.describe(spec),
         "mae_argmax": None if metrics is None else metrics["mae_argmax"],
         "mae_expectation": None if metrics is None else metrics["mae_expectation"],
         "mae_causal": None if metrics is None else metrics.get("mae_causal"),  # older reused runs lack it

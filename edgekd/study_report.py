@@ -4,10 +4,14 @@ The record (``models/results/NAME.json``, written by the study, committed beside
 number a table shows, so ``edgekd report`` regenerates the tables without the runs that produced them, and a
 test proves the committed tables are exactly what their records render (no hand-copied numbers).
 
-Record kinds: ``lodo`` (edgekd.lodo: leave-one-dataset-out, decoder chosen nested), ``rank`` (`edgekd rank
---table`: students by MAE against a deployment cost, with the Pareto front), ``firmware`` (`edgekd firmware
---table`: artifacts built with TFLM C++ and run, per target and kernel set), ``table3`` (`edgekd bench --table3
---table`: the paper's Table 3), ``scaling`` (`edgekd scaling --table`: the scaling-law fits).
+Record kinds (each written by its command's ``--table``):
+
+- ``distill`` (`edgekd distill`): teacher, scratch twin and student on one fold;
+- ``lodo`` (`edgekd lodo`, edgekd.lodo): leave-one-dataset-out, decoder chosen nested;
+- ``rank`` (`edgekd rank`): students by MAE against a deployment cost, with the Pareto front;
+- ``firmware`` (`edgekd firmware`): artifacts built with TFLM C++ and run, per target and kernel set;
+- ``table3`` (`edgekd bench --table3`): the paper's Table 3;
+- ``scaling`` (`edgekd scaling`): the scaling-law fits.
 """
 
 from __future__ import annotations
@@ -268,7 +272,26 @@ def scaling_markdown(record: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-RENDERERS: dict[str, Callable[[dict[str, Any]], str]] = {"lodo": lodo_markdown, "rank": rank_markdown,
+def distill_markdown(record: dict[str, Any]) -> str:
+    """One `edgekd distill` (teacher, scratch twin, distilled student) on one fold: MAE of each decoding on the
+    fold's test subjects, and the cost of each model."""
+    def mae(v: Any) -> str:
+        return "-" if v is None else f"{v:.2f}"
+
+    lines = [f"`edgekd distill` on {record['data']}, fold {record['fold']} test subjects, {record['epochs']} epochs"
+             f"{', ' + str(record['synthetic']) + ' synthetic training subjects' if record.get('synthetic') else ''}; "
+             f"MAE in BPM (tracked: the causal tracker on the model alone; fused: the shipped decoder). "
+             f"{_regenerate(record)}.", "",
+             "| model | architecture | MAE argmax | MAE tracked | MAE fused | params | MACs |",
+             "|---|---|---:|---:|---:|---:|---:|"]
+    lines += [f"| {r['model']} | {r['architecture']}, {r['in_channels']} channels in | {mae(r['mae_argmax'])} | "
+              f"{mae(r['mae_causal'])} | {mae(r['mae_fused'])} | {r['params']:,} | {r['macs']:,} |"
+              for r in record["rows"]]
+    return "\n".join(lines) + "\n"
+
+
+RENDERERS: dict[str, Callable[[dict[str, Any]], str]] = {"distill": distill_markdown, "lodo": lodo_markdown,
+                                                         "rank": rank_markdown,
                                                          "firmware": firmware_markdown, "table3": table3_markdown,
                                                          "scaling": scaling_markdown}
 

@@ -203,11 +203,17 @@ def test_distill_with_data_trains_the_recipe_alone(small_synth_module, tmp_path,
 
 def test_distill_demo_still_distils(small_synth_module, tmp_path, capsys):
     """On the synthetic corpus (the demo's data) distill trains teacher, scratch and DKD twins, no synthetic extra."""
+    from edgekd.study_report import render
+
     data = small_synth_module.save(tmp_path / "syn.npz")
+    table = tmp_path / "results" / "demo.md"
     assert main(["distill", "--data", str(data), "--teacher-blocks", "1", "--epochs", "1", "--strategy", "dkd",
-                 "--quiet", "--json", "--out", str(tmp_path / "o")]) == 0
+                 "--quiet", "--json", "--out", str(tmp_path / "o"), "--table", str(table)]) == 0
     rows = json.loads(capsys.readouterr().out)
     assert [r["model"] for r in rows] == ["teacher", "scratch student", "dkd student"]
+    text = table.read_text()  # the same rows as a study record and its table
+    assert text == render(table.with_suffix(".json")) and f"| dkd student | {rows[2]['architecture']}" in text
+    assert f"{rows[1]['mae_fused']:.2f} |" in text and "--table" in text
     assert read_config(tmp_path / "o" / "student").synthetic == 0
     assert read_config(tmp_path / "o" / "student").family == "spectral"
 

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from edgekd.cli.args import (add_decoder_args, decoder_config, int_at_least, non_negative_float, non_negative_int,
-                             positive_int, tracker_config)
+                             positive_int, table_file, tracker_config)
 from edgekd.cli.output import print_json, print_table
 from edgekd.data import load_windows
 from edgekd.data.synthetic import DATASET as SYNTHETIC, TRAINING_MINUTES, training_problem
@@ -143,6 +143,9 @@ def _register_distill(sub: argparse._SubParsersAction) -> None:
                    help="progressive distillation: teacher -> N-block intermediate -> student")
     p.add_argument("--no-scratch", action="store_true", help="skip the from-scratch baseline student")
     p.add_argument("--out", default=DEMO_OUT, metavar="DIR", help=f"output folder (default {DEMO_OUT})")
+    p.add_argument("--table", type=table_file, metavar="NAME.md",
+                   help="also write the result as a study record NAME.json with its table NAME.md (`edgekd report "
+                        "NAME.json` regenerates the table)")
     _common(p, student=RECIPE, epochs=None, synthetic=None)
     p.set_defaults(func=run_distill)
 
@@ -253,7 +256,20 @@ def run_distill(args: argparse.Namespace) -> int:
                        DEMO_TEACHER_BLOCKS,
                        teacher_in_channels=args.teacher_in_channels or channels, teacher_epochs=args.teacher_epochs,
                        intermediate_blocks=args.intermediate_blocks, scratch=not args.no_scratch)
+    if args.table:
+        from edgekd.cli.report import check_destination
+
+        check_destination(args.table.with_suffix(".json"), "distill")
     rows = distill(ws, plan, args.out, progress=not args.quiet)
+    if args.table:
+        import shlex
+
+        from edgekd.cli.report import publish
+        from edgekd.study_report import STUDY_SCHEMA
+
+        publish({"schema": STUDY_SCHEMA, "study": "distill", "command": shlex.join(["edgekd", *args.argv]),
+                 "data": str(args.data) if args.data else "the embedded synthetic corpus", "fold": args.fold,
+                 "epochs": args.epochs, "synthetic": args.synthetic, "rows": rows}, args.table.with_suffix(".json"))
     if args.json:
         print_json(rows)
     else:
