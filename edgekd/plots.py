@@ -49,7 +49,7 @@ def plot_scaling(rows: list[dict[str, Any]], fits: list[dict[str, Any]], metric:
         for f in (f for f in fits if f["strategy"] == strategy):
             colour = colours[teachers.index(f["teacher"]) % len(colours)]
             pts = [r for r in rows if r["strategy"] == strategy and r.get("teacher") == f["teacher"]
-                   and r.get(metric) is not None]
+                   and r.get(metric) is not None and (r.get("role") or "student") == "student"]  # what was fitted
             xs = np.array([r["student"] for r in pts], dtype=float)
             ax.scatter(xs, [r[metric] for r in pts], s=14, color=colour, alpha=0.7)
             label = _teacher_label(f["teacher"])
@@ -74,12 +74,13 @@ def plot_heatmap(rows: list[dict[str, Any]], metric: str, strategy: str, path: s
     students trained from scratch. Cells are means over folds and seeds."""
     plt = _pyplot()
     cells: dict[tuple[Any, Any], list[float]] = defaultdict(list)
-    scratch: dict[int, list[float]] = defaultdict(list)
+    scratch: dict[int, list[float]] = defaultdict(list)  # students from scratch (the bottom row)
+    teacher_runs: dict[int, list[float]] = defaultdict(list)  # a sweep's [teacher]-only runs (the right column)
     for r in rows:
         if r.get(metric) is None:
             continue
         if r["strategy"] == "scratch" and r.get("teacher") is None:
-            scratch[int(r["student"])].append(float(r[metric]))
+            (teacher_runs if r.get("role") == "teacher" else scratch)[int(r["student"])].append(float(r[metric]))
         elif r["strategy"] == strategy and r.get("teacher") is not None:
             cells[(int(r["teacher"]), int(r["student"]))].append(float(r[metric]))
     teachers = sorted({t for t, _ in cells})
@@ -89,8 +90,8 @@ def plot_heatmap(rows: list[dict[str, Any]], metric: str, strategy: str, path: s
         for j, s in enumerate(students):
             if (t, s) in cells:
                 grid[i, j] = np.mean(cells[(t, s)])
-        if t in scratch:
-            grid[i, -1] = np.mean(scratch[t])
+        if t in teacher_runs or t in scratch:
+            grid[i, -1] = np.mean(teacher_runs.get(t) or scratch[t])
     for j, s in enumerate(students):
         if s in scratch:
             grid[-1, j] = np.mean(scratch[s])

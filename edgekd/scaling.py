@@ -92,7 +92,17 @@ def fit_scaling(x: Sequence[float], y: Sequence[float]) -> ScalingFit:
     ss_tot = float(((y_arr - y_arr.mean()) ** 2).sum())
     r2 = 1.0 - ss_res / ss_tot if ss_tot > 0 else (1.0 if ss_res == 0 else 0.0)
     n = len(x_arr)
-    return ScalingFit(a, b, c, np.asarray(cov, dtype=float), r2, n, ss_res / (n - 3) if n > 3 else math.nan)
+    cov = np.asarray(cov, dtype=float).copy()
+    # A parameter at a bound (a = 0, b at B_MIN or B_MAX) or one the data do not move (b = 20: exp(-b x) is 0 at
+    # every size, so a is anything) has no standard error: curve_fit reports 0 there; say infinite instead.
+    e = np.exp(-b * x_arr)
+    moves = np.linalg.norm(np.stack([e, -a * x_arr * e, np.ones_like(x_arr)]), axis=1)
+    inside = B_MIN * (1 + 1e-4) < b < B_MAX * (1 - 1e-4)  # curve_fit stops a hair inside a bound
+    free = [a > 0 and moves[0] > 1e-6 * moves.max(), inside and moves[1] > 1e-6 * moves.max(), True]
+    for i, ok in enumerate(free):
+        if not ok:
+            cov[i, :] = cov[:, i] = math.inf
+    return ScalingFit(a, b, c, cov, r2, n, ss_res / (n - 3) if n > 3 else math.nan)
 
 
 def group_key(row: dict[str, Any]) -> tuple[int | None, str]:

@@ -263,7 +263,7 @@ def scaling_markdown(record: dict[str, Any]) -> str:
         head = (f"| {'-' if f['teacher'] is None else str(f['teacher']) + 'b'} | {f['strategy']} | {f['points']} | "
                 f"{', '.join(map(str, f['sizes']))} | ")
         if "error" in f:
-            lines.append(head + f"not fitted: {f['error']} |" + " |" * (8 + 2 * predict))
+            lines.append(head + f"not fitted: {f['error']} |" + " |" * (6 + 2 * predict))
             continue
         lines.append(head + " | ".join([f"{f['a']:.3g}", se(f, "a_se"), f"{f['b']:.3g}", se(f, "b_se"),
                                         f"{f['c']:.3g}", se(f, "c_se"), f"{f['r2']:.2f}"]) + " |"
@@ -278,7 +278,10 @@ def distill_markdown(record: dict[str, Any]) -> str:
     def mae(v: Any) -> str:
         return "-" if v is None else f"{v:.2f}"
 
-    lines = [f"`edgekd distill` on {record['data']}, fold {record['fold']} test subjects, {record['epochs']} epochs"
+    teacher = (f" (teacher {record['teacher_epochs']})" if record.get("teacher_epochs") not in (None, record['epochs'])
+               else "")
+    lines = [f"`edgekd distill` on {record['data']}, fold {record['fold']} test subjects, seed {record['seed']}, "
+             f"{record['epochs']} epochs{teacher}"
              f"{', ' + str(record['synthetic']) + ' synthetic training subjects' if record.get('synthetic') else ''}; "
              f"MAE in BPM (tracked: the causal tracker on the model alone; fused: the shipped decoder). "
              f"{_regenerate(record)}.", "",

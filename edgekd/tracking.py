@@ -34,6 +34,10 @@ class TrackerConfig:
     floor: float = 1e-3         # probability mass spread uniformly each step (re-acquisition)
 
     def __post_init__(self) -> None:
+        for name in ("sigma_bpm", "temperature", "floor"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, (int, float)):
+                raise EdgekdError(f"tracker: {name} must be a number, got {v!r}")
         # in float32, as hr_tracker_init receives them (1e-46 is 0 there)
         if not np.float32(self.sigma_bpm) > 0 or not np.float32(self.temperature) > 0:
             raise EdgekdError(f"tracker: sigma_bpm and temperature must be > 0, got {self.sigma_bpm}, "

@@ -11,7 +11,7 @@ import pytest
 
 from edgekd.cli.main import main
 from edgekd.errors import EdgekdError
-from edgekd.scaling import fit_groups, fit_scaling, law
+from edgekd.scaling import B_MIN, fit_groups, fit_scaling, law
 
 PAPER_SOFT_T12 = {1: 10.38, 2: 7.70, 3: 7.20, 4: 7.11, 5: 7.04, 6: 6.80, 8: 6.68, 10: 6.33}  # REFERENCE.md s.3
 PAPER_FIT_T12 = (11.607, 1.172, 6.755)
@@ -121,3 +121,32 @@ def test_table_writes_a_study_record_that_report_redraws(tmp_path, rng, capsys):
         png.unlink()
     assert main(["report", str(table.with_suffix(".json"))]) == 0  # tables and both plots from the record alone
     assert all(png.is_file() for png in pngs)
+
+
+def test_a_parameter_the_data_do_not_constrain_has_no_standard_error():
+    # MAE that rises then falls: the best decay runs into its bound (b = B_MIN), where curve_fit's covariance
+    # says nothing about b
+    fit = fit_scaling([1, 1, 2, 2, 4, 4], [20.0, 20.2, 25.0, 25.1, 20.0, 19.9])
+    assert fit.b == pytest.approx(B_MIN)
+    a_se, b_se, c_se = fit.stderr
+    assert math.isinf(b_se) and math.isfinite(a_se) and math.isfinite(c_se)
+    assert fit.predict(3.0)[1] == -math.inf  # no interval from a fit that cannot say how b varies
+
+
+def test_report_refuses_a_bad_scaling_record_before_writing_and_table_never_takes_a_strangers_file(tmp_path, rng,
+                                                                                                    capsys):
+    path, _ = _results(tmp_path, rng)
+    notes = tmp_path / "notes.md"
+    notes.write_text("my notes")
+    assert main(["scaling", str(path), "--table", str(notes)]) == 2  # a NAME.md that is not a record's table
+    assert "exists without its record" in capsys.readouterr().err and notes.read_text() == "my notes"
+    table = tmp_path / "law.md"
+    assert main(["scaling", str(path), "--table", str(table)]) == 0
+    record = json.loads(table.with_suffix(".json").read_text())
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({**record, "points": []}))
+    capsys.readouterr()
+    assert main(["report", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert "incomplete scaling record" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "bad.md").exists()  # nothing written from a record its plots cannot be drawn from

@@ -163,6 +163,8 @@ def test_tracker_settings_are_checked_as_the_c_tracker_receives_them(tmp_path, c
 
     with pytest.raises(EdgekdError, match="sigma_bpm"):
         TrackerConfig(sigma_bpm=1e-46)  # 0 in float32: hr_tracker_init refuses it, so does Python
+    with pytest.raises(EdgekdError, match="sigma_bpm must be a number"):
+        TrackerConfig(sigma_bpm="abc")  # as a hand-edited card could hold it
     with pytest.raises(SystemExit) as stop:  # [0, 1): refused by the parser
         main(["evaluate", str(tmp_path), "--tracker-floor", "1"])
     assert stop.value.code == 2 and "--tracker-floor" in capsys.readouterr().err

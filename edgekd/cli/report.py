@@ -14,11 +14,12 @@ from edgekd.cli.output import print_json, print_table
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("report", help="regenerate a study's Markdown tables from its JSON record",
-                       description="Renders each study record (models/results/NAME.json, written by `edgekd lodo "
-                                   "--table`, `edgekd rank --table` or `edgekd firmware --table`) to NAME.md beside "
-                                   "it (and a rank record's Pareto plot to NAME.png), without the runs or artifacts "
-                                   "that produced it. With --check, writes nothing and exits 1 when a table on disk "
-                                   "differs from what its record renders (a hand-edited or stale table).")
+                       description="Renders each study record (models/results/NAME.json, written by the --table "
+                                   "of `edgekd distill`, `lodo`, `rank`, `firmware`, `bench --table3` or `scaling`) "
+                                   "to NAME.md beside it, with its plots (a rank's NAME.png; a scaling's NAME.png and "
+                                   "NAME-heatmap.png), without the runs or artifacts that produced it. With --check, "
+                                   "writes nothing and exits 1 when a table on disk differs from what its record "
+                                   "renders (a hand-edited or stale table; plots are not compared).")
     p.add_argument("records", nargs="+", type=Path, metavar="RECORD",
                    help="study record .json file(s), or a folder: every study record in it (models/results)")
     p.add_argument("--check", action="store_true",
@@ -80,11 +81,10 @@ def publish(record: dict[str, Any], path: Path, write_record: bool = True) -> Pa
     if write_record:
         check_destination(path, record["study"])
     text = render_record(record, path)  # an incomplete record is refused before anything is written
-    draw = _plots(record, path)
+    _plots(record, path)()  # the plots next: a record they cannot be drawn from leaves no table or record behind
     if write_record:
         write_json(path, record)
     write_text(table_path(path), text)
-    draw()
     return table_path(path)
 
 
@@ -94,7 +94,10 @@ def check_destination(path: Path, study: str) -> None:
     from edgekd.errors import EdgekdError
     from edgekd.study_report import STUDY_SCHEMA
 
-    if not path.exists():
+    if not path.exists():  # a new record: what it writes beside it must be new too
+        taken = [p for p in _outputs(path, study) if p.exists()]
+        if taken:
+            raise EdgekdError(f"{taken[0]}: exists without its record {path.name}; choose another --table name")
         return
     try:
         old = json.loads(path.read_text())
@@ -102,6 +105,15 @@ def check_destination(path: Path, study: str) -> None:
         old = None
     if not (isinstance(old, dict) and old.get("schema") == STUDY_SCHEMA and old.get("study") == study):
         raise EdgekdError(f"{path}: exists and is not a {study} record; choose another --table name")
+
+
+def _outputs(path: Path, study: str) -> list[Path]:
+    """The files a ``study`` record at ``path`` renders beside it."""
+    from edgekd.study_report import table_path
+
+    plots = {"rank": [path.with_suffix(".png")],
+             "scaling": [path.with_suffix(".png"), path.with_name(f"{path.stem}-heatmap.png")]}
+    return [table_path(path), *plots.get(study, [])]
 
 
 def _plots(record: dict[str, Any], path: Path) -> Callable[[], None]:
@@ -123,9 +135,12 @@ def _plots(record: dict[str, Any], path: Path) -> Callable[[], None]:
                 raise ValueError("a point without an integer student size")
 
             def draw() -> None:
-                plots.plot_scaling(rows, fits, metric, path.with_suffix(".png"))
-                if strategy:
-                    plots.plot_heatmap(rows, metric, strategy, path.with_name(f"{path.stem}-heatmap.png"))
+                try:
+                    plots.plot_scaling(rows, fits, metric, path.with_suffix(".png"))
+                    if strategy:
+                        plots.plot_heatmap(rows, metric, strategy, path.with_name(f"{path.stem}-heatmap.png"))
+                except (KeyError, TypeError, ValueError, IndexError) as exc:
+                    raise EdgekdError(f"{path}: incomplete scaling record ({type(exc).__name__}: {exc})") from None
             return draw
     except (KeyError, TypeError, ValueError) as exc:
         raise EdgekdError(f"{path}: incomplete {record['study']} record ({type(exc).__name__}: {exc})") from None

@@ -269,7 +269,8 @@ def run_distill(args: argparse.Namespace) -> int:
 
         publish({"schema": STUDY_SCHEMA, "study": "distill", "command": shlex.join(["edgekd", *args.argv]),
                  "data": str(args.data) if args.data else "the embedded synthetic corpus", "fold": args.fold,
-                 "epochs": args.epochs, "synthetic": args.synthetic, "rows": rows}, args.table.with_suffix(".json"))
+                 "seed": args.seed, "epochs": args.epochs, "teacher_epochs": args.teacher_epochs or args.epochs,
+                 "synthetic": args.synthetic, "rows": rows}, args.table.with_suffix(".json"))
     if args.json:
         print_json(rows)
     else:
