@@ -9,8 +9,9 @@ so everything that loads a model goes through ``load_model``.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 from safetensors import SafetensorError
@@ -20,10 +21,13 @@ from edgekd.atomic import atomic_path, write_error
 from edgekd.bpm import N_CLASSES
 from edgekd.errors import EdgekdError
 from edgekd.fusion import FusionConfig
-from edgekd.layout import CARD, CONFIG, WEIGHTS, card_entry, check_model_folder, read_card, read_json_object
+from edgekd.layout import (CARD, CARD_KEYS, CONFIG, WEIGHTS, card_entry, check_model_folder, read_card,
+                           read_json_object)
 from edgekd import arch
 from edgekd.model import MAX_IN_CHANNELS
 from edgekd.tracking import TrackerConfig
+
+T = TypeVar("T")
 
 
 def save_weights(model: torch.nn.Module, path: str | Path) -> None:
@@ -129,18 +133,30 @@ def load_model(path: str | Path, map_location: str = "cpu") -> torch.nn.Module:
     return model.eval().to(map_location)
 
 
+def recorded_setting(card: dict[str, Any], card_path: Path, field: str, make: Callable[[dict[str, Any]], T]
+                     ) -> T | None:
+    """The settings table a card records under ``CARD_KEYS[field]`` (the decoder's ``fusion`` or ``tracker``),
+    built by ``make``; None when the card has none (an export from before it was recorded); EdgekdError naming
+    the card when it is not a table or its values are refused."""
+    value = card_entry(card, field)
+    if value is None:
+        return None
+    where = "/".join(CARD_KEYS[field])
+    if not isinstance(value, dict):
+        raise EdgekdError(f"{card_path}: {where} must be a table of settings, got {value!r}")
+    try:
+        return make(value)
+    except (TypeError, EdgekdError) as exc:
+        raise EdgekdError(f"{card_path}: unreadable {where} ({exc})") from None
+
+
 def shipped_tracker(folder: str | Path) -> TrackerConfig:
     """The causal tracker a model folder ships with: an artifact's recorded one (card.json), else the default."""
     folder = model_folder(folder)
     if (folder / CARD).is_file():
-        tracker = card_entry(read_card(folder), "tracker")
-        if tracker is not None and not isinstance(tracker, dict):
-            raise EdgekdError(f"{folder / CARD}: accuracy/decoder/tracker must be a table of settings, got {tracker!r}")
-        if isinstance(tracker, dict):
-            try:
-                return TrackerConfig(**tracker)
-            except (TypeError, EdgekdError) as exc:
-                raise EdgekdError(f"{folder / CARD}: unreadable accuracy/decoder/tracker ({exc})") from None
+        tracker = recorded_setting(read_card(folder), folder / CARD, "tracker", lambda d: TrackerConfig(**d))
+        if tracker is not None:
+            return tracker
     return TrackerConfig()
 
 
@@ -149,12 +165,8 @@ def shipped_decoder(folder: str | Path) -> FusionConfig:
     family's (edgekd.arch.default_decoder)."""
     folder = model_folder(folder)
     if (folder / CARD).is_file():
-        fusion = card_entry(read_card(folder), "fusion")
-        if fusion is not None and not isinstance(fusion, dict):
-            raise EdgekdError(f"{folder / CARD}: accuracy/decoder/fusion must be a table of settings, got {fusion!r}")
-        if isinstance(fusion, dict):
-            try:
-                return FusionConfig(**{"motion_g": 0.0, **fusion})  # a card from before the gate had none
-            except (TypeError, EdgekdError) as exc:
-                raise EdgekdError(f"{folder / CARD}: unreadable accuracy/decoder/fusion ({exc})") from None
+        fusion = recorded_setting(read_card(folder), folder / CARD, "fusion",
+                                  lambda d: FusionConfig(**{"motion_g": 0.0, **d}))  # a card from before the gate
+        if fusion is not None:
+            return fusion
     return arch.default_decoder(model_spec(folder))

@@ -32,7 +32,7 @@ from edgekd.layout import (BENCH_SCHEMA, CARD, card_value, firmware_record_path,
                            verify_artifact)
 from edgekd import arch
 from edgekd.model import size_table
-from edgekd.study_report import STUDY_SCHEMA, read_record
+from edgekd.study_report import read_record, record_kind
 from edgekd.sweep import read_results
 
 COSTS: dict[str, tuple[str, str]] = {  # cost name -> (row column, axis label)
@@ -90,13 +90,12 @@ def read_sources(paths: list[Path]) -> tuple[list[dict[str, Any]], str]:
 
 
 def _is_study_record(path: Path) -> bool:
-    if path.suffix != ".json" or not path.is_file():
+    if path.suffix != ".json":
         return False
     try:
-        doc = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return record_kind(path) is not None
+    except EdgekdError:
         return False  # read_results names the problem
-    return isinstance(doc, dict) and doc.get("schema") == STUDY_SCHEMA
 
 
 def lodo_rows(record: dict[str, Any], source: Path) -> list[dict[str, Any]]:

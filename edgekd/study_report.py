@@ -16,6 +16,7 @@ Record kinds (each written by its command's ``--table``):
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from statistics import mean
 from typing import Any, Callable
@@ -297,6 +298,18 @@ RENDERERS: dict[str, Callable[[dict[str, Any]], str]] = {"distill": distill_mark
                                                          "rank": rank_markdown,
                                                          "firmware": firmware_markdown, "table3": table3_markdown,
                                                          "scaling": scaling_markdown}
+
+
+def record_kind(path: Path) -> str | None:
+    """The study a file's record is of (its ``study``), or None when the file is missing or holds JSON that is not
+    a study record (a sweep's results, `rank --out`'s list); EdgekdError naming the file when it is not JSON."""
+    if not path.is_file():
+        return None
+    try:
+        doc = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise EdgekdError(f"{path}: unreadable JSON ({exc})") from None
+    return str(doc.get("study")) if isinstance(doc, dict) and doc.get("schema") == STUDY_SCHEMA else None
 
 
 def read_record(path: Path) -> dict[str, Any]:

@@ -193,15 +193,15 @@ def plan(sweep: SweepConfig, runs_root: Path, data_key: str, folds: list[str] | 
     for seed in sweep.seeds:
         for fold in folds or fold_specs(sweep.folds):
             def make(student: int | str, strategy: str, teacher: PlannedRun | None,
-                     role: dict[str, Any] | None = None) -> PlannedRun:
-                cfg = RunConfig(**{**sweep.train, **(role or {}), **parse_student(student),
-                                   "strategy": parse_strategy(strategy),
-                                   "seed": seed,
-                                   "fold": fold, "params": params_for(strategy, sweep.params),
+                     teacher_only: dict[str, Any] | None = None) -> PlannedRun:
+                """One run; ``teacher_only``: the [teacher] settings of a run that only teaches."""
+                cfg = RunConfig(**{**sweep.train, **(teacher_only or {}), **parse_student(student),
+                                   "strategy": parse_strategy(strategy), "seed": seed, "fold": fold,
+                                   "params": params_for(strategy, sweep.params),
                                    "teachers": [str(runs_root / teacher.name)] if teacher else []})
                 run = PlannedRun(run_name(cfg, teacher.name if teacher else None, data_key), cfg,
                                  teacher.name if teacher else None,
-                                 teacher.config.blocks if teacher else None, "teacher" if role else None)
+                                 teacher.config.blocks if teacher else None, "teacher" if teacher_only else None)
                 return out.setdefault(run.name, run)
 
             teacher_runs = {t: make(t, SCRATCH, None, sweep.teacher) for t in sweep.teachers}

@@ -11,6 +11,7 @@ from typing import Any
 
 from edgekd.cli.args import positive_int, table_file
 from edgekd.cli.output import print_json, print_table
+from edgekd.cli.report import check_table, publish_table
 from edgekd.errors import EdgekdError
 from edgekd.runtimes import RUNTIMES
 
@@ -166,10 +167,7 @@ def _table3(args: argparse.Namespace) -> int:
 
     blocks = args.blocks or list(ALL_BLOCKS)
     targets = mcu.select(args.mcu) if args.mcu else []  # before the long run: a typo fails at once
-    if args.table:
-        from edgekd.cli.report import check_destination
-
-        check_destination(args.table.with_suffix(".json"), "table3")
+    check_table(args, "table3")
     bar, step = _progress(len(blocks), "table3")
     try:
         rows = table3(blocks, args.windows, args.batch or 128, args.threads, passes=args.passes, progress=step)
@@ -183,14 +181,7 @@ def _table3(args: argparse.Namespace) -> int:
         rec = records.make_record({"name": "table3"}, "table3", records.host_device(), settings, result)
         records.write_records([rec], args.out)
     if args.table:
-        import shlex
-
-        from edgekd.cli.report import publish
-        from edgekd.study_report import STUDY_SCHEMA
-
-        publish({"schema": STUDY_SCHEMA, "study": "table3", "command": shlex.join(["edgekd", *args.argv]),
-                 "device": records.host_device(threads=args.threads), "rows": rows, "mcu": estimates},
-                args.table.with_suffix(".json"))
+        publish_table(args, "table3", device=records.host_device(threads=args.threads), rows=rows, mcu=estimates)
     if args.json:
         print_json(result)
         return 0

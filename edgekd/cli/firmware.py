@@ -7,6 +7,7 @@ from pathlib import Path
 
 from edgekd.cli.args import positive_float, positive_int, table_file
 from edgekd.cli.output import print_json, print_table
+from edgekd.cli.report import check_table, publish_table
 from edgekd.firmware_targets import TARGETS
 from edgekd.tflm_ops import KERNEL_SETS
 
@@ -86,10 +87,7 @@ def run(args: argparse.Namespace) -> int:
 
     recs = []
     combos = combinations(args)
-    if args.table:  # before minutes of building, not after
-        from edgekd.cli.report import check_destination
-
-        check_destination(args.table.with_suffix(".json"), "firmware")
+    check_table(args, "firmware")  # before minutes of building, not after
     bar = tqdm(combos, desc="firmware", unit="build", disable=None if len(combos) > 1 else True)  # None: a terminal
     for art, target, kernels in bar:
         bar.set_postfix_str(f"{art.name} {target} {kernels or 'default'}")
@@ -135,12 +133,7 @@ def _identical(rec: dict) -> bool:
 
 
 def _table(args: argparse.Namespace, recs: list) -> None:
-    import shlex
-
-    from edgekd.cli.report import publish
-    from edgekd.study_report import STUDY_SCHEMA
     from firmware_bench.artifact import load_artifact
     from firmware_bench.firmware.summary import summary_row
 
-    publish({"schema": STUDY_SCHEMA, "study": "firmware", "command": shlex.join(["edgekd", *args.argv]),
-             "rows": [summary_row(load_artifact(art), rec) for art, rec in recs]}, args.table.with_suffix(".json"))
+    publish_table(args, "firmware", rows=[summary_row(load_artifact(art), rec) for art, rec in recs])

@@ -8,6 +8,7 @@ from pathlib import Path
 from edgekd.budget import DEFAULT_MCU_TARGETS, load_budget
 from edgekd.cli.args import table_file
 from edgekd.cli.output import print_json, print_table
+from edgekd.cli.report import check_table, publish_table
 from edgekd.rank import COSTS, LIMIT_COLUMNS, rank, read_sources
 from edgekd.sweep import MAE_METRICS
 
@@ -45,10 +46,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.table:
-        from edgekd.cli.report import check_destination
-
-        check_destination(args.table.with_suffix(".json"), "rank")  # never over an input record
+    check_table(args, "rank")  # never over an input record
     budget = load_budget(args.budget) if args.budget else None
     sources, kind = read_sources(args.results)
     rows = rank(sources, args.cost, args.metric, args.bench, budget, args.mcu, args.runtime,
@@ -65,18 +63,12 @@ def run(args: argparse.Namespace) -> int:
         plot_pareto([{**r, "cost": r[col]} for r in rows if r[col] is not None], args.metric, label,
                     out / f"pareto_{args.cost}.png", limit)
     if args.table:
-        import shlex
         from statistics import mean
 
-        from edgekd.cli.report import publish
-        from edgekd.study_report import STUDY_SCHEMA
-
-        publish({"schema": STUDY_SCHEMA, "study": "rank", "command": shlex.join(["edgekd", *args.argv]),
-                 "sources": [str(p) for p in args.results], "source_kind": kind, "cost": args.cost,
-                 "cost_column": col, "cost_label": label, "metric": args.metric, "firmware": args.firmware,
-                 "budget": budget.name if budget else None, "limit": limit, "rows": rows,
-                 "hmm": mean(r["mae_hmm"] for r in sources) if kind == "lodo" else None},
-                args.table.with_suffix(".json"))
+        publish_table(args, "rank", sources=[str(p) for p in args.results], source_kind=kind, cost=args.cost,
+                      cost_column=col, cost_label=label, metric=args.metric, firmware=args.firmware,
+                      budget=budget.name if budget else None, limit=limit, rows=rows,
+                      hmm=mean(r["mae_hmm"] for r in sources) if kind == "lodo" else None)
     if args.json:
         print_json(rows)
         return 0

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -51,21 +50,14 @@ def run(args: argparse.Namespace) -> int:
 def _records(paths: list[Path]) -> list[Path]:
     """The record files: each path, or for a folder the study records in it (other JSON files are not records)."""
     from edgekd.errors import EdgekdError
-    from edgekd.study_report import STUDY_SCHEMA
+    from edgekd.study_report import STUDY_SCHEMA, record_kind
 
     out = []
     for path in paths:
         if not path.is_dir():
             out.append(path)
             continue
-        found = []
-        for candidate in sorted(path.glob("*.json")):
-            try:
-                doc = json.loads(candidate.read_text())
-            except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:  # maybe a record cut short
-                raise EdgekdError(f"{candidate}: unreadable JSON in a results folder ({exc})") from None
-            if isinstance(doc, dict) and doc.get("schema") == STUDY_SCHEMA:
-                found.append(candidate)
+        found = [c for c in sorted(path.glob("*.json")) if record_kind(c)]  # unreadable: maybe a record cut short
         if not found:
             raise EdgekdError(f"{path}: no study records (JSON files with schema {STUDY_SCHEMA}) in this folder")
         out += found
@@ -88,11 +80,28 @@ def publish(record: dict[str, Any], path: Path, write_record: bool = True) -> Pa
     return table_path(path)
 
 
+def check_table(args: argparse.Namespace, study: str) -> None:
+    """Before a study's work: refuse a --table whose record would replace a file that is not one of ``study``."""
+    if args.table:
+        check_destination(args.table.with_suffix(".json"), study)
+
+
+def publish_table(args: argparse.Namespace, study: str, **fields: Any) -> None:
+    """Write a ``study`` record of ``fields`` (and the command as typed) to --table's NAME.json, with what it
+    renders beside it."""
+    import shlex
+
+    from edgekd.study_report import STUDY_SCHEMA
+
+    publish({"schema": STUDY_SCHEMA, "study": study, "command": shlex.join(["edgekd", *args.argv]), **fields},
+            args.table.with_suffix(".json"))
+
+
 def check_destination(path: Path, study: str) -> None:
     """Refuse to write a ``study`` record over a file that is not one (a study's input, a record of another study,
     anything else); a command calls it before its work, ``publish`` again before writing."""
     from edgekd.errors import EdgekdError
-    from edgekd.study_report import STUDY_SCHEMA
+    from edgekd.study_report import record_kind
 
     if not path.exists():  # a new record: what it writes beside it must be new too
         taken = [p for p in _outputs(path, study) if p.exists()]
@@ -100,10 +109,10 @@ def check_destination(path: Path, study: str) -> None:
             raise EdgekdError(f"{taken[0]}: exists without its record {path.name}; choose another --table name")
         return
     try:
-        old = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
-        old = None
-    if not (isinstance(old, dict) and old.get("schema") == STUDY_SCHEMA and old.get("study") == study):
+        kind = record_kind(path)
+    except EdgekdError:  # not JSON: not a record either
+        kind = None
+    if kind != study:
         raise EdgekdError(f"{path}: exists and is not a {study} record; choose another --table name")
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from edgekd.cli.args import positive_float, table_file
 from edgekd.cli.output import print_json, print_table
+from edgekd.cli.report import check_table, publish_table
 from edgekd.scaling import block_axis_rows, fit_groups, public_rows
 from edgekd.sweep import MAE_METRICS, read_results
 
@@ -35,10 +36,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.table:
-        from edgekd.cli.report import check_destination
-
-        check_destination(args.table.with_suffix(".json"), "scaling")
+    check_table(args, "scaling")
     rows = block_axis_rows(read_results(args.results))  # TCN students have no block axis: rank compares them
     fits = fit_groups(rows, args.metric, args.predict)
     kd = sorted({r["strategy"] for r in rows if r.get("teacher") is not None})
@@ -53,15 +51,9 @@ def run(args: argparse.Namespace) -> int:
         if strategy:
             plot_heatmap(rows, args.metric, strategy, out / "heatmap.png")
     if args.table:
-        import shlex
-
-        from edgekd.cli.report import publish
-        from edgekd.study_report import STUDY_SCHEMA
-
         keep = ("teacher", "student", "strategy", "fold", "seed", "role", args.metric)
-        publish({"schema": STUDY_SCHEMA, "study": "scaling", "command": shlex.join(["edgekd", *args.argv]),
-                 "metric": args.metric, "heatmap_strategy": strategy, "fits": public_rows(fits),
-                 "points": [{k: r.get(k) for k in keep} for r in rows]}, args.table.with_suffix(".json"))
+        publish_table(args, "scaling", metric=args.metric, heatmap_strategy=strategy, fits=public_rows(fits),
+                      points=[{k: r.get(k) for k in keep} for r in rows])
     if args.json:
         print_json(public_rows(fits))
         return 0

@@ -10,6 +10,7 @@ from typing import Any
 from edgekd.cli.args import (add_decoder_args, decoder_config, int_at_least, non_negative_float, non_negative_int,
                              positive_int, table_file, tracker_config)
 from edgekd.cli.output import print_json, print_table
+from edgekd.cli.report import check_table, publish_table
 from edgekd.data import load_windows
 from edgekd.data.synthetic import DATASET as SYNTHETIC, TRAINING_MINUTES, training_problem
 from edgekd.distill import RECIPE, DistillPlan
@@ -256,21 +257,12 @@ def run_distill(args: argparse.Namespace) -> int:
                        DEMO_TEACHER_BLOCKS,
                        teacher_in_channels=args.teacher_in_channels or channels, teacher_epochs=args.teacher_epochs,
                        intermediate_blocks=args.intermediate_blocks, scratch=not args.no_scratch)
-    if args.table:
-        from edgekd.cli.report import check_destination
-
-        check_destination(args.table.with_suffix(".json"), "distill")
+    check_table(args, "distill")
     rows = distill(ws, plan, args.out, progress=not args.quiet)
     if args.table:
-        import shlex
-
-        from edgekd.cli.report import publish
-        from edgekd.study_report import STUDY_SCHEMA
-
-        publish({"schema": STUDY_SCHEMA, "study": "distill", "command": shlex.join(["edgekd", *args.argv]),
-                 "data": str(args.data) if args.data else "the embedded synthetic corpus", "fold": args.fold,
-                 "seed": args.seed, "epochs": args.epochs, "teacher_epochs": args.teacher_epochs or args.epochs,
-                 "synthetic": args.synthetic, "rows": rows}, args.table.with_suffix(".json"))
+        publish_table(args, "distill", data=str(args.data) if args.data else "the embedded synthetic corpus",
+                      fold=args.fold, seed=args.seed, epochs=args.epochs,
+                      teacher_epochs=args.teacher_epochs or args.epochs, synthetic=args.synthetic, rows=rows)
     if args.json:
         print_json(rows)
     else:

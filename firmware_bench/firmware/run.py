@@ -14,6 +14,7 @@ import numpy as np
 
 from edgekd import arch
 from edgekd.bpm import BPM_MIN, N_CLASSES
+from edgekd.checkpoint import recorded_setting
 from edgekd.data import load_windows
 from edgekd.errors import EdgekdError
 from edgekd.fusion import FusionConfig, fuse, spectral_evidence, window_motion
@@ -93,16 +94,15 @@ def execute(exe: Path, target: Target, folder: Path) -> None:
 
 
 def _decoder(art: Artifact) -> tuple[FusionConfig, TrackerConfig]:
-    fusion, tracker = card_entry(art.card, "fusion"), card_entry(art.card, "tracker")
-    if not isinstance(fusion, dict) or not isinstance(tracker, dict):
-        raise EdgekdError(f"{art.folder / CARD}: card lacks accuracy/decoder (re-export with this edgekd)")
-    if "motion_g" not in fusion:  # its hr_spectral.c and model_data.h predate the motion gate
-        raise EdgekdError(f"{art.folder / CARD}: exported before the decoder's motion gate; re-export it with "
-                          f"this edgekd")
-    try:
-        return FusionConfig(**fusion), TrackerConfig(**tracker)
-    except (TypeError, EdgekdError) as exc:
-        raise EdgekdError(f"{art.folder / CARD}: unreadable accuracy/decoder ({exc})") from None
+    card = art.folder / CARD
+    fusion = card_entry(art.card, "fusion")
+    if isinstance(fusion, dict) and "motion_g" not in fusion:  # its hr_spectral.c and model_data.h predate the gate
+        raise EdgekdError(f"{card}: exported before the decoder's motion gate; re-export it with this edgekd")
+    recorded = (recorded_setting(art.card, card, "fusion", lambda d: FusionConfig(**d)),
+                recorded_setting(art.card, card, "tracker", lambda d: TrackerConfig(**d)))
+    if recorded[0] is None or recorded[1] is None:
+        raise EdgekdError(f"{card}: card lacks accuracy/decoder (re-export with this edgekd)")
+    return recorded[0], recorded[1]
 
 
 def _io(art: Artifact) -> tuple[tuple[float, int], tuple[float, int]]:
