@@ -31,7 +31,6 @@ import math
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any
 
 from edgekd.errors import EdgekdError
 from edgekd.firmware_targets import MCU_TARGETS, TARGETS

@@ -46,6 +46,7 @@ from edgekd.fusion import (MODEL_ONLY, SPECTRUM_ONLY, FusionConfig, decoder_labe
                            window_motion)
 from edgekd.losses import STRATEGIES
 from edgekd.runs import RunConfig, resolve_fold
+from edgekd.runtimes import artifact_logits
 from edgekd.study_report import STUDY_SCHEMA, summarise_lodo
 from edgekd.sweep import run_name
 from edgekd.tracking import track_with_confidence
@@ -163,7 +164,6 @@ def int8_logits(run_dir: Path, full: WindowSet, held: str, out: Path) -> np.ndar
     on (a sample of) its own training windows, the way a user ships it."""
     try:  # lazy: export is an optional extra
         from export.artifact import export_artifact
-        from export.infer import predict_logits as runtime_logits
     except ImportError as exc:
         raise EdgekdError(f"--int8 needs the export package ({exc})") from None
 
@@ -175,7 +175,7 @@ def int8_logits(run_dir: Path, full: WindowSet, held: str, out: Path) -> np.ndar
         train.save(calib)
         test.save(evaluate)
         export_artifact(run_dir, art, int8=True, calib=calib, evaluate=evaluate, progress=False, force=True)
-    return runtime_logits(art, "tflm", test.x)
+    return artifact_logits(art, "tflm", test.x)
 
 
 def without_acc(full: WindowSet, held: str) -> bool:

@@ -105,17 +105,6 @@ def arena_bytes(model: bytes) -> tuple[int, int]:
     return hi, align(int(hi * MARGIN))
 
 
-def run_tflm(model: bytes, x_q: np.ndarray, arena_size: int) -> np.ndarray:
-    """int8 outputs for int8 inputs x_q [N, ...input shape without batch], one window per invoke."""
-    it = interpreter(model, arena_size)
-    out = []
-    for window in x_q:
-        it.set_input(window[None], 0)
-        it.invoke()
-        out.append(it.get_output(0)[0].copy())
-    return np.stack(out)
-
-
 def io_bytes(model: bytes, arena_size: int) -> int:
     """Input plus output tensor bytes: the buffers firmware keeps beside the arena (stedgeai counts them too)."""
     it = interpreter(model, arena_size)

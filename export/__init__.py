@@ -1,7 +1,7 @@
 """Export layer: ONNX (FP32 and INT8), INT8 TensorFlow Lite for TFLM, firmware C files and the model card.
 
-`edgekd export` calls :func:`export.artifact.export_artifact`; other layers read the artifact's files or call
-:func:`export.infer.predict_logits`. TensorFlow is imported only by the modules that need it.
+`edgekd export` calls :func:`export.artifact.export_artifact`; other layers read the artifact's files and run them
+through edgekd.runtimes. TensorFlow is imported only by the modules that need it.
 """
 
 import os

@@ -32,8 +32,8 @@ from edgekd.layout import (CARD, CARD_MD, KERNEL_SOURCES, MODEL_DATA_CC, MODEL_D
                            ONNX_INT8, OPS_H, TFLITE_INT8, TRACKER_FILES, file_record)
 from edgekd import arch
 from edgekd.model import final_width, paper_param_count
-from edgekd.runtimes import FP32_REFERENCE, flatbuffer_ops, int8_io
-from edgekd.tracking import TrackerConfig
+from edgekd.runtimes import FP32_REFERENCE, LiteRTSession, OnnxSession, TflmSession, flatbuffer_ops, int8_io
+from edgekd.tracking import TrackerConfig, dequantize
 from edgekd.windowset import WindowSet
 
 ONNX_TOLERANCE = 1e-4  # max abs logit difference PyTorch vs ONNX Runtime (FP32)
@@ -120,7 +120,7 @@ def _build(model: torch.nn.Module, folder: Path, work: Path, name: str, int8: bo
            calib: Path | None, evaluate: Path | None, dynamic_batch: bool, progress: bool,
            fusion: FusionConfig, tracker: TrackerConfig) -> dict[str, Any]:
     from export import windows
-    from export.onnx_export import export_onnx, onnx_max_abs_diff, run_onnx
+    from export.onnx_export import export_onnx, onnx_max_abs_diff
 
     t0 = time.perf_counter()
     steps = ["windows", "onnx"] + (["onnx-int8", "tflite", "arena", "firmware", "evaluate", "per-layer"]
@@ -147,7 +147,7 @@ def _build(model: torch.nn.Module, folder: Path, work: Path, name: str, int8: bo
     step("onnx")
     with torch.no_grad():
         fp32 = model(torch.from_numpy(ev.x)).numpy()
-    logits = {"torch": fp32, "onnx": run_onnx(work / ONNX_FP32, ev_in, batch)}  # edgekd.runtimes names
+    logits = {"torch": fp32, "onnx": OnnxSession(work / ONNX_FP32, batch=batch).logits(ev_in)}  # edgekd.runtimes names
     card: dict[str, Any] = {
         "name": name, "edgekd_version": __version__,
         "created_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
@@ -186,15 +186,12 @@ def _build_int8(model: torch.nn.Module, work: Path, name: str, cal_in: np.ndarra
     from export.c_arrays import QuantParams, c_identifier, model_data_cc, model_data_h, model_data_hpp, ops_h
     from edgekd.tflm_ops import sources_manifest
     from export.checks import check_tflm_ops
-    from edgekd.tracking import dequantize
-    from export.infer import run_int8
-    from export.onnx_export import run_onnx
     from export.onnx_int8 import quantize_onnx
     from export.tflite_int8 import convert_int8
     from edgekd.tflm_host import arena_bytes
 
     quantize_onnx(work / ONNX_FP32, work / ONNX_INT8, cal_in, batch)
-    logits["onnx-int8"] = run_onnx(work / ONNX_INT8, ev_in, batch)
+    logits["onnx-int8"] = OnnxSession(work / ONNX_INT8, batch=batch).logits(ev_in)
     step("onnx-int8")
     flatbuffer, mirror_diff = convert_int8(model, cal_in, ev_in[:64])
     ops = check_tflm_ops(flatbuffer_ops(flatbuffer), f"{name}/model_int8.tflite")
@@ -216,8 +213,8 @@ def _build_int8(model: torch.nn.Module, work: Path, name: str, cal_in: np.ndarra
             raise EdgekdError(f"{TRACKER_DIR / f}: missing from the edgekd installation; reinstall edgekd")
         write_bytes(work / f, (TRACKER_DIR / f).read_bytes())
     step("firmware")
-    q_lite = run_int8(flatbuffer, "litert", ev_in)
-    q_tflm = run_int8(flatbuffer, "tflm", ev_in, arena)
+    lite, micro = LiteRTSession(flatbuffer), TflmSession(flatbuffer, arena)
+    q_lite, q_tflm = lite.int8_outputs(ev_in), micro.int8_outputs(ev_in)
     logits["litert"] = dequantize(q_lite, out_s, out_z)
     logits["tflm"] = dequantize(q_tflm, out_s, out_z)
     step("evaluate")

@@ -14,7 +14,7 @@ import torch
 
 from edgekd import arch
 from edgekd.atomic import write_bytes
-from edgekd.runtimes import onnx_session
+from edgekd.runtimes import OnnxSession
 
 OUTPUT = "logits"
 
@@ -39,19 +39,8 @@ def export_onnx(model: torch.nn.Module, path: Path, dynamic_batch: bool = True) 
     write_bytes(path, proto.SerializeToString())
 
 
-def run_onnx(path: Path, x: np.ndarray, batch: int | None = None) -> np.ndarray:
-    """Logits for the graph's input x [N, C, L] (edgekd.arch.to_graph_input); ``batch`` = the model's fixed
-    batch size, if it has one."""
-    sess = onnx_session(path)
-    name = sess.get_inputs()[0].name
-    if batch is None:
-        return sess.run([OUTPUT], {name: x.astype(np.float32)})[0]
-    return np.concatenate([sess.run([OUTPUT], {name: x[i:i + batch].astype(np.float32)})[0]
-                           for i in range(0, len(x), batch)])
-
-
 def onnx_max_abs_diff(model: torch.nn.Module, path: Path, x: np.ndarray, batch: int | None = None) -> float:
     """Max abs logit difference between the exported PyTorch module and ONNX Runtime on the same graph input."""
     with torch.no_grad():
         ref = arch.graph_module(model)(torch.from_numpy(x)).numpy()
-    return float(np.abs(ref - run_onnx(path, x, batch)).max())
+    return float(np.abs(ref - OnnxSession(path, batch=batch).logits(x)).max())

@@ -12,19 +12,18 @@ from pathlib import Path
 from typing import Any
 
 from edgekd.errors import EdgekdError
-from edgekd.geometry import WINDOW
 from edgekd.layout import TFLITE_INT8
-from edgekd.runtimes import RUNTIMES
+from edgekd.runtimes import RUNTIMES, TflmSession, open_artifact
 from edgekd import tflm_host
-from firmware_bench import mcu, records, tflm, vela
+from firmware_bench import mcu, records, vela
 from firmware_bench.artifact import Artifact, load_artifact
 
 
 def default_runtimes(artifact: Artifact) -> list[str]:
     """Every runtime whose file the artifact has; cuda only when torch sees a GPU."""
-    from firmware_bench.torchrt import cuda_available
+    import torch
 
-    return [r for r in RUNTIMES if artifact.has(RUNTIMES[r].file) and (r != "cuda" or cuda_available())]
+    return [r for r in RUNTIMES if artifact.has(RUNTIMES[r].file) and (r != "cuda" or torch.cuda.is_available())]
 
 
 def _check_runtimes(artifact: Artifact, runtimes: list[str]) -> None:
@@ -54,34 +53,17 @@ def verify_card_arena(model: bytes, card_arena: int, card: str = "card.json") ->
 
 def _measure(artifact: Artifact, runtime: str, repeat: int, threads: int, large_batch: int
              ) -> tuple[dict[str, Any], dict[str, Any]]:
-    """(device, figures) of one runtime."""
-    if runtime in ("torch", "cuda"):
-        from edgekd.checkpoint import load_model
-        from firmware_bench import torchrt
-
-        device = "cuda" if runtime == "cuda" else "cpu"
-        if device == "cpu":
-            import torch
-
-            torch.set_num_threads(threads)
-        model = load_model(artifact.folder)
-        figures = torchrt.bench(model, device, repeat, large_batch, (model.in_channels, WINDOW))
-        info = torchrt.device_info(device)
-        return (records.host_device(**{k: v for k, v in info.items() if k != "kind"}) if device == "cpu"
-                else info), figures
-    if runtime in ("onnx", "onnx-int8"):
-        from firmware_bench import onnxrt
-
-        path = artifact.path(RUNTIMES[runtime].file)
-        return records.host_device(threads=threads), onnxrt.bench(path, threads, repeat, large_batch)
+    """(device, figures) of one runtime, timed by its edgekd.runtimes adapter."""
+    if runtime != "tflm":
+        session = open_artifact(artifact.folder, runtime, threads)
+        info = session.device()
+        device = info if info.get("kind") == "cuda" else records.host_device(**info)
+        return device, session.time(repeat, large_batch)
+    # tflm: single-threaded by design (as on the MCU), timed in the measured minimum arena (the card's
+    # arena_min_bytes); the card's own arena is verified to run, and half of it to be refused
     model_bytes = artifact.tflite_bytes()
-    if runtime == "litert":
-        from firmware_bench import litert
-
-        return records.host_device(threads=threads), litert.bench(model_bytes, threads, repeat)
-    # tflm: single-threaded by design (as on the MCU); arena measured, and the card's arena verified
-    arena = tflm_host.arena_bytes(model_bytes)[0]  # the minimum, as the card's arena_min_bytes
-    figures: dict[str, Any] = {"batch_1": tflm.bench(model_bytes, arena, repeat).as_dict(),
+    arena = tflm_host.arena_bytes(model_bytes)[0]
+    figures: dict[str, Any] = {**TflmSession(model_bytes, arena).time(repeat, large_batch),
                                "arena_bytes_measured": arena,
                                "kernels": "TFLM kernels built for this host CPU: not MCU time (see static.mcu)"}
     card_arena = artifact.card_int("arena_bytes")

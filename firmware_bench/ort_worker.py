@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edgekd.runtimes import onnx_session
+from edgekd.runtimes import OnnxSession
 
 
 def _status(field: str) -> int:
@@ -31,7 +31,7 @@ def main(model: str, windows: str, batch: int, threads: int, passes: int) -> dic
     chunks = [x[i:i + batch] for i in range(0, len(x), batch)]
     importlib.import_module("onnxruntime")  # loaded before the baseline, so the library is not counted
     base = _status("VmRSS")
-    sess = onnx_session(model, threads)
+    sess = OnnxSession(model, threads).session
     name = sess.get_inputs()[0].name
     sess.run(None, {name: chunks[0]})  # warm-up: the first run plans ORT's memory
     times = []

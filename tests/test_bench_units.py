@@ -5,13 +5,16 @@ from __future__ import annotations
 import json
 import tomllib
 
+import numpy as np
 import pytest
 import torch
 
 from edgekd.cli.main import main
 from edgekd.errors import EdgekdError
 from edgekd.model import ResNet1D, macs
-from firmware_bench import mcu, static, timing, torchrt
+from edgekd import timing
+from edgekd.runtimes import TorchSession
+from firmware_bench import mcu, static
 
 
 def test_mcu_estimate_matches_a_hand_calculation_from_the_toml() -> None:
@@ -70,21 +73,28 @@ def test_runtime_code_estimate_needs_every_op() -> None:
 
 
 def test_torch_cpu_path_and_its_probe() -> None:
-    reset, peak, sync = torchrt.memory_probe("cpu")
+    session = TorchSession(ResNet1D(1), "cpu")
+    reset, peak, sync = session.memory_probe()
     reset()
     assert peak() is None and sync is None
-    figures = torchrt.bench(ResNet1D(1), "cpu", repeat=3, large_batch=4, in_shape=(1, 200))
+    figures = session.time(repeat=3, large_batch=4)
     assert figures["batch_4"]["batch"] == 4 and figures["batch_1"]["median_ms"] > 0
     assert figures["batch_1"]["peak_memory_bytes"] is None
+    assert session.logits(np.zeros((3, 1, 200), np.float32)).shape == (3, 180)
     with pytest.raises(EdgekdError, match="unknown torch device"):
-        torchrt.memory_probe("tpu")
+        TorchSession(ResNet1D(1), "tpu")
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 def test_torch_cuda_path() -> None:
-    figures = torchrt.bench(ResNet1D(2), "cuda", repeat=10, large_batch=512, in_shape=(1, 200))
+    session = TorchSession(ResNet1D(2), "cuda")
+    figures = session.time(repeat=10, large_batch=512)
     assert figures["batch_512"]["peak_memory_bytes"] > 0
-    assert torchrt.device_info("cuda")["name"]
+    assert session.device()["name"]
+    x = np.random.default_rng(0).standard_normal((8, 1, 200)).astype(np.float32)
+    model = ResNet1D(2)
+    cpu = TorchSession(model, "cpu").logits(x)
+    assert np.abs(TorchSession(model, "cuda").logits(x) - cpu).max() < 1e-3  # FP32 on both: no autocast
 
 
 def test_table3_cli_on_onnx_runtime(tmp_path, capsys) -> None:

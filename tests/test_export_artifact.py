@@ -98,7 +98,7 @@ def test_card_scores_the_shipped_decoder_per_runtime(artifact, split_files):
     the evaluation windows, and says what it was measured on."""
     from edgekd.evaluate import mae_report
     from edgekd.windowset import WindowSet
-    from export.infer import predict_logits
+    from edgekd.runtimes import artifact_logits as predict_logits
 
     ws = WindowSet.load(split_files[1]).ppg_only()  # the 1-channel model: evidence without ACC suppression
     acc = json.loads((artifact / "card.json").read_text())["accuracy"]
@@ -113,7 +113,7 @@ def test_card_scores_the_shipped_decoder_per_runtime(artifact, split_files):
 
 
 def test_artifact_reloads_and_all_runtimes_agree(artifact, split_files):
-    from export.infer import predict_logits
+    from edgekd.runtimes import artifact_logits as predict_logits
     from edgekd.windowset import WindowSet
 
     x = WindowSet.load(split_files[1]).x[:, :1]
@@ -127,13 +127,14 @@ def test_artifact_reloads_and_all_runtimes_agree(artifact, split_files):
 
 
 def test_litert_and_tflm_give_the_same_int8_outputs(artifact, split_files):
-    from export.infer import run_int8
+    from edgekd.runtimes import LiteRTSession, TflmSession
     from edgekd.windowset import WindowSet
 
     card = json.loads((artifact / "card.json").read_text())
     model = (artifact / "model_int8.tflite").read_bytes()
     x = WindowSet.load(split_files[1]).x[:, :1]
-    lite, micro = run_int8(model, "litert", x), run_int8(model, "tflm", x, card["tflm"]["arena_bytes"])
+    lite = LiteRTSession(model).int8_outputs(x)
+    micro = TflmSession(model, card["tflm"]["arena_bytes"]).int8_outputs(x)
     identical = (lite == micro).mean()
     print(f"LiteRT vs TFLM identical int8 outputs: {identical:.4f}")
     assert identical > 0.9
@@ -142,7 +143,7 @@ def test_litert_and_tflm_give_the_same_int8_outputs(artifact, split_files):
 
 def test_tflite_int8_tracks_pytorch_on_real_ieee_windows(artifact, ieee_root):
     from edgekd.data import load_dataset
-    from export.infer import predict_logits
+    from edgekd.runtimes import artifact_logits as predict_logits
 
     ws = load_dataset("ieee-spc2015", ieee_root)
     idx = np.random.default_rng(0).choice(len(ws), 150, replace=False)

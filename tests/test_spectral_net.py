@@ -225,7 +225,7 @@ def spectral_artifact(tmp_path_factory) -> Path:
 def test_spectral_student_exports_to_a_tflm_int8_flatbuffer_on_its_features(spectral_artifact):
     """The exported graphs read the front end's features [N, 7, 180] (channels-last [1, 180, 7] in int8), computed
     by hr_spectral_features() in firmware; only TFLM builtins, and every runtime scores the same decoder."""
-    from export.infer import predict_logits
+    from edgekd.runtimes import artifact_logits as predict_logits
 
     card = json.loads((spectral_artifact / "card.json").read_text())
     a = card["architecture"]

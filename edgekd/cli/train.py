@@ -19,7 +19,7 @@ from edgekd import spectral_net, tcn
 from edgekd.arch import FAMILIES
 from edgekd.model import MAX_BLOCKS, MAX_IN_CHANNELS
 from edgekd.runs import SELECT_ON, RunConfig
-from edgekd.runtimes import SCORED
+from edgekd.runtimes import SCORED, artifact_logits
 from edgekd.windowset import WindowSet
 
 RUN = RunConfig()  # the defaults every training flag shows
@@ -288,15 +288,11 @@ def run_evaluate(args: argparse.Namespace) -> int:
     if args.runtime == "torch":
         report = evaluate_model(load_model(args.model), ws, args.device, fusion, tracker)
     else:
-        try:
-            from export.infer import predict_logits as runtime_logits  # lazy: export is optional here
-        except ImportError as exc:
-            raise EdgekdError(f"--runtime {args.runtime} needs the export package ({exc})") from None
         spec = model_spec(args.model)
         if spec["in_channels"] > ws.n_channels:
             raise EdgekdError(f"{args.model}: expects {spec['in_channels']} channels, the data have {ws.n_channels}")
         ws = ws.first_channels(spec["in_channels"])  # what the device feeds the decoder too (no ACC: no motion)
-        report = mae_report(runtime_logits(Path(args.model), args.runtime, ws.x), ws, fusion, tracker=tracker)
+        report = mae_report(artifact_logits(Path(args.model), args.runtime, ws.x), ws, fusion, tracker=tracker)
     report = {"model": args.model, "runtime": args.runtime, **report}
     if args.json:
         print_json(report)

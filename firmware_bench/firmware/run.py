@@ -20,7 +20,7 @@ from edgekd.errors import EdgekdError
 from edgekd.fusion import FusionConfig, fuse, spectral_evidence, window_motion
 from edgekd.layout import (CARD, KERNEL_SOURCES, MODEL_DATA_CC, MODEL_DATA_H, OPS_H, TFLITE_INT8, TRACKER_FILES,
                            card_entry)
-from edgekd.tracking import TrackerConfig, decode_recordings, dequantize, quantize
+from edgekd.tracking import TrackerConfig, decode_recordings, dequantize
 from edgekd.windowset import WindowSet
 from firmware_bench import records
 from firmware_bench.artifact import Artifact, load_artifact
@@ -105,15 +105,6 @@ def _decoder(art: Artifact) -> tuple[FusionConfig, TrackerConfig]:
     return recorded[0], recorded[1]
 
 
-def _io(art: Artifact) -> tuple[tuple[float, int], tuple[float, int]]:
-    tfl = art.card.get("tflite") or {}
-    try:
-        return ((float(tfl["input"]["scale"]), int(tfl["input"]["zero_point"])),
-                (float(tfl["output"]["scale"]), int(tfl["output"]["zero_point"])))
-    except (KeyError, TypeError, ValueError):
-        raise EdgekdError(f"{art.folder / CARD}: card lacks tflite input/output quantisation") from None
-
-
 def firmware_check(folder: Path, target_name: str, kernels: str | None = None, tflm: Path | None = None,
                    windows: int = 64, data: Path | None = None, cache: Path | None = None, cpi: float = 1.0,
                    clock_mhz: float | None = None, progress: bool = True, keep: Path | None = None) -> dict[str, Any]:
@@ -130,7 +121,6 @@ def firmware_check(folder: Path, target_name: str, kernels: str | None = None, t
     if not isinstance(ident, str) or not ident.isidentifier():
         raise EdgekdError(f"{art.folder / CARD}: card lacks tflm/c_identifier (re-export with this edgekd)")
     fusion, tracker = _decoder(art)
-    (in_s, in_z), (out_s, out_z) = _io(art)
     in_channels = art.spec["in_channels"]
     ws = select_windows(data, in_channels, windows)
     tools = build.toolchain(target)
@@ -152,23 +142,24 @@ def firmware_check(folder: Path, target_name: str, kernels: str | None = None, t
     finally:
         if keep is None:
             shutil.rmtree(work, ignore_errors=True)
-    return _record(art, target, kernels, tree, tools, ws, fw, sizes, fusion, tracker, (in_s, in_z), (out_s, out_z),
-                   cpi, target.clock_mhz if clock_mhz is None else clock_mhz, data)
+    return _record(art, target, kernels, tree, tools, ws, fw, sizes, fusion, tracker, cpi,
+                   target.clock_mhz if clock_mhz is None else clock_mhz, data)
 
 
 def _record(art: Artifact, target: Target, kernels: str, tree: Path, tools: build.Toolchain, ws: WindowSet,
             fw: dict[str, Any],
             sizes: dict[str, dict[str, int]] | None, fusion: FusionConfig, tracker: TrackerConfig,
-            in_q: tuple[float, int], out_q: tuple[float, int], cpi: float, clock_mhz: float,
+            cpi: float, clock_mhz: float,
             data: Path | None) -> dict[str, Any]:
-    from edgekd.tflm_host import run_tflm
+    from edgekd.runtimes import TflmSession
 
-    model = art.tflite_bytes()
-    arena = art.card_int("arena_bytes") or 0
+    model, arena = art.tflite_bytes(), art.card_int("arena_bytes") or 0
+    session = TflmSession(model, arena)
     # The model's int8 input as Python computes it (the window, or edgekd.spectral_input.features: the NumPy
     # reference of the firmware's hr_spectral_features), against what the firmware fed Invoke().
-    x_q = quantize(arch.to_graph_input(art.spec, ws.x).transpose(0, 2, 1), *in_q)
-    q_py = run_tflm(model, x_q, arena)
+    x_q = session.quantize_input(arch.to_graph_input(art.spec, ws.x))
+    q_py = session.run_quantized(x_q)
+    out_q = session.out_scale, session.out_zp
     evidence, motion = spectral_evidence(ws), window_motion(ws)
     bpm_py = decode_recordings(fuse(dequantize(q_py, *out_q), evidence, fusion, motion), ws.recording, "causal",
                                tracker)
