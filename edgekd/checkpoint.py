@@ -21,8 +21,8 @@ from edgekd.atomic import atomic_path, write_error
 from edgekd.bpm import N_CLASSES
 from edgekd.errors import EdgekdError
 from edgekd.fusion import FusionConfig
-from edgekd.layout import (CARD, CARD_KEYS, CONFIG, WEIGHTS, card_entry, check_model_folder, read_card,
-                           read_json_object)
+from edgekd.layout import CARD, CONFIG, WEIGHTS, check_model_folder, read_json_object
+from edgekd.model_card import ModelCard, read_card, where
 from edgekd import arch
 from edgekd.model import MAX_IN_CHANNELS
 from edgekd.tracking import TrackerConfig
@@ -133,28 +133,24 @@ def load_model(path: str | Path, map_location: str = "cpu") -> torch.nn.Module:
     return model.eval().to(map_location)
 
 
-def recorded_setting(card: dict[str, Any], card_path: Path, field: str, make: Callable[[dict[str, Any]], T]
-                     ) -> T | None:
-    """The settings table a card records under ``CARD_KEYS[field]`` (the decoder's ``fusion`` or ``tracker``),
-    built by ``make``; None when the card has none (an export from before it was recorded); EdgekdError naming
-    the card when it is not a table or its values are refused."""
-    value = card_entry(card, field)
+def recorded_setting(card: ModelCard, field: str, make: Callable[[dict[str, Any]], T]) -> T | None:
+    """The settings table a card records as ``field`` (the decoder's ``fusion`` or ``tracker``), built by
+    ``make``; None when the card has none (an export from before it was recorded); EdgekdError naming the card
+    when it is not a table or its values are refused."""
+    value = card.get(field)
     if value is None:
         return None
-    where = "/".join(CARD_KEYS[field])
-    if not isinstance(value, dict):
-        raise EdgekdError(f"{card_path}: {where} must be a table of settings, got {value!r}")
     try:
         return make(value)
     except (TypeError, EdgekdError) as exc:
-        raise EdgekdError(f"{card_path}: unreadable {where} ({exc})") from None
+        raise EdgekdError(f"{card.path}: unreadable {where(field)} ({exc})") from None
 
 
 def shipped_tracker(folder: str | Path) -> TrackerConfig:
     """The causal tracker a model folder ships with: an artifact's recorded one (card.json), else the default."""
     folder = model_folder(folder)
     if (folder / CARD).is_file():
-        tracker = recorded_setting(read_card(folder), folder / CARD, "tracker", lambda d: TrackerConfig(**d))
+        tracker = recorded_setting(read_card(folder), "tracker", lambda d: TrackerConfig(**d))
         if tracker is not None:
             return tracker
     return TrackerConfig()
@@ -165,7 +161,7 @@ def shipped_decoder(folder: str | Path) -> FusionConfig:
     family's (edgekd.arch.default_decoder)."""
     folder = model_folder(folder)
     if (folder / CARD).is_file():
-        fusion = recorded_setting(read_card(folder), folder / CARD, "fusion",
+        fusion = recorded_setting(read_card(folder), "fusion",
                                   lambda d: FusionConfig(**{"motion_g": 0.0, **d}))  # a card from before the gate
         if fusion is not None:
             return fusion

@@ -15,7 +15,7 @@ positive number). Exit codes follow: 0 all pass, 1 some limit failed, 2 anything
 (an error outranks a failure, so a broken artifact never passes as "only over budget"). An unknown MCU
 in the budget stops the gate before any artifact is read (exit 2).
 
-edgekd must not import ``export``: the card.json keys the gate reads are named once, in edgekd.layout.
+edgekd must not import ``export``: the card is read as edgekd.model_card's typed ModelCard.
 """
 
 from __future__ import annotations
@@ -29,8 +29,9 @@ from xml.etree import ElementTree as ET
 from edgekd.budget import (ACCURACY_LIMITS, DEFAULT_MCU_TARGETS, KB, LIMITS, Budget, McuTarget, check_firmware_mcu,
                            mcu_target)
 from edgekd.errors import EdgekdError
-from edgekd.layout import (CARD_KEYS, CONFIG, MODEL_DATA_H, TFLITE_INT8, card_value, read_card, read_firmware_record,
-                           read_flatbuffer, read_json_object, verify_artifact)
+from edgekd.layout import (CONFIG, MODEL_DATA_H, TFLITE_INT8, read_firmware_record, read_flatbuffer, read_json_object,
+                           verify_artifact)
+from edgekd.model_card import ModelCard, read_card
 from edgekd import arch
 from edgekd.checkpoint import checked_spec
 
@@ -54,15 +55,11 @@ class Check:
     detail: str = ""
 
 
-def _missing(*fields: str) -> str:
-    return "card lacks " + " or ".join("/".join(CARD_KEYS[f]) for f in fields)
-
-
 @dataclass(frozen=True)
 class Evidence:
     """What the gate established from an artifact's files (all sha256-checked against the card)."""
 
-    card: dict[str, Any]
+    card: ModelCard
     flatbuffer: bytes | None
     arena: tuple[int, int] | None  # (minimum, recommended) measured by TFLM; None when not installed
     reserved_arena: int | None  # NAME_ARENA_SIZE of model_data.h: what the firmware really reserves
@@ -71,11 +68,11 @@ class Evidence:
     firmware_error: str = ""  # why that record cannot be used (its limits become errors)
 
 
-def collect_evidence(folder: Path, card: dict[str, Any], limits: dict[str, float],
+def collect_evidence(folder: Path, card: ModelCard, limits: dict[str, float],
                      firmware: dict[str, str] | None = None) -> Evidence:
     """Verify the files against the card and measure what the limits need (EdgekdError on any mismatch)."""
     needs_fb = any(k in limits for k in NEEDS_FLATBUFFER)
-    files = verify_artifact(folder, card, required=(TFLITE_INT8,) if needs_fb else ())
+    files = verify_artifact(folder, card.doc, required=(TFLITE_INT8,) if needs_fb else ())
     flatbuffer = read_flatbuffer(files[TFLITE_INT8]) if TFLITE_INT8 in files else None
     arena = None
     if flatbuffer is not None and "arena_kb" in limits:
@@ -91,7 +88,7 @@ def collect_evidence(folder: Path, card: dict[str, Any], limits: dict[str, float
     record, why = None, ""
     if firmware is not None and any(k in limits for k in FIRMWARE_LIMITS):
         try:
-            record = read_firmware_record(folder, card, firmware["target"], firmware.get("kernels"))
+            record = read_firmware_record(folder, card.doc, firmware["target"], firmware.get("kernels"))
         except EdgekdError as exc:
             why = str(exc)
     return Evidence(card, flatbuffer, arena, reserved, architecture, record, why)
@@ -113,23 +110,14 @@ def measured_arena(flatbuffer: bytes, path: Path) -> tuple[int, int] | None:
         raise EdgekdError(f"{path}: TFLM cannot allocate this model ({exc})") from None
 
 
-def _positive(card: dict[str, Any], field: str) -> tuple[float | None, str]:
-    v = card_value(card, field)
-    if v is None:
-        return None, _missing(field)
-    if v <= 0:
-        return None, f"card's {'/'.join(CARD_KEYS[field])} is {v:g}: not a positive number"
-    return v, ""
-
-
-def _thin_evidence(card: dict[str, Any], evidence: dict[str, int]) -> str:
+def _thin_evidence(card: ModelCard, evidence: dict[str, int]) -> str:
     """Why the card's MAE cannot back an accuracy limit ('' when it can)."""
     for field, key in (("eval_windows", "min_windows"), ("eval_subjects", "min_subjects")):
-        v = card_value(card, field)
+        v = getattr(card, field)
         if v is None:
-            return _missing(field) + " (re-export with this edgekd)"
+            return card.why(field) + " (re-export with this edgekd)"
         if v < evidence[key]:
-            return (f"the card's MAE was measured on {v:.0f} {field.split('_')[1]}, fewer than the budget's "
+            return (f"the card's MAE was measured on {v} {field.split('_')[1]}, fewer than the budget's "
                     f"[evidence] {key} = {evidence[key]}")
     return ""
 
@@ -146,9 +134,9 @@ def _measure(ev: Evidence, limit: str, mcu: McuTarget | None, evidence: dict[str
         assert ev.flatbuffer is not None  # collect_evidence requires the flatbuffer for this limit
         return len(ev.flatbuffer) / KB, "flatbuffer bytes on disk (sha256 checked; no TFLM, no tracker)"
     if limit == "arena_kb":
-        recorded, why = _positive(card, "arena_bytes")
+        recorded = card.arena_bytes
         if recorded is None:
-            return None, why
+            return None, card.why("arena_bytes")
         if ev.reserved_arena is None:
             return None, NO_RESERVED_ARENA
         if ev.reserved_arena != recorded:
@@ -160,7 +148,7 @@ def _measure(ev: Evidence, limit: str, mcu: McuTarget | None, evidence: dict[str
             return None, f"card's arena {recorded:.0f} B is less than the {minimum} B TFLM needs"
         return recorded / KB, f"what model_data.h reserves; TFLM needs {minimum} B"
     if limit == "latency_ms":
-        blocks, in_ch = card_value(card, "blocks"), card_value(card, "in_channels")
+        blocks, in_ch = card.blocks, card.in_channels
         recorded_arch = ev.architecture or {}
         if (recorded_arch.get("blocks"), recorded_arch.get("in_channels")) != (blocks, in_ch):
             return None, (f"card's architecture ({blocks} blocks, {in_ch} channels) is not config.json's "
@@ -168,23 +156,23 @@ def _measure(ev: Evidence, limit: str, mcu: McuTarget | None, evidence: dict[str
         try:  # config.json is hashed: its architecture, not the card's, says what the MACs are
             spec = checked_spec(recorded_arch, Path(CONFIG))
         except EdgekdError:
-            return None, _missing("blocks", "in_channels")
+            return None, card.why("blocks", "in_channels") or f"{CONFIG}'s architecture is not a student's"
         computed = arch.macs(spec)
-        recorded = card_value(card, "macs")
+        recorded = card.macs
         if recorded != computed:
             return None, f"card's MACs {recorded} disagree with its architecture ({computed})"
         assert mcu is not None  # load_budget guarantees an mcu with latency_ms; gate() resolves it
         return mcu.latency_ms(computed), f"MACs x cycles/MAC estimate on {mcu.name} (+-2x)"
     if limit in ("mae_bpm", "int8_mae_bpm"):
         field = "mae_fp32" if limit == "mae_bpm" else "mae_int8"
-        v = card_value(card, field)
-        if v is None or v < 0:
-            return None, _missing(field)
+        v = getattr(card, field)
+        if v is None:
+            return None, card.why(field)
         return v, "card.json: fused decoder"
     if limit == "int8_mae_drop_bpm":
-        fp32, int8 = card_value(card, "mae_fp32"), card_value(card, "mae_int8")
-        if fp32 is None or int8 is None or fp32 < 0 or int8 < 0:
-            return None, _missing("mae_fp32", "mae_int8")
+        fp32, int8 = card.mae_fp32, card.mae_int8
+        if fp32 is None or int8 is None:
+            return None, card.why("mae_fp32", "mae_int8")
         return int8 - fp32, "from card.json"
     raise EdgekdError(f"unknown limit '{limit}'")
 

@@ -4,8 +4,8 @@ A run folder (:mod:`edgekd.runs`) is complete only when ``metrics.json`` exists;
 the weights it scored, so a re-run killed after rewriting ``config.json`` or the weights is caught. An
 artifact folder (``edgekd export``) is described by ``card.json``, whose ``files`` entry records the size
 and sha256 of every file beside it: whoever reads an artifact (gate, bench, evaluate, export) checks the
-files it uses against the card first, so a deleted, truncated or swapped file is refused by name. The card
-keys its readers use are named here once (``CARD_KEYS``), beside the file names.
+files it uses against the card first, so a deleted, truncated or swapped file is refused by name. What the card's
+readers take from it is typed in :mod:`edgekd.model_card`.
 """
 
 from __future__ import annotations
@@ -129,54 +129,6 @@ def check_model_folder(folder: str | Path) -> None:
     if recorded is not None and (not weights.is_file() or sha256_file(weights) != recorded):
         raise EdgekdError(f"run {folder}: {WEIGHTS} is not the model its {METRICS} scored (a later run was "
                           f"interrupted); re-run or delete it")
-
-
-# The card.json entries the gate, `edgekd rank`, bench and infer read (written by export/artifact.py), as key paths.
-# flatbuffer = the INT8 .tflite's size (flash is the linked image: a firmware record's flash_bytes); arena = the
-# TFLM arena the exporter recorded; MAE = the shipped decoder's
-# (fused) on PyTorch's FP32 logits or the TFLM host interpreter's INT8 ones (the kernels the device runs), on the
-# same held-out windows, which measured_on describes.
-CARD_KEYS: dict[str, tuple[str, ...]] = {
-    "flatbuffer_bytes": ("files", TFLITE_INT8, "bytes"),
-    "arena_bytes": ("tflm", "arena_bytes"),
-    "macs": ("architecture", "macs"),
-    "blocks": ("architecture", "blocks"),
-    "in_channels": ("architecture", "in_channels"),
-    "mae_fp32": ("accuracy", "mae_bpm", "torch", "mae_fused"),  # runtime names of edgekd.runtimes, which
-    "mae_int8": ("accuracy", "mae_bpm", "tflm", "mae_fused"),  # imports this module: spelled out here
-    "eval_windows": ("accuracy", "measured_on", "windows"),
-    "eval_subjects": ("accuracy", "measured_on", "subjects"),
-    "c_identifier": ("tflm", "c_identifier"),
-    "fusion": ("accuracy", "decoder", "fusion"),  # the shipped decoder: edgekd.fusion.FusionConfig's fields
-    "tracker": ("accuracy", "decoder", "tracker"),  # and edgekd.tracking.TrackerConfig's
-}
-
-
-def card_entry(card: dict[str, Any], field: str) -> Any:
-    """The entry ``CARD_KEYS[field]`` names in a card, as stored, or None when the card lacks it."""
-    node: Any = card
-    for part in CARD_KEYS[field]:
-        if not isinstance(node, dict) or part not in node:
-            return None
-        node = node[part]
-    return node
-
-
-def card_value(card: dict[str, Any], field: str) -> float | None:
-    """The number ``CARD_KEYS[field]`` names in a card, or None when absent or not a finite number."""
-    node = card_entry(card, field)
-    if node is None or isinstance(node, bool) or not isinstance(node, (int, float)) or not math.isfinite(node):
-        return None
-    return float(node)
-
-
-def read_card(artifact: str | Path) -> dict[str, Any]:
-    """card.json of an artifact folder (or the card file itself); EdgekdError when missing or corrupt."""
-    path = Path(artifact)
-    card_path = path / CARD if path.is_dir() else path
-    if not card_path.is_file():
-        raise EdgekdError(f"{card_path}: no {CARD} (is {artifact} an exported artifact?)")
-    return read_json_object(card_path, "corrupt card")
 
 
 # Benchmark records (firmware_bench writes them; rank and the gate read them).

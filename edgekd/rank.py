@@ -28,8 +28,8 @@ from typing import Any
 
 from edgekd.budget import DEFAULT_MCU_TARGETS, KB, Budget, mcu_target
 from edgekd.errors import EdgekdError
-from edgekd.layout import (BENCH_SCHEMA, CARD, card_value, firmware_record_path, read_card, read_firmware_record,
-                           verify_artifact)
+from edgekd.layout import BENCH_SCHEMA, CARD, firmware_record_path, read_firmware_record, verify_artifact
+from edgekd.model_card import read_card
 from edgekd import arch
 from edgekd.model import size_table
 from edgekd.study_report import read_record, record_kind
@@ -164,20 +164,18 @@ def bench_costs(bench_dir: str | Path, runtime: str = "tflm", firmware: str | No
     found: dict[int | str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
     for card_path in _visible(root, CARD):
         card = read_card(card_path)
-        verify_artifact(card_path.parent, card)  # a card is only as good as the files it describes
-        blocks = card_value(card, "blocks")
-        if blocks is None:
-            raise EdgekdError(f"{card_path}: card lacks architecture/blocks")
-        student = _label(card.get("architecture"), card_path)
+        verify_artifact(card_path.parent, card.doc)  # a card is only as good as the files it describes
+        card.require("blocks")
+        student = _label(card.architecture, card_path)
         if firmware:  # measured figures only: an artifact without a record for the target is left out, not mixed in
             if firmware_record_path(card_path.parent, firmware).is_file():
-                fw = read_firmware_record(card_path.parent, card, firmware)  # stale or not bit-exact: an error
+                fw = read_firmware_record(card_path.parent, card.doc, firmware)  # stale or not bit-exact: an error
                 found[student]["flash_kb"].append(fw["flash_bytes"] / KB)
                 found[student]["arena_kb"].append(fw["arena_bytes"] / KB)
                 found[student]["mcu_instructions_m"].append(fw["instructions_per_window"] / 1e6)
             continue
         for field, col in (("flatbuffer_bytes", "flash_kb"), ("arena_bytes", "arena_kb")):
-            v = card_value(card, field)
+            v = card.get(field)
             if v is not None:
                 found[student][col].append(v / KB)
     for path in _visible(root, "*.json"):

@@ -17,7 +17,8 @@ from typing import Any
 import numpy as np
 
 from edgekd.errors import EdgekdError
-from edgekd.layout import CARD, ONNX_FP32, ONNX_INT8, TFLITE_INT8, WEIGHTS, card_entry, read_card, verify_artifact
+from edgekd.layout import ONNX_FP32, ONNX_INT8, TFLITE_INT8, WEIGHTS, verify_artifact
+from edgekd.model_card import read_card
 from edgekd.timing import time_calls
 
 
@@ -37,7 +38,7 @@ RUNTIMES: dict[str, Runtime] = {r.name: r for r in (
 )}
 # What `evaluate` and the card score (cuda gives the same logits as torch, so it is benchmarked, not scored).
 SCORED = tuple(name for name in RUNTIMES if name != "cuda")
-# The card's FP32 reference; edgekd.layout.CARD_KEYS spells it and "tflm" out (this module imports layout).
+# The card's FP32 reference; edgekd.model_card.FIELDS spells it and "tflm" out (this module imports model_card).
 FP32_REFERENCE = "torch"
 LARGE_BATCH_REPEATS = 10  # a large batch is timed repeat // 10 times (at least 3): each call is ~batch times longer
 
@@ -291,7 +292,7 @@ def open_artifact(folder: str | Path, runtime: str, threads: int | None = None) 
         return TorchSession(load_model(folder), "cuda" if runtime == "cuda" else "cpu", threads)
     card = read_card(folder)
     file = RUNTIMES[runtime].file
-    path = verify_artifact(folder, card, required=(file,))[file]
+    path = verify_artifact(folder, card.doc, required=(file,))[file]
     if runtime in ("onnx", "onnx-int8"):
         return OnnxSession(path, threads or 1)
     from edgekd.layout import read_flatbuffer
@@ -299,10 +300,8 @@ def open_artifact(folder: str | Path, runtime: str, threads: int | None = None) 
     model = read_flatbuffer(path)
     if runtime == "litert":
         return LiteRTSession(model, threads or 1)
-    arena = card_entry(card, "arena_bytes")
-    if isinstance(arena, bool) or not isinstance(arena, int) or arena <= 0:
-        raise EdgekdError(f"{folder / CARD}: cannot read the TFLM arena size (got {arena!r})")
-    return TflmSession(model, arena)
+    card.require("arena_bytes")
+    return TflmSession(model, card.arena_bytes)
 
 
 def artifact_logits(folder: str | Path, runtime: str, x: np.ndarray) -> np.ndarray:

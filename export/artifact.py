@@ -32,6 +32,7 @@ from edgekd.layout import (CARD, CARD_MD, KERNEL_SOURCES, MODEL_DATA_CC, MODEL_D
                            ONNX_INT8, OPS_H, TFLITE_INT8, TRACKER_FILES, file_record)
 from edgekd import arch
 from edgekd.model import final_width, paper_param_count
+from edgekd.model_card import FIELDS, FP32_FIELDS, ModelCard
 from edgekd.runtimes import FP32_REFERENCE, LiteRTSession, OnnxSession, TflmSession, flatbuffer_ops, int8_io
 from edgekd.tracking import TrackerConfig, dequantize
 from edgekd.windowset import WindowSet
@@ -170,6 +171,8 @@ def _build(model: torch.nn.Module, folder: Path, work: Path, name: str, int8: bo
     # Size and sha256 of every file (card.json/.md come next): readers check the files against these.
     card["files"] = {p.name: file_record(p) for p in sorted(work.iterdir())}
     card["export_seconds"] = round(time.perf_counter() - t0, 2)
+    # The card reads back as the ModelCard its readers (gate, rank, bench, firmware) expect, or nothing is written.
+    ModelCard.parse(card, work / CARD).require(*(FIELDS if int8 else FP32_FIELDS))
     write_json(work / CARD, card)
     from export.card import card_md
 

@@ -66,7 +66,7 @@ def _measure(artifact: Artifact, runtime: str, repeat: int, threads: int, large_
     figures: dict[str, Any] = {**TflmSession(model_bytes, arena).time(repeat, large_batch),
                                "arena_bytes_measured": arena,
                                "kernels": "TFLM kernels built for this host CPU: not MCU time (see static.mcu)"}
-    card_arena = artifact.card_int("arena_bytes")
+    card_arena = artifact.card.get("arena_bytes")
     if card_arena is not None:
         figures.update(verify_card_arena(model_bytes, card_arena, str(artifact.folder / "card.json")))
     return records.host_device(threads=1), figures

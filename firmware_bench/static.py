@@ -65,7 +65,7 @@ def static_costs(artifact: Artifact) -> dict[str, Any]:
         "macs": arch.macs(spec),
         # a spectral student's features, computed in the decoder's float C before Invoke (0: the window itself)
         "front_end_macs": arch.graph_input(spec).front_macs,
-        "card_arena_bytes": artifact.card_int("arena_bytes"),
+        "card_arena_bytes": artifact.card.get("arena_bytes"),
     }
     if not artifact.has(TFLITE_INT8):
         return {**costs, "flatbuffer_bytes": None, "flash_bytes_est": None, "arena_bytes": None,

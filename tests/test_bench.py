@@ -74,7 +74,7 @@ def test_static_record_has_vela_s_ethos_u55_estimate(bench_records: list[dict]) 
 
 def test_tflm_verifies_the_card_arena(bench_records: list[dict], artifact: Path) -> None:
     f = _by_runtime(bench_records)["tflm"]["figures"]
-    card_arena = load_artifact(artifact).card_int("arena_bytes")
+    card_arena = load_artifact(artifact).card.arena_bytes
     assert f["card_arena_bytes"] == card_arena and f["card_arena_runs"]
     assert f["arena_bytes_measured"] <= card_arena  # the exporter recorded at least what TFLM needs
     assert f["half_arena_refused"] and "arena" in f["half_arena_message"]
@@ -82,7 +82,7 @@ def test_tflm_verifies_the_card_arena(bench_records: list[dict], artifact: Path)
 
 def test_half_arena_is_refused_with_a_clear_error(artifact: Path) -> None:
     model = (artifact / TFLITE_INT8).read_bytes()
-    card_arena = load_artifact(artifact).card_int("arena_bytes")
+    card_arena = load_artifact(artifact).card.arena_bytes
     tflm_host.check_runs(model, card_arena)  # the recorded arena allocates and runs
     half = tflm_host.align(card_arena // 2)
     with pytest.raises(EdgekdError, match=rf"cannot allocate the model in a {half}-byte arena"):

@@ -254,6 +254,6 @@ def test_the_firmware_table_row_sets_measured_beside_estimated(m4_record, tiny_a
     assert row["flash_bytes"] == f["flash_bytes"] and row["ms"] == f["latency_ms_estimate"]["ms"]
     assert row["flash_bytes_est"] > len(art.tflite_bytes())  # flatbuffer + the code table
     # the MAC estimate: MACs x the M4 row's cycles/MAC at the target's clock
-    assert row["mac_ms"] == pytest.approx(art.card["architecture"]["macs"] * row["cycles_per_mac"] / 80e3)
+    assert row["mac_ms"] == pytest.approx(art.card.macs * row["cycles_per_mac"] / 80e3)
     text = firmware_markdown({"command": "edgekd firmware x", "rows": [row]})
     assert f"{row['instructions_per_inference'] / 1e6:.2f} + " in text and "@ 80 MHz" in text

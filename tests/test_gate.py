@@ -16,7 +16,7 @@ import pytest
 from edgekd.budget import KB, load_budget
 from edgekd.cli.main import main
 from edgekd.errors import EdgekdError
-from edgekd.layout import CARD_KEYS, card_value
+from edgekd.model_card import FIELDS, ModelCard
 
 MCU_TABLE = """
 [targets.test-m4]
@@ -49,10 +49,15 @@ def _card(art: Path) -> dict:
     return json.loads((art / "card.json").read_text())
 
 
+def card_value(card: dict, field: str):
+    """A typed card field of a card document (None when absent or of the wrong kind)."""
+    return getattr(ModelCard.parse(card, "card.json"), field)
+
+
 def _edit_card(art: Path, field: str, value) -> None:
     card = _card(art)
     node = card
-    *parents, leaf = CARD_KEYS[field]
+    *parents, leaf = FIELDS[field].path
     for part in parents:
         node = node[part]
     node[leaf] = value
@@ -170,7 +175,7 @@ def test_edited_arena_macs_and_architecture_fail_closed(tiny_artifact, tmp_path,
     assert "not config.json's" in {c["limit"]: c["detail"] for c in _errors(capsys)}["latency_ms"]
     _edit_card(art, "arena_bytes", -5)
     assert _gate(budget, [art], mcu, "--json") == 2
-    assert "not a positive number" in {c["limit"]: c["detail"] for c in _errors(capsys)}["arena_kb"]
+    assert "not a positive integer" in {c["limit"]: c["detail"] for c in _errors(capsys)}["arena_kb"]
 
 
 def test_card_from_before_file_hashes_fails_closed(tiny_artifact, tmp_path, mcu, capsys):

@@ -11,7 +11,7 @@ from edgekd.budget import KB, Budget
 from edgekd.cli.main import main
 from edgekd.errors import EdgekdError
 from edgekd.layout import file_record, files_sha256
-from edgekd.layout import CARD_KEYS
+from edgekd.model_card import FIELDS
 from edgekd.model import size_table
 from edgekd.rank import BENCH_BLOCKS, BENCH_LATENCY, BENCH_SCHEMA, pareto, rank
 
@@ -56,7 +56,7 @@ def test_costs_from_cards_and_bench_records(tmp_path):
         art.mkdir()
         card: dict = {}
         for field, v in (("blocks", blocks), ("arena_bytes", arena)):
-            _nest(card, CARD_KEYS[field], v)
+            _nest(card, FIELDS[field].path, v)
         (art / "model_int8.tflite").write_bytes(b"\0" * flash)  # the card must describe real files
         card["files"] = {"model_int8.tflite": file_record(art / "model_int8.tflite")}
         (art / "card.json").write_text(json.dumps(card))
@@ -120,7 +120,7 @@ def test_firmware_records_replace_the_estimates(tmp_path):
         art = tmp_path / f"student{blocks}"
         art.mkdir()
         card: dict = {}
-        _nest(card, CARD_KEYS["blocks"], blocks)
+        _nest(card, FIELDS["blocks"].path, blocks)
         (art / "model_int8.tflite").write_bytes(b"\0" * 1000 * blocks)
         card["files"] = {"model_int8.tflite": file_record(art / "model_int8.tflite")}
         (art / "card.json").write_text(json.dumps(card))

@@ -18,8 +18,7 @@ from edgekd.checkpoint import recorded_setting
 from edgekd.data import load_windows
 from edgekd.errors import EdgekdError
 from edgekd.fusion import FusionConfig, fuse, spectral_evidence, window_motion
-from edgekd.layout import (CARD, KERNEL_SOURCES, MODEL_DATA_CC, MODEL_DATA_H, OPS_H, TFLITE_INT8, TRACKER_FILES,
-                           card_entry)
+from edgekd.layout import KERNEL_SOURCES, MODEL_DATA_CC, MODEL_DATA_H, OPS_H, TFLITE_INT8, TRACKER_FILES
 from edgekd.tracking import TrackerConfig, decode_recordings, dequantize
 from edgekd.windowset import WindowSet
 from firmware_bench import records
@@ -94,15 +93,14 @@ def execute(exe: Path, target: Target, folder: Path) -> None:
 
 
 def _decoder(art: Artifact) -> tuple[FusionConfig, TrackerConfig]:
-    card = art.folder / CARD
-    fusion = card_entry(art.card, "fusion")
-    if isinstance(fusion, dict) and "motion_g" not in fusion:  # its hr_spectral.c and model_data.h predate the gate
-        raise EdgekdError(f"{card}: exported before the decoder's motion gate; re-export it with this edgekd")
-    recorded = (recorded_setting(art.card, card, "fusion", lambda d: FusionConfig(**d)),
-                recorded_setting(art.card, card, "tracker", lambda d: TrackerConfig(**d)))
-    if recorded[0] is None or recorded[1] is None:
-        raise EdgekdError(f"{card}: card lacks accuracy/decoder (re-export with this edgekd)")
-    return recorded[0], recorded[1]
+    card = art.card
+    card.require("fusion", "tracker")
+    if "motion_g" not in card.fusion:  # its hr_spectral.c and model_data.h predate the gate
+        raise EdgekdError(f"{card.path}: exported before the decoder's motion gate; re-export it with this edgekd")
+    fusion = recorded_setting(card, "fusion", lambda d: FusionConfig(**d))
+    tracker = recorded_setting(card, "tracker", lambda d: TrackerConfig(**d))
+    assert fusion is not None and tracker is not None  # required above
+    return fusion, tracker
 
 
 def firmware_check(folder: Path, target_name: str, kernels: str | None = None, tflm: Path | None = None,
@@ -117,9 +115,8 @@ def firmware_check(folder: Path, target_name: str, kernels: str | None = None, t
     art = load_artifact(folder)  # every file checked against the card's sha256
     for name in (TFLITE_INT8, MODEL_DATA_H, MODEL_DATA_CC, OPS_H, KERNEL_SOURCES, *TRACKER_FILES):
         art.path(name)
-    ident = card_entry(art.card, "c_identifier")
-    if not isinstance(ident, str) or not ident.isidentifier():
-        raise EdgekdError(f"{art.folder / CARD}: card lacks tflm/c_identifier (re-export with this edgekd)")
+    art.card.require("c_identifier")
+    ident = art.card.c_identifier
     fusion, tracker = _decoder(art)
     in_channels = art.spec["in_channels"]
     ws = select_windows(data, in_channels, windows)
@@ -153,7 +150,8 @@ def _record(art: Artifact, target: Target, kernels: str, tree: Path, tools: buil
             data: Path | None) -> dict[str, Any]:
     from edgekd.runtimes import TflmSession
 
-    model, arena = art.tflite_bytes(), art.card_int("arena_bytes") or 0
+    art.card.require("arena_bytes")
+    model, arena = art.tflite_bytes(), art.card.arena_bytes
     session = TflmSession(model, arena)
     # The model's int8 input as Python computes it (the window, or edgekd.spectral_input.features: the NumPy
     # reference of the firmware's hr_spectral_features), against what the firmware fed Invoke().

@@ -26,7 +26,7 @@ def summary_row(art: Artifact, rec: dict[str, Any]) -> dict[str, Any]:
         "model": arch.describe(art.spec), "artifact": str(art.folder), "target": s["target"], "kernels": s["kernels"],
         "windows": f["windows"], "int8_mismatches": f["int8_mismatches"], "int8_values": f["int8_values"],
         "int8_max_abs_diff": f["int8_max_abs_diff"], "bpm_mismatches": f["bpm_mismatches"],
-        "arena_bytes": f["arena_bytes"], "card_arena_bytes": art.card_int("arena_bytes"),
+        "arena_bytes": f["arena_bytes"], "card_arena_bytes": art.card.get("arena_bytes"),
         "flash_bytes": f.get("flash_bytes"),
         "flash_bytes_est": flash_bytes_est(art.tflite_bytes()),
         "flash_by_component": f.get("flash_by_component")}
