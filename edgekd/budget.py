@@ -6,7 +6,7 @@ A budget file::
     description = "..."              # optional
     mcu = "m4-120-xcubeai"           # a target in edgekd/mcu_targets.toml; needed by latency_ms
     [limits]                         # every limit is an upper bound (value <= limit passes)
-    flash_kb = 500                   # INT8 .tflite flatbuffer size, KB = 1024 bytes
+    flatbuffer_kb = 500              # INT8 .tflite flatbuffer size, KB = 1024 bytes
     arena_kb = 256                   # TFLM tensor arena, KB = 1024 bytes
     latency_ms = 50                  # estimated per-window latency on `mcu` (MACs x cycles/MAC / clock)
     mae_bpm = 8.0                    # FP32 MAE of the shipped decoder (spectral fusion + causal tracker)
@@ -15,12 +15,17 @@ A budget file::
     [evidence]                       # what an accuracy limit must be backed by (defaults shown)
     min_windows = 200                # held-out windows the card's MAE was measured on
     min_subjects = 3                 # ... and distinct subjects among them
-    [firmware]                       # optional: judge flash, arena and latency on the firmware build
+    [firmware]                       # optional: judge arena and latency on the firmware build, and flash
     target = "cortex-m4"             # ARTIFACT/bench/firmware-cortex-m4.json from `edgekd firmware` must exist
-    kernels = "cmsis-nn"             # (optional: pins the kernel set); flash = the linked image, arena = what
-                                     # model_data.h reserves (the target's measured need must fit in it), latency
-                                     # = measured instructions per window (model + decoder) / the mcu's clock at
-                                     # CPI 1; the mcu must be the target's core
+    kernels = "cmsis-nn"             # (optional: pins the kernel set); arena = what model_data.h reserves (the
+                                     # target's measured need must fit in it), latency = measured instructions per
+                                     # window (model + decoder) / the mcu's clock at CPI 1; the mcu must be the
+                                     # target's core
+    # with [firmware] only:
+    # flash_kb = 192                 # the linked firmware image (model + TFLM + kernels + libc + decoder)
+
+"Flash" is only ever the linked image, which only a firmware build measures: ``flash_kb`` without a [firmware] table
+is refused (limit ``flatbuffer_kb``, the model file, instead).
 
 Unknown keys are errors, not warnings: a typo in a CI budget must not silently disable a limit.
 """
@@ -39,7 +44,8 @@ from edgekd.tomlfile import read_toml
 
 KB = 1024
 LIMITS: dict[str, str] = {
-    "flash_kb": "flash (KB)",
+    "flatbuffer_kb": "INT8 flatbuffer (KB)",
+    "flash_kb": "flash, linked image (KB)",
     "arena_kb": "arena (KB)",
     "latency_ms": "MCU latency (ms, est.)",
     "mae_bpm": "MAE FP32, shipped decoder (BPM)",
@@ -101,9 +107,13 @@ def load_budget(path: str | Path) -> Budget:
     for key in ("name", "description"):
         if key in doc and not isinstance(doc[key], str):
             raise EdgekdError(f"{path}: '{key}' must be a string")
+    firmware = _firmware(path, doc.get("firmware"))
+    if "flash_kb" in limits and firmware is None:
+        raise EdgekdError(f"{path}: limit 'flash_kb' is the linked firmware image, which only `edgekd firmware` "
+                          f"measures: add a [firmware] table, or limit 'flatbuffer_kb' (the INT8 .tflite) instead")
     return Budget(name=doc.get("name", path.stem), limits=limits, mcu=mcu,
                   description=doc.get("description", ""), path=path, evidence=_evidence(path, doc.get("evidence", {})),
-                  firmware=_firmware(path, doc.get("firmware")))
+                  firmware=firmware)
 
 
 def _firmware(path: Path, doc: object) -> dict[str, str] | None:

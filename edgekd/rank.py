@@ -35,8 +35,12 @@ from edgekd.model import size_table
 from edgekd.study_report import read_record, record_kind
 from edgekd.sweep import read_results
 
+# Each size has one name: weights = INT8 weight bytes from the size table (no artifact needed), flatbuffer = the
+# exported .tflite (card.json), flash = the linked firmware image (`edgekd firmware` records only).
 COSTS: dict[str, tuple[str, str]] = {  # cost name -> (row column, axis label)
-    "flash": ("flash_kb", "flash (KB)"),
+    "weights": ("weights_kb", "INT8 weights (KB, estimate)"),
+    "flatbuffer": ("flatbuffer_kb", "INT8 flatbuffer (KB)"),
+    "flash": ("flash_kb", "flash, linked firmware image (KB)"),
     "arena": ("arena_kb", "TFLM arena (KB)"),
     "mcu-latency": ("mcu_latency_ms", "MCU latency per window (ms, est.)"),
     "latency": ("latency_ms", "measured latency per window (ms)"),
@@ -46,7 +50,8 @@ COSTS: dict[str, tuple[str, str]] = {  # cost name -> (row column, axis label)
 BENCH_LATENCY = ("figures", "batch_1", "median_ms")
 BENCH_BLOCKS = ("artifact", "blocks")
 # Budget limit -> the candidate column it bounds (mae_bpm bounds the ranked metric; INT8 drop needs cards).
-LIMIT_COLUMNS = {"flash_kb": "flash_kb", "arena_kb": "arena_kb", "latency_ms": "mcu_latency_ms"}
+LIMIT_COLUMNS = {"flatbuffer_kb": "flatbuffer_kb", "flash_kb": "flash_kb", "arena_kb": "arena_kb",
+                 "latency_ms": "mcu_latency_ms"}
 
 
 def read_sources(paths: list[Path]) -> tuple[list[dict[str, Any]], str]:
@@ -155,9 +160,9 @@ def _visible(root: Path, pattern: str) -> list[Path]:
 
 def bench_costs(bench_dir: str | Path, runtime: str = "tflm", firmware: str | None = None
                 ) -> dict[int | str, dict[str, float]]:
-    """student label (edgekd.arch) -> {flash_kb, arena_kb, latency_ms[, mcu_instructions_m]} from card.json files and benchmark
-    records under ``bench_dir``; with ``firmware`` (a target), flash and arena of artifacts with a firmware
-    record for it are the measured image and arena."""
+    """student label (edgekd.arch) -> {flatbuffer_kb, arena_kb, latency_ms[, flash_kb, mcu_instructions_m]} from
+    card.json files and benchmark records under ``bench_dir``; with ``firmware`` (a target), only artifacts with a
+    firmware record for it count, and their arena is the one measured on the target."""
     root = Path(bench_dir)
     if not root.is_dir():
         raise EdgekdError(f"{root}: no such folder of artifacts / benchmark records")
@@ -168,13 +173,16 @@ def bench_costs(bench_dir: str | Path, runtime: str = "tflm", firmware: str | No
         card.require("blocks")
         student = _label(card.architecture, card_path)
         if firmware:  # measured figures only: an artifact without a record for the target is left out, not mixed in
-            if firmware_record_path(card_path.parent, firmware).is_file():
-                fw = read_firmware_record(card_path.parent, card.doc, firmware)  # stale or not bit-exact: an error
-                found[student]["flash_kb"].append(fw["flash_bytes"] / KB)
-                found[student]["arena_kb"].append(fw["arena_bytes"] / KB)
-                found[student]["mcu_instructions_m"].append(fw["instructions_per_window"] / 1e6)
-            continue
-        for field, col in (("flatbuffer_bytes", "flash_kb"), ("arena_bytes", "arena_kb")):
+            if not firmware_record_path(card_path.parent, firmware).is_file():
+                continue
+            fw = read_firmware_record(card_path.parent, card.doc, firmware)  # stale or not bit-exact: an error
+            found[student]["flash_kb"].append(fw["flash_bytes"] / KB)
+            found[student]["arena_kb"].append(fw["arena_bytes"] / KB)
+            found[student]["mcu_instructions_m"].append(fw["instructions_per_window"] / 1e6)
+            fields: tuple[tuple[str, str], ...] = (("flatbuffer_bytes", "flatbuffer_kb"),)
+        else:
+            fields = (("flatbuffer_bytes", "flatbuffer_kb"), ("arena_bytes", "arena_kb"))
+        for field, col in fields:
             v = card.get(field)
             if v is not None:
                 found[student][col].append(v / KB)
@@ -207,7 +215,8 @@ def _label(architecture: Any, source: Path) -> int | str:
 
 def add_costs(cands: list[dict[str, Any]], bench: dict[int | str, dict[str, float]] | None, mcu: str | None,
               mcu_targets: str | Path = DEFAULT_MCU_TARGETS) -> None:
-    """Fill flash_kb, arena_kb, mcu_latency_ms, latency_ms (None where unknown) and flash_source in place."""
+    """Fill weights_kb, flatbuffer_kb, flash_kb, arena_kb, mcu_latency_ms, latency_ms (None where unknown) in
+    place."""
     target = mcu_target(mcu, mcu_targets) if mcu else None
     sizes: dict[tuple[int | str, int], int] = {}
     for c in cands:
@@ -219,8 +228,9 @@ def add_costs(cands: list[dict[str, Any]], bench: dict[int | str, dict[str, floa
         c["macs"], c["params"] = arch.macs(spec), arch.params(spec)
         measured = (bench or {}).get(c["student"], {})
         instructions = measured.get("mcu_instructions_m")
-        c["flash_kb"] = measured.get("flash_kb", sizes[key] / KB)
-        c["flash_source"] = "firmware" if instructions else ("card" if "flash_kb" in measured else "estimate")
+        c["weights_kb"] = sizes[key] / KB
+        c["flatbuffer_kb"] = measured.get("flatbuffer_kb")
+        c["flash_kb"] = measured.get("flash_kb")
         c["arena_kb"] = measured.get("arena_kb")
         c["latency_ms"] = measured.get("latency_ms")
         c["mcu_instructions_m"] = instructions
@@ -256,10 +266,11 @@ def rank(rows: list[dict[str, Any]], cost: str, metric: str = "mae_argmax", benc
     if cost not in COSTS:
         raise EdgekdError(f"unknown cost '{cost}'; choose from {', '.join(COSTS)}")
     col = COSTS[cost][0]
-    if cost in ("arena", "latency", "instructions") and bench_dir is None:
+    if cost in ("flatbuffer", "flash", "arena", "latency", "instructions") and bench_dir is None:
         raise EdgekdError(f"--cost {cost} needs --bench DIR (artifacts with card.json / benchmark records)")
-    if cost == "instructions" and not firmware:
-        raise EdgekdError("--cost instructions needs --firmware TARGET (records of `edgekd firmware`)")
+    if cost in ("flash", "instructions") and not firmware:
+        raise EdgekdError(f"--cost {cost} needs --firmware TARGET (records of `edgekd firmware`: flash is the "
+                          f"linked image; --cost flatbuffer or weights sizes the model alone)")
     mcu = mcu or (budget.mcu if budget else None)
     if cost == "mcu-latency" and not mcu:
         raise EdgekdError("--cost mcu-latency needs --mcu NAME (or a --budget that names one)")

@@ -155,7 +155,8 @@ def _regenerate(record: dict[str, Any]) -> str:
 
 
 # The rank table's optional columns: (row key, header, format), shown when some row has a value.
-RANK_COSTS = (("flash_kb", "flash KB", "{:.1f}"), ("arena_kb", "arena KB", "{:.1f}"),
+RANK_COSTS = (("weights_kb", "INT8 weights KB (est.)", "{:.1f}"), ("flatbuffer_kb", "flatbuffer KB", "{:.1f}"),
+              ("flash_kb", "flash KB (image)", "{:.1f}"), ("arena_kb", "arena KB", "{:.1f}"),
               ("mcu_instructions_m", "M instructions / window", "{:.2f}"), ("mcu_latency_ms", "MCU ms / window", "{:.1f}"),
               ("latency_ms", "measured ms / window", "{:.3f}"))
 RANK_MEANS = {"lodo": "mean over the held-out data sets and seeds (fused: the decoder chosen nested)",
@@ -169,12 +170,10 @@ def rank_markdown(record: dict[str, Any]) -> str:
     shown = [c for c in RANK_COSTS if any(r.get(c[0]) is not None for r in rows)
              and (c[0] != "latency_ms" or cost == "latency_ms")]
     fits = "fits" in rows[0]
-    flash = {r.get("flash_source") for r in rows} - {None}
     hmm = f" (the spectral HMM alone: {record['hmm']:.2f})" if record.get("hmm") is not None else ""
     lines = [f"Students ranked by {record['cost_label']}: {metric} in BPM, {RANK_MEANS[record['source_kind']]}{hmm}. "
-             f"Pareto: no other student is as cheap and as accurate. Flash: "
-             f"{', '.join(sorted(flash)) or 'none'} (firmware: the linked image; card: the INT8 flatbuffer; estimate: "
-             f"INT8 weight bytes). {_regenerate(record)}.", "",
+             f"Pareto: no other student is as cheap and as accurate. Sizes: INT8 weights from the size table, the "
+             f"exported flatbuffer, the linked firmware image (flash). {_regenerate(record)}.", "",
              "| student | runs | " + metric + " | std | " + "".join(f"{h} | " for _, h, _ in shown)
              + "MACs | params | Pareto |" + (" fits " + record["budget"] + " |" if fits else ""),
              "|---|---:|---:|---:|" + "---:|" * (len(shown) + 2) + "---|" + ("---|" if fits else "")]

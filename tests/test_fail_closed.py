@@ -25,7 +25,7 @@ from edgekd.runs import RunConfig
 from edgekd.train import train_run
 
 EDGEKD = [sys.executable, "-m", "edgekd.cli.main"]
-BUDGET = 'mcu = "m33-160-xcubeai"\n[limits]\nflash_kb = 500\narena_kb = 256\nlatency_ms = 50\n'
+BUDGET = 'mcu = "m33-160-xcubeai"\n[limits]\nflatbuffer_kb = 500\narena_kb = 256\nlatency_ms = 50\n'
 TRAIN = ["--data", "syn.npz", "--blocks", "1", "--epochs", "1", "--quiet"]
 SWEEP = 'teachers = [2]\nstudents = [1]\nstrategies = ["scratch", "dkd"]\nfolds = 2\n'
 
@@ -101,7 +101,7 @@ CASES = [
     Case("gate-grown-flatbuffer", ["gate", "B.toml", "a2"], "card.json records",
          setup=_art_copy("a2", lambda a: open(a / "model_int8.tflite", "ab").write(b"\0" * 2_000_000))),
     Case("gate-unknown-mcu", ["gate", "U.toml", "art"], "unknown MCU 'nosuch'",
-         setup=_write("U.toml", 'mcu = "nosuch"\n[limits]\nflash_kb = 500\n')),
+         setup=_write("U.toml", 'mcu = "nosuch"\n[limits]\nflatbuffer_kb = 500\n')),
     # 2. interrupted or stale runs
     Case("evaluate-incomplete-run", ["evaluate", "runs/killed", "--data", "syn.npz"], "is incomplete",
          setup=_run_copy("killed", lambda r: (r / "metrics.json").unlink())),

@@ -29,7 +29,7 @@ core = "Cortex-M7"
 clock_mhz = 200
 cycles_per_mac = 1.0
 """
-LIMITS = ("flash_kb", "arena_kb", "latency_ms", "mae_bpm", "int8_mae_bpm", "int8_mae_drop_bpm")
+LIMITS = ("flatbuffer_kb", "arena_kb", "latency_ms", "mae_bpm", "int8_mae_bpm", "int8_mae_drop_bpm")
 # tiny_artifact is scored on 2 subjects; the evidence refusal has its own test below
 SMALL_EVIDENCE = "min_windows = 1\nmin_subjects = 1\n"
 
@@ -70,7 +70,7 @@ def _generous(art: Path) -> dict[str, float]:
     flash = card_value(card, "flatbuffer_bytes") / KB
     arena = card_value(card, "arena_bytes") / KB
     latency = card_value(card, "macs") * 2.0 / 100e6 * 1e3
-    return {"flash_kb": 2 * flash, "arena_kb": 2 * arena, "latency_ms": 2 * latency,
+    return {"flatbuffer_kb": 2 * flash, "arena_kb": 2 * arena, "latency_ms": 2 * latency,
             "mae_bpm": 2 * card_value(card, "mae_fp32") + 1, "int8_mae_bpm": 2 * card_value(card, "mae_int8") + 1,
             "int8_mae_drop_bpm": 5.0}
 
@@ -101,7 +101,7 @@ def test_all_limits_pass_with_measured_values_and_reports_written(tiny_artifact,
     assert "PASS" in md.read_text()
     assert _gate(_budget(tmp_path, _generous(art)), [art], mcu, "--json") == 0
     checks = {c["limit"]: c for c in json.loads(capsys.readouterr().out)["checks"]}
-    assert checks["flash_kb"]["value"] == (art / "model_int8.tflite").stat().st_size / KB
+    assert checks["flatbuffer_kb"]["value"] == (art / "model_int8.tflite").stat().st_size / KB
     assert "TFLM needs" in checks["arena_kb"]["detail"]
     assert checks["arena_kb"]["value"] == _card(art)["tflm"]["arena_bytes"] / KB  # what model_data.h reserves
 
@@ -195,7 +195,7 @@ def test_one_bad_artifact_fails_the_gate(tiny_artifact, tmp_path, mcu):
 
 def test_missing_artifact_fails_closed(tiny_artifact, tmp_path, mcu, capsys):
     over = _copy(tiny_artifact, tmp_path)
-    limits = {**_generous(over), "flash_kb": 0.001}  # a failure must not hide the error
+    limits = {**_generous(over), "flatbuffer_kb": 0.001}  # a failure must not hide the error
     md = tmp_path / "gate.md"
     assert _gate(_budget(tmp_path, limits), [over, tmp_path / "nope"], mcu, "--markdown", str(md)) == 2
     assert "ERROR" in capsys.readouterr().out and "ERROR" in md.read_text()
@@ -205,7 +205,7 @@ def test_corrupt_card_fails_closed(tmp_path, mcu):
     art = tmp_path / "broken"
     art.mkdir()
     (art / "card.json").write_text('{"flash_bytes": 12')
-    assert _gate(_budget(tmp_path, {"flash_kb": 1}), [art], mcu) == 2
+    assert _gate(_budget(tmp_path, {"flatbuffer_kb": 1}), [art], mcu) == 2
 
 
 def test_card_missing_a_needed_value_fails_closed(tiny_artifact, tmp_path, mcu, capsys):
@@ -220,18 +220,18 @@ def test_card_missing_a_needed_value_fails_closed(tiny_artifact, tmp_path, mcu, 
 
 def test_malformed_toml_fails_closed(tiny_artifact, tmp_path, mcu, capsys):
     bad = tmp_path / "b.toml"
-    bad.write_text("[limits\nflash_kb = 1\n")
+    bad.write_text("[limits\nflatbuffer_kb = 1\n")
     assert _gate(bad, [tiny_artifact], mcu) == 2
     assert "malformed TOML" in capsys.readouterr().err
 
 
 def test_unknown_metric_fails_closed(tiny_artifact, tmp_path, mcu, capsys):
-    assert _gate(_budget(tmp_path, {"flash_kb": 500, "flash_mb": 1}), [tiny_artifact], mcu) == 2
+    assert _gate(_budget(tmp_path, {"flatbuffer_kb": 500, "flash_mb": 1}), [tiny_artifact], mcu) == 2
     assert "unknown limit 'flash_mb'" in capsys.readouterr().err
 
 
 def test_unknown_mcu_fails_closed_even_without_a_latency_limit(tiny_artifact, tmp_path, mcu, capsys):
-    assert _gate(_budget(tmp_path, {"flash_kb": 500}, extra='mcu = "nosuch"\n'), [tiny_artifact], mcu) == 2
+    assert _gate(_budget(tmp_path, {"flatbuffer_kb": 500}, extra='mcu = "nosuch"\n'), [tiny_artifact], mcu) == 2
     assert "unknown MCU 'nosuch'" in capsys.readouterr().err
     assert _gate(tmp_path / "absent.toml", [tiny_artifact], mcu) == 2
 
@@ -249,24 +249,31 @@ def test_accuracy_limits_need_enough_evaluation_windows_and_subjects(tiny_artifa
         for key in ("mae_bpm", "int8_mae_bpm", "int8_mae_drop_bpm"):
             assert checks[key]["verdict"] == "error" and "fewer than the budget's [evidence]" in checks[key]["detail"]
             assert short in checks[key]["detail"]
-        assert checks["flash_kb"]["verdict"] == "pass"
+        assert checks["flatbuffer_kb"]["verdict"] == "pass"
     # the defaults (200 windows, 3 subjects) apply when a budget says nothing
     path = tmp_path / "default.toml"
     path.write_text(f'mcu = "test-m4"\n[limits]\nmae_bpm = {limits["mae_bpm"]}\n')
     assert _gate(path, [art], mcu, "--json") == 2
 
 
+def test_flash_is_only_ever_the_linked_image(tiny_artifact, tmp_path, mcu, capsys):
+    """flash_kb without a [firmware] table would judge the flatbuffer under the image's name: refused (exit 2)."""
+    assert _gate(_budget(tmp_path, {"flash_kb": 500}), [tiny_artifact], mcu) == 2
+    err = capsys.readouterr().err
+    assert "limit 'flash_kb' is the linked firmware image" in err and "flatbuffer_kb" in err
+
+
 def test_budget_validation_messages(tmp_path):
     with pytest.raises(EdgekdError, match="needs 'mcu"):
         load_budget(_budget(tmp_path, {"latency_ms": 5}, extra=""))
     with pytest.raises(EdgekdError, match="non-negative number"):
-        load_budget(_budget(tmp_path, {"flash_kb": "\"big\""}))
+        load_budget(_budget(tmp_path, {"flatbuffer_kb": "\"big\""}))
     with pytest.raises(EdgekdError, match="unknown key"):
-        load_budget(_budget(tmp_path, {"flash_kb": 1}, extra='mcu = "x"\nflash = 3\n'))
+        load_budget(_budget(tmp_path, {"flatbuffer_kb": 1}, extra='mcu = "x"\nflash = 3\n'))
     with pytest.raises(EdgekdError, match="unknown \\[evidence\\] key"):
-        load_budget(_budget(tmp_path, {"flash_kb": 1}, evidence="min_window = 3\n"))
+        load_budget(_budget(tmp_path, {"flatbuffer_kb": 1}, evidence="min_window = 3\n"))
     with pytest.raises(EdgekdError, match="positive integer"):
-        load_budget(_budget(tmp_path, {"flash_kb": 1}, evidence="min_windows = 0\n"))
+        load_budget(_budget(tmp_path, {"flatbuffer_kb": 1}, evidence="min_windows = 0\n"))
 
 
 @pytest.mark.parametrize("name", ["wearable.toml", "wearable-firmware.toml", "cortex-m4-tight.toml"])
@@ -298,10 +305,12 @@ def _firmware_record(art: Path, **figures) -> Path:
 def test_firmware_budget_judges_the_measured_image_arena_and_instructions(tiny_artifact, tmp_path, mcu, capsys):
     art = _copy(tiny_artifact, tmp_path)
     _firmware_record(art)
-    limits = {"flash_kb": 200, "arena_kb": 64, "latency_ms": 200}
+    limits = {"flash_kb": 200, "flatbuffer_kb": 200, "arena_kb": 64, "latency_ms": 200}
     assert _gate(_budget(tmp_path, limits, FIRMWARE), [art], mcu, "--json") == 0
     checks = {c["limit"]: c for c in json.loads(capsys.readouterr().out)["checks"]}
     assert checks["flash_kb"]["value"] == 150_000 / KB and "linked image" in checks["flash_kb"]["detail"]
+    # the flatbuffer keeps its own name and meaning beside the image
+    assert checks["flatbuffer_kb"]["value"] == (art / "model_int8.tflite").stat().st_size / KB
     # The arena the image reserves (model_data.h) is judged; the target's smaller need is in the note.
     assert checks["arena_kb"]["value"] == _card(art)["tflm"]["arena_bytes"] / KB
     assert f"target needs {_card(art)['tflm']['arena_bytes'] - 1024} B" in checks["arena_kb"]["detail"]

@@ -39,15 +39,16 @@ def test_pareto_marks_only_undominated():
     assert [c["pareto"] for c in cands] == [True, True, False, False, True]
 
 
-def test_flash_from_size_table_and_front():
-    rows = rank(_rows(), "flash")
+def test_weights_from_size_table_and_front():
+    rows = rank(_rows(), "weights")
     by = {r["name"]: r for r in rows}
-    assert by["2b soft <- 4b"]["flash_kb"] == pytest.approx(size_table((2,))[0]["int8_weight_bytes"] / KB)
+    assert by["2b soft <- 4b"]["weights_kb"] == pytest.approx(size_table((2,))[0]["int8_weight_bytes"] / KB)
+    assert by["2b soft <- 4b"]["flatbuffer_kb"] is None and by["2b soft <- 4b"]["flash_kb"] is None  # never estimated
     assert by["1b soft <- 4b"]["mae_argmax"] == pytest.approx(10.1) and by["1b soft <- 4b"]["runs"] == 2
     front = {r["name"] for r in rows if r["pareto"]}
     # 1b: soft beats scratch; 2b: scratch (9.1) beats soft (9.5); 4b: soft (8.1) is the best overall.
     assert front == {"1b soft <- 4b", "2b scratch", "4b soft <- 4b"}
-    assert [r["flash_kb"] for r in rows] == sorted(r["flash_kb"] for r in rows)
+    assert [r["weights_kb"] for r in rows] == sorted(r["weights_kb"] for r in rows)
 
 
 def test_costs_from_cards_and_bench_records(tmp_path):
@@ -67,7 +68,13 @@ def test_costs_from_cards_and_bench_records(tmp_path):
     rows = rank(_rows(), "latency", bench_dir=tmp_path)
     by = {r["name"]: r for r in rows}
     assert by["2b scratch"]["latency_ms"] == 5.0 and by["2b scratch"]["arena_kb"] == pytest.approx(21_000 / KB)
-    assert by["1b scratch"]["flash_source"] == "card" and by["4b scratch"]["flash_source"] == "estimate"
+    assert by["1b scratch"]["flatbuffer_kb"] == pytest.approx(30_000 / KB) and by["4b scratch"]["flatbuffer_kb"] is None
+    assert by["1b scratch"]["flash_kb"] is None  # a card holds no image
+    ranked = rank(_rows(), "flatbuffer", bench_dir=tmp_path)
+    assert [r["student"] for r in ranked] == [1, 1, 2, 2, 4, 4]  # by flatbuffer; the 4b has none: last
+    for cost in ("flash", "instructions"):
+        with pytest.raises(EdgekdError, match="needs --firmware"):
+            rank(_rows(), cost, bench_dir=tmp_path)
     assert by["4b soft <- 4b"]["latency_ms"] is None and not by["4b soft <- 4b"]["pareto"]
     with pytest.raises(EdgekdError, match="needs --bench"):
         rank(_rows(), "arena")
@@ -77,11 +84,11 @@ def test_costs_from_cards_and_bench_records(tmp_path):
 
 
 def test_budget_marks_what_fits():
-    budget = Budget("b", {"flash_kb": size_table((2,))[0]["int8_weight_bytes"] / KB, "mae_bpm": 10.0,
-                          "arena_kb": 64})
-    by = {r["name"]: r for r in rank(_rows(), "flash", budget=budget)}
-    assert by["2b scratch"]["fits"] and not by["4b soft <- 4b"]["fits"] and not by["1b scratch"]["fits"]
-    assert by["2b scratch"]["unchecked"] == "arena_kb"
+    budget = Budget("b", {"mae_bpm": 9.2, "arena_kb": 64, "flatbuffer_kb": 100})
+    by = {r["name"]: r for r in rank(_rows(), "weights", budget=budget)}
+    assert by["2b scratch"]["fits"] and not by["1b scratch"]["fits"]  # 9.1 and 10.x BPM
+    # without artifacts nothing measures the arena or the flatbuffer: unchecked, never judged on the estimate
+    assert by["2b scratch"]["unchecked"] == "arena_kb,flatbuffer_kb"
 
 
 def test_mcu_latency_needs_an_mcu_and_cli_writes_png(tmp_path, capsys):
@@ -134,7 +141,9 @@ def test_firmware_records_replace_the_estimates(tmp_path):
     rows = rank(_rows(), "instructions", bench_dir=tmp_path, mcu="m4-120-cmsisnn", firmware="cortex-m4")
     by = {r["name"]: r for r in rows}
     assert by["2b scratch"]["mcu_instructions_m"] == 10.0 and by["2b scratch"]["flash_kb"] == 200_000 / KB
-    assert by["2b scratch"]["flash_source"] == "firmware" and by["2b scratch"]["arena_kb"] == 30_000 / KB
+    assert by["2b scratch"]["flatbuffer_kb"] == 2000 / KB and by["2b scratch"]["arena_kb"] == 30_000 / KB
+    ranked = rank(_rows(), "flash", bench_dir=tmp_path, firmware="cortex-m4")
+    assert [r["flash_kb"] for r in ranked][:4] == [100_000 / KB] * 2 + [200_000 / KB] * 2
     assert by["2b scratch"]["mcu_latency_ms"] == pytest.approx(10e6 / 120e6 * 1e3)
     assert by["4b scratch"]["mcu_instructions_m"] is None
     with pytest.raises(EdgekdError, match="needs --firmware"):

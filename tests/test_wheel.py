@@ -76,6 +76,6 @@ def test_wheel_installs_and_runs_export_bench_gate_outside_the_repo(tmp_path: Pa
     # bench's MCU estimates read the packaged table; the gate's latency limit needs it too
     _run([edgekd, "bench", "art", "--runtimes", "tflm", "--repeat", "3", "--batch", "4", "--mcu", "m4-120-xcubeai",
           "--out", "bench"], work, env)
-    (work / "budget.toml").write_text('mcu = "m4-120-xcubeai"\n[limits]\nflash_kb = 500\nlatency_ms = 10000\n')
+    (work / "budget.toml").write_text('mcu = "m4-120-xcubeai"\n[limits]\nflatbuffer_kb = 500\nlatency_ms = 10000\n')
     gate = _run([edgekd, "gate", "budget.toml", "art"], work, env)
     assert "PASS" in gate.stdout, gate.stdout

@@ -12,8 +12,10 @@ from edgekd.gate import exit_code, gate, junit_xml, markdown, to_rows
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("gate", help="check artifacts against a size/latency/accuracy budget (CI gate)",
-                       description="Checks each artifact's card.json against the limits in BUDGET (flash KB, "
-                                   "arena KB, estimated latency on the budget's MCU, FP32 MAE, INT8 MAE drop). "
+                       description="Checks each artifact against the limits in BUDGET (INT8 flatbuffer KB, arena KB, "
+                                   "estimated latency on the budget's MCU, FP32 / INT8 MAE of the shipped decoder, "
+                                   "INT8 MAE drop; with a [firmware] table, the linked image's flash KB and the "
+                                   "firmware's measured arena and instructions). "
                                    "Exit 0: all pass; 1: a limit failed; 2: the gate could not evaluate "
                                    "(missing/corrupt artifact, malformed budget, unknown key or MCU).")
     p.add_argument("budget", metavar="BUDGET.toml", help="budget file (see models/budgets/)")

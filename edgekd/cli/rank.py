@@ -14,11 +14,12 @@ from edgekd.sweep import MAE_METRICS
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("rank", help="Pareto front of student MAE against flash/arena/latency",
+    p = sub.add_parser("rank", help="Pareto front of student MAE against size, arena or latency",
                        description="Averages each (teacher, student, strategy) over folds and seeds (of a "
                                    "sweep's results) or over held-out data sets and seeds (of `edgekd lodo` records) "
-                                   "and ranks them by a deployment cost: flash (card.json, else the INT8 weight estimate), "
-                                   "arena (card.json), mcu-latency (MACs x cycles/MAC / clock), latency "
+                                   "and ranks them by a deployment cost: weights (INT8 weight bytes, estimated from the "
+                                   "architecture), flatbuffer (card.json), flash (the linked image of a firmware "
+                                   "record), arena (card.json), mcu-latency (MACs x cycles/MAC / clock), latency "
                                    "(benchmark records) or instructions (firmware records); with --firmware "
                                    "TARGET, measured firmware figures replace the estimates. With --out, writes "
                                    "OUT/rank.json and OUT/pareto_<cost>.png; with --table, a study record that `edgekd "
@@ -27,13 +28,14 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="results.csv / results.json or a sweep folder; or leave-one-dataset-out study records "
                         "(models/results/lodo-*.json, whose mae_fused is the decoder chosen nested)")
     p.add_argument("--bench", metavar="DIR", help="folder of artifacts (card.json) and benchmark records")
-    p.add_argument("--cost", choices=list(COSTS), default="flash", help="the x axis (default flash)")
+    p.add_argument("--cost", choices=list(COSTS), default="weights", help="the x axis (default weights)")
     p.add_argument("--budget", metavar="FILE", help="budget TOML: adds 'fits' (and its MCU for mcu-latency)")
     p.add_argument("--mcu", metavar="NAME", help="MCU of edgekd/mcu_targets.toml for mcu-latency")
     p.add_argument("--runtime", default="tflm", help="benchmark runtime for --cost latency (default tflm)")
     p.add_argument("--firmware", metavar="TARGET",
-                   help="use the `edgekd firmware --target TARGET` records under --bench: the linked image for "
-                        "flash, the target's arena, measured instructions for mcu-latency and --cost instructions")
+                   help="use the `edgekd firmware --target TARGET` records under --bench: the linked image "
+                        "(--cost flash), the target's arena, measured instructions for mcu-latency and --cost "
+                        "instructions")
     p.add_argument("--metric", default="mae_argmax", choices=MAE_METRICS,
                    help="MAE decoding to rank by (default mae_argmax, WildPPG's; mae_causal / mae_fused: "
                         "the firmware's tracker without / with spectral fusion)")
