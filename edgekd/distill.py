@@ -18,7 +18,8 @@ from edgekd.checkpoint import model_spec
 from edgekd.errors import EdgekdError
 from edgekd import arch
 from edgekd.runs import RunConfig, model_entry, resolve_fold
-from edgekd.train import refuse_synthetic_leaks, train_or_reuse
+from edgekd.executor import Job, execute, job, metrics_of
+from edgekd.train import refuse_synthetic_leaks
 from edgekd.windowset import WindowSet
 
 
@@ -43,6 +44,35 @@ class DistillPlan:
     scratch: bool = True
 
 
+def plan_jobs(ws: WindowSet, plan: DistillPlan, out: Path) -> list[tuple[str, Job]]:
+    """(role, job) of every model ``plan`` trains, teachers first: a teacher (unless given), an intermediate, the
+    scratch twin and the student, each in its own folder under ``out``."""
+    s = plan.student
+    if s.strategy == "scratch":
+        if plan.teachers or plan.intermediate_blocks is not None:
+            raise EdgekdError("a scratch student learns from no teacher: drop the teacher and intermediate, or name a "
+                              "distillation strategy")
+        return [("scratch student", job(ws, s, out / "student"))]
+    jobs: list[tuple[str, Job]] = []
+    teachers = [str(t) for t in plan.teachers]
+    if not teachers:
+        # Teachers (and intermediates, which teach) are ResNet1D whatever family the student is.
+        tcfg = replace(s, family="resnet", blocks=plan.teacher_blocks, in_channels=plan.teacher_in_channels,
+                       strategy="scratch", params={}, teachers=[], epochs=plan.teacher_epochs or s.epochs,
+                       init_from=None)
+        jobs.append(("teacher", job(ws, tcfg, out / "teacher")))
+        teachers = [str(out / "teacher")]
+    if plan.intermediate_blocks is not None:
+        icfg = replace(s, family="resnet", blocks=plan.intermediate_blocks, teachers=teachers, init_from=None)
+        jobs.append(("intermediate", job(ws, icfg, out / "intermediate")))
+        teachers = [str(out / "intermediate")]
+    if plan.scratch:
+        jobs.append(("scratch student", job(ws, replace(s, strategy="scratch", params={}, teachers=[]), out / "scratch")))
+    dcfg = replace(s, teachers=teachers)
+    jobs.append((f"{dcfg.strategy_label()} student", job(ws, dcfg, out / "student")))
+    return jobs
+
+
 def distill(ws: WindowSet, plan: DistillPlan, out: str | Path, progress: bool = True) -> list[dict[str, Any]]:
     """Train (or reuse) teacher, optional intermediate, scratch and distilled student; one row per model."""
     out = Path(out)
@@ -53,36 +83,12 @@ def distill(ws: WindowSet, plan: DistillPlan, out: str | Path, progress: bool = 
                            ws.dataset[resolve_fold(ws, s.fold, s.split_seed).test].tolist())
     if plan.teacher_epochs is not None:
         replace(s, epochs=plan.teacher_epochs).validate()
-    if s.strategy == "scratch":
-        if plan.teachers or plan.intermediate_blocks is not None:
-            raise EdgekdError("a scratch student learns from no teacher: drop the teacher and intermediate, or name a "
-                              "distillation strategy")
-        return [_row("scratch student", out / "student", model_entry(s), train_or_reuse(ws, s, out / "student", progress))]
-    rows: list[dict[str, Any]] = []
-    if plan.teachers:
-        teachers = [str(t) for t in plan.teachers]
-        for t in teachers:
-            spec = model_spec(t)
-            rows.append(_row("teacher", t, spec, None))
-    else:
-        # Teachers (and intermediates, which teach) are ResNet1D whatever family the student is.
-        tcfg = replace(s, family="resnet", blocks=plan.teacher_blocks, in_channels=plan.teacher_in_channels,
-                       strategy="scratch", params={}, teachers=[], epochs=plan.teacher_epochs or s.epochs,
-                       init_from=None)
-        metrics = train_or_reuse(ws, tcfg, out / "teacher", progress)
-        teachers = [str(out / "teacher")]
-        rows.append(_row("teacher", teachers[0], model_entry(tcfg), metrics))
-    if plan.intermediate_blocks is not None:
-        icfg = replace(s, family="resnet", blocks=plan.intermediate_blocks, teachers=teachers, init_from=None)
-        rows.append(_row("intermediate", out / "intermediate", model_entry(icfg),
-                         train_or_reuse(ws, icfg, out / "intermediate", progress)))
-        teachers = [str(out / "intermediate")]
-    if plan.scratch:
-        ccfg = replace(s, strategy="scratch", params={}, teachers=[])
-        rows.append(_row("scratch student", out / "scratch", model_entry(s), train_or_reuse(ws, ccfg, out / "scratch", progress)))
-    dcfg = replace(s, teachers=teachers)
-    rows.append(_row(f"{dcfg.strategy_label()} student", out / "student", model_entry(s),
-                     train_or_reuse(ws, dcfg, out / "student", progress)))
+    jobs = plan_jobs(ws, plan, out)
+    execute(ws, [j for _, j in jobs], progress=progress)
+    rows = [_row("teacher", t, model_spec(t), None) for t in plan.teachers]
+    # a student row describes the student asked for (its twin's strategy aside), a teacher's its own
+    rows += [_row(role, j.folder, model_entry(j.config if role in ("teacher", "intermediate") else s),
+                  metrics_of(j)) for role, j in jobs]
     return rows
 
 

@@ -20,8 +20,9 @@ the decoder gets no ACC suppression and no motion, so a PPG-only device gets the
 (this uses what the device has, never its labels). The HMM itself (a = 0, w = 1) and the model alone (a = 1,
 w = 0) are candidates, so the choice can fall back to either. A distillation strategy gets a ResNet teacher trained on the same sets as its student (the inner models
 stay from scratch). Extra sets such as the synthetic corpus join every model's training data and are never
-held out or scored. Runs are reused only when a complete run of the same resolved config and data exists
-(edgekd.train.train_or_reuse; folder = config hash).
+held out or scored. Every model is planned first (``plan_lodo``) and trained by edgekd.executor, which reuses a
+run only when it is complete for the same resolved config and data (folder = config hash); the scoring after it
+trains nothing.
 
 ``within_folds`` K > 0 adds the within-distribution number beside each held-out one: the same students trained
 on K subject folds over all the sets together, every subject scored once with the decoder the family ships
@@ -50,7 +51,7 @@ from edgekd.runtimes import artifact_logits
 from edgekd.study_report import STUDY_SCHEMA, summarise_lodo
 from edgekd.sweep import run_name
 from edgekd.tracking import track_with_confidence
-from edgekd.train import train_or_reuse
+from edgekd.executor import Job, execute, metrics_of, pending
 from edgekd.windowset import WindowSet, identity_hash
 
 MODEL_WEIGHTS = (0.1, 0.25, 0.5, 1.0)
@@ -116,10 +117,77 @@ class LodoPlan:
             raise EdgekdError(f"lodo: unknown strategy {unknown[0]!r}; known: {', '.join(STRATEGIES)}")
 
 
-def train_cached(ws: WindowSet, cfg: RunConfig, root: Path, progress: bool = False) -> Path:
-    folder = root / run_name(cfg, None, identity_hash(ws))
-    train_or_reuse(ws, cfg, folder, progress=progress)
-    return folder
+def _job(full: WindowSet, cfg: RunConfig, root: Path, rows: np.ndarray | None = None) -> Job:
+    """The job of one model of the study: ``cfg`` on ``rows`` of the merged set (None: all), its folder named by
+    its config and those windows (edgekd.sweep.run_name)."""
+    key = identity_hash(full if rows is None else full.subset(rows))
+    return Job(root / run_name(cfg, None, key), cfg, key, rows)
+
+
+def _trained(j: Job) -> Path:
+    """The folder of a job ``run_lodo`` executed (EdgekdError when the plan missed it: nothing trains here)."""
+    metrics_of(j)
+    return j.folder
+
+
+def _base(plan: LodoPlan, blocks: int, width: int) -> dict[str, Any]:
+    """Every model's settings for one student size (inner models and teachers included)."""
+    return dict(blocks=blocks, in_channels=4, epochs=plan.epochs, label_sigma=plan.label_sigma, select_on="val_mae",
+                device="cpu", init_from=plan.init_from, augment=plan.augment, family=plan.family, width=width)
+
+
+def _sizes(plan: LodoPlan) -> list[tuple[int, int]]:
+    widths = plan.widths if has_width(plan.family) else plan.widths[:1]  # a ResNet's widths follow from its blocks
+    return list(itertools.product(plan.blocks, widths))
+
+
+def _seeds(plan: LodoPlan, blocks: int) -> tuple[int, ...]:
+    return plan.seeds if plan.seeds_for is None or blocks in plan.seeds_for else plan.seeds[:1]
+
+
+def _inner_rows(full: WindowSet, plan: LodoPlan, sets: list[str], always: list[str]) -> dict[str, np.ndarray]:
+    """The windows each inner model trains on: per remaining set alone (``datasets``; with the always-trained
+    sets), or per held-out set its fold's whole training data (``subjects``)."""
+    if plan.inner == "datasets":
+        return {name: np.flatnonzero(np.isin(full.dataset, [name, *always])) for name in sets}
+    return {held: np.flatnonzero(full.dataset != held) for held in sets}
+
+
+def _inner_folds(plan: LodoPlan) -> list[str]:
+    return ["all"] if plan.inner == "datasets" else [f"{k}/{plan.inner_folds}" for k in range(1, plan.inner_folds + 1)]
+
+
+def plan_lodo(full: WindowSet, plan: LodoPlan, sets: list[str], always: list[str], root: Path) -> list[Job]:
+    """Every model the study trains (edgekd.executor jobs, each once): per student size the inner models that
+    choose the decoder, every outer student (and its teacher) per held-out set, strategy and seed, and the
+    within-distribution folds."""
+    jobs: dict[Path, Job] = {}
+    for blocks, width in _sizes(plan):
+        base = _base(plan, blocks, width)
+        for rows in _inner_rows(full, plan, sets, always).values():
+            key = identity_hash(full.subset(rows))  # once per training set, not per fold
+            for fold in _inner_folds(plan):
+                cfg = RunConfig(**base, fold=fold)
+                jobs.setdefault(root / run_name(cfg, None, key), Job(root / run_name(cfg, None, key), cfg, key, rows))
+        folds = [f"lodo:{held}" for held in sets]
+        if plan.within_folds:
+            folds += [f"{k}/{plan.within_folds}" for k in range(1, plan.within_folds + 1)]
+        for fold, strategy, seed in itertools.product(folds, plan.strategies, _seeds(plan, blocks)):
+            for j in _student_jobs(full, base, fold, seed, strategy, plan, root):
+                jobs.setdefault(j.folder, j)
+    return list(jobs.values())
+
+
+def _student_jobs(full: WindowSet, base: dict[str, Any], fold: str, seed: int, strategy: str, plan: LodoPlan,
+                  root: Path) -> list[Job]:
+    """One student on ``fold`` of ``full``, the last job; a distilled one first gets a ResNet teacher trained on the
+    same fold (seed 0, shared by every seed), so it never sees the student's test side."""
+    if strategy == "scratch":
+        return [_job(full, RunConfig(**base, fold=fold, seed=seed), root)]
+    teacher = _job(full, RunConfig(**{**base, "family": "resnet", "blocks": plan.teacher_blocks, "init_from": None},
+                                   fold=fold), root)
+    return [teacher, _job(full, RunConfig(**base, fold=fold, seed=seed, strategy=strategy,
+                                          teachers=[str(teacher.folder)]), root)]
 
 
 def decode(logits: np.ndarray, spectrum: Spectrum, ws: WindowSet, cfg: FusionConfig
@@ -204,37 +272,50 @@ def held_out_sets(full: WindowSet, always: list[str]) -> list[str]:
 
 
 def run_lodo(full: WindowSet, plan: LodoPlan, out: str | Path, always: tuple[str, ...] = (),
-             progress: bool = False) -> dict[str, Any]:
-    """Train (or reuse) every model of ``plan`` under ``out/runs`` and return the study record
-    (edgekd.study_report renders it): one row per student, seed and held-out set."""
+             progress: bool = False, backend: str = "local", grouping: str = "auto") -> dict[str, Any]:
+    """Train (or reuse) every model of ``plan`` under ``out/runs`` (edgekd.executor: ``backend``, ``grouping``),
+    then score them and return the study record (edgekd.study_report renders it): one row per student, seed and
+    held-out set."""
+    from tqdm import tqdm
+
     out = Path(out)
     sets = held_out_sets(full, list(always))
     if len(full.subjects()) < plan.within_folds:  # before any model trains
         raise EdgekdError(f"lodo: --within-folds {plan.within_folds} needs at least {plan.within_folds} subjects, "
                           f"got {len(full.subjects())}")
+    if plan.inner == "subjects":
+        for held, rows in _inner_rows(full, plan, sets, list(always)).items():
+            if len(full.subset(rows).subjects()) < plan.inner_folds:
+                raise EdgekdError(f"lodo: --inner-folds {plan.inner_folds} needs at least {plan.inner_folds} subjects "
+                                  f"in the training data of the {held} fold, it has "
+                                  f"{len(full.subset(rows).subjects())}")
+    jobs = plan_lodo(full, plan, sets, list(always), out / "runs")
+    todo = pending(jobs)
+    with tqdm(total=len(jobs), initial=len(jobs) - len(todo), desc="lodo runs", unit="run",
+              disable=None if progress else True, dynamic_ncols=True) as bar:
+        execute(full, todo, backend, grouping, lambda j: bar.update(1))
     spectrum = Spectrum(spectral_evidence(full), window_motion(full))
     acc_of = {held: not without_acc(full, held) for held in sets}  # whether each held-out device has ACC
     results: list[dict[str, Any]] = []
     within: list[dict[str, Any]] = []
     shipped: dict[str, str] = {}
     hindsight: dict[tuple[str, str], dict[str, list[Grid]]] = {}
-    widths = plan.widths if has_width(plan.family) else plan.widths[:1]  # a ResNet's widths follow from its blocks
-    for blocks, width in itertools.product(plan.blocks, widths):
+    root = out / "runs"
+    for blocks, width in _sizes(plan):
         spec = {"family": plan.family, "blocks": blocks, "width": width}
         student = describe(spec)
-        base = dict(blocks=blocks, in_channels=4, epochs=plan.epochs, label_sigma=plan.label_sigma,
-                    select_on="val_mae", device="cpu", init_from=plan.init_from, augment=plan.augment,
-                    family=plan.family, width=width)
+        base = _base(plan, blocks, width)
+        inner_rows = _inner_rows(full, plan, sets, list(always))
         if plan.inner == "datasets":
-            inner_of = _inner_directions(full, spectrum, sets, acc_of, list(always), base, out, progress)
+            inner_of = _inner_directions(full, spectrum, sets, acc_of, base, inner_rows, root)
         else:
-            inner_of = _inner_subject_folds(full, spectrum, sets, acc_of, base, plan.inner_folds, out, progress)
+            inner_of = _inner_subject_folds(full, spectrum, sets, acc_of, base, plan.inner_folds, inner_rows, root)
         # What to ship for data nobody has seen yet: the same rule over every inner grid (with ACC: the student
         # reads it). Not a result on any held-out set (every set is a target of some inner grid); the held-out rows
         # are the claim.
         pool = list({id(g): g for views in inner_of.values() for g in views[True]}.values())
         shipped[student] = decoder_label(nested_choice(pool))
-        seeds = plan.seeds if plan.seeds_for is None or blocks in plan.seeds_for else plan.seeds[:1]
+        seeds = _seeds(plan, blocks)
         for held in sets:
             idx = full.dataset == held
             ws, ev = full.subset(np.flatnonzero(idx)), spectrum.subset(idx)
@@ -243,7 +324,7 @@ def run_lodo(full: WindowSet, plan: LodoPlan, out: str | Path, always: tuple[str
             quality_choice = nested_choice(inner, without_motion_gate)
             hmm_err, hmm_conf = decode(np.zeros((len(ws), N_CLASSES), np.float32), ev, ws, HMM)
             for strategy, seed in itertools.product(plan.strategies, seeds):
-                run_dir = _student(full, base, f"lodo:{held}", seed, strategy, plan, out, progress)
+                run_dir = _trained(_student_jobs(full, base, f"lodo:{held}", seed, strategy, plan, root)[-1])
                 logits = predict_logits(load_model(run_dir), ws.x)
                 err, conf = decode(logits, ev, ws, chosen)
                 row = {"student": student, "spec": spec, "blocks": blocks, "strategy": strategy, "seed": seed,
@@ -267,7 +348,7 @@ def run_lodo(full: WindowSet, plan: LodoPlan, out: str | Path, always: tuple[str
                 hindsight.setdefault((student, strategy), {}).setdefault(held, []).append(grid_mae(logits, ev, ws))
                 results.append({**row, "run": str(run_dir), "chosen": asdict(chosen), "chosen_plain": asdict(plain_choice)})
         if plan.within_folds:
-            within += _within(full, spectrum, sets, spec, base, seeds, plan, out, progress)
+            within += _within(full, spectrum, sets, spec, base, seeds, plan, root)
     extra = {"within": within} if plan.within_folds else {}
     return {"schema": STUDY_SCHEMA, "study": "lodo", "sets": sets, "always_trained": list(always), **extra,
             "decoders": {"previous": decoder_label(PREVIOUS),
@@ -276,21 +357,8 @@ def run_lodo(full: WindowSet, plan: LodoPlan, out: str | Path, always: tuple[str
             "hindsight": {f"{k[0]} {k[1]}": in_hindsight(v) for k, v in hindsight.items()}}
 
 
-def _student(full: WindowSet, base: dict[str, Any], fold: str, seed: int, strategy: str, plan: LodoPlan, out: Path,
-             progress: bool) -> Path:
-    """The run folder of one student on ``fold`` of ``full``; a distilled one gets a ResNet teacher trained on the
-    same fold (seed 0, shared by every seed), so it never sees the student's test side."""
-    if strategy == "scratch":
-        cfg = RunConfig(**base, fold=fold, seed=seed)
-    else:
-        teacher = train_cached(full, RunConfig(**{**base, "family": "resnet", "blocks": plan.teacher_blocks,
-                                                  "init_from": None}, fold=fold), out / "runs", progress)
-        cfg = RunConfig(**base, fold=fold, seed=seed, strategy=strategy, teachers=[str(teacher)])
-    return train_cached(full, cfg, out / "runs", progress)
-
-
 def _within(full: WindowSet, spectrum: Spectrum, sets: list[str], spec: dict[str, Any], base: dict[str, Any],
-            seeds: tuple[int, ...], plan: LodoPlan, out: Path, progress: bool) -> list[dict[str, Any]]:
+            seeds: tuple[int, ...], plan: LodoPlan, root: Path) -> list[dict[str, Any]]:
     """The within-distribution number beside the held-out ones: ``plan.within_folds`` subject folds over all the
     sets together (every subject held out once; its device and motions seen in training), scored per set on the
     out-of-fold outputs with the decoder the family ships (``default_decoder``; nothing is chosen here). Always-
@@ -301,7 +369,8 @@ def _within(full: WindowSet, spectrum: Spectrum, sets: list[str], spec: dict[str
     rows = []
     for strategy, seed in itertools.product(plan.strategies, seeds):
         logits = _out_of_fold({True: full}, k_folds, scored,
-                              lambda fold: _student(full, base, fold, seed, strategy, plan, out, progress))[True]
+                              lambda fold: _trained(_student_jobs(full, base, fold, seed, strategy, plan,
+                                                                  root)[-1]))[True]
         for name in sets:
             idx = np.flatnonzero(full.dataset == name)
             ws, ev = full.subset(idx), spectrum.subset(idx)
@@ -334,14 +403,14 @@ def _out_of_fold(views: dict[bool, WindowSet], folds: int, scored: np.ndarray,
 
 
 def _inner_directions(full: WindowSet, spectrum: Spectrum, sets: list[str], acc_of: dict[str, bool],
-                      always: list[str], base: dict[str, Any], out: Path, progress: bool
+                      base: dict[str, Any], rows_of: dict[str, np.ndarray], root: Path
                       ) -> dict[str, dict[bool, list[Grid]]]:
     """Per held-out set and device view (with ACC: True; as the held-out device sees it when that has none
     (``acc_of``): False), every decoder's MAE in each inner direction between the other sets: a model trained on
     one set alone (plus the always-trained sets) scored on another."""
     views = {held: {True, acc_of[held]} for held in sets}
-    models = {name: load_model(train_cached(full.subset(np.flatnonzero(np.isin(full.dataset, [name, *always]))),
-                                            RunConfig(**base, fold="all"), out / "runs", progress)) for name in sets}
+    models = {name: load_model(_trained(_job(full, RunConfig(**base, fold="all"), root, rows_of[name])))
+              for name in sets}
     grids = {}
     for other in sets:
         on = np.flatnonzero(full.dataset == other)
@@ -362,7 +431,7 @@ def device_spectrum(spectrum: Spectrum, idx: np.ndarray, seen: WindowSet, acc: b
 
 
 def _inner_subject_folds(full: WindowSet, spectrum: Spectrum, sets: list[str], acc_of: dict[str, bool],
-                         base: dict[str, Any], folds: int, out: Path, progress: bool
+                         base: dict[str, Any], folds: int, rows_of: dict[str, np.ndarray], root: Path
                          ) -> dict[str, dict[bool, list[Grid]]]:
     """Per held-out set D and device view (as in ``_inner_directions``), every decoder's MAE on each remaining
     set, scored on the out-of-fold outputs of ``folds`` subject folds over D's training data (the outer student's
@@ -370,15 +439,12 @@ def _inner_subject_folds(full: WindowSet, spectrum: Spectrum, sets: list[str], a
     its subject."""
     out_of: dict[str, dict[bool, list[Grid]]] = {}
     for held in sets:
-        rest = np.flatnonzero(full.dataset != held)
+        rest = rows_of[held]
         train = full.subset(rest)
         scored = np.isin(train.dataset, [s for s in sets if s != held])  # never the always-trained sets
-        if len(train.subjects()) < folds:
-            raise EdgekdError(f"lodo: --inner-folds {folds} needs at least {folds} subjects in the training data "
-                              f"of the {held} fold, it has {len(train.subjects())}")
         views = {acc: as_device(train, acc) for acc in {True, acc_of[held]}}
         oof = _out_of_fold(views, folds, scored,
-                           lambda fold: train_cached(train, RunConfig(**base, fold=fold), out / "runs", progress))
+                           lambda fold: _trained(_job(full, RunConfig(**base, fold=fold), root, rest)))
         out_of[held] = {acc: [grid_mae(oof[acc][on], device_spectrum(spectrum, rest[on], seen.subset(on), acc),
                                        seen.subset(on))
                               for on in (np.flatnonzero(train.dataset == s) for s in sets if s != held)]

@@ -16,9 +16,10 @@ Config (TOML; see models/sweeps/)::
 The plan: per fold and seed, each teacher is a from-scratch run of its size (trained once, reused by every
 student), each student is trained from scratch once and distilled from every teacher with every other
 strategy. A from-scratch run is one run whatever its role, so a student size equal to a teacher size is
-trained once (unless ``[teacher]`` gives teachers their own settings). Each run's folder name is a function of its resolved config, its teacher's run name and the
-data's content hash; a run is complete iff its metrics.json exists (edgekd.runs), so re-running a killed
-sweep skips finished runs and loses only the runs that were in flight.
+trained once (unless ``[teacher]`` gives teachers their own settings). Each run's folder name is a function of
+its resolved config, its teacher's run name and the data's content hash; edgekd.executor trains the runs (teachers
+first; locally or on Ray, one by one or grouped) and skips a complete one, so re-running a killed sweep loses only
+the runs that were in flight.
 
 Results table (``results.csv`` + ``results.json``, rewritten atomically after every run) has one row per
 complete run: ``RESULT_KEYS`` then every other scalar entry of its metrics.json.
@@ -31,7 +32,6 @@ import hashlib
 import io
 import json
 import re
-from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -43,7 +43,7 @@ from edgekd.evaluate import MAE_KEYS
 from edgekd.losses import params_read, parse_strategy
 from edgekd.runs import RunConfig, fold_specs, is_complete, model_entry, parse_fold_spec, read_metrics
 from edgekd.tomlfile import read_toml
-from edgekd.windowset import WindowSet
+from edgekd.windowset import WindowSet, identity_hash
 
 RESULTS_CSV = "results.csv"
 RESULTS_JSON = "results.json"
@@ -302,239 +302,32 @@ def collect(out: Path, runs: list[PlannedRun]) -> list[dict[str, Any]]:
     return [result_row(r, read_metrics(root / r.name)) for r in runs if is_complete(root / r.name)]
 
 
-def pending(out: Path, runs: list[PlannedRun]) -> list[PlannedRun]:
-    return [r for r in runs if not is_complete(out / RUNS_DIR / r.name)]
-
-
-def train_one(ws: WindowSet, run: PlannedRun, out: Path, progress: bool = False) -> dict[str, Any]:
-    """Train one planned run into out/runs/<name>; teacher outputs come from the sweep's on-disk cache."""
-    from edgekd.train import train_run
-
-    return train_run(ws, run.config, out / RUNS_DIR / run.name, progress=progress, teacher_cache=out / TEACHER_CACHE)
-
-
-def stages(runs: list[PlannedRun]) -> Iterator[list[PlannedRun]]:
-    """Teachers first, then everything that depends on them: runs inside a stage are independent."""
-    teachers = {r.teacher for r in runs if r.teacher}
-    first = [r for r in runs if r.name in teachers]
-    rest = [r for r in runs if r.name not in teachers]
-    for group in (first, rest):
-        if group:
-            yield group
-
-
-Backend = Callable[[WindowSet, list[PlannedRun], Path, Callable[[PlannedRun], None], str], None]
-GROUPING = ("auto", "on", "off")
-MAX_GROUP = 16  # members per grouped network: enough to fill a GPU with small students, bounded memory
-GPU_SHARE = 0.25  # of a GPU per Ray task on a cluster with GPUs: small students share one GPU
-
-
-def check_grouping(grouping: str) -> None:
-    if grouping not in GROUPING:
-        raise EdgekdError(f"unknown grouping '{grouping}'; choose from {', '.join(GROUPING)}")
-
-
-def use_groups(grouping: str, runs: list[PlannedRun], gpus: bool) -> bool:
-    """Whether a stage's runs train in groups: ``on``/``off``, or ``auto`` = when they train on a GPU (one small
-    student leaves a GPU idle; on CPU a group is no faster, tests/benchmarks/sweep_throughput.py). ``gpus``:
-    whether the machines the runs train on have one (the driver of a cluster may not)."""
-    check_grouping(grouping)
-    if grouping != "auto":
-        return grouping == "on"
-    return any(r.config.device.startswith("cuda") or (r.config.device == "auto" and gpus) for r in runs)
-
-
-def batches(ws: WindowSet, runs: list[PlannedRun], grouped: bool) -> list[list[PlannedRun]]:
-    """A stage's runs as the groups that train together (edgekd.grouped.group_key), at most MAX_GROUP each;
-    one run per batch when not grouped."""
-    if not grouped:
-        return [[r] for r in runs]
-    from edgekd.grouped import group_key
-
-    by_key: dict[str, list[PlannedRun]] = {}
-    for r in runs:
-        by_key.setdefault(group_key(ws, r.config), []).append(r)
-    return [g[i:i + MAX_GROUP] for g in by_key.values() for i in range(0, len(g), MAX_GROUP)]
-
-
-def train_batch(ws: WindowSet, batch: list[PlannedRun], out: Path) -> tuple[list[PlannedRun], list[EdgekdError]]:
-    """Train one batch (a run alone, or a group as one network): (the runs that completed, the errors of those
-    that did not). A failed run's folder stays incomplete, so a resumed sweep retrains it alone."""
-    if len(batch) == 1:
-        try:
-            train_one(ws, batch[0], out)
-        except EdgekdError as exc:
-            return [], [exc]
-        return batch, []
-    from edgekd.grouped import train_group
-
-    results = train_group(ws, [r.config for r in batch], [out / RUNS_DIR / r.name for r in batch], progress=False,
-                          teacher_cache=out / TEACHER_CACHE)
-    return ([r for r, m in zip(batch, results) if not isinstance(m, EdgekdError)],
-            [m for m in results if isinstance(m, EdgekdError)])
-
-
-def local_backend(ws: WindowSet, runs: list[PlannedRun], out: Path, done: Callable[[PlannedRun], None],
-                  grouping: str = "off") -> None:
-    """One run (or one group) at a time in this process (teacher outputs stay in the in-memory cache); the
-    first error stops the sweep after its batch."""
-    import torch
-
-    for batch in batches(ws, runs, use_groups(grouping, runs, torch.cuda.is_available())):
-        completed, errors = train_batch(ws, batch, out)
-        for run in completed:
-            done(run)
-        if errors:
-            raise errors[0]
-
-
-def ray_backend(ws: WindowSet, runs: list[PlannedRun], out: Path, done: Callable[[PlannedRun], None],
-                grouping: str = "off") -> None:
-    """Each run (or group) a Ray task (the optional ``ray`` extra) on a running cluster, else a local one. No
-    shared disk: a task gets the WindowSet by object reference and the run folders it reads (teachers,
-    ``init_from``) by value, trains in its own temporary folder and returns its run folders' files, which the
-    driver writes into ``out`` (each folder renamed into place whole). A worker that dies mid-task leaves
-    nothing behind; Ray retries the task, and a run is written once, by the driver. A failed run or task does
-    not discard the others: every finished run is written, then the first error is raised."""
-    try:
-        import ray
-    except ImportError:
-        raise EdgekdError("--backend ray needs Ray: pip install 'edgekd[ray]'") from None
-    if not ray.is_initialized():
-        ray.init(ignore_reinit_error=True, include_dashboard=False, log_to_driver=False)
-    gpu_cluster = ray.cluster_resources().get("GPU", 0) > 0
-    remote = ray.remote(num_gpus=GPU_SHARE if gpu_cluster and use_groups("auto", runs, True) else 0,
-                        max_retries=3)(_ray_task)
-    ws_ref = ray.put(ws)
-    root = out / RUNS_DIR
-    inputs: dict[str, Any] = {}  # path -> object ref of its files, put once for every task that reads it
-    by_ref = {}
-    for batch in batches(ws, runs, use_groups(grouping, runs, gpu_cluster)):
-        reads = {t for r in batch for t in r.config.teachers} | {r.config.init_from for r in batch
-                                                                 if r.config.init_from}
-        for path in reads - set(inputs):
-            inputs[path] = ray.put(read_model_files(Path(path)))
-        by_ref[remote.remote(ws_ref, batch, {path: inputs[path] for path in reads})] = batch
-    waiting, errors = list(by_ref), []
-    while waiting:
-        ready, waiting = ray.wait(waiting, num_returns=1)
-        try:
-            files, failed = ray.get(ready[0])
-        except Exception as exc:  # noqa: BLE001 - a task that failed for good (retries spent); the rest go on
-            errors.append(exc if isinstance(exc, EdgekdError) else EdgekdError(f"ray task failed: {exc}"))
-            continue
-        errors += [EdgekdError(e) for e in failed]
-        for run in by_ref[ready[0]]:
-            if run.name in files:
-                write_run_files(root / run.name, files[run.name])
-                done(run)
-    if errors:
-        raise errors[0]
-
-
-def read_model_files(path: Path) -> dict[str, bytes]:
-    """The files a run reads from another model: a run or artifact folder (flat, as edgekd writes them), or one
-    checkpoint file."""
-    if path.is_file():
-        return {path.name: path.read_bytes()}
-    if not path.is_dir():
-        raise EdgekdError(f"{path}: no such run, artifact or checkpoint")
-    return {p.name: p.read_bytes() for p in sorted(path.iterdir()) if p.is_file()}
-
-
-def write_run_files(folder: Path, files: dict[str, bytes]) -> None:
-    """Write a run folder a worker returned: built beside it, then renamed into place (an old incomplete
-    folder is replaced only once the new one is whole)."""
-    import shutil
-    import tempfile
-
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
-    try:
-        for name, data in files.items():
-            (tmp / name).write_bytes(data)
-        if folder.exists():
-            old = folder.with_name(f".{folder.name}.old")
-            shutil.rmtree(old, ignore_errors=True)
-            folder.rename(old)
-            tmp.rename(folder)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            tmp.rename(folder)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-
-
-def _ray_task(ws: WindowSet, batch: list[PlannedRun], reads: dict[str, Any]
-              ) -> tuple[dict[str, dict[str, bytes]], list[str]]:
-    """Train ``batch`` in a private temporary folder (the models it reads written there from ``reads``: planned
-    path -> files) and return (each completed run folder's files, the errors of the others); config.json
-    records the paths the driver planned."""
-    import tempfile
-    from dataclasses import replace
-
-    import ray
-    import torch
-
-    from edgekd.layout import CONFIG
-
-    torch.set_num_threads(1)
-    with tempfile.TemporaryDirectory(prefix="edgekd-task-") as tmp:
-        work = Path(tmp)
-        local: dict[str, str] = {}
-        for i, (path, ref) in enumerate(sorted(reads.items())):
-            files = ray.get(ref)  # object refs inside an argument are not resolved by Ray
-            folder = work / "inputs" / str(i)
-            folder.mkdir(parents=True)
-            for file, data in files.items():
-                (folder / file).write_bytes(data)
-            local[path] = str(folder / Path(path).name) if Path(path).suffix == ".safetensors" else str(folder)
-        mine = [replace(r, config=replace(r.config, teachers=[local[t] for t in r.config.teachers],
-                                          init_from=local.get(r.config.init_from, r.config.init_from)))
-                for r in batch]
-        completed, errors = train_batch(ws, mine, work)
-        out = {}
-        for planned in batch:
-            if planned.name not in {r.name for r in completed}:
-                continue
-            folder = work / RUNS_DIR / planned.name
-            config = json.loads((folder / CONFIG).read_text())
-            config["teachers"], config["init_from"] = list(planned.config.teachers), planned.config.init_from
-            write_json(folder / CONFIG, config)
-            out[planned.name] = read_model_files(folder)
-        return out, [str(e) for e in errors]
-
-
-BACKENDS: dict[str, Backend] = {"local": local_backend, "ray": ray_backend}
-
-
 def run_sweep(sweep: SweepConfig, ws: WindowSet, out: str | Path, backend: str = "local",
               progress: bool = True, grouping: str = "auto") -> dict[str, Any]:
-    """Run every pending run of the grid (``grouping``: train same-shape runs as one network, see use_groups);
-    returns counts and the results-table paths."""
+    """Run every pending run of the grid with edgekd.executor (``grouping``: train same-shape runs as one network,
+    see edgekd.executor.use_groups); returns counts and the results-table paths."""
     from tqdm import tqdm
 
-    from edgekd.windowset import identity_hash
+    from edgekd.executor import BACKENDS, Job, check_grouping, execute, pending
 
     if backend not in BACKENDS:
         raise EdgekdError(f"unknown backend '{backend}'; choose from {', '.join(BACKENDS)}")
     check_grouping(grouping)
     out = Path(out)
-    runs = plan(sweep, (out / RUNS_DIR).resolve(), identity_hash(ws), fold_specs(sweep.folds, ws))
-    todo = pending(out, runs)
-    already = len(runs) - len(todo)
+    data_key = identity_hash(ws)
+    runs = plan(sweep, (out / RUNS_DIR).resolve(), data_key, fold_specs(sweep.folds, ws))
+    jobs = [Job(out / RUNS_DIR / r.name, r.config, data_key) for r in runs]
+    already = len(runs) - len(pending(jobs))
     bar = tqdm(total=len(runs), initial=already, desc="sweep runs", unit="run", disable=None if progress else True,
                dynamic_ncols=True)
 
-    def done(run: PlannedRun) -> None:
+    def done(j: Job) -> None:
         write_results(out, collect(out, runs))
-        bar.set_postfix_str(run.name[:40])
+        bar.set_postfix_str(j.folder.name[:40])
         bar.update(1)
 
     try:
-        for stage in stages(todo):
-            BACKENDS[backend](ws, stage, out, done, grouping)
+        execute(ws, jobs, backend, grouping, done, teacher_cache=out / TEACHER_CACHE)
     finally:
         bar.close()
     rows = collect(out, runs)

@@ -32,7 +32,7 @@ from edgekd.evaluate import MAE_KEYS, mae_report, predict_logits
 from edgekd.layout import CONFIG, LOG, METRICS, WEIGHTS, read_json_object, sha256_file
 from edgekd.losses import DistillLoss, StudentOut, resolve_params
 from edgekd import arch
-from edgekd.runs import RunConfig, is_complete, model_entry, read_config, read_metrics, resolve_fold
+from edgekd.runs import RunConfig, model_entry, resolve_fold
 from edgekd.splits import Fold, validation_split
 from edgekd.teacher import TeacherOutputs, load_teachers
 from edgekd.windowset import WindowSet, concat, identity_hash, windows_hash
@@ -75,24 +75,6 @@ def resolved_config(cfg: RunConfig) -> RunConfig:
     a ResNet's config has no width, so a teacher made from a spectral student's settings still matches its run)."""
     stored = RunConfig.from_dict(cfg.to_dict())
     return replace(stored, params=resolve_params(cfg.params, cfg.epochs), device=resolve_device(cfg.device).type)
-
-
-def train_or_reuse(ws: WindowSet, cfg: RunConfig, out_dir: str | Path, progress: bool = False) -> dict[str, Any]:
-    """The metrics of ``out_dir`` when it is a complete run of exactly ``cfg`` (resolved) on exactly ``ws``
-    (identity hash: windows, labels, subjects, recordings); otherwise train it there. A study re-run with other
-    arguments or re-prepared data therefore retrains instead of reusing a run that merely has the same folder."""
-    out_dir = Path(out_dir)
-    if is_complete(out_dir):
-        stored = read_json_object(out_dir / CONFIG)
-        data = stored.get("data")
-        taught = stored.get("teacher")
-        if (isinstance(data, dict) and data.get("hash") == identity_hash(ws)
-                and read_config(out_dir) == resolved_config(cfg)
-                # a retrained teacher means another student (runs before teachers' weights were recorded: reused)
-                and not (isinstance(taught, dict) and "weights" in taught
-                         and taught["weights"] != teacher_weights(cfg.teachers))):
-            return read_metrics(out_dir)
-    return train_run(ws, cfg, out_dir, progress=progress)
 
 
 def teacher_weights(teachers: list[str]) -> list[str]:

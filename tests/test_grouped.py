@@ -74,7 +74,8 @@ def test_sweep_trains_same_shape_runs_as_groups_with_the_results_of_one_by_one(t
     first; every run folder is complete and scores what the one-by-one sweep scores; --grouped auto on CPU
     trains one by one."""
     from edgekd.cli.main import main
-    from edgekd.sweep import SweepConfig, read_results, run_sweep, use_groups
+    from edgekd.executor import use_groups
+    from edgekd.sweep import SweepConfig, read_results, run_sweep
 
     sweep = SweepConfig(teachers=[2], students=[1], strategies=["scratch", "soft"], folds=2, seeds=[0, 1],
                         train={"epochs": 1, "in_channels": 4})

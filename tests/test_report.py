@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from edgekd.cli.main import main
@@ -188,8 +189,9 @@ def test_lodo_inner_subjects_chooses_from_subject_folds_of_the_training_sets_onl
                 init_from=None, augment=False, family="spectral", width=4)  # what run_lodo trained them with
     acc_of = {h: not without_acc(full, h) for h in "abc"}
     assert acc_of == {"a": True, "b": True, "c": False}
+    rows_of = {h: np.flatnonzero(full.dataset != h) for h in "abc"}  # each fold's training windows
     views = _inner_subject_folds(full, Spectrum(spectral_evidence(full), window_motion(full)), ["a", "b", "c"],
-                                 acc_of, base, 2, out, False)
+                                 acc_of, base, 2, rows_of, out / "runs")
     assert {h: set(v) for h, v in views.items()} == {"a": {True}, "b": {True}, "c": {True, False}}
     assert views["c"][True] != views["c"][False]  # a and b seen without their ACC score differently
     assert len(list((out / "runs").iterdir())) == 9  # the same inner models, nothing retrained

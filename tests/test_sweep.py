@@ -85,19 +85,21 @@ def test_shipped_sweeps_parse(name):
 
 def test_killed_sweep_resumes_without_duplicates(tmp_path, tiny_ws, monkeypatch):
     torch.set_num_threads(1)
-    real, calls = sweep_mod.train_one, []
+    from edgekd import executor
 
-    def dies_on_third(ws, run, out, progress=False):
+    real, calls = executor.train_one, []
+
+    def dies_on_third(ws, job, folder, progress=False, teacher_cache=None):
         if len(calls) == 2:
             raise KeyboardInterrupt  # what Ctrl-C or a kill leaves: runs 1-2 done, run 3 in flight
-        calls.append(run.name)
-        return real(ws, run, out, progress)
+        calls.append(folder.name)
+        return real(ws, job, folder, progress, teacher_cache)
 
-    monkeypatch.setattr(sweep_mod, "train_one", dies_on_third)
+    monkeypatch.setattr(executor, "train_one", dies_on_third)
     with pytest.raises(KeyboardInterrupt):
         run_sweep(TINY, tiny_ws, tmp_path, progress=False)
     assert len(read_results(tmp_path)) == 2
-    monkeypatch.setattr(sweep_mod, "train_one", real)
+    monkeypatch.setattr(executor, "train_one", real)
     summary = run_sweep(TINY, tiny_ws, tmp_path, progress=False)
     # teacher 2 (= scratch 2), scratch 1, soft 1 and soft 2 from teacher 2: 4 runs per fold
     assert summary["runs"] == 8 and summary["skipped_complete"] == 2 and summary["trained"] == 6

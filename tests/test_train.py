@@ -16,7 +16,7 @@ from edgekd.errors import EdgekdError
 from edgekd.losses import DistillLoss
 from edgekd.model import ResNet1D
 from edgekd.runs import RunConfig, is_complete, read_config, resolve_fold
-from edgekd.train import train_or_reuse, train_run
+from edgekd.train import train_run
 
 FAST = dict(blocks=1, epochs=2, batch_size=64, device="cpu")
 
@@ -53,7 +53,14 @@ def test_training_is_deterministic_on_cpu_for_a_seed(small_synth, tmp_path):
 
 
 def test_a_study_reuses_a_run_only_for_the_same_config_and_data(small_synth, tmp_path, monkeypatch):
-    """Studies call train_or_reuse: a folder that merely exists and is complete is not enough."""
+    """Every command trains through edgekd.executor: a folder that merely exists and is complete is not enough."""
+    from edgekd.executor import execute, job, metrics_of
+
+    def train_or_reuse(ws, cfg, folder):
+        j = job(ws, cfg, folder)
+        execute(ws, [j])
+        return metrics_of(j)
+
     cfg, run = RunConfig(**{**FAST, "epochs": 1}), tmp_path / "run"
     first = train_or_reuse(small_synth, cfg, run)
     trained = []

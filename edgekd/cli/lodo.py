@@ -10,14 +10,16 @@ from typing import NoReturn
 from edgekd.arch import FAMILIES
 from edgekd.cli.args import int_at_least, non_negative_float, non_negative_int, positive_int, table_file
 from edgekd.cli.output import print_json, print_table
+from edgekd.executor import BACKENDS, GROUPING
 from edgekd.lodo import INNER, LodoPlan
 from edgekd.model import MAX_BLOCKS
 from edgekd.windowset import WindowSet
 
 STUDY_FILE = "lodo.json"  # OUT/lodo.json, its tables OUT/lodo.md
 DEFAULT_OUT = Path("runs/lodo")
-RUN_ONLY = ("threads", "quiet", "json")  # how a study runs, not what it is: allowed beside --plan
-NOT_SETTINGS = ("command", "func", "parser", "flag_defaults", "data", "plan", "json", "quiet", "argv")  # not recorded as the study's settings
+RUN_ONLY = ("threads", "backend", "grouped", "quiet", "json")  # how a study runs, not what it is: beside --plan
+NOT_SETTINGS = ("command", "func", "parser", "flag_defaults", "data", "plan", "json", "quiet", "argv", "backend",
+                "grouped")  # not recorded as the study's settings
 PLAN_PATHS = ("out", "table", "init_from")  # paths in a plan are relative to the plan file
 
 
@@ -38,7 +40,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "other keys are this command's flags with underscores (blocks = [4], label_sigma = 3.0, "
                         "augment = true); out, table and init_from are relative to the plan. The record's command "
                         "is then `edgekd lodo --plan PLAN.toml`; a plan without out writes runs/lodo/PLAN (the "
-                        "plan's name) in the current folder. Beside it only --threads, --quiet and --json")
+                        "plan's name) in the current folder. Beside it only --threads, --backend, --grouped, "
+                        "--quiet and --json")
     p.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"runs and results go here (default {DEFAULT_OUT})")
     add_study_args(p)
     # Flags keep no default in the parsed namespace (argparse.SUPPRESS), so `run` sees which ones were typed,
@@ -75,6 +78,11 @@ def add_study_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--label-sigma", type=non_negative_float, default=plan.label_sigma,
                    help=f"default {plan.label_sigma:g}")
     p.add_argument("--threads", type=positive_int, default=2, help="torch CPU threads (default 2)")
+    p.add_argument("--backend", choices=sorted(BACKENDS), default="local",
+                   help="where the models train (edgekd.executor, as `edgekd sweep`): local, or ray (a task per "
+                        "model or group on a Ray cluster, no shared disk needed); default local")
+    p.add_argument("--grouped", choices=GROUPING, default="auto",
+                   help="train same-shape models as one network: auto (on CUDA only, the default), on, off")
     p.add_argument("--augment", action="store_true", help="train every model with edgekd.augment")
     p.add_argument("--init-from", help="pretrained run of the same size that starts every model")
     p.add_argument("--teacher-blocks", type=int_at_least(1), default=plan.teacher_blocks,
@@ -166,7 +174,8 @@ def study(sets: dict[str, WindowSet], args: argparse.Namespace, command: list[st
     full = merge(sets)
     plan = lodo_plan(args)
     settings = {k: v for k, v in vars(args).items() if k not in NOT_SETTINGS}
-    record = run_lodo(full, plan, args.out, always, progress=not args.quiet)
+    record = run_lodo(full, plan, args.out, always, progress=not args.quiet, backend=args.backend,
+                      grouping=args.grouped)
     command = command + _flags(settings) if spell_flags else command
     record = json.loads(json.dumps({**record, "command": " ".join(command),
                                     "settings": settings}, default=str))  # what a reader of the file sees

@@ -12,7 +12,8 @@ from edgekd.cli.output import print_json, print_table
 from edgekd.data import load_windows
 from edgekd.data.synthetic import training_problem
 from edgekd.errors import EdgekdError
-from edgekd.sweep import BACKENDS, GROUPING, load_sweep_config, run_sweep
+from edgekd.executor import BACKENDS, GROUPING
+from edgekd.sweep import load_sweep_config, run_sweep
 
 
 def register(sub: argparse._SubParsersAction) -> None:
