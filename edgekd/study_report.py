@@ -220,6 +220,11 @@ def firmware_markdown(record: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def table3_where(row: dict[str, Any]) -> str:
+    """What ran a Table 3 row: the GPU's name, or ONNX Runtime on the CPU with its thread count."""
+    return row.get("device") or f"ONNX Runtime CPU, {row['threads']} thread(s)"
+
+
 def table3_markdown(record: dict[str, Any]) -> str:
     """The paper's Table 3 (`edgekd bench --table3`): inference time and peak memory per model size, per runtime,
     and the MCU latency estimates."""
@@ -230,8 +235,7 @@ def table3_markdown(record: dict[str, Any]) -> str:
     for runtime in dict.fromkeys(r["runtime"] for r in rows):
         mine = [r for r in rows if r["runtime"] == runtime]
         first = mine[0]
-        where = first.get("device") or f"ONNX Runtime CPU, {first['threads']} thread(s)"
-        lines += [f"{runtime} ({where}): {first['windows']:,} windows, batch {first['batch']}; peak = "
+        lines += [f"{runtime} ({table3_where(first)}): {first['windows']:,} windows, batch {first['batch']}; peak = "
                   f"{first['memory_kind']}.", "",
                   "| blocks | " + " | ".join(str(r["blocks"]) for r in mine) + " |",
                   "|---|" + "---:|" * len(mine),

@@ -14,6 +14,7 @@ from edgekd.cli.output import print_json, print_table
 from edgekd.cli.report import check_table, publish_table
 from edgekd.errors import EdgekdError
 from edgekd.runtimes import RUNTIMES
+from edgekd.study_report import table3_where
 
 RUNTIME_HELP = ", ".join(RUNTIMES)
 
@@ -188,9 +189,8 @@ def _table3(args: argparse.Namespace) -> int:
     for runtime in dict.fromkeys(r["runtime"] for r in rows):
         sub = [{**r, "peak_mb": r["peak_memory_bytes"] / 2**20} for r in rows if r["runtime"] == runtime]
         first = sub[0]
-        where = first.get("device") or f"ONNX Runtime CPU, {first['threads']} thread(s)"
         print_table(sub, ["blocks", "time_s", "peak_mb"], ["blocks", "inference s", "peak MB"],
-                    title=f"Table 3 on {where}: {first['windows']:,} windows, batch {first['batch']} "
+                    title=f"Table 3 on {table3_where(first)}: {first['windows']:,} windows, batch {first['batch']} "
                           f"(peak = {first['memory_kind']})")
         print()
     if estimates:
