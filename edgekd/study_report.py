@@ -297,10 +297,39 @@ def distill_markdown(record: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def data_markdown(record: dict[str, Any]) -> str:
+    """`edgekd data check`: what each data set holds, and how often its labels agree with the spectral peak against
+    the same labels moved later and another subject's HR (edgekd.label_check)."""
+    def share(v: Any) -> str:
+        return "-" if v is None else f"{100 * v:.1f} %"
+
+    rows = record["rows"]
+    lines = [f"What each prepared data set holds, and whether its labels line up with its signal: the share of "
+             f"checked windows whose spectral peak (ACC-suppressed where there is ACC) is within 5 BPM of the label, "
+             f"of the same labels moved 10 s and 60 s later in their recording, and of another subject's median HR. "
+             f"{_regenerate(record)}.", "",
+             "| data set | windows | subjects | recordings | channels | HR BPM (min-max, std) | dropped windows | "
+             "prepared in | checked windows | peak within 5 BPM | 10 s later | 60 s later | other subject |",
+             "|---|---:|---:|---:|---|---|---|---:|---|---:|---:|---:|---:|"]
+    for r in rows:
+        dropped = ", ".join(f"{v:,} {k.replace('_', ' ')}" for k, v in r["dropped"].items()) or "none"
+        seconds = "-" if r.get("prepare_s") is None else f"{r['prepare_s']:.2f} s"
+        lines.append(f"| {r['dataset']} | {r['windows']:,} | {r['subjects']} | {r['recordings']} | "
+                     f"{', '.join(r['channels'])} | {r['hr_min']:.0f}-{r['hr_max']:.0f}, {r['hr_std']:.1f} | "
+                     f"{dropped} | {seconds} | {r['checked_windows']:,} ({r['checked']}) | {share(r['aligned'])} | "
+                     f"{share(r['shifted_5'])} | {share(r['shifted_30'])} | {share(r['other_subject'])} |")
+    activities = [r for r in rows if r["activities"]]
+    if activities:
+        lines += ["", "Activities: " + "; ".join(
+            f"{r['dataset']}: " + ", ".join(f"{a.replace('_', ' ')} {c:,}" for a, c in r["activities"].items())
+            for r in activities) + "."]
+    return "\n".join(lines) + "\n"
+
+
 RENDERERS: dict[str, Callable[[dict[str, Any]], str]] = {"distill": distill_markdown, "lodo": lodo_markdown,
                                                          "rank": rank_markdown,
                                                          "firmware": firmware_markdown, "table3": table3_markdown,
-                                                         "scaling": scaling_markdown}
+                                                         "scaling": scaling_markdown, "data": data_markdown}
 
 
 def record_kind(path: Path) -> str | None:

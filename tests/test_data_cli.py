@@ -77,3 +77,28 @@ def test_info_on_a_broken_file(tmp_path: Path, capsys: pytest.CaptureFixture[str
     bad.write_bytes(b"PK\x03\x04 truncated")
     assert main(["data", "info", str(bad)]) == 2
     assert "bad.npz: cannot read WindowSet" in capsys.readouterr().err
+
+
+def test_check_records_counts_and_label_alignment(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`edgekd data check`: the synthetic corpus's exact labels agree with its spectral peaks far more often than
+    another subject's HR; --table writes a record `edgekd report` regenerates; a bad source is one line, exit 2."""
+    from edgekd.label_check import shifted
+
+    data = tmp_path / "s.npz"
+    assert main(["data", "synth", "--subjects", "4", "--minutes", "3", "--out", str(data), "--json"]) == 0
+    capsys.readouterr()
+    table = tmp_path / "results" / "data.md"
+    assert main(["data", "check", str(data), "--table", str(table), "--json"]) == 0
+    (row,) = json.loads(capsys.readouterr().out)
+    assert (row["windows"], row["subjects"], row["checked_windows"]) == (348, 4, 174)  # ACC: the quieter half
+    assert row["aligned"] > 0.8 and row["other_subject"] < row["aligned"] - 0.5 and row["prepare_s"] is None
+    assert "| synthetic | 348 | 4 | 4 |" in table.read_text()
+    assert main(["report", "--check", str(table.with_suffix(".json"))]) == 0
+    ws = WindowSet.load(data)
+    later = shifted(ws, 5)
+    first = np.flatnonzero(ws.recording == ws.recording[0])
+    assert later[first[0]] == ws.hr[first[5]] and np.isnan(later[first[-1]])
+    capsys.readouterr()
+    for bad in (["nope"], ["foo=bar"], ["ieee-spc2015=" + str(tmp_path / "missing")]):
+        assert main(["data", "check", *bad]) == 2
+        assert capsys.readouterr().err.count("\n") == 1

@@ -21,6 +21,7 @@ import pytest
 import scipy.io
 
 from edgekd.data import load_dataset
+from edgekd.label_check import agreement, check_labels, other_subject, shifted
 from edgekd.windowset import CHANNEL_NAMES_PPG_ACC, WindowSet
 from spectral import peak_bpm
 
@@ -40,18 +41,15 @@ def wrist(wrist_root: Path) -> WindowSet:
     return load_dataset("wrist-exercise", wrist_root)
 
 
-def shifted(ws: WindowSet, k: int) -> np.ndarray:
-    """Labels moved k windows later within each recording (NaN where none)."""
-    out = np.full(len(ws), np.nan)
-    for rec in np.unique(ws.recording):
-        i = np.flatnonzero(ws.recording == rec)
-        out[i[:-k]] = ws.hr[i[k:]]
-    return out
-
-
-def agreement(est: np.ndarray, labels: np.ndarray, tol: float) -> float:
-    ok = np.isfinite(labels)
-    return float(np.mean(np.abs(est[ok] - labels[ok]) < tol))
+def test_the_label_check_separates_aligned_labels_from_shifted_and_foreign_ones(ieee, bidmc, wrist) -> None:
+    """`edgekd data check` (edgekd.label_check) on the three shared sets: labels that belong to the signal agree with
+    its spectral peak far more often than another subject's HR, and more often than themselves 60 s later."""
+    for ws, floor in ((ieee, 0.7), (bidmc, 0.9), (wrist, 0.4)):
+        r = check_labels(ws)
+        assert r["aligned"] >= floor, (r["dataset"], r)
+        assert r["other_subject"] <= r["aligned"] - 0.35, (r["dataset"], r)
+        assert r["shifted_30"] < r["aligned"], (r["dataset"], r)
+    assert check_labels(bidmc)["checked"] == "all" and check_labels(ieee)["checked_windows"] < len(ieee)
 
 
 def test_ieee_one_window_per_bpm0_entry(ieee: WindowSet, ieee_root: Path) -> None:
@@ -111,10 +109,7 @@ def test_bidmc_labels_aligned(bidmc: WindowSet) -> None:
     assert within2 >= 0.90
     # at rest HR drifts slowly, so a time shift costs less than on IEEE, but it still costs
     assert agreement(est, shifted(bidmc, 5), 2.0) < within2 - 0.02
-    subjects = bidmc.subjects()
-    other = dict(zip(subjects, np.roll(subjects, 1)))
-    median = {s: np.median(bidmc.hr[bidmc.subject == s]) for s in subjects}
-    assert agreement(est, np.array([median[other[s]] for s in bidmc.subject]), 5.0) < 0.5
+    assert agreement(est, other_subject(bidmc), 5.0) < 0.5
 
 
 def test_wrist_exercise_recordings_labels_and_units(wrist: WindowSet, wrist_root: Path) -> None:
@@ -145,10 +140,7 @@ def test_wrist_exercise_labels_aligned(wrist: WindowSet) -> None:
     quiet = bike & (motion <= np.quantile(motion[bike], 0.5))
     aligned = agreement(peak[quiet], wrist.hr[quiet], 5.0)
     late = agreement(peak[quiet], shifted(wrist, 30)[quiet], 5.0)
-    subjects = wrist.subjects()
-    other = dict(zip(subjects, np.roll(subjects, 1)))
-    median = {s: np.median(wrist.hr[wrist.subject == s]) for s in subjects}
-    foreign = agreement(peak[quiet], np.array([median[other[s]] for s in wrist.subject])[quiet], 5.0)
+    foreign = agreement(peak[quiet], other_subject(wrist)[quiet], 5.0)
     assert aligned >= 0.55, aligned
     assert late <= aligned - 0.1, (aligned, late)
     assert foreign <= aligned - 0.4, (aligned, foreign)

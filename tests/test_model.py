@@ -81,3 +81,13 @@ def test_checkpoint_round_trip_and_mismatch(tmp_path):
     (tmp_path / "bad" / "model.safetensors").write_bytes(b"garbage")
     with pytest.raises(EdgekdError):
         load_model(tmp_path / "bad")
+
+
+def test_the_readme_shows_what_edgekd_models_prints(capsys) -> None:
+    from pathlib import Path
+
+    from edgekd.cli.main import main
+
+    assert main(["models", "--blocks", "1", "2", "4", "12"]) == 0
+    shown = "$ edgekd models --blocks 1 2 4 12\n" + capsys.readouterr().out
+    assert shown in (Path(__file__).resolve().parent.parent / "README.md").read_text()

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from edgekd.cli.args import non_negative_int, positive_float, positive_int
+from edgekd.cli.args import non_negative_int, positive_float, positive_int, table_file
 from edgekd.cli.output import print_json, print_table
 from edgekd.errors import EdgekdError
 
@@ -19,7 +19,8 @@ from edgekd.errors import EdgekdError
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("data", help="prepare, inspect or synthesise WindowSet files (.npz)",
                        description="Turn recordings into 8 s / 25 Hz windows (prepare), describe a WindowSet "
-                                   "file (info), or generate the synthetic PPG + ACC corpus (synth).")
+                                   "file (info), check that labels line up with the signal (check), join data sets "
+                                   "(merge), or generate the synthetic PPG + ACC corpus (synth).")
     dsub = p.add_subparsers(dest="data_command", metavar="ACTION", required=True)
 
     from edgekd.data import LOADERS
@@ -57,6 +58,20 @@ def register(sub: argparse._SubParsersAction) -> None:
                          "need distinct names)")
     mg.add_argument("--json", action="store_true", help="print a JSON summary instead of a table")
     mg.set_defaults(func=run_merge)
+
+    ck = dsub.add_parser("check", help="do the labels line up with the signal? (counts and label alignment)",
+                         description="For each data set: what it holds (windows, subjects, recordings, dropped "
+                                     "windows, HR range, activities) and how often its labels are within 5 BPM of "
+                                     "each window's spectral peak, against the same labels moved 10 s and 60 s later "
+                                     "and another subject's median HR (with ACC: on the quietest half of the windows; "
+                                     "edgekd/label_check.py). A SOURCE is a WindowSet .npz, or NAME=FOLDER: raw "
+                                     "recordings read by the loader NAME (its preparation is timed).")
+    ck.add_argument("sources", nargs="+", metavar="SOURCE",
+                    help="FILE.npz or NAME=FOLDER (e.g. ieee-spc2015=../shared/data/ieee_spc2015)")
+    ck.add_argument("--table", type=table_file, metavar="NAME.md",
+                    help="write a study record NAME.json and its table NAME.md (`edgekd report` regenerates it)")
+    ck.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    ck.set_defaults(func=run_check)
 
     sy = dsub.add_parser("synth", help="write the deterministic synthetic PPG + ACC corpus",
                          description="Generate N subjects x M minutes of synthetic wrist PPG + 3-axis ACC (the "
@@ -191,6 +206,36 @@ def run_merge(args: argparse.Namespace) -> int:
     print_table(rows, title="per data set")
     for label in ws.provenance["acc_zero_filled"]:
         print(f"{label}: no ACC, zero-filled")
+    return 0
+
+
+def run_check(args: argparse.Namespace) -> int:
+    from edgekd.cli.report import check_table, publish_table
+    from edgekd.data import LOADERS, load_dataset
+    from edgekd.label_check import check_labels
+    from edgekd.windowset import WindowSet
+
+    check_table(args, "data")  # never over an input record
+    rows = []
+    for source in args.sources:
+        name, sep, folder = source.partition("=")
+        if not sep and not source.endswith(".npz"):
+            raise EdgekdError(f"{source}: give a WindowSet .npz or NAME=FOLDER (NAME one of {', '.join(sorted(LOADERS))})")
+        if sep and name not in LOADERS:
+            raise EdgekdError(f"{source}: unknown loader '{name}' (known: {', '.join(sorted(LOADERS))})")
+        t0 = time.perf_counter()
+        ws = load_dataset(name, Path(folder), progress=not args.json) if sep else WindowSet.load(source)
+        seconds = round(time.perf_counter() - t0, 2) if sep else None
+        rows.append({**check_labels(ws), "source": source, "prepare_s": seconds})
+    if args.table:
+        publish_table(args, "data", rows=rows)
+    if args.json:
+        print_json(rows)
+        return 0
+    print_table(rows, ["dataset", "windows", "subjects", "recordings", "checked_windows", "aligned", "shifted_5",
+                       "shifted_30", "other_subject"],
+                ["data set", "windows", "subjects", "recordings", "checked", "peak within 5 BPM", "10 s later",
+                 "60 s later", "other subject"])
     return 0
 
 

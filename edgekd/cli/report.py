@@ -14,7 +14,8 @@ from edgekd.cli.output import print_json, print_table
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("report", help="regenerate a study's Markdown tables from its JSON record",
                        description="Renders each study record (models/results/NAME.json, written by the --table "
-                                   "of `edgekd distill`, `lodo`, `rank`, `firmware`, `bench --table3` or `scaling`) "
+                                   "of `edgekd distill`, `lodo`, `rank`, `firmware`, `bench --table3`, `scaling` or "
+                                   "`data check`) "
                                    "to NAME.md beside it, with its plots (a rank's NAME.png; a scaling's NAME.png and "
                                    "NAME-heatmap.png), without the runs or artifacts that produced it. With --check, "
                                    "writes nothing and exits 1 when a table on disk differs from what its record "
