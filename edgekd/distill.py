@@ -84,8 +84,9 @@ def distill(ws: WindowSet, plan: DistillPlan, out: str | Path, progress: bool = 
     if plan.teacher_epochs is not None:
         replace(s, epochs=plan.teacher_epochs).validate()
     jobs = plan_jobs(ws, plan, out)
-    execute(ws, [j for _, j in jobs], progress=progress)
+    # given teachers are read (an interrupted run refused) before anything trains, the scratch twin included
     rows = [_row("teacher", t, model_spec(t), None) for t in plan.teachers]
+    execute(ws, [j for _, j in jobs], progress=progress)
     # a student row describes the student asked for (its twin's strategy aside), a teacher's its own
     rows += [_row(role, j.folder, model_entry(j.config if role in ("teacher", "intermediate") else s),
                   metrics_of(j)) for role, j in jobs]

@@ -11,7 +11,6 @@ reusing a folder that merely exists.
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -63,7 +62,10 @@ def reusable(data_key: str, cfg: RunConfig, folder: str | Path) -> bool:
         return (isinstance(data, dict) and data.get("hash") == data_key
                 and replace(read_config(folder), device="cpu") == resolved_config(replace(cfg, device="cpu"))
                 and not (isinstance(taught, dict) and "weights" in taught
-                         and taught["weights"] != teacher_weights(cfg.teachers)))
+                         and taught["weights"] != teacher_weights(cfg.teachers))
+                # runs from before init weights were recorded are judged by the path alone
+                and not ("init_weights" in stored and cfg.init_from
+                         and stored["init_weights"] != teacher_weights([cfg.init_from])[0]))
     except EdgekdError:  # an unreadable config or a teacher that is not there (yet): not this run
         return False
 
@@ -85,7 +87,9 @@ def _reads(cfg: RunConfig) -> list[str]:
 
 
 def _key(path: str | Path) -> str:
-    return os.path.abspath(path)
+    """One spelling of a model folder however a plan names it (relative, through a symlink, or its weights file)."""
+    p = Path(path)
+    return str((p.parent if p.suffix == ".safetensors" else p).resolve())
 
 
 def stages(jobs: list[Job]) -> list[list[Job]]:
@@ -301,13 +305,15 @@ BACKENDS: dict[str, Backend] = {"local": local_backend, "ray": ray_backend}
 
 
 def execute(ws: WindowSet, jobs: list[Job], backend: str = "local", grouping: str = "auto",
-            done: Done | None = None, progress: bool = False, teacher_cache: Path | None = None) -> list[Job]:
-    """Train every job of ``jobs`` that is not done (``reusable``), stage by stage; ``done`` is called after each
-    run is written. ``progress``: each run's own epoch bar (local backend). Returns the jobs it trained."""
+            done: Done | None = None, progress: bool = False, teacher_cache: Path | None = None,
+            todo: list[Job] | None = None) -> list[Job]:
+    """Train every job of ``jobs`` that is not done (``todo``: ``pending(jobs)``, when the caller has it already),
+    stage by stage; ``done`` is called after each run is written. ``progress``: each run's own epoch bar (local
+    backend). Returns the jobs it trained."""
     if backend not in BACKENDS:
         raise EdgekdError(f"unknown backend '{backend}'; choose from {', '.join(BACKENDS)}")
     check_grouping(grouping)
-    todo = pending(jobs)
+    todo = pending(jobs) if todo is None else todo
     for stage in stages(todo):
         BACKENDS[backend](ws, stage, done or (lambda j: None), grouping, progress, teacher_cache)
     return todo

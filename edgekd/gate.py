@@ -21,7 +21,6 @@ edgekd must not import ``export``: the card is read as edgekd.model_card's typed
 
 from __future__ import annotations
 
-import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -31,7 +30,7 @@ from edgekd.budget import (ACCURACY_LIMITS, DEFAULT_MCU_TARGETS, KB, LIMITS, Bud
                            mcu_target)
 from edgekd.errors import EdgekdError
 from edgekd.layout import (CONFIG, MODEL_DATA_H, TFLITE_INT8, read_firmware_record, read_flatbuffer, read_json_object,
-                           verify_artifact)
+                           reserved_arena, verify_artifact)
 from edgekd.model_card import ModelCard, read_card
 from edgekd import arch
 from edgekd.checkpoint import checked_spec
@@ -78,10 +77,7 @@ def collect_evidence(folder: Path, card: ModelCard, limits: dict[str, float],
     arena = None
     if flatbuffer is not None and "arena_kb" in limits:
         arena = measured_arena(flatbuffer, files[TFLITE_INT8])
-    reserved = None
-    if MODEL_DATA_H in files:
-        found = re.search(r"^#define \w+_ARENA_SIZE (\d+)$", files[MODEL_DATA_H].read_text(errors="replace"), re.M)
-        reserved = int(found.group(1)) if found else None
+    reserved = reserved_arena(files[MODEL_DATA_H]) if MODEL_DATA_H in files else None
     architecture = None
     if CONFIG in files:
         model = read_json_object(files[CONFIG]).get("model")
@@ -151,6 +147,8 @@ def _measure(ev: Evidence, limit: str, mcu: McuTarget | None, evidence: dict[str
             return None, f"card's arena {recorded:.0f} B is less than the {minimum} B TFLM needs"
         return recorded / KB, f"what model_data.h reserves; TFLM needs {minimum} B"
     if limit == "latency_ms":
+        if why := card.why("blocks", "in_channels", "macs"):
+            return None, why
         blocks, in_ch = card.blocks, card.in_channels
         recorded_arch = ev.architecture or {}
         if (recorded_arch.get("blocks"), recorded_arch.get("in_channels")) != (blocks, in_ch):
@@ -159,7 +157,7 @@ def _measure(ev: Evidence, limit: str, mcu: McuTarget | None, evidence: dict[str
         try:  # config.json is hashed: its architecture, not the card's, says what the MACs are
             spec = checked_spec(recorded_arch, Path(CONFIG))
         except EdgekdError:
-            return None, card.why("blocks", "in_channels") or f"{CONFIG}'s architecture is not a student's"
+            return None, f"{CONFIG}'s architecture is not a student's"
         computed = arch.macs(spec)
         recorded = card.macs
         if recorded != computed:
@@ -208,7 +206,10 @@ def gate(budget: Budget, artifacts: list[str | Path], mcu_targets: str | Path = 
     evaluated)."""
     if not artifacts:
         raise EdgekdError("gate needs at least one artifact")
-    mcu = mcu_target(budget.mcu, mcu_targets) if budget.mcu else None  # an unknown MCU fails closed
+    try:  # an unknown MCU fails closed, naming the budget that asks for it
+        mcu = mcu_target(budget.mcu, mcu_targets) if budget.mcu else None
+    except EdgekdError as exc:
+        raise EdgekdError(f"{budget.path or budget.name}: mcu '{budget.mcu}': {exc}") from None
     check_firmware_mcu(budget, mcu)
     checks: list[Check] = []
     for art in artifacts:

@@ -16,6 +16,7 @@ import numpy as np
 
 from edgekd.bpm import bin_bpms
 from edgekd.fusion import spectral_evidence, window_motion
+from edgekd.geometry import STRIDE_S
 from edgekd.windowset import WindowSet
 
 TOLERANCE_BPM = 5.0  # a peak this close to the label agrees with it
@@ -40,8 +41,11 @@ def agreement(est: np.ndarray, labels: np.ndarray, tol: float = TOLERANCE_BPM) -
 
 
 def other_subject(ws: WindowSet) -> np.ndarray:
-    """Each window's label replaced by the median HR of the next subject (in sorted order, cyclic)."""
+    """Each window's label replaced by the median HR of the next subject (in sorted order, cyclic); all NaN when
+    there is no other subject."""
     subjects = ws.subjects()
+    if len(subjects) < 2:
+        return np.full(len(ws), np.nan)
     median = {s: float(np.median(ws.hr[ws.subject == s])) for s in subjects}
     other = dict(zip(subjects, np.roll(subjects, 1)))
     return np.array([median[other[s]] for s in ws.subject])
@@ -68,6 +72,15 @@ def check_labels(ws: WindowSet) -> dict[str, Any]:
         "aligned": agreement(peak[checked], ws.hr[checked]),
         "other_subject": agreement(peak[checked], other_subject(ws)[checked]),
     }
-    for k in SHIFTS:
-        row[f"shifted_{k}"] = agreement(peak[checked], shifted(ws, k)[checked])
+    row["shifted"] = {str(k): agreement(peak[checked], shifted(ws, k)[checked]) for k in SHIFTS}
     return row
+
+
+def shift_label(windows: int) -> str:
+    """A shift as people read it: '10 s later'."""
+    return f"{windows * STRIDE_S:g} s later"
+
+
+def settings() -> dict[str, Any]:
+    """The check's constants, recorded beside its rows (the table is rendered from them)."""
+    return {"tolerance_bpm": TOLERANCE_BPM, "shifts": list(SHIFTS), "stride_s": STRIDE_S, "quiet_share": QUIET_SHARE}

@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import re
 from pathlib import Path
 from typing import Any
 
@@ -98,6 +99,13 @@ def read_flatbuffer(path: Path) -> bytes:
     if len(data) < 8 or data[4:8] != TFLITE_MAGIC:
         raise EdgekdError(f"{path}: not a TFLite flatbuffer (no 'TFL3' identifier); the file is corrupt")
     return data
+
+
+def reserved_arena(model_data_h: Path) -> int | None:
+    """The arena a firmware reserves: ``NAME_ARENA_SIZE`` of an artifact's model_data.h (a hashed file, unlike the
+    card), or None when it defines none."""
+    found = re.search(r"^#define \w+_ARENA_SIZE (\d+)$", model_data_h.read_text(errors="replace"), re.M)
+    return int(found.group(1)) if found else None
 
 
 def read_json_object(path: Path, problem: str = "not valid JSON") -> dict[str, Any]:

@@ -117,11 +117,13 @@ class LodoPlan:
             raise EdgekdError(f"lodo: unknown strategy {unknown[0]!r}; known: {', '.join(STRATEGIES)}")
 
 
-def _job(full: WindowSet, cfg: RunConfig, root: Path, rows: np.ndarray | None = None) -> Job:
+def _job(full: WindowSet, cfg: RunConfig, root: Path, rows: np.ndarray | None = None,
+         teacher: Job | None = None) -> Job:
     """The job of one model of the study: ``cfg`` on ``rows`` of the merged set (None: all), its folder named by
-    its config and those windows (edgekd.sweep.run_name)."""
+    its config, its teacher's run and those windows (edgekd.sweep.run_name), so students of different teachers
+    never share a folder."""
     key = identity_hash(full if rows is None else full.subset(rows))
-    return Job(root / run_name(cfg, None, key), cfg, key, rows)
+    return Job(root / run_name(cfg, teacher.folder.name if teacher else None, key), cfg, key, rows)
 
 
 def _trained(j: Job) -> Path:
@@ -187,7 +189,7 @@ def _student_jobs(full: WindowSet, base: dict[str, Any], fold: str, seed: int, s
     teacher = _job(full, RunConfig(**{**base, "family": "resnet", "blocks": plan.teacher_blocks, "init_from": None},
                                    fold=fold), root)
     return [teacher, _job(full, RunConfig(**base, fold=fold, seed=seed, strategy=strategy,
-                                          teachers=[str(teacher.folder)]), root)]
+                                          teachers=[str(teacher.folder)]), root, teacher=teacher)]
 
 
 def decode(logits: np.ndarray, spectrum: Spectrum, ws: WindowSet, cfg: FusionConfig
@@ -293,7 +295,7 @@ def run_lodo(full: WindowSet, plan: LodoPlan, out: str | Path, always: tuple[str
     todo = pending(jobs)
     with tqdm(total=len(jobs), initial=len(jobs) - len(todo), desc="lodo runs", unit="run",
               disable=None if progress else True, dynamic_ncols=True) as bar:
-        execute(full, todo, backend, grouping, lambda j: bar.update(1))
+        execute(full, jobs, backend, grouping, lambda j: bar.update(1), todo=todo)
     spectrum = Spectrum(spectral_evidence(full), window_motion(full))
     acc_of = {held: not without_acc(full, held) for held in sets}  # whether each held-out device has ACC
     results: list[dict[str, Any]] = []

@@ -16,6 +16,7 @@ quantisation, per-layer errors, the architecture table) stays in ``doc``.
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -68,8 +69,8 @@ def _entry(doc: dict[str, Any], path: tuple[str, ...]) -> tuple[bool, Any]:
 def _valid(kind: str, value: Any) -> bool:
     if kind == TABLE:
         return isinstance(value, dict)
-    if kind == NAME:
-        return isinstance(value, str) and value.isidentifier()
+    if kind == NAME:  # the C arrays are named after it: ASCII letters, digits and _, not starting with a digit
+        return isinstance(value, str) and re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", value) is not None
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return False
     if kind == COUNT:
@@ -141,11 +142,6 @@ class ModelCard:
         """The architecture table, read whole (edgekd.arch labels and checks it)."""
         table = self.doc.get("architecture")
         return table if isinstance(table, dict) else None
-
-    def mae(self, runtime: str, decoding: str = "mae_fused") -> float | None:
-        """A runtime's MAE by decoding (edgekd.evaluate.MAE_KEYS), or None."""
-        present, value = _entry(self.doc, ("accuracy", "mae_bpm", runtime, decoding))
-        return float(value) if present and _valid(MAE, value) else None
 
 
 def read_card(artifact: str | Path) -> ModelCard:

@@ -268,6 +268,8 @@ def rank(rows: list[dict[str, Any]], cost: str, metric: str = "mae_argmax", benc
     col = COSTS[cost][0]
     if cost in ("flatbuffer", "flash", "arena", "latency", "instructions") and bench_dir is None:
         raise EdgekdError(f"--cost {cost} needs --bench DIR (artifacts with card.json / benchmark records)")
+    if firmware and bench_dir is None:
+        raise EdgekdError("--firmware TARGET reads the firmware records of the artifacts under --bench DIR: give --bench")
     if cost in ("flash", "instructions") and not firmware:
         raise EdgekdError(f"--cost {cost} needs --firmware TARGET (records of `edgekd firmware`: flash is the "
                           f"linked image; --cost flatbuffer or weights sizes the model alone)")

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from edgekd.errors import EdgekdError
-from edgekd.layout import ONNX_FP32, ONNX_INT8, TFLITE_INT8, WEIGHTS, verify_artifact
+from edgekd.layout import MODEL_DATA_H, ONNX_FP32, ONNX_INT8, TFLITE_INT8, WEIGHTS, reserved_arena, verify_artifact
 from edgekd.model_card import read_card
 from edgekd.timing import time_calls
 
@@ -292,7 +292,8 @@ def open_artifact(folder: str | Path, runtime: str, threads: int | None = None) 
         return TorchSession(load_model(folder), "cuda" if runtime == "cuda" else "cpu", threads)
     card = read_card(folder)
     file = RUNTIMES[runtime].file
-    path = verify_artifact(folder, card.doc, required=(file,))[file]
+    files = verify_artifact(folder, card.doc, required=(file,))
+    path = files[file]
     if runtime in ("onnx", "onnx-int8"):
         return OnnxSession(path, threads or 1)
     from edgekd.layout import read_flatbuffer
@@ -301,6 +302,10 @@ def open_artifact(folder: str | Path, runtime: str, threads: int | None = None) 
     if runtime == "litert":
         return LiteRTSession(model, threads or 1)
     card.require("arena_bytes")
+    reserved = reserved_arena(files[MODEL_DATA_H]) if MODEL_DATA_H in files else None
+    if reserved is not None and reserved != card.arena_bytes:  # card.json is not hashed, model_data.h is
+        raise EdgekdError(f"{card.path}: the card's arena ({card.arena_bytes} B) is not the {reserved} B "
+                          f"{MODEL_DATA_H} reserves")
     return TflmSession(model, card.arena_bytes)
 
 

@@ -303,21 +303,23 @@ def data_markdown(record: dict[str, Any]) -> str:
     def share(v: Any) -> str:
         return "-" if v is None else f"{100 * v:.1f} %"
 
-    rows = record["rows"]
+    rows, tol, stride = record["rows"], record["tolerance_bpm"], record["stride_s"]
+    later = [f"{k * stride:g} s later" for k in record["shifts"]]
     lines = [f"What each prepared data set holds, and whether its labels line up with its signal: the share of "
-             f"checked windows whose spectral peak (ACC-suppressed where there is ACC) is within 5 BPM of the label, "
-             f"of the same labels moved 10 s and 60 s later in their recording, and of another subject's median HR. "
-             f"{_regenerate(record)}.", "",
+             f"checked windows whose spectral peak (ACC-suppressed where there is ACC) is within {tol:g} BPM of the "
+             f"label, of the same labels moved {' and '.join(later)} in their recording, and of another subject's "
+             f"median HR. {_regenerate(record)}.", "",
              "| data set | windows | subjects | recordings | channels | HR BPM (min-max, std) | dropped windows | "
-             "prepared in | checked windows | peak within 5 BPM | 10 s later | 60 s later | other subject |",
-             "|---|---:|---:|---:|---|---|---|---:|---|---:|---:|---:|---:|"]
+             f"prepared in | checked windows | peak within {tol:g} BPM | " + " | ".join(later) + " | other subject |",
+             "|---|---:|---:|---:|---|---|---|---:|---|---:|" + "---:|" * len(later) + "---:|"]
     for r in rows:
         dropped = ", ".join(f"{v:,} {k.replace('_', ' ')}" for k, v in r["dropped"].items()) or "none"
         seconds = "-" if r.get("prepare_s") is None else f"{r['prepare_s']:.2f} s"
         lines.append(f"| {r['dataset']} | {r['windows']:,} | {r['subjects']} | {r['recordings']} | "
                      f"{', '.join(r['channels'])} | {r['hr_min']:.0f}-{r['hr_max']:.0f}, {r['hr_std']:.1f} | "
                      f"{dropped} | {seconds} | {r['checked_windows']:,} ({r['checked']}) | {share(r['aligned'])} | "
-                     f"{share(r['shifted_5'])} | {share(r['shifted_30'])} | {share(r['other_subject'])} |")
+                     + "".join(f"{share(r['shifted'][str(k)])} | " for k in record["shifts"])
+                     + f"{share(r['other_subject'])} |")
     activities = [r for r in rows if r["activities"]]
     if activities:
         lines += ["", "Activities: " + "; ".join(

@@ -296,10 +296,12 @@ def read_results(path: str | Path) -> list[dict[str, Any]]:
     return rows
 
 
-def collect(out: Path, runs: list[PlannedRun]) -> list[dict[str, Any]]:
-    """Rows of the planned runs that are complete, in plan order."""
+def collect(out: Path, runs: list[PlannedRun], current: set[str] | None = None) -> list[dict[str, Any]]:
+    """Rows of the planned runs that are complete, in plan order; with ``current``, only the runs it names (a
+    complete run whose teacher is being retrained is not a result of this sweep yet)."""
     root = out / RUNS_DIR
-    return [result_row(r, read_metrics(root / r.name)) for r in runs if is_complete(root / r.name)]
+    return [result_row(r, read_metrics(root / r.name)) for r in runs
+            if (current is None or r.name in current) and is_complete(root / r.name)]
 
 
 def run_sweep(sweep: SweepConfig, ws: WindowSet, out: str | Path, backend: str = "local",
@@ -317,20 +319,23 @@ def run_sweep(sweep: SweepConfig, ws: WindowSet, out: str | Path, backend: str =
     data_key = identity_hash(ws)
     runs = plan(sweep, (out / RUNS_DIR).resolve(), data_key, fold_specs(sweep.folds, ws))
     jobs = [Job(out / RUNS_DIR / r.name, r.config, data_key) for r in runs]
-    already = len(runs) - len(pending(jobs))
+    todo = pending(jobs)
+    already = len(runs) - len(todo)
+    current = {r.name for r, j in zip(runs, jobs) if j not in todo}
     bar = tqdm(total=len(runs), initial=already, desc="sweep runs", unit="run", disable=None if progress else True,
                dynamic_ncols=True)
 
     def done(j: Job) -> None:
-        write_results(out, collect(out, runs))
+        current.add(j.folder.name)
+        write_results(out, collect(out, runs, current))
         bar.set_postfix_str(j.folder.name[:40])
         bar.update(1)
 
     try:
-        execute(ws, jobs, backend, grouping, done, teacher_cache=out / TEACHER_CACHE)
+        execute(ws, jobs, backend, grouping, done, teacher_cache=out / TEACHER_CACHE, todo=todo)
     finally:
         bar.close()
-    rows = collect(out, runs)
+    rows = collect(out, runs, current)
     write_results(out, rows)
     return {"runs": len(runs), "skipped_complete": already, "trained": len(runs) - already,
             "results_csv": str(out / RESULTS_CSV), "results_json": str(out / RESULTS_JSON), "rows": len(rows)}

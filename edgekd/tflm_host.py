@@ -21,6 +21,9 @@ import numpy as np
 from edgekd.errors import EdgekdError
 
 ALIGN = 16
+# TFLM's own bookkeeping needs more than this; in a smaller arena the host interpreter crashes (a segfault at
+# 256 bytes and below) instead of refusing, so such an arena is refused here.
+MIN_ARENA = 1024
 MARGIN = 1.10  # headroom for a different TFLM build or kernel set (CMSIS-NN scratch buffers differ)
 SEARCH_LIMIT = 16 << 20
 
@@ -50,8 +53,8 @@ def interpreter(model: bytes, arena_bytes: int) -> Any:
     """A TFLM interpreter with exactly ``arena_bytes`` of arena; EdgekdError (with TFLM's reason) if too small."""
     from tflite_micro import runtime
 
-    if arena_bytes <= 0:
-        raise EdgekdError(f"TFLM arena must be positive, got {arena_bytes} bytes")
+    if arena_bytes < MIN_ARENA:
+        raise EdgekdError(f"a TFLM arena of {arena_bytes} bytes is too small for any model (at least {MIN_ARENA})")
     with c_stderr() as err:
         try:
             return runtime.Interpreter.from_bytes(model, arena_size=arena_bytes)

@@ -219,6 +219,8 @@ def _prepare(ws: WindowSet, cfg: RunConfig, out_dir: Path, teacher: TeacherOutpu
         "teacher": None if not loss_fn.needs_teacher else {
             "blocks": teacher.blocks, "in_channels": teacher.in_channels, "members": teacher.members,
             "stage_index": teacher.stage_index, **({"weights": teacher_weights(cfg.teachers)} if cfg.teachers else {})},
+        # what the run started from: a retrained init_from means another run (edgekd.executor.reusable)
+        **({"init_weights": teacher_weights([cfg.init_from])[0]} if cfg.init_from else {}),
         "edgekd_version": __version__,
     })
 

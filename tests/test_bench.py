@@ -88,6 +88,24 @@ def test_half_arena_is_refused_with_a_clear_error(artifact: Path) -> None:
     with pytest.raises(EdgekdError, match=rf"cannot allocate the model in a {half}-byte arena"):
         tflm_host.interpreter(model, half)
     assert verify_card_arena(model, card_arena)["half_arena_refused"]
+    # an arena no model fits crashes the host interpreter instead of refusing: refused before TFLM sees it
+    with pytest.raises(EdgekdError, match="too small for any model"):
+        tflm_host.interpreter(model, 256)
+
+
+def test_a_card_arena_that_is_not_the_firmware_s_is_refused(artifact: Path, tmp_path: Path) -> None:
+    """card.json is not hashed; model_data.h is: the TFLM adapter runs the arena the firmware reserves."""
+    import json
+    import shutil
+
+    from edgekd.runtimes import open_artifact
+
+    art = Path(shutil.copytree(artifact, tmp_path / "a"))
+    card = json.loads((art / "card.json").read_text())
+    card["tflm"]["arena_bytes"] = 64
+    (art / "card.json").write_text(json.dumps(card))
+    with pytest.raises(EdgekdError, match="not the .* B model_data.h reserves"):
+        open_artifact(art, "tflm")
 
 
 def test_measured_arena_is_the_minimum(artifact: Path) -> None:

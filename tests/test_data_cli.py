@@ -99,6 +99,11 @@ def test_check_records_counts_and_label_alignment(tmp_path: Path, capsys: pytest
     first = np.flatnonzero(ws.recording == ws.recording[0])
     assert later[first[0]] == ws.hr[first[5]] and np.isnan(later[first[-1]])
     capsys.readouterr()
-    for bad in (["nope"], ["foo=bar"], ["ieee-spc2015=" + str(tmp_path / "missing")]):
+    one = tmp_path / "one.npz"  # a single subject has no other subject to compare with
+    assert main(["data", "synth", "--subjects", "1", "--minutes", "3", "--out", str(one), "--json"]) == 0
+    capsys.readouterr()
+    assert main(["data", "check", str(one), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)[0]["other_subject"] is None
+    for bad in (["nope"], ["foo=bar"], ["ieee-spc2015="], ["ieee-spc2015=" + str(tmp_path / "missing")]):
         assert main(["data", "check", *bad]) == 2
         assert capsys.readouterr().err.count("\n") == 1

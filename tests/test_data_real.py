@@ -48,7 +48,7 @@ def test_the_label_check_separates_aligned_labels_from_shifted_and_foreign_ones(
         r = check_labels(ws)
         assert r["aligned"] >= floor, (r["dataset"], r)
         assert r["other_subject"] <= r["aligned"] - 0.35, (r["dataset"], r)
-        assert r["shifted_30"] < r["aligned"], (r["dataset"], r)
+        assert r["shifted"]["30"] < r["aligned"], (r["dataset"], r)
     assert check_labels(bidmc)["checked"] == "all" and check_labels(ieee)["checked_windows"] < len(ieee)
 
 

@@ -65,3 +65,22 @@ def test_a_job_on_a_subset_trains_on_those_windows_only(ws, tmp_path):
     assert recorded["hash"] == j.data_key and recorded["windows"] == len(rows)
     with pytest.raises(EdgekdError, match="not a complete run"):
         metrics_of(job(ws, RunConfig(blocks=1, fold="all", **FAST), Path(tmp_path / "never")))
+
+
+def test_a_teacher_is_one_folder_however_the_plan_spells_it(ws, tmp_path):
+    """Through a symlink or as its weights file: the student still comes after its teacher."""
+    (tmp_path / "real").mkdir()
+    (tmp_path / "link").symlink_to(tmp_path / "real")
+    teacher = job(ws, RunConfig(blocks=1, **FAST), tmp_path / "real" / "t")
+    for spelled in (tmp_path / "link" / "t", tmp_path / "real" / "t" / "model.safetensors"):
+        student = job(ws, RunConfig(blocks=1, strategy="soft", teachers=[str(spelled)], **FAST), tmp_path / "s")
+        assert _names(stages([student, teacher])) == [["t"], ["s"]]
+
+
+def test_a_retrained_init_from_makes_its_runs_pending(ws, tmp_path):
+    start = job(ws, RunConfig(blocks=1, **FAST), tmp_path / "start")
+    tuned = job(ws, RunConfig(blocks=1, init_from=str(tmp_path / "start"), **FAST), tmp_path / "tuned")
+    execute(ws, [start, tuned])
+    assert pending([tuned]) == []
+    execute(ws, [job(ws, RunConfig(blocks=1, seed=3, **FAST), tmp_path / "start")])  # other weights, same folder
+    assert pending([tuned]) == [tuned]  # the path is the same, what it starts from is not

@@ -232,7 +232,8 @@ def test_unknown_metric_fails_closed(tiny_artifact, tmp_path, mcu, capsys):
 
 def test_unknown_mcu_fails_closed_even_without_a_latency_limit(tiny_artifact, tmp_path, mcu, capsys):
     assert _gate(_budget(tmp_path, {"flatbuffer_kb": 500}, extra='mcu = "nosuch"\n'), [tiny_artifact], mcu) == 2
-    assert "unknown MCU 'nosuch'" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "unknown MCU 'nosuch'" in err and err.startswith(f"edgekd: error: {tmp_path / 'budget.toml'}: mcu")
     assert _gate(tmp_path / "absent.toml", [tiny_artifact], mcu) == 2
 
 

@@ -75,6 +75,8 @@ def test_costs_from_cards_and_bench_records(tmp_path):
     for cost in ("flash", "instructions"):
         with pytest.raises(EdgekdError, match="needs --firmware"):
             rank(_rows(), cost, bench_dir=tmp_path)
+    with pytest.raises(EdgekdError, match="give --bench"):  # a --firmware nothing would read
+        rank(_rows(), "weights", firmware="cortex-m4")
     assert by["4b soft <- 4b"]["latency_ms"] is None and not by["4b soft <- 4b"]["pareto"]
     with pytest.raises(EdgekdError, match="needs --bench"):
         rank(_rows(), "arena")

@@ -61,11 +61,11 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     ck = dsub.add_parser("check", help="do the labels line up with the signal? (counts and label alignment)",
                          description="For each data set: what it holds (windows, subjects, recordings, dropped "
-                                     "windows, HR range, activities) and how often its labels are within 5 BPM of "
-                                     "each window's spectral peak, against the same labels moved 10 s and 60 s later "
-                                     "and another subject's median HR (with ACC: on the quietest half of the windows; "
-                                     "edgekd/label_check.py). A SOURCE is a WindowSet .npz, or NAME=FOLDER: raw "
-                                     "recordings read by the loader NAME (its preparation is timed).")
+                                     "windows, HR range, activities) and how often its labels are close to each "
+                                     "window's spectral peak, against the same labels moved later in their recording "
+                                     "and another subject's median HR (with ACC: on the quietest windows; the "
+                                     "constants are edgekd/label_check.py's). A SOURCE is a WindowSet .npz, or "
+                                     "NAME=FOLDER: raw recordings read by the loader NAME (its preparation is timed).")
     ck.add_argument("sources", nargs="+", metavar="SOURCE",
                     help="FILE.npz or NAME=FOLDER (e.g. ieee-spc2015=../shared/data/ieee_spc2015)")
     ck.add_argument("--table", type=table_file, metavar="NAME.md",
@@ -212,7 +212,7 @@ def run_merge(args: argparse.Namespace) -> int:
 def run_check(args: argparse.Namespace) -> int:
     from edgekd.cli.report import check_table, publish_table
     from edgekd.data import LOADERS, load_dataset
-    from edgekd.label_check import check_labels
+    from edgekd.label_check import SHIFTS, TOLERANCE_BPM, check_labels, settings, shift_label
     from edgekd.windowset import WindowSet
 
     check_table(args, "data")  # never over an input record
@@ -223,19 +223,22 @@ def run_check(args: argparse.Namespace) -> int:
             raise EdgekdError(f"{source}: give a WindowSet .npz or NAME=FOLDER (NAME one of {', '.join(sorted(LOADERS))})")
         if sep and name not in LOADERS:
             raise EdgekdError(f"{source}: unknown loader '{name}' (known: {', '.join(sorted(LOADERS))})")
+        if sep and not folder:
+            raise EdgekdError(f"{source}: give the folder of the recordings after '='")
         t0 = time.perf_counter()
         ws = load_dataset(name, Path(folder), progress=not args.json) if sep else WindowSet.load(source)
         seconds = round(time.perf_counter() - t0, 2) if sep else None
         rows.append({**check_labels(ws), "source": source, "prepare_s": seconds})
     if args.table:
-        publish_table(args, "data", rows=rows)
+        publish_table(args, "data", **settings(), rows=rows)
     if args.json:
         print_json(rows)
         return 0
-    print_table(rows, ["dataset", "windows", "subjects", "recordings", "checked_windows", "aligned", "shifted_5",
-                       "shifted_30", "other_subject"],
-                ["data set", "windows", "subjects", "recordings", "checked", "peak within 5 BPM", "10 s later",
-                 "60 s later", "other subject"])
+    flat = [{**r, **{f"shifted_{k}": r["shifted"][str(k)] for k in SHIFTS}} for r in rows]
+    print_table(flat, ["dataset", "windows", "subjects", "recordings", "checked_windows", "aligned",
+                       *(f"shifted_{k}" for k in SHIFTS), "other_subject"],
+                ["data set", "windows", "subjects", "recordings", "checked", f"peak within {TOLERANCE_BPM:g} BPM",
+                 *map(shift_label, SHIFTS), "other subject"])
     return 0
 
 
