@@ -94,24 +94,28 @@ def _key(path: str | Path) -> str:
 
 def stages(jobs: list[Job]) -> list[list[Job]]:
     """The jobs in order of what they read: a job comes in a later stage than every job whose folder it names as a
-    teacher (or ``init_from``); jobs inside a stage are independent. A cycle is an EdgekdError."""
-    by_folder = {_key(j.folder): j for j in jobs}
-    level: dict[str, int] = {}
+    teacher (or ``init_from``); jobs inside a stage are independent. Each job goes as late as it can (a student
+    from scratch trains beside the distilled students, not beside the teachers), so a stage holds as many
+    same-shape runs as possible to train as groups. A cycle is an EdgekdError."""
+    keys = {_key(j.folder) for j in jobs}
+    readers: dict[str, list[Job]] = {}
+    for j in jobs:
+        for r in {_key(r) for r in _reads(j.config)} & keys:
+            readers.setdefault(r, []).append(j)
+    height: dict[str, int] = {}  # the longest chain of jobs that read this one, and read those, ...
 
-    def depth(j: Job, seen: tuple[str, ...] = ()) -> int:
+    def up(j: Job, seen: tuple[str, ...] = ()) -> int:
         key = _key(j.folder)
         if key in seen:
             raise EdgekdError(f"{j.folder}: the plan's runs teach each other in a cycle")
-        if key not in level:
-            level[key] = 1 + max((depth(by_folder[_key(r)], (*seen, key)) for r in _reads(j.config)
-                                  if _key(r) in by_folder), default=-1)
-        return level[key]
+        if key not in height:
+            height[key] = 1 + max((up(r, (*seen, key)) for r in readers.get(key, [])), default=-1)
+        return height[key]
 
-    out: list[list[Job]] = []
+    top = max((up(j) for j in jobs), default=0)
+    out: list[list[Job]] = [[] for _ in range(top + 1)]
     for j in jobs:
-        d = depth(j)
-        out.extend([] for _ in range(d + 1 - len(out)))
-        out[d].append(j)
+        out[top - height[_key(j.folder)]].append(j)
     return [s for s in out if s]
 
 

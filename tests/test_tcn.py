@@ -179,7 +179,7 @@ def test_sweeps_plan_tcn_students_and_rank_prices_them(tmp_path):
     ranked = {r["name"]: r for r in rank(rows, "mcu-latency", mcu="m4-64-cmsisnn")}
     tcn_row = ranked["tcn:6x16 scratch"]
     assert tcn_row["mcu_latency_ms"] == pytest.approx(arch.macs({**SPEC, "blocks": 6}) * 3.74 / 64e6 * 1e3)
-    assert tcn_row["pareto"] and tcn_row["flash_kb"] < ranked["1b scratch"]["flash_kb"]
+    assert tcn_row["pareto"] and tcn_row["weights_kb"] < ranked["1b scratch"]["weights_kb"]
     assert {r["student"] for r in block_axis_rows(rows)} == {1}
     with pytest.raises(EdgekdError, match="tcn:DEPTHxWIDTH"):
         path.write_text('students = ["tcn:6"]\n')

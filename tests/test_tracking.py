@@ -169,5 +169,5 @@ def test_tracker_settings_are_checked_as_the_c_tracker_receives_them(tmp_path, c
         main(["evaluate", str(tmp_path), "--tracker-floor", "1"])
     assert stop.value.code == 2 and "--tracker-floor" in capsys.readouterr().err
     (tmp_path / "card.json").write_text(json.dumps({"accuracy": {"decoder": {"tracker": [3.0]}}}))
-    with pytest.raises(EdgekdError, match="card.json: accuracy/decoder/tracker must be a table"):
+    with pytest.raises(EdgekdError, match=r"card.json: card.s accuracy/decoder/tracker is \[3.0\], not a table"):
         shipped_tracker(tmp_path)
