@@ -117,13 +117,25 @@ class LodoPlan:
             raise EdgekdError(f"lodo: unknown strategy {unknown[0]!r}; known: {', '.join(STRATEGIES)}")
 
 
-def _job(full: WindowSet, cfg: RunConfig, root: Path, rows: np.ndarray | None = None,
-         teacher: Job | None = None) -> Job:
-    """The job of one model of the study: ``cfg`` on ``rows`` of the merged set (None: all), its folder named by
-    its config, its teacher's run and those windows (edgekd.sweep.run_name), so students of different teachers
-    never share a folder."""
-    key = identity_hash(full if rows is None else full.subset(rows))
-    return Job(root / run_name(cfg, teacher.folder.name if teacher else None, key), cfg, key, rows)
+class StudyRuns:
+    """Where a study's models go (``root``) and what each is: the job of ``cfg`` on ``rows`` of the merged set
+    (None: all), its folder named by its config, its teacher's run and those windows (edgekd.sweep.run_name), so
+    students of different teachers never share a folder. The planner and the scoring after it name every model
+    through one of these, and each training set's identity hash is computed once."""
+
+    def __init__(self, full: WindowSet, root: Path) -> None:
+        self.full, self.root = full, root
+        self._keys: dict[bytes | None, str] = {}
+
+    def key(self, rows: np.ndarray | None) -> str:
+        tag = None if rows is None else rows.tobytes()
+        if tag not in self._keys:
+            self._keys[tag] = identity_hash(self.full if rows is None else self.full.subset(rows))
+        return self._keys[tag]
+
+    def job(self, cfg: RunConfig, rows: np.ndarray | None = None, teacher: Job | None = None) -> Job:
+        key = self.key(rows)
+        return Job(self.root / run_name(cfg, teacher.folder.name if teacher else None, key), cfg, key, rows)
 
 
 def _trained(j: Job) -> Path:
@@ -159,37 +171,36 @@ def _inner_folds(plan: LodoPlan) -> list[str]:
     return ["all"] if plan.inner == "datasets" else [f"{k}/{plan.inner_folds}" for k in range(1, plan.inner_folds + 1)]
 
 
-def plan_lodo(full: WindowSet, plan: LodoPlan, sets: list[str], always: list[str], root: Path) -> list[Job]:
+def plan_lodo(runs: StudyRuns, plan: LodoPlan, inner_rows: dict[str, np.ndarray], sets: list[str]) -> list[Job]:
     """Every model the study trains (edgekd.executor jobs, each once): per student size the inner models that
-    choose the decoder, every outer student (and its teacher) per held-out set, strategy and seed, and the
-    within-distribution folds."""
+    choose the decoder (on ``inner_rows``, ``_inner_rows``), every outer student (and its teacher) per held-out
+    set, strategy and seed, and the within-distribution folds."""
     jobs: dict[Path, Job] = {}
     for blocks, width in _sizes(plan):
         base = _base(plan, blocks, width)
-        for rows in _inner_rows(full, plan, sets, always).values():
-            key = identity_hash(full.subset(rows))  # once per training set, not per fold
+        for rows in inner_rows.values():
             for fold in _inner_folds(plan):
-                cfg = RunConfig(**base, fold=fold)
-                jobs.setdefault(root / run_name(cfg, None, key), Job(root / run_name(cfg, None, key), cfg, key, rows))
+                j = runs.job(RunConfig(**base, fold=fold), rows)
+                jobs.setdefault(j.folder, j)
         folds = [f"lodo:{held}" for held in sets]
         if plan.within_folds:
             folds += [f"{k}/{plan.within_folds}" for k in range(1, plan.within_folds + 1)]
         for fold, strategy, seed in itertools.product(folds, plan.strategies, _seeds(plan, blocks)):
-            for j in _student_jobs(full, base, fold, seed, strategy, plan, root):
+            for j in _student_jobs(runs, base, fold, seed, strategy, plan):
                 jobs.setdefault(j.folder, j)
     return list(jobs.values())
 
 
-def _student_jobs(full: WindowSet, base: dict[str, Any], fold: str, seed: int, strategy: str, plan: LodoPlan,
-                  root: Path) -> list[Job]:
-    """One student on ``fold`` of ``full``, the last job; a distilled one first gets a ResNet teacher trained on the
-    same fold (seed 0, shared by every seed), so it never sees the student's test side."""
+def _student_jobs(runs: StudyRuns, base: dict[str, Any], fold: str, seed: int, strategy: str,
+                  plan: LodoPlan) -> list[Job]:
+    """One student on ``fold`` of the merged set, the last job; a distilled one first gets a ResNet teacher trained
+    on the same fold (seed 0, shared by every seed), so it never sees the student's test side."""
     if strategy == "scratch":
-        return [_job(full, RunConfig(**base, fold=fold, seed=seed), root)]
-    teacher = _job(full, RunConfig(**{**base, "family": "resnet", "blocks": plan.teacher_blocks, "init_from": None},
-                                   fold=fold), root)
-    return [teacher, _job(full, RunConfig(**base, fold=fold, seed=seed, strategy=strategy,
-                                          teachers=[str(teacher.folder)]), root, teacher=teacher)]
+        return [runs.job(RunConfig(**base, fold=fold, seed=seed))]
+    teacher = runs.job(RunConfig(**{**base, "family": "resnet", "blocks": plan.teacher_blocks, "init_from": None},
+                                 fold=fold))
+    return [teacher, runs.job(RunConfig(**base, fold=fold, seed=seed, strategy=strategy,
+                                        teachers=[str(teacher.folder)]), teacher=teacher)]
 
 
 def decode(logits: np.ndarray, spectrum: Spectrum, ws: WindowSet, cfg: FusionConfig
@@ -285,13 +296,14 @@ def run_lodo(full: WindowSet, plan: LodoPlan, out: str | Path, always: tuple[str
     if len(full.subjects()) < plan.within_folds:  # before any model trains
         raise EdgekdError(f"lodo: --within-folds {plan.within_folds} needs at least {plan.within_folds} subjects, "
                           f"got {len(full.subjects())}")
+    inner_rows = _inner_rows(full, plan, sets, list(always))
     if plan.inner == "subjects":
-        for held, rows in _inner_rows(full, plan, sets, list(always)).items():
-            if len(full.subset(rows).subjects()) < plan.inner_folds:
+        for held, rows in inner_rows.items():
+            if (n := len(full.subset(rows).subjects())) < plan.inner_folds:
                 raise EdgekdError(f"lodo: --inner-folds {plan.inner_folds} needs at least {plan.inner_folds} subjects "
-                                  f"in the training data of the {held} fold, it has "
-                                  f"{len(full.subset(rows).subjects())}")
-    jobs = plan_lodo(full, plan, sets, list(always), out / "runs")
+                                  f"in the training data of the {held} fold, it has {n}")
+    runs = StudyRuns(full, out / "runs")
+    jobs = plan_lodo(runs, plan, inner_rows, sets)
     todo = pending(jobs)
     with tqdm(total=len(jobs), initial=len(jobs) - len(todo), desc="lodo runs", unit="run",
               disable=None if progress else True, dynamic_ncols=True) as bar:
@@ -302,16 +314,14 @@ def run_lodo(full: WindowSet, plan: LodoPlan, out: str | Path, always: tuple[str
     within: list[dict[str, Any]] = []
     shipped: dict[str, str] = {}
     hindsight: dict[tuple[str, str], dict[str, list[Grid]]] = {}
-    root = out / "runs"
     for blocks, width in _sizes(plan):
         spec = {"family": plan.family, "blocks": blocks, "width": width}
         student = describe(spec)
         base = _base(plan, blocks, width)
-        inner_rows = _inner_rows(full, plan, sets, list(always))
         if plan.inner == "datasets":
-            inner_of = _inner_directions(full, spectrum, sets, acc_of, base, inner_rows, root)
+            inner_of = _inner_directions(runs, spectrum, sets, acc_of, base, inner_rows)
         else:
-            inner_of = _inner_subject_folds(full, spectrum, sets, acc_of, base, plan.inner_folds, inner_rows, root)
+            inner_of = _inner_subject_folds(runs, spectrum, sets, acc_of, base, plan.inner_folds, inner_rows)
         # What to ship for data nobody has seen yet: the same rule over every inner grid (with ACC: the student
         # reads it). Not a result on any held-out set (every set is a target of some inner grid); the held-out rows
         # are the claim.
@@ -326,7 +336,7 @@ def run_lodo(full: WindowSet, plan: LodoPlan, out: str | Path, always: tuple[str
             quality_choice = nested_choice(inner, without_motion_gate)
             hmm_err, hmm_conf = decode(np.zeros((len(ws), N_CLASSES), np.float32), ev, ws, HMM)
             for strategy, seed in itertools.product(plan.strategies, seeds):
-                run_dir = _trained(_student_jobs(full, base, f"lodo:{held}", seed, strategy, plan, root)[-1])
+                run_dir = _trained(_student_jobs(runs, base, f"lodo:{held}", seed, strategy, plan)[-1])
                 logits = predict_logits(load_model(run_dir), ws.x)
                 err, conf = decode(logits, ev, ws, chosen)
                 row = {"student": student, "spec": spec, "blocks": blocks, "strategy": strategy, "seed": seed,
@@ -350,7 +360,7 @@ def run_lodo(full: WindowSet, plan: LodoPlan, out: str | Path, always: tuple[str
                 hindsight.setdefault((student, strategy), {}).setdefault(held, []).append(grid_mae(logits, ev, ws))
                 results.append({**row, "run": str(run_dir), "chosen": asdict(chosen), "chosen_plain": asdict(plain_choice)})
         if plan.within_folds:
-            within += _within(full, spectrum, sets, spec, base, seeds, plan, root)
+            within += _within(runs, spectrum, sets, spec, base, seeds, plan)
     extra = {"within": within} if plan.within_folds else {}
     return {"schema": STUDY_SCHEMA, "study": "lodo", "sets": sets, "always_trained": list(always), **extra,
             "decoders": {"previous": decoder_label(PREVIOUS),
@@ -359,20 +369,19 @@ def run_lodo(full: WindowSet, plan: LodoPlan, out: str | Path, always: tuple[str
             "hindsight": {f"{k[0]} {k[1]}": in_hindsight(v) for k, v in hindsight.items()}}
 
 
-def _within(full: WindowSet, spectrum: Spectrum, sets: list[str], spec: dict[str, Any], base: dict[str, Any],
-            seeds: tuple[int, ...], plan: LodoPlan, root: Path) -> list[dict[str, Any]]:
+def _within(runs: StudyRuns, spectrum: Spectrum, sets: list[str], spec: dict[str, Any], base: dict[str, Any],
+            seeds: tuple[int, ...], plan: LodoPlan) -> list[dict[str, Any]]:
     """The within-distribution number beside the held-out ones: ``plan.within_folds`` subject folds over all the
     sets together (every subject held out once; its device and motions seen in training), scored per set on the
     out-of-fold outputs with the decoder the family ships (``default_decoder``; nothing is chosen here). Always-
     trained subjects (the synthetic corpus) fall into folds too, and are never scored: each fold model trains on
     (K - 1) / K of them, where a held-out student trains on all."""
-    k_folds, decoder = plan.within_folds, default_decoder(spec)
+    full, k_folds, decoder = runs.full, plan.within_folds, default_decoder(spec)
     scored = np.isin(full.dataset, sets)
     rows = []
     for strategy, seed in itertools.product(plan.strategies, seeds):
         logits = _out_of_fold({True: full}, k_folds, scored,
-                              lambda fold: _trained(_student_jobs(full, base, fold, seed, strategy, plan,
-                                                                  root)[-1]))[True]
+                              lambda fold: _trained(_student_jobs(runs, base, fold, seed, strategy, plan)[-1]))[True]
         for name in sets:
             idx = np.flatnonzero(full.dataset == name)
             ws, ev = full.subset(idx), spectrum.subset(idx)
@@ -404,15 +413,14 @@ def _out_of_fold(views: dict[bool, WindowSet], folds: int, scored: np.ndarray,
     return oof
 
 
-def _inner_directions(full: WindowSet, spectrum: Spectrum, sets: list[str], acc_of: dict[str, bool],
-                      base: dict[str, Any], rows_of: dict[str, np.ndarray], root: Path
-                      ) -> dict[str, dict[bool, list[Grid]]]:
+def _inner_directions(runs: StudyRuns, spectrum: Spectrum, sets: list[str], acc_of: dict[str, bool],
+                      base: dict[str, Any], rows_of: dict[str, np.ndarray]) -> dict[str, dict[bool, list[Grid]]]:
     """Per held-out set and device view (with ACC: True; as the held-out device sees it when that has none
     (``acc_of``): False), every decoder's MAE in each inner direction between the other sets: a model trained on
     one set alone (plus the always-trained sets) scored on another."""
     views = {held: {True, acc_of[held]} for held in sets}
-    models = {name: load_model(_trained(_job(full, RunConfig(**base, fold="all"), root, rows_of[name])))
-              for name in sets}
+    full = runs.full
+    models = {name: load_model(_trained(runs.job(RunConfig(**base, fold="all"), rows_of[name]))) for name in sets}
     grids = {}
     for other in sets:
         on = np.flatnonzero(full.dataset == other)
@@ -432,13 +440,14 @@ def device_spectrum(spectrum: Spectrum, idx: np.ndarray, seen: WindowSet, acc: b
     return spectrum.subset(idx) if acc else Spectrum(spectral_evidence(seen), window_motion(seen))
 
 
-def _inner_subject_folds(full: WindowSet, spectrum: Spectrum, sets: list[str], acc_of: dict[str, bool],
-                         base: dict[str, Any], folds: int, rows_of: dict[str, np.ndarray], root: Path
+def _inner_subject_folds(runs: StudyRuns, spectrum: Spectrum, sets: list[str], acc_of: dict[str, bool],
+                         base: dict[str, Any], folds: int, rows_of: dict[str, np.ndarray]
                          ) -> dict[str, dict[bool, list[Grid]]]:
     """Per held-out set D and device view (as in ``_inner_directions``), every decoder's MAE on each remaining
     set, scored on the out-of-fold outputs of ``folds`` subject folds over D's training data (the outer student's
     data, always-trained sets included): each window is decoded with the logits of the inner model that never saw
     its subject."""
+    full = runs.full
     out_of: dict[str, dict[bool, list[Grid]]] = {}
     for held in sets:
         rest = rows_of[held]
@@ -446,7 +455,7 @@ def _inner_subject_folds(full: WindowSet, spectrum: Spectrum, sets: list[str], a
         scored = np.isin(train.dataset, [s for s in sets if s != held])  # never the always-trained sets
         views = {acc: as_device(train, acc) for acc in {True, acc_of[held]}}
         oof = _out_of_fold(views, folds, scored,
-                           lambda fold: _trained(_job(full, RunConfig(**base, fold=fold), root, rest)))
+                           lambda fold: _trained(runs.job(RunConfig(**base, fold=fold), rest)))
         out_of[held] = {acc: [grid_mae(oof[acc][on], device_spectrum(spectrum, rest[on], seen.subset(on), acc),
                                        seen.subset(on))
                               for on in (np.flatnonzero(train.dataset == s) for s in sets if s != held)]

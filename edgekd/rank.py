@@ -172,18 +172,16 @@ def bench_costs(bench_dir: str | Path, runtime: str = "tflm", firmware: str | No
         verify_artifact(card_path.parent, card.doc)  # a card is only as good as the files it describes
         card.require("blocks")
         student = _label(card.architecture, card_path)
-        if firmware:  # measured figures only: an artifact without a record for the target is left out, not mixed in
-            if not firmware_record_path(card_path.parent, firmware).is_file():
-                continue
+        sizes = {"flatbuffer_kb": card.get("flatbuffer_bytes")}  # bytes
+        if not firmware:
+            sizes["arena_kb"] = card.get("arena_bytes")
+        elif firmware_record_path(card_path.parent, firmware).is_file():
             fw = read_firmware_record(card_path.parent, card.doc, firmware)  # stale or not bit-exact: an error
-            found[student]["flash_kb"].append(fw["flash_bytes"] / KB)
-            found[student]["arena_kb"].append(fw["arena_bytes"] / KB)
+            sizes.update(flash_kb=fw["flash_bytes"], arena_kb=fw["arena_bytes"])
             found[student]["mcu_instructions_m"].append(fw["instructions_per_window"] / 1e6)
-            fields: tuple[tuple[str, str], ...] = (("flatbuffer_bytes", "flatbuffer_kb"),)
-        else:
-            fields = (("flatbuffer_bytes", "flatbuffer_kb"), ("arena_bytes", "arena_kb"))
-        for field, col in fields:
-            v = card.get(field)
+        else:  # measured figures only: an artifact without a record for the target is left out, not mixed in
+            continue
+        for col, v in sizes.items():
             if v is not None:
                 found[student][col].append(v / KB)
     for path in _visible(root, "*.json"):

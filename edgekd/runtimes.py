@@ -16,8 +16,10 @@ from typing import Any
 
 import numpy as np
 
+from edgekd import tflm_host
 from edgekd.errors import EdgekdError
-from edgekd.layout import MODEL_DATA_H, ONNX_FP32, ONNX_INT8, TFLITE_INT8, WEIGHTS, reserved_arena, verify_artifact
+from edgekd.layout import (MODEL_DATA_H, ONNX_FP32, ONNX_INT8, TFLITE_INT8, WEIGHTS, read_flatbuffer, reserved_arena,
+                           verify_artifact)
 from edgekd.model_card import read_card
 from edgekd.timing import time_calls
 
@@ -247,8 +249,6 @@ class TflmSession(Int8Session):
     built for this CPU, single-threaded as on the MCU (its time is not MCU time)."""
 
     def __init__(self, model: bytes, arena_bytes: int) -> None:
-        from edgekd import tflm_host
-
         super().__init__(model)
         self.interp = tflm_host.interpreter(model, arena_bytes)
 
@@ -261,8 +261,7 @@ class TflmSession(Int8Session):
         return np.stack(out)
 
     def time(self, repeat: int, large_batch: int) -> dict[str, Any]:
-        d = self.interp.get_input_details(0)
-        x = _random_int8(d["shape"], d["dtype"])
+        x = tflm_host.random_input(self.interp, np.random.default_rng(0))
 
         def call() -> None:
             self.interp.set_input(x, 0)
@@ -296,8 +295,6 @@ def open_artifact(folder: str | Path, runtime: str, threads: int | None = None) 
     path = files[file]
     if runtime in ("onnx", "onnx-int8"):
         return OnnxSession(path, threads or 1)
-    from edgekd.layout import read_flatbuffer
-
     model = read_flatbuffer(path)
     if runtime == "litert":
         return LiteRTSession(model, threads or 1)

@@ -11,7 +11,8 @@ Record kinds (each written by its command's ``--table``):
 - ``rank`` (`edgekd rank`): students by MAE against a deployment cost, with the Pareto front;
 - ``firmware`` (`edgekd firmware`): artifacts built with TFLM C++ and run, per target and kernel set;
 - ``table3`` (`edgekd bench --table3`): the paper's Table 3;
-- ``scaling`` (`edgekd scaling`): the scaling-law fits.
+- ``scaling`` (`edgekd scaling`): the scaling-law fits;
+- ``data`` (`edgekd data check`, edgekd.label_check): what each data set holds, and its label check.
 """
 
 from __future__ import annotations

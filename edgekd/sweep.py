@@ -310,11 +310,8 @@ def run_sweep(sweep: SweepConfig, ws: WindowSet, out: str | Path, backend: str =
     see edgekd.executor.use_groups); returns counts and the results-table paths."""
     from tqdm import tqdm
 
-    from edgekd.executor import BACKENDS, Job, check_grouping, execute, pending
+    from edgekd.executor import Job, execute, pending
 
-    if backend not in BACKENDS:
-        raise EdgekdError(f"unknown backend '{backend}'; choose from {', '.join(BACKENDS)}")
-    check_grouping(grouping)
     out = Path(out)
     data_key = identity_hash(ws)
     runs = plan(sweep, (out / RUNS_DIR).resolve(), data_key, fold_specs(sweep.folds, ws))

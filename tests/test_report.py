@@ -180,7 +180,7 @@ def test_lodo_inner_subjects_chooses_from_subject_folds_of_the_training_sets_onl
     assert "without accelerometer (c) is a PPG-only device" in (out / "lodo.md").read_text()
 
     from edgekd.fusion import spectral_evidence, window_motion
-    from edgekd.lodo import Spectrum, _inner_subject_folds, as_device, without_acc
+    from edgekd.lodo import Spectrum, StudyRuns, _inner_subject_folds, as_device, without_acc
     from edgekd.windowset import merge
 
     full = merge({f.stem: WindowSet.load(f) for f in files})
@@ -190,8 +190,8 @@ def test_lodo_inner_subjects_chooses_from_subject_folds_of_the_training_sets_onl
     acc_of = {h: not without_acc(full, h) for h in "abc"}
     assert acc_of == {"a": True, "b": True, "c": False}
     rows_of = {h: np.flatnonzero(full.dataset != h) for h in "abc"}  # each fold's training windows
-    views = _inner_subject_folds(full, Spectrum(spectral_evidence(full), window_motion(full)), ["a", "b", "c"],
-                                 acc_of, base, 2, rows_of, out / "runs")
+    views = _inner_subject_folds(StudyRuns(full, out / "runs"), Spectrum(spectral_evidence(full), window_motion(full)),
+                                 ["a", "b", "c"], acc_of, base, 2, rows_of)
     assert {h: set(v) for h, v in views.items()} == {"a": {True}, "b": {True}, "c": {True, False}}
     assert views["c"][True] != views["c"][False]  # a and b seen without their ACC score differently
     assert len(list((out / "runs").iterdir())) == 9  # the same inner models, nothing retrained
